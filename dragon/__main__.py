@@ -1,0 +1,3 @@
+from dragon.cli import main
+
+main()

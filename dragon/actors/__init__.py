@@ -1,0 +1,1 @@
+"""Ray actors and remote functions: status shards, the job manager, task workers."""

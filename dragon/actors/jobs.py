@@ -1,0 +1,177 @@
+"""The job manager: a detached actor that owns every task from ``create`` to its end.
+
+Serve replicas only hand tasks over, so a replica restart or scale-down kills nothing.
+Each account has a queue; at most ``max_concurrent_tasks`` of its tasks run at once.
+When a worker process or node dies, the task is tried again, up to
+``task_max_attempts`` times. On start (first start, actor restart or service restart)
+every task the journal has not seen end is queued again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray import exceptions as rex
+
+from dragon import registry
+from dragon.accounts import Account
+from dragon.actors.status import Finished, Statuses
+from dragon.actors.worker import execute
+from dragon.config import Settings
+from dragon.errors import AccountLimitError, WorkerCrashedError
+from dragon.journal import open_journal
+from dragon.status import TaskRecord, TaskStatus
+
+log = logging.getLogger(__name__)
+
+ACTOR_NAME = "dragon-jobs"
+
+# Failures of the machinery, not of the task: worth another attempt elsewhere.
+RETRYABLE = (
+    rex.WorkerCrashedError,
+    rex.NodeDiedError,
+    rex.OutOfMemoryError,
+    rex.ObjectLostError,
+    rex.LocalRayletDiedError,
+    rex.RaySystemError,
+)
+
+
+@dataclass
+class _AccountQueue:
+    limit: int
+    pending: deque[TaskRecord] = field(default_factory=deque)
+    running: int = 0
+
+    @property
+    def open_tasks(self) -> int:
+        return len(self.pending) + self.running
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=100_000)
+class JobManager:
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._journal = open_journal(settings)
+        self._statuses = Statuses.lookup(settings)
+        self._queues: dict[str, _AccountQueue] = {}
+        self._running: dict[str, ray.ObjectRef] = {}
+        self._recovered: asyncio.Task | None = None
+        self._use_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        registry.load(settings.task_modules)
+
+    async def ready(self) -> dict[str, Any]:
+        """Answers once tasks from before a restart are queued again."""
+        await self._recover_once()
+        return {"running": len(self._running), "queued": sum(len(q.pending) for q in self._queues.values())}
+
+    def settings(self) -> Settings:
+        return self._settings
+
+    def account(self, *, name: str | None = None, secret_hash: str | None = None, api_key_hash: str | None = None) -> Account | None:
+        if name is not None:
+            return self._journal.account(name)
+        if secret_hash is not None:
+            return self._journal.account_by_secret_hash(secret_hash)
+        if api_key_hash is not None:
+            return self._journal.account_by_api_key_hash(api_key_hash)
+        return None
+
+    async def submit(
+        self, account: Account, tasks: list[tuple[TaskRecord, Any]]
+    ) -> list[dict[str, Any]]:
+        """Queue tasks; each item is (record, validation error or None). Returns public statuses in order."""
+        await self._recover_once()
+        queue = self._queue(account.name, account.max_concurrent_tasks)
+        runnable = [record for record, error in tasks if error is None]
+        if queue.open_tasks + len(runnable) > account.max_queued_tasks:
+            raise AccountLimitError(f"account limits reached: at most {account.max_queued_tasks} open tasks")
+        items = []
+        for record, error in tasks:
+            status = TaskStatus.queued(record.key)
+            if error is not None:
+                status = Finished(error=error).apply(status)
+            items.append((record, status))
+        docs = await self._statuses.create(items)
+        queue.pending.extend(runnable)
+        self._pump(queue)
+        return [docs[record.key] for record, _ in tasks]
+
+    # internals
+
+    def _queue(self, account: str, limit: int) -> _AccountQueue:
+        queue = self._queues.get(account)
+        if queue is None:
+            queue = self._queues[account] = _AccountQueue(limit=limit)
+        queue.limit = limit
+        return queue
+
+    def _pump(self, queue: _AccountQueue) -> None:
+        while queue.pending and queue.running < queue.limit:
+            record = queue.pending.popleft()
+            queue.running += 1
+            asyncio.create_task(self._run(record, queue))
+
+    async def _run(self, record: TaskRecord, queue: _AccountQueue) -> None:
+        try:
+            outcome = await self._attempts(record)
+            await self._statuses.update(record.key, outcome)
+        except Exception:  # the status shard is restarting: its retries failed too
+            log.exception("could not finish task %s", record.key)
+        finally:
+            self._running.pop(record.key, None)
+            queue.running -= 1
+            self._pump(queue)
+
+    async def _attempts(self, record: TaskRecord) -> Finished:
+        task_type = registry.get(record.task_name)
+        options: dict[str, Any] = {"num_cpus": 1.0}
+        if task_type is not None:
+            res = task_type.resources
+            options = {"num_cpus": res.cpus}
+            if res.gpu and self._use_gpus:
+                options["num_gpus"] = 1
+            if res.memory_mb:
+                options["memory"] = res.memory_mb * 1024 * 1024
+        attempts = self._settings.task_max_attempts
+        last: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            ref = execute.options(**options).remote(
+                record,
+                attempt,
+                self._statuses.shard(record.key),
+                str(self._settings.scratch_dir),
+                self._settings.task_modules,
+            )
+            self._running[record.key] = ref
+            try:
+                return await ref
+            except RETRYABLE as exc:
+                last = exc
+                log.warning("task %s: attempt %d of %d lost its worker: %s", record.key, attempt, attempts, type(exc).__name__)
+        reason = type(last).__name__ if last else "unknown failure"
+        return Finished(error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})")))
+
+    async def _recover_once(self) -> None:
+        failed = self._recovered is not None and self._recovered.done() and self._recovered.exception()
+        if self._recovered is None or failed:
+            self._recovered = asyncio.ensure_future(self._recover())
+        await asyncio.shield(self._recovered)
+
+    async def _recover(self) -> None:
+        unfinished = await self._statuses.unfinished()
+        limits: dict[str, int] = {}
+        for record, _ in unfinished:
+            if record.account not in limits:
+                account = self._journal.account(record.account)
+                limits[record.account] = account.max_concurrent_tasks if account else self._settings.default_max_concurrent_tasks
+            self._queue(record.account, limits[record.account]).pending.append(record)
+        if unfinished:
+            log.warning("re-queued %d tasks that had not ended", len(unfinished))
+        for queue in self._queues.values():
+            self._pump(queue)

@@ -1,0 +1,78 @@
+"""Service settings, read once from the environment (prefix ``DRAGON_``) and CLI flags.
+
+The resolved :class:`Settings` object is passed explicitly to every actor, so a worker
+on another node never depends on its own environment to agree with the head node.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRAGON_", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("dragon-data")
+    public_url: str | None = Field(
+        default=None, description="Base URL clients use to reach the service (output file URLs)."
+    )
+
+    # Ray placement
+    ray_address: str | None = Field(default=None, description="Existing cluster; None starts a local one.")
+    ray_namespace: str = "dragon"
+    status_shards: int = Field(default=1, ge=1, le=64)
+    api_replicas: int = Field(default=1, ge=1)
+    api_replica_cpus: float = 0.25
+
+    # Waiting and streaming
+    block_timeout: float = Field(default=600.0, gt=0, description="Server-side cap of block=true, seconds.")
+    stream_poll_timeout: float = Field(default=15.0, gt=0)
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_tasks_per_request: int = 10_000
+
+    # Execution
+    task_max_attempts: int = Field(default=3, ge=1, description="Tries per task when its worker dies.")
+    task_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Extra modules that register task types (comma-separated)."
+    )
+    allow_private_urls: bool = False
+
+    # Default limits of new accounts
+    default_max_concurrent_tasks: int = 256
+    default_max_queued_tasks: int = 100_000
+
+    @field_validator("task_modules", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir.absolute() / "journal.sqlite3"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.data_dir.absolute() / "scratch"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def prepare_ray_environment() -> None:
+    """Pin Ray's token auth off unless the operator chose otherwise.
+
+    A token left in ~/.ray by another tool would otherwise make start-up fail here.
+    Must run before ``import ray``.
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

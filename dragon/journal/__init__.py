@@ -1,0 +1,59 @@
+"""The durable journal: every task definition and status transition, and the accounts.
+
+:class:`Journal` is the interface the rest of the service uses; SQLite in the data
+directory is the embedded default. A cluster store implements the same methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Iterable
+
+from dragon.accounts import Account
+from dragon.config import Settings
+from dragon.status import TaskRecord, TaskStatus
+
+
+class Journal(ABC):
+    @abstractmethod
+    def write(self, created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterable[TaskStatus]) -> None:
+        """Persist new tasks and status changes in one durable transaction."""
+
+    @abstractmethod
+    def statuses(self, keys: Iterable[str]) -> dict[str, TaskStatus]:
+        """Stored statuses of the given keys; unknown keys are absent."""
+
+    @abstractmethod
+    def records(self, keys: Iterable[str]) -> dict[str, TaskRecord]:
+        """Stored definitions of the given keys; unknown keys are absent."""
+
+    @abstractmethod
+    def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
+        """Every task not yet ended, oldest first: what a restart must run again."""
+
+    @abstractmethod
+    def put_account(self, account: Account) -> None: ...
+
+    @abstractmethod
+    def account(self, name: str) -> Account | None: ...
+
+    @abstractmethod
+    def account_by_secret_hash(self, secret_hash: str) -> Account | None: ...
+
+    @abstractmethod
+    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None: ...
+
+    @abstractmethod
+    def accounts(self) -> list[Account]: ...
+
+    @abstractmethod
+    def delete_account(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_journal(settings: Settings) -> Journal:
+    from dragon.journal.sqlite import SQLiteJournal
+
+    return SQLiteJournal(settings.journal_path)

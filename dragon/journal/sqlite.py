@@ -1,0 +1,151 @@
+"""SQLite journal: one file in the data directory, WAL mode, fsync on every commit.
+
+Several processes (status shards, API replicas, the CLI) open the same file; SQLite's
+own locking serialises writers, and WAL lets readers proceed meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable
+
+from dragon.accounts import Account
+from dragon.journal import Journal
+from dragon.status import TaskRecord, TaskStatus, now_iso
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    key TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    task_name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    record TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(created_at) WHERE state IN ('queued', 'executing');
+CREATE TABLE IF NOT EXISTS accounts (
+    name TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    api_key_hash TEXT UNIQUE,
+    data TEXT NOT NULL
+);
+"""
+
+_CHUNK = 500  # keys per IN (...) query, below SQLite's variable limit
+
+
+class SQLiteJournal(Journal):
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._db.executescript(SCHEMA)
+
+    # tasks
+
+    def write(self, created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterable[TaskStatus]) -> None:
+        now = now_iso()
+        new_rows = [
+            (
+                record.key,
+                record.account,
+                record.task_name,
+                status.status,
+                json.dumps(record.to_json()),
+                json.dumps(status.to_json()),
+                now,
+                now,
+            )
+            for record, status in created
+        ]
+        update_rows = [(s.status, json.dumps(s.to_json()), now, s.key) for s in updated]
+        if not new_rows and not update_rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new_rows)
+                self._db.executemany(
+                    "UPDATE tasks SET state = ?, status = ?, updated_at = ? WHERE key = ?", update_rows
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def statuses(self, keys: Iterable[str]) -> dict[str, TaskStatus]:
+        return {k: TaskStatus.from_json(json.loads(v)) for k, v in self._select("status", keys)}
+
+    def records(self, keys: Iterable[str]) -> dict[str, TaskRecord]:
+        return {k: TaskRecord.from_json(json.loads(v)) for k, v in self._select("record", keys)}
+
+    def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
+        keys = list(dict.fromkeys(keys))
+        rows: list[tuple[str, str]] = []
+        with self._lock:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows += self._db.execute(f"SELECT key, {column} FROM tasks WHERE key IN ({marks})", chunk).fetchall()
+        return rows
+
+    def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT record, status FROM tasks WHERE state IN ('queued', 'executing') ORDER BY created_at"
+            ).fetchall()
+        return [(TaskRecord.from_json(json.loads(r)), TaskStatus.from_json(json.loads(s))) for r, s in rows]
+
+    # accounts
+
+    def put_account(self, account: Account) -> None:
+        data = asdict(account)
+        data["referrers"] = list(account.referrers)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)",
+                (account.name, account.secret_hash, account.api_key_hash, json.dumps(data)),
+            )
+
+    def account(self, name: str) -> Account | None:
+        return self._account("name", name)
+
+    def account_by_secret_hash(self, secret_hash: str) -> Account | None:
+        return self._account("secret_hash", secret_hash)
+
+    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None:
+        return self._account("api_key_hash", api_key_hash)
+
+    def _account(self, column: str, value: str) -> Account | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT data FROM accounts WHERE {column} = ?", (value,)).fetchone()
+        return _account_from_json(row[0]) if row else None
+
+    def accounts(self) -> list[Account]:
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM accounts ORDER BY name").fetchall()
+        return [_account_from_json(r[0]) for r in rows]
+
+    def delete_account(self, name: str) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM accounts WHERE name = ?", (name,)).rowcount > 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _account_from_json(text: str) -> Account:
+    data = json.loads(text)
+    data["referrers"] = tuple(data.get("referrers", ()))
+    return Account(**data)

@@ -1,0 +1,141 @@
+"""The one task registry: every task type is declared here once, with its parameter
+schema, the resources it needs and the function that runs it.
+
+Task modules register themselves with the :func:`task` decorator; :func:`load` imports
+the built-in modules plus any the operator names in ``DRAGON_TASK_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from dragon.errors import InvalidParametersError
+
+BUILTIN_MODULES = ("dragon.tasks.hello",)
+
+
+class TaskParams(BaseModel):
+    """Parameters every task accepts. Unknown keys are dropped, never an error."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    url_callback: str | None = None
+    url_errback: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run needs from the cluster; ``gpu`` tasks also run on CPU-only clusters."""
+
+    cpus: float = 1.0
+    gpu: bool = False
+    memory_mb: int | None = None
+
+
+class TaskContext:
+    """What a running task may use: its key, a private scratch directory, and a way to
+    report progress and partial results. Built by the worker, handed down to tasks."""
+
+    def __init__(
+        self,
+        key: str,
+        account: str,
+        attempt: int,
+        scratch: Path,
+        report: Callable[[Any, dict[str, Any] | None], None],
+    ):
+        self.key = key
+        self.account = account
+        self.attempt = attempt
+        self.scratch = scratch
+        self._report = report
+
+    def progress(self, value: Any) -> None:
+        self._report(value, None)
+
+    def partial_result(self, result: dict[str, Any], progress: Any = None) -> None:
+        self._report(progress, result)
+
+
+TaskFunction = Callable[[TaskContext, Any], Any]
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    params: type[TaskParams]
+    run: TaskFunction
+    resources: Resources = Resources()
+    values: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    doc: str = ""
+
+    def validate(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """Validated parameters as JSON-compatible data, or InvalidParametersError."""
+        try:
+            model = self.params.model_validate(definition)
+        except ValidationError as exc:
+            raise InvalidParametersError(_field_messages(exc)) from None
+        return model.model_dump(mode="json")
+
+    def parse(self, params: dict[str, Any]) -> TaskParams:
+        return self.params.model_validate(params)
+
+
+_REGISTRY: dict[str, TaskType] = {}
+_loaded: set[str] = set()
+
+
+def task(
+    name: str,
+    params: type[TaskParams],
+    *,
+    resources: Resources = Resources(),
+    values: Iterable[str] = (),
+    files: Iterable[str] = (),
+) -> Callable[[TaskFunction], TaskFunction]:
+    def register(fn: TaskFunction) -> TaskFunction:
+        if name in _REGISTRY and _REGISTRY[name].run is not fn:
+            raise ValueError(f"task type {name!r} is registered twice")
+        _REGISTRY[name] = TaskType(
+            name=name,
+            params=params,
+            run=fn,
+            resources=resources,
+            values=tuple(values),
+            files=tuple(files),
+            doc=(fn.__doc__ or "").strip(),
+        )
+        return fn
+
+    return register
+
+
+def load(extra_modules: Iterable[str] = ()) -> dict[str, TaskType]:
+    for module in (*BUILTIN_MODULES, *extra_modules):
+        if module not in _loaded:
+            importlib.import_module(module)
+            _loaded.add(module)
+    return _REGISTRY
+
+
+def get(name: str) -> TaskType | None:
+    return _REGISTRY.get(name)
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _field_messages(exc: ValidationError) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]) or "parameters"
+        message = "this field is required" if err["type"] == "missing" else err["msg"]
+        fields.setdefault(name, []).append(message)
+    return fields

@@ -1,0 +1,102 @@
+"""Bringing the service up on Ray: the cluster, the detached actors, the Serve app.
+
+Used by ``dragon serve`` and by :func:`dragon.connect`; nothing here handles requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from dragon.config import Settings, prepare_ray_environment
+
+prepare_ray_environment()
+
+import ray  # noqa: E402
+from ray import serve  # noqa: E402
+
+from dragon.accounts import Account, digest, new_secret  # noqa: E402
+from dragon.actors import jobs, status  # noqa: E402
+from dragon.journal import open_journal  # noqa: E402
+from dragon.status import now_iso  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "dragon"
+DEV_ACCOUNT = "dev"
+
+
+def start_ray(settings: Settings) -> None:
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=settings.ray_address,
+        namespace=settings.ray_namespace,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=True,
+    )
+
+
+def ensure_dev_account(settings: Settings) -> str | None:
+    """On the very first start, create the development account; returns its secret once."""
+    journal = open_journal(settings)
+    try:
+        if journal.accounts():
+            return None
+        secret = new_secret()
+        journal.put_account(
+            Account(
+                name=DEV_ACCOUNT,
+                secret_hash=digest(secret),
+                max_concurrent_tasks=settings.default_max_concurrent_tasks,
+                max_queued_tasks=settings.default_max_queued_tasks,
+                created_at=now_iso(),
+            )
+        )
+        return secret
+    finally:
+        journal.close()
+
+
+def start_actors(settings: Settings) -> None:
+    """Create (or find) the detached status shards and the job manager."""
+    for shard in range(settings.status_shards):
+        status.StatusShard.options(
+            name=status.actor_name(shard), lifetime="detached", get_if_exists=True
+        ).remote(settings, shard)
+    manager = jobs.JobManager.options(name=jobs.ACTOR_NAME, lifetime="detached", get_if_exists=True).remote(settings)
+    ray.get(manager.ready.remote())
+
+
+def deploy(settings: Settings) -> None:
+    from dragon.serve.app import build
+
+    serve.start(http_options={"host": settings.host, "port": settings.port}, detached=True)
+    serve.run(build(settings), name=APP_NAME, route_prefix="/", blocking=False)
+
+
+def shutdown(settings: Settings) -> None:
+    """Stop the Serve app and the actors, then Ray itself. Tasks that have not ended
+    stay in the journal and run again at the next start."""
+    serve.shutdown()
+    for name in [jobs.ACTOR_NAME] + [status.actor_name(i) for i in range(settings.status_shards)]:
+        try:
+            ray.kill(ray.get_actor(name, namespace=settings.ray_namespace), no_restart=True)
+        except ValueError:  # not running
+            pass
+    ray.shutdown()
+
+
+def wait_until_ready(settings: Settings, timeout: float = 120.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{settings.host}:{settings.port}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the API did not become healthy in time")

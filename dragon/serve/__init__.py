@@ -1,0 +1,1 @@
+"""The HTTP layer: a FastAPI application served by a Ray Serve deployment."""

@@ -1,0 +1,57 @@
+"""Credentials for creating tasks: a secret, or an api key plus a whitelisted Referer.
+
+Looked up through the job manager (the journal may live on another node) and cached
+briefly, so a create costs no extra round trip in the common case while a deleted
+account stops working within ``TTL`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import ray
+from starlette.requests import Request
+
+from dragon.accounts import Account, digest
+from dragon.errors import RequestError
+
+TTL = 5.0
+
+
+class Authenticator:
+    def __init__(self, jobs: ray.actor.ActorHandle):
+        self._jobs = jobs
+        self._cache: dict[tuple[str, str], tuple[float, Account]] = {}
+
+    async def __call__(self, request: Request, body: dict[str, Any]) -> Account:
+        scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+        scheme = scheme.lower()
+        query = request.query_params if request.method in ("GET", "HEAD") else {}
+        secret = body.get("secret") or (value.strip() if scheme == "secret" else None) or query.get("secret")
+        api_key = body.get("api_key") or (value.strip() if scheme == "api-key" else None) or query.get("api_key")
+        if isinstance(secret, str) and secret:
+            account = await self._lookup("secret_hash", secret)
+            if account is not None and account.secret_matches(secret):
+                return account
+        elif isinstance(api_key, str) and api_key:
+            account = await self._lookup("api_key_hash", api_key)
+            if account is not None and account.api_key_matches(api_key):
+                if account.referrer_allowed(request.headers.get("referer")):
+                    return account
+                raise RequestError("Referer", "the referrer is not in the account's whitelist", "header", 401)
+        elif secret is None and api_key is None:
+            raise RequestError("secret", "credentials are missing: pass a secret or an api key", "body", 401)
+        raise RequestError("secret", "invalid credentials", "body", 401)
+
+    async def _lookup(self, column: str, credential: str) -> Account | None:
+        hashed = digest(credential)
+        cached = self._cache.get((column, hashed))
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        account = await self._jobs.account.remote(**{column: hashed})
+        if account is not None:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[(column, hashed)] = (time.monotonic() + TTL, account)
+        return account

@@ -1,0 +1,128 @@
+"""The operations of the Tasks API, independent of HTTP: create, status, wait, stream.
+
+The Serve deployment calls these for REST clients; :func:`dragon.connect` gives Python
+users on the cluster the same operations through Ray handles, no HTTP involved.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import ray
+
+from dragon import registry
+from dragon.accounts import Account
+from dragon.actors.jobs import ACTOR_NAME as JOBS_ACTOR
+from dragon.actors.status import Statuses
+from dragon.config import Settings
+from dragon.errors import InvalidParametersError, RequestError
+from dragon.status import ENDED, TaskRecord, new_key, redact
+
+STORE_TYPES = ("persistent", "volatile", "s3_signed", "youtube")
+
+
+class Service:
+    def __init__(self, settings: Settings, jobs: ray.actor.ActorHandle, statuses: Statuses):
+        self.settings = settings
+        self.jobs = jobs
+        self.statuses = statuses
+        registry.load(settings.task_modules)
+
+    @classmethod
+    def lookup(cls, namespace: str) -> Service:
+        """Bind to the actors of a running deployment, with the settings it runs with."""
+        jobs = ray.get_actor(JOBS_ACTOR, namespace=namespace)
+        settings = ray.get(jobs.settings.remote())
+        return cls(settings, jobs, Statuses.lookup(settings))
+
+    async def ready(self) -> dict[str, Any]:
+        return await self.jobs.ready.remote()
+
+    async def create(self, account: Account, definitions: list[Any], block: bool = False) -> list[dict[str, Any]]:
+        if not definitions:
+            raise RequestError("tasks", "tasks is empty")
+        if len(definitions) > self.settings.max_tasks_per_request:
+            raise RequestError("tasks", f"at most {self.settings.max_tasks_per_request} tasks per request")
+        tasks = [self._prepare(account, i, d) for i, d in enumerate(definitions)]
+        docs = await self.jobs.submit.remote(account, tasks)
+        if block:
+            return await self.status([doc["key"] for doc in docs], block=True)
+        return docs
+
+    async def status(self, keys: list[str], block: bool = False, details: bool = False) -> list[dict[str, Any]]:
+        if block:
+            await self.statuses.wait_ended(list(dict.fromkeys(keys)), self.settings.block_timeout)
+        docs = await self._current(keys)
+        if details:
+            found = await self.statuses.details(keys)
+            for doc in docs:
+                record, attempts = found[doc["key"]]
+                doc["details"] = {
+                    "task_name": record.task_name,
+                    "parameters": redact(record.params),
+                    "task_store": redact(record.task_store),
+                    "extra": redact(record.extra),
+                    "attempts": attempts,
+                }
+        return docs
+
+    async def open_stream(self, keys: list[str]) -> tuple[list[dict[str, Any]], AsyncIterator[dict[str, Any]]]:
+        """The first line (current statuses, in order) and an iterator of every later change.
+
+        Unknown keys raise before anything is sent, so HTTP can still answer 400.
+        """
+        current = await self.statuses.get(keys)
+        missing = [k for k, found in zip(keys, current) if found is None]
+        if missing:
+            raise RequestError("tasks", f"there is no task with this ID: {missing[0]}", "querystring")
+        cursors = {k: found[0] for k, found in zip(keys, current) if found[1]["status"] not in ENDED}
+        return [found[1] for found in current], self._follow(cursors)
+
+    async def _follow(self, cursors: dict[str, int]) -> AsyncIterator[dict[str, Any]]:
+        while cursors:
+            for key, version, doc in await self.statuses.changes(cursors, self.settings.stream_poll_timeout):
+                if key not in cursors:
+                    continue
+                cursors[key] = version
+                yield doc
+                if doc["status"] in ENDED:
+                    del cursors[key]
+
+    async def _current(self, keys: list[str]) -> list[dict[str, Any]]:
+        current = await self.statuses.get(keys)
+        for key, found in zip(keys, current):
+            if found is None:
+                raise RequestError("tasks", f"there is no task with this ID: {key}", "querystring")
+        return [found[1] for found in current]
+
+    def _prepare(self, account: Account, index: int, definition: Any) -> tuple[TaskRecord, Any]:
+        """A task record and its validation error (None when valid)."""
+        where = f"tasks.{index}"
+        if not isinstance(definition, dict):
+            raise RequestError(where, "a task definition must be an object")
+        task_name = definition.get("task_name")
+        if not isinstance(task_name, str) or not task_name:
+            raise RequestError(f"{where}.task_name", "task_name is missing")
+        task_type = registry.get(task_name)
+        if task_type is None:
+            raise RequestError(f"{where}.task_name", f"{task_name!r} is not a task name; choose one of: {', '.join(registry.names())}")
+        store = definition.get("task_store") or {"type": "persistent"}
+        raw = {k: v for k, v in definition.items() if k not in ("task_name", "task_store")}
+        fields = task_type.params.model_fields
+        extra = {k: v for k, v in raw.items() if k not in fields}
+        error: Any = None
+        params: dict[str, Any] = raw
+        try:
+            params = task_type.validate(raw)
+            _check_store(store)
+        except InvalidParametersError as exc:
+            error = exc.as_status_error()
+        record = TaskRecord(
+            key=new_key(), account=account.name, task_name=task_name, params=params, task_store=store, extra=extra
+        )
+        return record, error
+
+
+def _check_store(store: Any) -> None:
+    if not isinstance(store, dict) or store.get("type") not in STORE_TYPES:
+        raise InvalidParametersError({"task_store": [f"type must be one of: {', '.join(STORE_TYPES)}"]})

@@ -1,0 +1,115 @@
+"""The one status model: what a task is (:class:`TaskRecord`) and where it stands (:class:`TaskStatus`).
+
+Both are plain, JSON-serialisable dataclasses: they travel between Ray processes and
+are written to the journal as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+State = Literal["queued", "executing", "success", "error"]
+ENDED: frozenset[str] = frozenset({"success", "error"})
+
+# Parameter names whose values are credentials: never shown in details, logs or statuses.
+SECRET_FIELDS = ("secret", "token", "password", "api_key", "developer_key", "access_token", "oauth")
+
+
+def new_key() -> str:
+    """26 characters of RFC 4648 base32: 128 random bits, padding stripped (as the original keys)."""
+    return base64.b32encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+
+
+def is_key(value: object) -> bool:
+    if not isinstance(value, str) or len(value) != 26:
+        return False
+    try:
+        base64.b32decode(value + "======")
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def now_iso() -> str:
+    """ISO 8601 with microseconds and ``+00:00``, the format of the spec's examples."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def redact(value: Any) -> Any:
+    """Copy of ``value`` with credential-looking fields replaced, for details and logs."""
+    if isinstance(value, dict):
+        return {
+            k: ("<redacted>" if any(s in k.lower() for s in SECRET_FIELDS) else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A validated task definition, as accepted by ``create``."""
+
+    key: str
+    account: str
+    task_name: str
+    params: dict[str, Any]
+    task_store: dict[str, Any] = field(default_factory=lambda: {"type": "persistent"})
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskRecord:
+        return cls(**data)
+
+
+@dataclass
+class TaskStatus:
+    """Where a task stands. ``version`` orders changes within one status shard."""
+
+    key: str
+    status: State
+    events: dict[str, str]
+    progress: Any = None
+    result: Any = None
+    error: Any = None
+    attempts: int = 0
+    version: int = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def public(self) -> dict[str, Any]:
+        """The status object of the API: ``result`` only on success or partial results."""
+        doc: dict[str, Any] = {
+            "status": self.status,
+            "key": self.key,
+            "progress": self.progress,
+            "events": dict(self.events),
+        }
+        if self.result is not None and self.status in ("success", "executing"):
+            doc["result"] = self.result
+        elif self.status == "success":
+            doc["result"] = None
+        if self.status == "error":
+            doc["error"] = self.error
+        return doc
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskStatus:
+        return cls(**data)
+
+    @classmethod
+    def queued(cls, key: str) -> TaskStatus:
+        return cls(key=key, status="queued", events={"queued": now_iso()})

@@ -1,0 +1,1 @@
+"""Task implementations. Each module registers its task types with :func:`dragon.registry.task`."""

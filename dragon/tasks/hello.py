@@ -1,0 +1,15 @@
+"""The spec's ``hello`` task: the smallest task that goes through the whole pipeline."""
+
+from __future__ import annotations
+
+from dragon.registry import Resources, TaskContext, TaskParams, task
+
+
+class HelloParams(TaskParams):
+    name: str
+
+
+@task("hello", HelloParams, resources=Resources(cpus=0.1))
+def hello(ctx: TaskContext, params: HelloParams) -> str:
+    """Greets ``name``: ``{"task_name": "hello", "name": "John"}`` gives ``"Hello John"``."""
+    return f"Hello {params.name}"

@@ -1,0 +1,154 @@
+"""One real Dragon service per test session: `dragon serve` on a local Ray cluster,
+spoken to over HTTP on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MEDIA = ROOT.parent / "shared" / "media"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DragonProcess:
+    """`dragon serve` as a user runs it; can be stopped and started on the same data dir."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 180) -> None:
+        log = open(self.data_dir.parent / "serve.log", "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dragon", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"dragon serve exited with {self.proc.wait()}; see {log.name}")
+            self.output.append(line.rstrip("\n"))
+            if line.startswith("Dragon is serving on"):
+                threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
+                return
+        raise TimeoutError("dragon serve did not start in time")
+
+    def _drain(self, stream: Any) -> None:
+        for line in stream:
+            self.output.append(line.rstrip("\n"))
+
+    def stop(self, timeout: float = 60) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cli(self, *args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "dragon", *args, "--data-dir", str(self.data_dir)],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr)
+        return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="session")
+def dragon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DragonProcess]:
+    base = tmp_path_factory.mktemp("dragon")
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+        "DRAGON_TASK_MODULES": "tests.support.tasks",
+        "DRAGON_ALLOW_PRIVATE_URLS": "1",
+        "DRAGON_BLOCK_TIMEOUT": "8",
+        "DRAGON_STREAM_POLL_TIMEOUT": "2",
+    }
+    service = DragonProcess(base / "data", env)
+    service.start()
+    try:
+        yield service
+    finally:
+        if service.proc is not None:
+            service.stop()
+
+
+class Api:
+    """Thin HTTP helpers; tests still see raw responses where the format matters."""
+
+    def __init__(self, url: str, secret: str):
+        self.url = url
+        self.secret = secret
+        self.http = httpx.Client(base_url=url, timeout=60)
+
+    def create(self, tasks: Any, block: bool = False, **extra: Any) -> list[dict[str, Any]]:
+        r = self.http.post("/v2/create", json={"secret": self.secret, "tasks": tasks, "block": block, **extra})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def status(self, keys: list[str], **params: Any) -> list[dict[str, Any]]:
+        r = self.http.get("/v2/status", params={"tasks": keys, **params})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait(self, keys: list[str], timeout: float = 60) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = self.status(keys, block="true")
+            if all(s["status"] in ("success", "error") for s in statuses) or time.monotonic() > deadline:
+                return statuses
+
+    def wait_for(self, key: str, state: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            [status] = self.status([key])
+            if status["status"] == state:
+                return status
+            time.sleep(0.05)
+        raise TimeoutError(f"{key} never reached {state}")
+
+
+@pytest.fixture(scope="session")
+def account(dragon: DragonProcess) -> dict[str, Any]:
+    return dragon.cli("accounts", "create", "alice", "--referrer", "https://app.example.com/*")
+
+
+@pytest.fixture(scope="session")
+def api(dragon: DragonProcess, account: dict[str, Any]) -> Api:
+    return Api(dragon.url, account["secret"])

@@ -1,0 +1,138 @@
+"""Request-level errors (400) and credentials (401), in the spec's error format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Api, DragonProcess
+
+
+def _error(r: httpx.Response, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["status"] == "error"
+    [error] = body["errors"]
+    assert set(error) == {"name", "location", "description"}
+    assert error["location"] in ("body", "querystring", "header", "path")
+    return error
+
+
+def test_missing_tasks_is_the_spec_400(api: Api) -> None:
+    error = _error(api.http.post("/v2/create", json={"secret": api.secret}), 400)
+    assert error == {"name": "tasks", "location": "body", "description": "tasks is missing"}
+
+
+@pytest.mark.parametrize(
+    "body, name",
+    [
+        ('{"tasks": [', "body"),
+        ("[1, 2]", "body"),
+        ('{"tasks": []}', "tasks"),
+        ('{"tasks": [42]}', "tasks.0"),
+        ('{"tasks": [{"name": "x"}]}', "tasks.0.task_name"),
+        ('{"tasks": [{"task_name": "no.such.task"}]}', "tasks.0.task_name"),
+        ('{"tasks": {"task_name": "hello", "name": "x"}, "block": "maybe"}', "block"),
+    ],
+)
+def test_malformed_create_requests_are_400(api: Api, body: str, name: str) -> None:
+    headers = {"Authorization": f"Secret {api.secret}"}
+    error = _error(api.http.post("/v2/create", content=body, headers=headers), 400)
+    assert error["name"] == name
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [({}, "tasks"), ({"tasks": "not-a-key"}, "tasks"), ({"tasks": "A" * 26, "block": "perhaps"}, "block")],
+)
+def test_malformed_status_queries_are_400(api: Api, params: dict, name: str) -> None:
+    error = _error(api.http.get("/v2/status", params=params), 400)
+    assert error["name"] == name
+    assert error["location"] == "querystring"
+
+
+def test_unknown_task_key_is_400(api: Api) -> None:
+    error = _error(api.http.get("/v2/status", params={"tasks": "ABCDEFGHIJKLMNOPQRSTUVWXYA"}), 400)
+    assert "there is no task with this ID" in error["description"]
+    _error(api.http.get("/v2/status_stream", params={"tasks": "ABCDEFGHIJKLMNOPQRSTUVWXYA"}), 400)
+
+
+def test_unknown_route_answers_in_the_error_format(api: Api) -> None:
+    _error(api.http.get("/v2/nothing-here"), 404)
+
+
+def test_oversized_body_is_refused(api: Api) -> None:
+    body = b'{"tasks": "' + b"x" * (9 * 1024 * 1024) + b'"}'
+    _error(api.http.post("/v2/create", content=body), 400)
+
+
+HELLO = {"task_name": "hello", "name": "auth"}
+
+
+def test_secret_in_body_or_authorization_header(api: Api) -> None:
+    assert api.http.post("/v2/create", json={"secret": api.secret, "tasks": HELLO}).status_code == 200
+    r = api.http.post("/v2/create", json={"tasks": HELLO}, headers={"Authorization": f"Secret {api.secret}"})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body, headers",
+    [
+        ({"tasks": HELLO}, {}),
+        ({"tasks": HELLO, "secret": "WRONGWRONGWRONGWRONGWRONG2"}, {}),
+        ({"tasks": HELLO, "secret": 12345}, {}),
+        ({"tasks": HELLO}, {"Authorization": "Secret nope"}),
+        ({"tasks": HELLO}, {"Authorization": "Bearer something"}),
+    ],
+)
+def test_missing_or_invalid_credentials_are_401(api: Api, body: dict, headers: dict) -> None:
+    _error(api.http.post("/v2/create", json=body, headers=headers), 401)
+
+
+def test_api_key_needs_a_whitelisted_referrer(api: Api, account: dict) -> None:
+    key = account["api_key"]
+    ok = api.http.post("/v2/create", json={"api_key": key, "tasks": HELLO}, headers={"Referer": "https://app.example.com/page"})
+    assert ok.status_code == 200
+    by_header = api.http.post(
+        "/v2/create", json={"tasks": HELLO}, headers={"Authorization": f"Api-Key {key}", "Referer": "https://app.example.com/"}
+    )
+    assert by_header.status_code == 200
+    _error(api.http.post("/v2/create", json={"api_key": key, "tasks": HELLO}), 401)
+    evil = api.http.post("/v2/create", json={"api_key": key, "tasks": HELLO}, headers={"Referer": "https://evil.example.org/"})
+    assert _error(evil, 401)["location"] == "header"
+    _error(api.http.post("/v2/create", json={"api_key": "nope", "tasks": HELLO}, headers={"Referer": "https://app.example.com/"}), 401)
+
+
+def test_queued_task_limit_answers_401_account_limits_reached(dragon: DragonProcess, tmp_path) -> None:
+    tiny = dragon.cli("accounts", "create", "tiny", "--max-queued-tasks", "2", "--max-concurrent-tasks", "1")
+    api = Api(dragon.url, tiny["secret"])
+    gate = tmp_path / "gate"
+    held = api.create([{"task_name": "test.gate", "gate": str(gate)}] * 2)
+    r = api.http.post("/v2/create", json={"secret": api.secret, "tasks": HELLO})
+    assert _error(r, 401)["description"] == "account limits reached"
+    # One runs, the other waits for the concurrency slot.
+    api.wait_for(held[0]["key"], "executing")
+    assert api.status([held[1]["key"]])[0]["status"] == "queued"
+    gate.touch()
+    assert [s["status"] for s in api.wait([h["key"] for h in held])] == ["success", "success"]
+    assert api.create(HELLO, block=True)[0]["status"] == "success"
+
+
+def test_deleted_account_cannot_create(dragon: DragonProcess) -> None:
+    gone = dragon.cli("accounts", "create", "gone")
+    api = Api(dragon.url, gone["secret"])
+    assert api.create(HELLO, block=True)[0]["status"] == "success"
+    assert dragon.cli("accounts", "delete", "gone") == {"deleted": "gone"}
+    names = [a["name"] for a in dragon.cli("accounts", "list")]
+    assert "gone" not in names and "alice" in names
+    import time
+
+    time.sleep(5.5)  # the API caches accounts for 5 s
+    _error(api.http.post("/v2/create", json={"secret": gone["secret"], "tasks": HELLO}), 401)
+
+
+def test_account_listing_never_shows_credentials(dragon: DragonProcess, account: dict) -> None:
+    listing = str(dragon.cli("accounts", "list"))
+    assert account["secret"] not in listing and account["api_key"] not in listing
