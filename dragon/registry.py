@@ -38,8 +38,9 @@ class Resources:
 
 
 class TaskContext:
-    """What a running task may use: its key, a private scratch directory, and a way to
-    report progress and partial results. Built by the worker, handed down to tasks."""
+    """What a running task may use: its key, a private scratch directory (created on
+    first use, removed when the attempt ends), and a way to report progress and partial
+    results. Built by the worker, handed down to tasks."""
 
     def __init__(
         self,
@@ -52,8 +53,13 @@ class TaskContext:
         self.key = key
         self.account = account
         self.attempt = attempt
-        self.scratch = scratch
+        self._scratch = scratch
         self._report = report
+
+    @property
+    def scratch(self) -> Path:
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        return self._scratch
 
     def progress(self, value: Any) -> None:
         self._report(value, None)

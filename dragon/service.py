@@ -51,8 +51,10 @@ class Service:
 
     async def status(self, keys: list[str], block: bool = False, details: bool = False) -> list[dict[str, Any]]:
         if block:
-            await self.statuses.wait_ended(list(dict.fromkeys(keys)), self.settings.block_timeout)
-        docs = await self._current(keys)
+            found = await self.statuses.wait_ended(keys, self.settings.block_timeout)
+        else:
+            found = await self.statuses.get(keys)
+        docs = _known(keys, found)
         if details:
             found = await self.statuses.details(keys)
             for doc in docs:
@@ -72,11 +74,9 @@ class Service:
         Unknown keys raise before anything is sent, so HTTP can still answer 400.
         """
         current = await self.statuses.get(keys)
-        missing = [k for k, found in zip(keys, current) if found is None]
-        if missing:
-            raise RequestError("tasks", f"there is no task with this ID: {missing[0]}", "querystring")
-        cursors = {k: found[0] for k, found in zip(keys, current) if found[1]["status"] not in ENDED}
-        return [found[1] for found in current], self._follow(cursors)
+        first = _known(keys, current)
+        cursors = {k: found[0] for k, found in zip(keys, current) if found and found[1]["status"] not in ENDED}
+        return first, self._follow(cursors)
 
     async def _follow(self, cursors: dict[str, int]) -> AsyncIterator[dict[str, Any]]:
         while cursors:
@@ -88,12 +88,6 @@ class Service:
                 if doc["status"] in ENDED:
                     del cursors[key]
 
-    async def _current(self, keys: list[str]) -> list[dict[str, Any]]:
-        current = await self.statuses.get(keys)
-        for key, found in zip(keys, current):
-            if found is None:
-                raise RequestError("tasks", f"there is no task with this ID: {key}", "querystring")
-        return [found[1] for found in current]
 
     def _prepare(self, account: Account, index: int, definition: Any) -> tuple[TaskRecord, Any]:
         """A task record and its validation error (None when valid)."""
@@ -121,6 +115,13 @@ class Service:
             key=new_key(), account=account.name, task_name=task_name, params=params, task_store=store, extra=extra
         )
         return record, error
+
+
+def _known(keys: list[str], found: list[tuple[int, dict[str, Any]] | None]) -> list[dict[str, Any]]:
+    for key, item in zip(keys, found):
+        if item is None:
+            raise RequestError("tasks", f"there is no task with this ID: {key}", "querystring")
+    return [item[1] for item in found]  # type: ignore[index]
 
 
 def _check_store(store: Any) -> None:

@@ -120,6 +120,7 @@ class JobManager:
     async def _run(self, record: TaskRecord, queue: _AccountQueue) -> None:
         try:
             outcome = await self._attempts(record)
+            # The worker sent it already; sending it again makes sure it is durable (a no-op if so).
             await self._statuses.update(record.key, outcome)
         except Exception:  # the status shard is restarting: its retries failed too
             log.exception("could not finish task %s", record.key)
@@ -129,6 +130,7 @@ class JobManager:
             self._pump(queue)
 
     async def _attempts(self, record: TaskRecord) -> Finished:
+        """The outcome of the first attempt whose worker survives, or a WorkerCrashedError."""
         task_type = registry.get(record.task_name)
         options: dict[str, Any] = {"num_cpus": 1.0}
         if task_type is not None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
+import dataclasses
 import logging
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import ray
 
@@ -48,12 +48,13 @@ def actor_name(shard: int) -> str:
 @dataclass(frozen=True)
 class Started:
     attempt: int
+    at: str
 
     def apply(self, s: TaskStatus) -> TaskStatus | None:
         if s.ended:
             return None
         s.status = "executing"
-        s.events["started"] = now_iso()
+        s.events["started"] = self.at
         s.attempts = self.attempt
         return s
 
@@ -77,10 +78,13 @@ class Reported:
 class Finished:
     result: Any = None
     error: Any = None
+    started: Started | None = None  # for tasks that ended before "executing" was sent
 
     def apply(self, s: TaskStatus) -> TaskStatus | None:
         if s.ended:
             return None
+        if self.started is not None:
+            self.started.apply(s)
         s.status = "error" if self.error is not None else "success"
         s.events["completed"] = now_iso()
         s.progress = None
@@ -90,6 +94,38 @@ class Finished:
 
 
 Change = Started | Reported | Finished
+
+
+def _copy(s: TaskStatus) -> TaskStatus:
+    """Changes only replace values or the events mapping: a shallow copy is enough."""
+    return dataclasses.replace(s, events=dict(s.events))
+
+
+class _Waiter:
+    """A long poll: woken by any change of its keys, or once all of them have ended.
+
+    Counting down ended keys keeps a wait on N tasks O(N) overall, not O(N) per change.
+    """
+
+    __slots__ = ("keys", "pending", "until_all_ended", "future")
+
+    def __init__(self, keys: Iterable[str], until_all_ended: bool):
+        self.keys = list(keys)
+        self.pending = set(self.keys)
+        self.until_all_ended = until_all_ended
+        self.future: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def wake(self, key: str, ended: bool) -> bool:
+        """Note a published change; True when this waiter is done with the key."""
+        if self.until_all_ended:
+            if not ended:
+                return False
+            self.pending.discard(key)
+            if self.pending:
+                return True
+        if not self.future.done():
+            self.future.set_result(None)
+        return True
 
 
 class _Entry:
@@ -111,7 +147,7 @@ class StatusShard:
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._live: dict[str, _Entry] = {}
         self._ended: OrderedDict[str, _Entry] = OrderedDict()
-        self._waiters: dict[str, set[asyncio.Future]] = {}
+        self._waiters: dict[str, set[_Waiter]] = {}
         # Versions start from the clock so they keep growing across actor restarts.
         self._version = time.time_ns() // 1000
         self._queue: list[tuple[list, list, asyncio.Future]] = []
@@ -134,7 +170,7 @@ class StatusShard:
         entry = await self._entry(key)
         if entry is None:
             return None
-        new = change.apply(copy.deepcopy(entry.latest))
+        new = change.apply(_copy(entry.latest))
         if new is None:
             return None
         new.version = self._next_version()
@@ -158,22 +194,17 @@ class StatusShard:
         await self._load([k for k in cursors if self._lookup(k) is None])
         found = self._newer(cursors)
         if not found and timeout > 0:
-            await self._wait_any(list(cursors), timeout)
+            await self._wait(_Waiter(cursors, until_all_ended=False), timeout)
             found = self._newer(cursors)
         return found
 
-    async def wait_ended(self, keys: list[str], timeout: float) -> bool:
-        """Wait until every key has ended (or is unknown); False on timeout."""
-        deadline = time.monotonic() + timeout
+    async def wait_ended(self, keys: list[str], timeout: float) -> list[tuple[int, dict[str, Any]] | None]:
+        """Wait until every key has ended, or ``timeout``; then answer as :meth:`get`."""
         await self._load([k for k in keys if self._lookup(k) is None])
-        while True:
-            pending = [k for k in keys if (e := self._lookup(k)) and (not e.published or not e.published.ended)]
-            remaining = deadline - time.monotonic()
-            if not pending:
-                return True
-            if remaining <= 0:
-                return False
-            await self._wait_any(pending, remaining)
+        pending = [k for k in keys if (e := self._lookup(k)) and (not e.published or not e.published.ended)]
+        if pending:
+            await self._wait(_Waiter(pending, until_all_ended=True), timeout)
+        return await self.get(keys)
 
     async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int]]:
         """Definitions and attempt counts, for ``details=true``."""
@@ -233,16 +264,15 @@ class StatusShard:
         found.sort(key=lambda change: change[1])
         return found
 
-    async def _wait_any(self, keys: list[str], timeout: float) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        for key in keys:
+    async def _wait(self, waiter: _Waiter, timeout: float) -> None:
+        for key in waiter.pending:
             self._waiters.setdefault(key, set()).add(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
+            await asyncio.wait_for(waiter.future, timeout)
         except asyncio.TimeoutError:
             pass
         finally:
-            for key in keys:
+            for key in waiter.keys:
                 waiting = self._waiters.get(key)
                 if waiting is not None:
                     waiting.discard(waiter)
@@ -292,9 +322,10 @@ class StatusShard:
         entry.published = status
         entry.history.append((status.version, status.public()))
         self._remember(entry)
-        for waiter in self._waiters.pop(status.key, ()):
-            if not waiter.done():
-                waiter.set_result(None)
+        waiting = self._waiters.get(status.key)
+        if waiting:
+            for waiter in [w for w in waiting if w.wake(status.key, status.ended)]:
+                waiting.discard(waiter)
 
 
 class Statuses:
@@ -330,15 +361,19 @@ class Statuses:
         return self.shard(key).update.remote(key, change)
 
     async def get(self, keys: list[str]) -> list[tuple[int, dict[str, Any]] | None]:
-        groups = self._split(keys)
-        answers = await asyncio.gather(*(self.shards[i].get.remote(ks) for i, ks in groups.items()))
+        return await self._per_key("get", keys)
+
+    async def wait_ended(self, keys: list[str], timeout: float) -> list[tuple[int, dict[str, Any]] | None]:
+        return await self._per_key("wait_ended", keys, timeout)
+
+    async def _per_key(self, method: str, keys: list[str], *args: Any) -> list[Any]:
+        """Call ``method`` on each shard with its keys; answers come back in ``keys`` order."""
+        groups = self._split(list(dict.fromkeys(keys)))
+        answers = await asyncio.gather(
+            *(getattr(self.shards[i], method).remote(ks, *args) for i, ks in groups.items())
+        )
         found = {k: a for ks, ans in zip(groups.values(), answers) for k, a in zip(ks, ans)}
         return [found[k] for k in keys]
-
-    async def wait_ended(self, keys: list[str], timeout: float) -> bool:
-        groups = self._split(keys)
-        done = await asyncio.gather(*(self.shards[i].wait_ended.remote(ks, timeout) for i, ks in groups.items()))
-        return all(done)
 
     async def changes(self, cursors: dict[str, int], timeout: float) -> list[tuple[str, int, dict[str, Any]]]:
         """Long poll on every shard holding one of the keys; returns when any has news."""

@@ -9,7 +9,7 @@ class HelloParams(TaskParams):
     name: str
 
 
-@task("hello", HelloParams, resources=Resources(cpus=0.1))
+@task("hello", HelloParams, resources=Resources(cpus=0.25))
 def hello(ctx: TaskContext, params: HelloParams) -> str:
     """Greets ``name``: ``{"task_name": "hello", "name": "John"}`` gives ``"Hello John"``."""
     return f"Hello {params.name}"
