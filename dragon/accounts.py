@@ -38,6 +38,7 @@ class Account:
     referrers: tuple[str, ...] = ()
     max_concurrent_tasks: int = 256
     max_queued_tasks: int = 100_000
+    storage_expiration_days: int = 0  # persistent files older than this are deleted; 0 = never
     created_at: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -68,5 +69,6 @@ class Account:
             "has_api_key": self.api_key_hash is not None,
             "max_concurrent_tasks": self.max_concurrent_tasks,
             "max_queued_tasks": self.max_queued_tasks,
+            "storage_expiration_days": self.storage_expiration_days,
             "created_at": self.created_at,
         }

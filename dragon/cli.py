@@ -80,6 +80,10 @@ def accounts_create(
     from dragon.journal import open_journal
     from dragon.status import now_iso
 
+    from dragon.storage.paths import ACCOUNT_NAME
+
+    if not ACCOUNT_NAME.match(name):
+        raise click.BadParameter("letters, digits, '_', '.' and '-' only, at most 64", param_hint="NAME")
     settings = _settings(data_dir=data_dir)
     secret = secret or new_secret()
     api_key = api_key or new_api_key()

@@ -44,6 +44,27 @@ class Settings(BaseSettings):
     )
     allow_private_urls: bool = False
 
+    # Input fetching (dragon/storage/fetch.py)
+    fetch_max_bytes: int = 2 * 1024**3
+    fetch_connect_timeout: float = 10.0
+    fetch_read_timeout: float = 30.0
+    fetch_total_timeout: float = 600.0
+    fetch_max_redirects: int = 5
+
+    # Output storage (dragon/storage/)
+    storage_backend: str = Field(default="local", pattern="^(local|s3)$")
+    storage_actors: int = Field(default=2, ge=1)
+    volatile_days: float = Field(default=7.0, gt=0)
+    sweep_interval: float = Field(default=3600.0, gt=0, description="Seconds between expiry sweeps.")
+    s3_bucket: str = "dragon"
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = Field(default=None, repr=False)
+    s3_public_url: str | None = Field(default=None, description="Base URL of public objects; else presigned GETs.")
+    s3_url_expiry: int = Field(default=7 * 24 * 3600, description="Lifetime of presigned output URLs, seconds.")
+
     # Default limits of new accounts
     default_max_concurrent_tasks: int = 256
     default_max_queued_tasks: int = 100_000
@@ -58,6 +79,10 @@ class Settings(BaseSettings):
     @property
     def journal_path(self) -> Path:
         return self.data_dir.absolute() / "journal.sqlite3"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir.absolute() / "files"
 
     @property
     def scratch_dir(self) -> Path:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dragon.errors import InvalidParametersError
+from dragon.storage.fetch import Fetched
 
 BUILTIN_MODULES = ("dragon.tasks.hello",)
 
@@ -37,35 +38,47 @@ class Resources:
     memory_mb: int | None = None
 
 
+class TaskIO(Protocol):
+    """What the worker provides to task code for inputs, outputs and reporting."""
+
+    def fetch(self, url: str, max_bytes: int | None = None) -> Fetched: ...
+
+    def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str: ...
+
+    def report(self, progress: Any, partial_result: dict[str, Any] | None) -> None: ...
+
+
 class TaskContext:
     """What a running task may use: its key, a private scratch directory (created on
-    first use, removed when the attempt ends), and a way to report progress and partial
-    results. Built by the worker, handed down to tasks."""
+    first use, removed when the attempt ends), input fetching, output storing, and
+    progress reporting. Built by the worker, handed down to tasks."""
 
-    def __init__(
-        self,
-        key: str,
-        account: str,
-        attempt: int,
-        scratch: Path,
-        report: Callable[[Any, dict[str, Any] | None], None],
-    ):
+    def __init__(self, key: str, account: str, attempt: int, scratch: Path, io: TaskIO):
         self.key = key
         self.account = account
         self.attempt = attempt
         self._scratch = scratch
-        self._report = report
+        self._io = io
 
     @property
     def scratch(self) -> Path:
         self._scratch.mkdir(parents=True, exist_ok=True)
         return self._scratch
 
+    def fetch(self, url: str, max_bytes: int | None = None) -> Fetched:
+        """Download an input URL into the scratch directory (SSRF-safe, bounded)."""
+        return self._io.fetch(url, max_bytes)
+
+    def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
+        """Place an output file in the task's store; returns its URL. ``main`` marks the
+        file an ``s3_signed`` store receives."""
+        return self._io.store(path, extension, content_type, main)
+
     def progress(self, value: Any) -> None:
-        self._report(value, None)
+        self._io.report(value, None)
 
     def partial_result(self, result: dict[str, Any], progress: Any = None) -> None:
-        self._report(progress, result)
+        self._io.report(progress, result)
 
 
 TaskFunction = Callable[[TaskContext, Any], Any]

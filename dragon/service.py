@@ -13,19 +13,21 @@ import ray
 from dragon import registry
 from dragon.accounts import Account
 from dragon.actors.jobs import ACTOR_NAME as JOBS_ACTOR
+from dragon.actors.storage import actor_name as storage_actor_name
 from dragon.actors.status import Statuses
 from dragon.config import Settings
 from dragon.errors import InvalidParametersError, RequestError
 from dragon.status import ENDED, TaskRecord, new_key, redact
-
-STORE_TYPES = ("persistent", "volatile", "s3_signed", "youtube")
-
+from dragon.storage.stores import validate_store
 
 class Service:
-    def __init__(self, settings: Settings, jobs: ray.actor.ActorHandle, statuses: Statuses):
+    def __init__(
+        self, settings: Settings, jobs: ray.actor.ActorHandle, statuses: Statuses, storage: list[ray.actor.ActorHandle]
+    ):
         self.settings = settings
         self.jobs = jobs
         self.statuses = statuses
+        self.storage = storage
         registry.load(settings.task_modules)
 
     @classmethod
@@ -33,7 +35,10 @@ class Service:
         """Bind to the actors of a running deployment, with the settings it runs with."""
         jobs = ray.get_actor(JOBS_ACTOR, namespace=namespace)
         settings = ray.get(jobs.settings.remote())
-        return cls(settings, jobs, Statuses.lookup(settings))
+        storage = [
+            ray.get_actor(storage_actor_name(i), namespace=namespace) for i in range(settings.storage_actors)
+        ]
+        return cls(settings, jobs, Statuses.lookup(settings), storage)
 
     async def ready(self) -> dict[str, Any]:
         return await self.jobs.ready.remote()
@@ -68,6 +73,20 @@ class Service:
                 }
         return docs
 
+    # the Storage API: any storage actor can answer for any account
+
+    def _storage_for(self, account: Account) -> ray.actor.ActorHandle:
+        return self.storage[hash(account.name) % len(self.storage)]
+
+    async def list_files(self, account: Account, path: str, recursive: bool) -> dict[str, Any]:
+        return await self._storage_for(account).listing.remote(account.name, path, recursive)
+
+    async def delete_files(self, account: Account, path: str, **selection: Any) -> dict[str, Any]:
+        return await self._storage_for(account).delete.remote(account.name, path, **selection)
+
+    async def expiration(self, account: Account, days: int | None = None) -> int:
+        return await self._storage_for(account).expiration.remote(account.name, days)
+
     async def open_stream(self, keys: list[str]) -> tuple[list[dict[str, Any]], AsyncIterator[dict[str, Any]]]:
         """The first line (current statuses, in order) and an iterator of every later change.
 
@@ -100,7 +119,7 @@ class Service:
         task_type = registry.get(task_name)
         if task_type is None:
             raise RequestError(f"{where}.task_name", f"{task_name!r} is not a task name; choose one of: {', '.join(registry.names())}")
-        store = definition.get("task_store") or {"type": "persistent"}
+        store = definition.get("task_store")
         raw = {k: v for k, v in definition.items() if k not in ("task_name", "task_store")}
         fields = task_type.params.model_fields
         extra = {k: v for k, v in raw.items() if k not in fields}
@@ -108,11 +127,16 @@ class Service:
         params: dict[str, Any] = raw
         try:
             params = task_type.validate(raw)
-            _check_store(store)
+            store = validate_store(store)
         except InvalidParametersError as exc:
             error = exc.as_status_error()
         record = TaskRecord(
-            key=new_key(), account=account.name, task_name=task_name, params=params, task_store=store, extra=extra
+            key=new_key(),
+            account=account.name,
+            task_name=task_name,
+            params=params,
+            task_store=store if isinstance(store, dict) else {"type": "persistent"},
+            extra=extra,
         )
         return record, error
 
@@ -122,8 +146,3 @@ def _known(keys: list[str], found: list[tuple[int, dict[str, Any]] | None]) -> l
         if item is None:
             raise RequestError("tasks", f"there is no task with this ID: {key}", "querystring")
     return [item[1] for item in found]  # type: ignore[index]
-
-
-def _check_store(store: Any) -> None:
-    if not isinstance(store, dict) or store.get("type") not in STORE_TYPES:
-        raise InvalidParametersError({"task_store": [f"type must be one of: {', '.join(STORE_TYPES)}"]})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,14 +16,10 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from tests.support.servers import Origin, SeaweedS3, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT.parent / "shared" / "media"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class DragonProcess:
@@ -99,6 +94,10 @@ def dragon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DragonProcess]:
         "DRAGON_ALLOW_PRIVATE_URLS": "1",
         "DRAGON_BLOCK_TIMEOUT": "8",
         "DRAGON_STREAM_POLL_TIMEOUT": "2",
+        "DRAGON_SWEEP_INTERVAL": "1",
+        "DRAGON_VOLATILE_DAYS": "0.0001",  # about 9 s, so the sweeper can be seen at work
+        "DRAGON_FETCH_READ_TIMEOUT": "3",
+        "DRAGON_FETCH_TOTAL_TIMEOUT": "6",
     }
     service = DragonProcess(base / "data", env)
     service.start()
@@ -142,6 +141,20 @@ class Api:
                 return status
             time.sleep(0.05)
         raise TimeoutError(f"{key} never reached {state}")
+
+
+@pytest.fixture(scope="session")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
+    server = Origin(tmp_path_factory.mktemp("origin"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

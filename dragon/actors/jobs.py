@@ -20,7 +20,8 @@ from ray import exceptions as rex
 
 from dragon import registry
 from dragon.accounts import Account
-from dragon.actors.status import Finished, Statuses
+from dragon.actors import storage
+from dragon.actors.status import Finished, Statuses, shard_of
 from dragon.actors.worker import execute
 from dragon.config import Settings
 from dragon.errors import AccountLimitError, WorkerCrashedError
@@ -59,6 +60,9 @@ class JobManager:
         self._settings = settings
         self._journal = open_journal(settings)
         self._statuses = Statuses.lookup(settings)
+        self._storage = [
+            ray.get_actor(storage.actor_name(i), namespace=settings.ray_namespace) for i in range(settings.storage_actors)
+        ]
         self._queues: dict[str, _AccountQueue] = {}
         self._running: dict[str, ray.ObjectRef] = {}
         self._recovered: asyncio.Task | None = None
@@ -147,8 +151,8 @@ class JobManager:
                 record,
                 attempt,
                 self._statuses.shard(record.key),
-                str(self._settings.scratch_dir),
-                self._settings.task_modules,
+                self._storage[shard_of(record.key, len(self._storage))],
+                self._settings,
             )
             self._running[record.key] = ref
             try:

@@ -1,9 +1,10 @@
 """The stateless Ray remote function that runs one attempt of one task.
 
 It reports ``executing`` and the final status itself, saving the job manager a round
-trip per task; gives the task a scratch
-directory that is removed whatever happens; and turns every exception into a status
-error string. Worker deaths are not handled here: the job manager sees them.
+trip per task; gives the task a scratch directory that is removed whatever happens,
+the safe fetcher for inputs and the storage actors for outputs; and turns every
+exception into a status error string. Worker deaths are not handled here: the job
+manager sees them.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ import json
 import logging
 import shutil
 import threading
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import ray
+from ray.exceptions import RayTaskError
 
 from dragon import registry
 from dragon.actors.status import Finished, Reported, Started
+from dragon.config import Settings
 from dragon.errors import InternalError, TaskError, status_error
 from dragon.status import TaskRecord, now_iso
+from dragon.storage import Backend, open_backend
+from dragon.storage.fetch import Fetched, Fetcher
 
 log = logging.getLogger(__name__)
-
 
 STARTED_DELAY = 0.02  # seconds; tasks that end sooner skip the separate "executing" change
 
@@ -34,23 +39,22 @@ def execute(
     record: TaskRecord,
     attempt: int,
     status_shard: ray.actor.ActorHandle,
-    scratch_root: str,
-    task_modules: list[str],
+    storage: ray.actor.ActorHandle,
+    settings: Settings,
 ) -> Finished:
-    registry.load(task_modules)
-    reporter = _Reporter(status_shard, record.key, Started(attempt, now_iso()))
-    scratch = Path(scratch_root) / record.key
-    ctx = registry.TaskContext(record.key, record.account, attempt, scratch, reporter.report)
+    registry.load(settings.task_modules)
+    io = _WorkerIO(settings, record, status_shard, storage, Started(attempt, now_iso()))
+    ctx = registry.TaskContext(record.key, record.account, attempt, io.scratch, io)
     try:
         outcome = _run(ctx, record)
     finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
-    return reporter.finish(outcome)
+        if io.scratch.exists():
+            shutil.rmtree(io.scratch, ignore_errors=True)
+    return io.finish(outcome)
 
 
-class _Reporter:
-    """Sends one attempt's changes to the status shard, in order.
+class _WorkerIO:
+    """Inputs, outputs and status reports of one attempt.
 
     "executing" goes out once the task has run for STARTED_DELAY or reports progress;
     a task that ends sooner goes straight to its final status, which carries the start
@@ -58,25 +62,46 @@ class _Reporter:
     actor in order, so nothing sent here can overtake what was sent before it.
     """
 
-    def __init__(self, shard: ray.actor.ActorHandle, key: str, started: Started):
+    def __init__(self, settings: Settings, record: TaskRecord, shard: ray.actor.ActorHandle,
+                 storage: ray.actor.ActorHandle, started: Started):
+        self._settings = settings
+        self._record = record
         self._shard = shard
-        self._key = key
+        self._storage = storage
         self._started = started
         self._sent = False
+        self._stored_main = False
         self._lock = threading.Lock()
         self._timer = threading.Timer(STARTED_DELAY, self.started)
         self._timer.daemon = True
         self._timer.start()
+        self.scratch = settings.scratch_dir / f"{record.key}-{started.attempt}"
+
+    def fetch(self, url: str, max_bytes: int | None = None) -> Fetched:
+        backend = _backend(self._settings)
+        fetcher = Fetcher(self._settings, read_own=lambda u: _own(backend, u))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        return fetcher.fetch(url, self.scratch / f"input-{uuid.uuid4().hex[:8]}", max_bytes)
+
+    def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
+        main = main and not self._stored_main
+        self._stored_main = self._stored_main or main
+        r = self._record
+        ref = self._storage.store.remote(r.account, r.key, r.task_name, r.task_store, path.read_bytes(), extension, content_type, main)
+        try:
+            return ray.get(ref)
+        except RayTaskError as exc:  # the storage actor's own error, e.g. StorageError
+            raise exc.cause from None
 
     def started(self) -> None:
         with self._lock:
             if not self._sent:
-                self._shard.update.remote(self._key, self._started)
+                self._shard.update.remote(self._record.key, self._started)
                 self._sent = True
 
     def report(self, progress: Any, partial_result: dict[str, Any] | None) -> None:
         self.started()
-        self._shard.update.remote(self._key, Reported(progress, partial_result))
+        self._shard.update.remote(self._record.key, Reported(progress, partial_result))
 
     def finish(self, outcome: Finished) -> Finished:
         """Send the final status without waiting: a worker blocked in ray.get gives its
@@ -87,8 +112,24 @@ class _Reporter:
             if not self._sent:
                 outcome = dataclasses.replace(outcome, started=self._started)
                 self._sent = True
-        self._shard.update.remote(self._key, outcome)
+        self._shard.update.remote(self._record.key, outcome)
         return outcome
+
+
+_backends: dict[str, Backend] = {}
+
+
+def _backend(settings: Settings) -> Backend:
+    """One backend (and S3 client) per worker process and configuration."""
+    config = settings.model_dump_json()
+    if config not in _backends:
+        _backends[config] = open_backend(settings)
+    return _backends[config]
+
+
+def _own(backend: Backend, url: str) -> Iterable[bytes] | None:
+    name = backend.name_of(url)
+    return backend.read(name) if name else None
 
 
 def _run(ctx: registry.TaskContext, record: TaskRecord) -> Finished:

@@ -9,11 +9,12 @@ holds thousands of them without starving quick routes.
 import asyncio
 import json
 import logging
+import mimetypes
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import exceptions as rex
 from ray import serve
 from starlette.exceptions import HTTPException
@@ -21,7 +22,10 @@ from starlette.exceptions import HTTPException
 from dragon.config import Settings
 from dragon.errors import AccountLimitError, RequestError
 from dragon.serve.auth import Authenticator
-from dragon.serve.requests import flag, json_body, task_definitions, task_keys
+from dragon.serve.requests import flag, json_body, moment, number, task_definitions, task_keys
+from dragon.storage import open_backend
+from dragon.storage.local import LocalBackend
+from dragon.storage.paths import AREAS, client_path
 from dragon.service import Service
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,7 @@ class Api:
         self.settings = settings
         self.service = Service.lookup(settings.ray_namespace)
         self.authenticate = Authenticator(self.service.jobs)
+        self.backend = open_backend(settings)
 
     @app.get("/ping", include_in_schema=False)
     async def ping(self) -> dict[str, str]:
@@ -147,6 +152,64 @@ class Api:
     async def status_stream_post(self, request: Request) -> StreamingResponse:
         body = await json_body(request, self.settings.max_request_bytes)
         return _lines(*await self.service.open_stream(task_keys(body.get("tasks"), "body")))
+
+
+    # the Storage API
+
+    @app.get("/v2/storage/files")
+    @app.get("/v2/storage/files/{path:path}")
+    async def files_list(self, request: Request, path: str = "") -> dict[str, Any]:
+        account = await self.authenticate(request, {}, secret_only=True)
+        recursive = flag(request.query_params.get("recursive"), "recursive", "querystring")
+        return await self.service.list_files(account, client_path(path), recursive)
+
+    @app.delete("/v2/storage/files")
+    @app.delete("/v2/storage/files/{path:path}")
+    async def files_delete(self, request: Request, path: str = "") -> dict[str, Any]:
+        body = await json_body(request, self.settings.max_request_bytes)
+        account = await self.authenticate(request, body, secret_only=True)
+        urls = body.get("urls")
+        if urls is not None and (not isinstance(urls, list) or not all(isinstance(u, str) for u in urls)):
+            raise RequestError("urls", "urls must be a list of URLs")
+        return await self.service.delete_files(
+            account,
+            client_path(path),
+            urls=urls,
+            dry_run=flag(body.get("dry_run"), "dry_run", "body"),
+            start=moment(body.get("from"), "from"),
+            end=moment(body.get("to"), "to"),
+            max_age=number(body.get("max_age"), "max_age"),
+        )
+
+    @app.get("/v2/storage/expiration")
+    async def expiration_get(self, request: Request) -> int:
+        account = await self.authenticate(request, {}, secret_only=True)
+        return await self.service.expiration(account)
+
+    @app.post("/v2/storage/expiration")
+    async def expiration_set(self, request: Request) -> int:
+        body = await json_body(request, self.settings.max_request_bytes)
+        account = await self.authenticate(request, body, secret_only=True)
+        days = body.get("days")
+        if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+            raise RequestError("days", "days must be an integer >= 0 (0: never delete)")
+        return await self.service.expiration(account, days)
+
+    # output files of the embedded (local disk) storage
+
+    @app.get("/storage/{name:path}")
+    async def stored_file(self, name: str) -> FileResponse:
+        """Output files, with Range support so players can seek. Names are 128-bit task
+        keys plus a random suffix: the URL is the capability, as with public S3 URLs."""
+        if not isinstance(self.backend, LocalBackend) or name.split("/", 1)[0] not in AREAS:
+            raise HTTPException(404, "Not Found")
+        try:
+            path = self.backend.path(name)
+        except FileNotFoundError:
+            raise HTTPException(404, "Not Found") from None
+        if not path.is_file():
+            raise HTTPException(404, "Not Found")
+        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
 
 def build(settings: Settings) -> serve.Application:

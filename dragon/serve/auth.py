@@ -24,7 +24,7 @@ class Authenticator:
         self._jobs = jobs
         self._cache: dict[tuple[str, str], tuple[float, Account]] = {}
 
-    async def __call__(self, request: Request, body: dict[str, Any]) -> Account:
+    async def __call__(self, request: Request, body: dict[str, Any], secret_only: bool = False) -> Account:
         scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
         scheme = scheme.lower()
         query = request.query_params if request.method in ("GET", "HEAD") else {}
@@ -34,6 +34,8 @@ class Authenticator:
             account = await self._lookup("secret_hash", secret)
             if account is not None and account.secret_matches(secret):
                 return account
+        elif api_key and secret_only:
+            raise RequestError("secret", "this method needs the account's secret", "body", 401)
         elif isinstance(api_key, str) and api_key:
             account = await self._lookup("api_key_hash", api_key)
             if account is not None and account.api_key_matches(api_key):

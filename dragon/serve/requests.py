@@ -7,6 +7,7 @@ querystring words; ``tasks`` is a list or a single value.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from starlette.requests import Request
@@ -63,3 +64,26 @@ def task_definitions(body: dict[str, Any]) -> list[Any]:
         raise RequestError("tasks", "tasks is missing")
     tasks = body["tasks"]
     return tasks if isinstance(tasks, list) else [tasks]
+
+
+def moment(value: Any, name: str) -> datetime | None:
+    """An ISO 8601 date; without a timezone it is UTC, as the spec says."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise RequestError(name, f"{name} must be an ISO 8601 date") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def number(value: Any, name: str, location: str = "body", minimum: float = 0) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(name, f"{name} must be a number", location) from None
+    if not result >= minimum:
+        raise RequestError(name, f"{name} must be at least {minimum}", location)
+    return result

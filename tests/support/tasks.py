@@ -60,3 +60,29 @@ def fail(ctx: TaskContext, params: FailParams) -> None:
     if params.kind == "task":
         raise InvalidContentError("this content is not acceptable")
     raise RuntimeError("a bug with a secret inside: hunter2")
+
+
+class CopyParams(TaskParams):
+    url: str | None = None  # fetched through the safe fetcher...
+    text: str | None = None  # ...or this text is stored instead
+    extension: str = "bin"
+    content_type: str = "application/octet-stream"
+    max_bytes: int | None = None
+    extra_file: bool = False  # also store a second, non-main file
+
+
+@task("test.copy", CopyParams, resources=Resources(cpus=0.1), files=("output",))
+def copy(ctx: TaskContext, params: CopyParams) -> dict:
+    if params.url is not None:
+        source = ctx.fetch(params.url, params.max_bytes).path
+    else:
+        source = ctx.scratch / "text"
+        source.write_text(params.text or "")
+    result = {
+        "output": ctx.store(source, params.extension, params.content_type),
+        "size": source.stat().st_size,
+        "scratch": str(ctx.scratch),
+    }
+    if params.extra_file:
+        result["extra"] = ctx.store(source, "txt", "text/plain", main=False)
+    return result

