@@ -71,7 +71,8 @@ class TaskContext:
 
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
         """Place an output file in the task's store; returns its URL. ``main`` marks the
-        file an ``s3_signed`` store receives."""
+        file an ``s3_signed`` store receives. The file is handed over (it may be
+        hard-linked into storage): do not write to it afterwards."""
         return self._io.store(path, extension, content_type, main)
 
     def progress(self, value: Any) -> None:

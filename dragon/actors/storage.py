@@ -49,31 +49,49 @@ class StorageActor:
     # writing outputs
 
     def store(
-        self, account: str, key: str, task_name: str, task_store: dict[str, Any], data: bytes, extension: str,
-        content_type: str, main: bool,
+        self, account: str, key: str, task_name: str, task_store: dict[str, Any], source: str | bytes,
+        extension: str, content_type: str, main: bool,
+    ) -> str | None:
+        """Place one output file; returns the URL that goes into the task's result.
+
+        ``source`` is a path on the caller's node, or the file's bytes. A path from
+        another node cannot be read here: the answer is then None, and the caller sends
+        the bytes instead. On one machine that saves copying files through Ray.
+        """
+        if isinstance(source, str):
+            path = Path(source)
+            if not path.is_file():
+                return None
+            return self._place(account, key, task_name, task_store, path, extension, content_type, main)
+        with tempfile.NamedTemporaryFile(prefix="dragon-out-") as tmp:
+            tmp.write(source)
+            tmp.flush()
+            return self._place(account, key, task_name, task_store, Path(tmp.name), extension, content_type, main)
+
+    def _place(
+        self, account: str, key: str, task_name: str, task_store: dict[str, Any], path: Path,
+        extension: str, content_type: str, main: bool,
     ) -> str:
-        """Place one output file; returns the URL that goes into the task's result."""
         kind = task_store.get("type", "persistent")
         if kind == "s3_signed" and main:
-            return self._put_signed(task_store["url"], data, content_type)
+            return self._put_signed(task_store["url"], path, content_type)
         if kind == "youtube":
             raise StorageError("the youtube store is not available on this service yet")
         area = PERSISTENT if kind == "persistent" else VOLATILE
         name = output_name(area, account, key, task_name, extension)
-        with tempfile.NamedTemporaryFile(prefix="dragon-out-") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            self.backend.put(name, Path(tmp.name), content_type)
+        self.backend.put(name, path, content_type)
         return self.backend.url(name)
 
-    def _put_signed(self, url: str, data: bytes, content_type: str) -> str:
+    def _put_signed(self, url: str, path: Path, content_type: str) -> str:
         parts = httpx.URL(url)
         resolve(parts.host, parts.port or (443 if parts.scheme == "https" else 80), self.settings.allow_private_urls)
         # A URL signed without a Content-Type accepts none on some servers; one signed
         # with it needs it: try without, then with.
         for headers in ({}, {"Content-Type": content_type}):
             try:
-                r = httpx.put(url, content=data, headers=headers, timeout=self.settings.fetch_read_timeout)
+                with open(path, "rb") as body:
+                    r = httpx.put(url, content=body, headers={**headers, "Content-Length": str(path.stat().st_size)},
+                                  timeout=self.settings.fetch_read_timeout)
             except httpx.HTTPError as exc:
                 raise StorageError(f"could not upload to the signed URL: {type(exc).__name__}") from None
             if r.status_code != 403:

@@ -87,11 +87,17 @@ class _WorkerIO:
         main = main and not self._stored_main
         self._stored_main = self._stored_main or main
         r = self._record
-        ref = self._storage.store.remote(r.account, r.key, r.task_name, r.task_store, path.read_bytes(), extension, content_type, main)
         try:
-            return ray.get(ref)
+            for source in (str(path.absolute()), path.read_bytes):
+                data = source() if callable(source) else source
+                url = ray.get(
+                    self._storage.store.remote(r.account, r.key, r.task_name, r.task_store, data, extension, content_type, main)
+                )
+                if url is not None:
+                    return url
         except RayTaskError as exc:  # the storage actor's own error, e.g. StorageError
             raise exc.cause from None
+        raise InternalError("the storage actor could not read the output file")
 
     def started(self) -> None:
         with self._lock:

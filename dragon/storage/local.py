@@ -30,7 +30,10 @@ class LocalBackend(Backend):
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        shutil.copyfile(source, partial)
+        try:
+            os.link(source, partial)  # same filesystem: no copy at all
+        except OSError:
+            shutil.copyfile(source, partial)
         os.replace(partial, target)  # readers never see half a file
 
     def read(self, name: str) -> Iterator[bytes]:
