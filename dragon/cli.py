@@ -41,6 +41,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     runtime.wait_until_ready(settings)
     if secret:
         click.echo(f"Created the development account '{runtime.DEV_ACCOUNT}'; its secret (shown only once): {secret}")
+    click.echo(f"Ray cluster: {runtime.ray_address()}")
     click.echo(f"Dragon is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir.absolute()})")
     if ray_address:
         return

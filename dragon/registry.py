@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from dragon.errors import InvalidParametersError
 from dragon.storage.fetch import Fetched
 
-BUILTIN_MODULES = ("dragon.tasks.hello",)
+BUILTIN_MODULES = ("dragon.tasks.hello", "dragon.tasks.image")
 
 
 class TaskParams(BaseModel):

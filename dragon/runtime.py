@@ -38,6 +38,11 @@ def start_ray(settings: Settings) -> None:
     )
 
 
+def ray_address() -> str:
+    """The address other drivers pass to ray.init (or dragon.connect) to join."""
+    return ray.get_runtime_context().gcs_address
+
+
 def ensure_dev_account(settings: Settings) -> str | None:
     """On the very first start, create the development account; returns its secret once."""
     journal = open_journal(settings)

@@ -32,6 +32,7 @@ class DragonProcess:
         self.env = env
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
+        self.ray_address = ""
 
     def start(self, timeout: float = 180) -> None:
         log = open(self.data_dir.parent / "serve.log", "a")
@@ -50,6 +51,8 @@ class DragonProcess:
             if not line:
                 raise RuntimeError(f"dragon serve exited with {self.proc.wait()}; see {log.name}")
             self.output.append(line.rstrip("\n"))
+            if line.startswith("Ray cluster: "):
+                self.ray_address = line.split(": ", 1)[1].strip()
             if line.startswith("Dragon is serving on"):
                 threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
                 return
@@ -146,6 +149,14 @@ class Api:
 @pytest.fixture(scope="session")
 def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
     server = Origin(tmp_path_factory.mktemp("origin"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def media() -> Iterator[Origin]:
+    """../shared/media served read-only on loopback."""
+    server = Origin(MEDIA)
     yield server
     server.close()
 

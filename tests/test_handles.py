@@ -15,7 +15,7 @@ def handles(dragon: DragonProcess, account: dict) -> Iterator:
 
     import dragon as dragon_pkg
 
-    client = dragon_pkg.connect(account="alice", address="auto")
+    client = dragon_pkg.connect(account="alice", address=dragon.ray_address)
     yield client
     ray.shutdown()
 

@@ -1,0 +1,1 @@
+"""Media helpers: pure functions on files and decoded media, no Ray."""
