@@ -14,7 +14,7 @@ from dragon.registry import Resources, TaskContext, TaskParams, task
 
 LIMITS = images.Limits()
 MAX_INPUT_BYTES = 256 * 1024 * 1024
-IMAGE = Resources(cpus=1.0, memory_mb=1024)
+IMAGE = Resources(cpus=0.5, memory_mb=512)
 Size = Field(default=None, ge=1, le=10_000)
 
 
