@@ -119,6 +119,7 @@ class SeaweedS3:
                 f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
                 f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
                 "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={free_port()}",
                 "-master.volumeSizeLimitMB=64", "-volume.max=20",
             ],
             stdout=self.log, stderr=subprocess.STDOUT,
