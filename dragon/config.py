@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     s3_public_url: str | None = Field(default=None, description="Base URL of public objects; else presigned GETs.")
     s3_url_expiry: int = Field(default=7 * 24 * 3600, description="Lifetime of presigned output URLs, seconds.")
 
+    # Callbacks (dragon/actors/callbacks.py)
+    callback_timeout: float = 10.0
+    callback_retry_period: float = Field(default=86400.0, description="Seconds a delivery is retried for.")
+    callback_backoff: float = 1.0
+    callback_backoff_max: float = 600.0
+    idempotency_window: float = 86400.0
+
     # Default limits of new accounts
     default_max_concurrent_tasks: int = 256
     default_max_queued_tasks: int = 100_000

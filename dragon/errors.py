@@ -24,6 +24,9 @@ class InvalidParametersError(TaskError):
         super().__init__("invalid parameters")
         self.fields = fields
 
+    def __reduce__(self) -> tuple:  # survives pickling between Ray processes
+        return (type(self), (self.fields,))
+
     def as_status_error(self) -> dict[str, Any]:
         return {"parameters": self.fields}
 
@@ -42,6 +45,10 @@ class InvalidImageError(TaskError):
 
 class WorkerCrashedError(TaskError):
     """The worker process or node running the task died on every allowed attempt."""
+
+
+class CanceledError(TaskError):
+    """The task's owner canceled it."""
 
 
 class InternalError(TaskError):
@@ -70,3 +77,6 @@ class RequestError(Exception):
         self.description = description
         self.location = location
         self.http_status = http_status
+
+    def __reduce__(self) -> tuple:  # survives pickling between Ray processes
+        return (type(self), (self.name, self.description, self.location, self.http_status))

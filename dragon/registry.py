@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dragon.errors import InvalidParametersError
 from dragon.storage.fetch import Fetched
@@ -25,8 +25,8 @@ class TaskParams(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    url_callback: str | None = None
-    url_errback: str | None = None
+    url_callback: str | None = Field(default=None, pattern=r"^https?://", max_length=2048)
+    url_errback: str | None = Field(default=None, pattern=r"^https?://", max_length=2048)
 
 
 @dataclass(frozen=True)

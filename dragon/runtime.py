@@ -16,7 +16,7 @@ import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
 from dragon.accounts import Account, digest, new_secret  # noqa: E402
-from dragon.actors import jobs, status, storage  # noqa: E402
+from dragon.actors import callbacks, jobs, status, storage  # noqa: E402
 from dragon.journal import open_journal  # noqa: E402
 from dragon.status import now_iso  # noqa: E402
 
@@ -66,6 +66,9 @@ def ensure_dev_account(settings: Settings) -> str | None:
 
 def start_actors(settings: Settings) -> None:
     """Create (or find) the detached status shards, storage actors and the job manager."""
+    callbacks.CallbackActor.options(name=callbacks.ACTOR_NAME, lifetime="detached", get_if_exists=True).remote(
+        settings
+    ).start.remote()
     for i in range(settings.storage_actors):
         storage.StorageActor.options(name=storage.actor_name(i), lifetime="detached", get_if_exists=True).remote(settings, i)
     for shard in range(settings.status_shards):
@@ -87,7 +90,7 @@ def shutdown(settings: Settings) -> None:
     """Stop the Serve app and the actors, then Ray itself. Tasks that have not ended
     stay in the journal and run again at the next start."""
     serve.shutdown()
-    names = [jobs.ACTOR_NAME]
+    names = [jobs.ACTOR_NAME, callbacks.ACTOR_NAME]
     names += [status.actor_name(i) for i in range(settings.status_shards)]
     names += [storage.actor_name(i) for i in range(settings.storage_actors)]
     for name in names:

@@ -6,9 +6,12 @@ users on the cluster the same operations through Ray handles, no HTTP involved.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, AsyncIterator
 
 import ray
+from ray.exceptions import RayTaskError
 
 from dragon import registry
 from dragon.accounts import Account
@@ -43,13 +46,24 @@ class Service:
     async def ready(self) -> dict[str, Any]:
         return await self.jobs.ready.remote()
 
-    async def create(self, account: Account, definitions: list[Any], block: bool = False) -> list[dict[str, Any]]:
+    async def create(
+        self, account: Account, definitions: list[Any], block: bool = False, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
         if not definitions:
             raise RequestError("tasks", "tasks is empty")
         if len(definitions) > self.settings.max_tasks_per_request:
             raise RequestError("tasks", f"at most {self.settings.max_tasks_per_request} tasks per request")
         tasks = [self._prepare(account, i, d) for i, d in enumerate(definitions)]
-        docs = await self.jobs.submit.remote(account, tasks)
+        idempotency = None
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
+                raise RequestError("Idempotency-Key", "must be a string of 1 to 255 characters", "header")
+            canonical = json.dumps(definitions, sort_keys=True, separators=(",", ":"), default=str)
+            idempotency = (idempotency_key, hashlib.sha256(canonical.encode()).hexdigest())
+        try:
+            docs = await self.jobs.submit.remote(account, tasks, idempotency)
+        except RayTaskError as exc:  # the job manager refused: hand its reason on
+            raise exc.cause from None
         if block:
             return await self.status([doc["key"] for doc in docs], block=True)
         return docs
@@ -63,15 +77,33 @@ class Service:
         if details:
             found = await self.statuses.details(keys)
             for doc in docs:
-                record, attempts = found[doc["key"]]
+                record, attempts, delivery = found[doc["key"]]
                 doc["details"] = {
                     "task_name": record.task_name,
                     "parameters": redact(record.params),
                     "task_store": redact(record.task_store),
                     "extra": redact(record.extra),
                     "attempts": attempts,
+                    "callback": delivery and {
+                        "id": delivery.id,
+                        "url": delivery.url,
+                        "state": delivery.state,
+                        "attempts": delivery.attempts,
+                    },
                 }
         return docs
+
+    async def cancel(self, account: Account, keys: list[str]) -> dict[str, Any]:
+        """Cancel the account's queued and running tasks; ended ones are left as they are."""
+        outcome = await self.jobs.cancel.remote(account.name, keys)
+        unknown = [k for k in keys if outcome[k] == "unknown"]
+        if unknown:
+            raise RequestError("tasks", f"there is no task with this ID: {unknown[0]}")
+        return {
+            "canceled": [k for k in keys if outcome[k] == "canceled"],
+            "already_ended": [k for k in keys if outcome[k] == "ended"],
+            "statuses": await self.status(keys),
+        }
 
     # the Storage API: any storage actor can answer for any account
 

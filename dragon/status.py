@@ -82,6 +82,7 @@ class TaskStatus:
     error: Any = None
     attempts: int = 0
     version: int = 0
+    callbacks: dict[str, str] | None = None  # {"account", "success"?, "error"?}: where the end is POSTed
 
     @property
     def ended(self) -> bool:
@@ -111,5 +112,12 @@ class TaskStatus:
         return cls(**data)
 
     @classmethod
-    def queued(cls, key: str) -> TaskStatus:
-        return cls(key=key, status="queued", events={"queued": now_iso()})
+    def queued(cls, record: TaskRecord) -> TaskStatus:
+        urls = {"success": record.params.get("url_callback"), "error": record.params.get("url_errback")}
+        urls = {k: v for k, v in urls.items() if isinstance(v, str) and v}
+        callbacks = {"account": record.account, **urls} if urls else None
+        return cls(key=record.key, status="queued", events={"queued": now_iso()}, callbacks=callbacks)
+
+    def callback_url(self) -> str | None:
+        """Where this ended status must be delivered, if anywhere."""
+        return (self.callbacks or {}).get(self.status) if self.ended else None

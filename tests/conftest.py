@@ -101,6 +101,9 @@ def dragon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DragonProcess]:
         "DRAGON_VOLATILE_DAYS": "0.0001",  # about 9 s, so the sweeper can be seen at work
         "DRAGON_FETCH_READ_TIMEOUT": "3",
         "DRAGON_FETCH_TOTAL_TIMEOUT": "6",
+        "DRAGON_CALLBACK_BACKOFF": "0.2",
+        "DRAGON_CALLBACK_BACKOFF_MAX": "1",
+        "DRAGON_CALLBACK_RETRY_PERIOD": "60",
     }
     service = DragonProcess(base / "data", env)
     service.start()
@@ -166,6 +169,27 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def guarded(tmp_path_factory: pytest.TempPathFactory, dragon: DragonProcess, s3: SeaweedS3) -> Iterator[Api]:
+    """A second service with the production defaults: private addresses refused,
+    outputs on S3 (SeaweedFS)."""
+    env = {
+        **dragon.env,
+        "DRAGON_ALLOW_PRIVATE_URLS": "0",
+        "DRAGON_STORAGE_BACKEND": "s3",
+        "DRAGON_S3_ENDPOINT_URL": s3.endpoint,
+        "DRAGON_S3_BUCKET": s3.bucket,
+        "DRAGON_S3_PREFIX": "outputs",
+        "DRAGON_S3_ACCESS_KEY_ID": s3.ACCESS_KEY,
+        "DRAGON_S3_SECRET_ACCESS_KEY": s3.SECRET_KEY,
+    }
+    service = DragonProcess(tmp_path_factory.mktemp("guarded") / "data", env)
+    account = service.cli("accounts", "create", "carol")
+    service.start()
+    yield Api(service.url, account["secret"])
+    service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Input fetching: limits and refusals, the SSRF guard, and the S3 backend end to end.
 
 The session service lifts the private-address guard (its inputs are on loopback); the
-second service here runs with the guard on, as in production, and stores on S3.
+`guarded` service runs with the guard on, as in production, and stores on S3.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Api, DragonProcess
+from tests.conftest import Api
 from tests.support.servers import Origin, SeaweedS3
 
 
@@ -55,28 +55,6 @@ def test_redirects_are_followed(api: Api, origin: Origin) -> None:
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/", "http:///nohost", ""])
 def test_only_http_and_https_are_fetched(api: Api, url: str) -> None:
     assert _error_of(api, url).startswith("CouldNotDownloadError: ")
-
-
-# A service with the production defaults: private addresses refused, outputs on S3.
-
-
-@pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory, dragon: DragonProcess, s3: SeaweedS3) -> Iterator[Api]:
-    env = {
-        **dragon.env,
-        "DRAGON_ALLOW_PRIVATE_URLS": "0",
-        "DRAGON_STORAGE_BACKEND": "s3",
-        "DRAGON_S3_ENDPOINT_URL": s3.endpoint,
-        "DRAGON_S3_BUCKET": s3.bucket,
-        "DRAGON_S3_PREFIX": "outputs",
-        "DRAGON_S3_ACCESS_KEY_ID": s3.ACCESS_KEY,
-        "DRAGON_S3_SECRET_ACCESS_KEY": s3.SECRET_KEY,
-    }
-    service = DragonProcess(tmp_path_factory.mktemp("guarded") / "data", env)
-    account = service.cli("accounts", "create", "carol")
-    service.start()
-    yield Api(service.url, account["secret"])
-    service.stop()
 
 
 SSRF = [

@@ -23,7 +23,8 @@ from typing import Any, Iterable
 import ray
 
 from dragon.config import Settings
-from dragon.journal import open_journal
+from dragon.actors.callbacks import ACTOR_NAME as CALLBACKS_ACTOR
+from dragon.journal import Delivery, open_journal
 from dragon.status import TaskRecord, TaskStatus, now_iso
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ class _Entry:
 class StatusShard:
     def __init__(self, settings: Settings, shard: int):
         self._shard = shard
+        self._namespace = settings.ray_namespace
+        self._callbacks: ray.actor.ActorHandle | None = None
         self._journal = open_journal(settings)
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._live: dict[str, _Entry] = {}
@@ -206,11 +209,15 @@ class StatusShard:
             await self._wait(_Waiter(pending, until_all_ended=True), timeout)
         return await self.get(keys)
 
-    async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int]]:
-        """Definitions and attempt counts, for ``details=true``."""
-        records = await asyncio.get_running_loop().run_in_executor(self._io, self._journal.records, keys)
+    async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int, Delivery | None]]:
+        """Definitions, attempt counts and callback deliveries, for ``details=true``."""
+        loop = asyncio.get_running_loop()
+        records = await loop.run_in_executor(self._io, self._journal.records, keys)
+        deliveries = await loop.run_in_executor(self._io, self._journal.deliveries, keys)
         await self._load([k for k in records if self._lookup(k) is None])
-        return {k: (r, e.latest.attempts if (e := self._lookup(k)) else 0) for k, r in records.items()}
+        return {
+            k: (r, e.latest.attempts if (e := self._lookup(k)) else 0, deliveries.get(k)) for k, r in records.items()
+        }
 
     async def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
         return await asyncio.get_running_loop().run_in_executor(self._io, self._journal.unfinished)
@@ -313,6 +320,15 @@ class StatusShard:
         finally:
             self._flushing = False
 
+    def _wake_callbacks(self) -> None:
+        """Its delivery row was committed with the status: have it sent now."""
+        try:
+            if self._callbacks is None:
+                self._callbacks = ray.get_actor(CALLBACKS_ACTOR, namespace=self._namespace)
+            self._callbacks.wake.remote()
+        except Exception:  # the callback actor polls the journal anyway
+            log.warning("could not wake the callback actor")
+
     def _publish(self, status: TaskStatus) -> None:
         entry = self._live.get(status.key) or self._ended.get(status.key)
         if entry is None:
@@ -321,6 +337,8 @@ class StatusShard:
             return
         entry.published = status
         entry.history.append((status.version, status.public()))
+        if status.callback_url():
+            self._wake_callbacks()
         self._remember(entry)
         waiting = self._waiters.get(status.key)
         if waiting:
@@ -389,7 +407,7 @@ class Statuses:
                 task.cancel()
         return sorted((c for task in done for c in task.result()), key=lambda c: c[1])
 
-    async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int]]:
+    async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int, Delivery | None]]:
         groups = self._split(keys)
         answers = await asyncio.gather(*(self.shards[i].details.remote(ks) for i, ks in groups.items()))
         return {k: v for answer in answers for k, v in answer.items()}

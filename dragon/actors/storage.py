@@ -23,7 +23,7 @@ from dragon.config import Settings
 from dragon.errors import RequestError, TaskError
 from dragon.journal import open_journal
 from dragon.storage import Entry, open_backend
-from dragon.storage.fetch import resolve
+from dragon.storage.fetch import UnsafeURLError, pinned_request
 from dragon.storage.paths import PERSISTENT, VOLATILE, account_root, output_name
 
 log = logging.getLogger(__name__)
@@ -83,22 +83,22 @@ class StorageActor:
         return self.backend.url(name)
 
     def _put_signed(self, url: str, path: Path, content_type: str) -> str:
-        parts = httpx.URL(url)
-        resolve(parts.host, parts.port or (443 if parts.scheme == "https" else 80), self.settings.allow_private_urls)
         # A URL signed without a Content-Type accepts none on some servers; one signed
         # with it needs it: try without, then with.
-        for headers in ({}, {"Content-Type": content_type}):
-            try:
-                with open(path, "rb") as body:
-                    r = httpx.put(url, content=body, headers={**headers, "Content-Length": str(path.stat().st_size)},
-                                  timeout=self.settings.fetch_read_timeout)
-            except httpx.HTTPError as exc:
-                raise StorageError(f"could not upload to the signed URL: {type(exc).__name__}") from None
-            if r.status_code != 403:
-                break
+        with httpx.Client(timeout=self.settings.fetch_read_timeout) as client:
+            for headers in ({}, {"Content-Type": content_type}):
+                try:
+                    request = pinned_request(client, "PUT", url, self.settings.allow_private_urls, headers, path.read_bytes())
+                    r = client.send(request)
+                except UnsafeURLError as exc:
+                    raise StorageError(f"the signed URL is not allowed: {exc}") from None
+                except httpx.HTTPError as exc:
+                    raise StorageError(f"could not upload to the signed URL: {type(exc).__name__}") from None
+                if r.status_code != 403:
+                    break
         if r.status_code >= 300:
             raise StorageError(f"the signed URL refused the upload: HTTP {r.status_code}")
-        return str(parts.copy_with(query=None))
+        return url.split("?", 1)[0]
 
     # the Storage API
 

@@ -7,17 +7,34 @@ directory is the embedded default. A cluster store implements the same methods.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 from dragon.accounts import Account
 from dragon.config import Settings
 from dragon.status import TaskRecord, TaskStatus
 
 
+@dataclass
+class Delivery:
+    """A callback to POST: the final status of ``task_key`` to ``url``."""
+
+    id: str
+    task_key: str
+    account: str
+    url: str
+    state: str = "pending"  # pending | delivered | failed
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    first_at: float = 0.0
+    next_at: float = 0.0
+
+
 class Journal(ABC):
     @abstractmethod
     def write(self, created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterable[TaskStatus]) -> None:
-        """Persist new tasks and status changes in one durable transaction."""
+        """Persist new tasks and status changes in one durable transaction. An ended
+        status with a callback URL adds its pending delivery in the same transaction,
+        so a delivery exists exactly when its task has ended."""
 
     @abstractmethod
     def statuses(self, keys: Iterable[str]) -> dict[str, TaskStatus]:
@@ -30,6 +47,25 @@ class Journal(ABC):
     @abstractmethod
     def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
         """Every task not yet ended, oldest first: what a restart must run again."""
+
+    @abstractmethod
+    def due_deliveries(self, now: float, limit: int) -> list[Delivery]: ...
+
+    @abstractmethod
+    def next_delivery_at(self) -> float | None: ...
+
+    @abstractmethod
+    def save_delivery(self, delivery: Delivery) -> None: ...
+
+    @abstractmethod
+    def deliveries(self, task_keys: Iterable[str]) -> dict[str, Delivery]: ...
+
+    @abstractmethod
+    def claim_idempotency(
+        self, account: str, key: str, body_hash: str, task_keys: list[str], since: float, now: float
+    ) -> tuple[str, list[str]] | None:
+        """Atomically: the (body hash, task keys) stored for this account and key after
+        ``since``, or None after storing these ones."""
 
     @abstractmethod
     def put_account(self, account: Account) -> None: ...

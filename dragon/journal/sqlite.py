@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
 from dragon.accounts import Account
-from dragon.journal import Journal
+from dragon.journal import Delivery, Journal
 from dragon.status import TaskRecord, TaskStatus, now_iso
 
 SCHEMA = """
@@ -29,6 +31,25 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(created_at) WHERE state IN ('queued', 'executing');
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    task_key TEXT NOT NULL UNIQUE,
+    account TEXT NOT NULL,
+    url TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts TEXT NOT NULL,
+    first_at REAL NOT NULL,
+    next_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_at) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS idempotency (
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    task_keys TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (account, key)
+);
 CREATE TABLE IF NOT EXISTS accounts (
     name TEXT PRIMARY KEY,
     secret_hash TEXT NOT NULL UNIQUE,
@@ -71,6 +92,12 @@ class SQLiteJournal(Journal):
         update_rows = [(s.status, json.dumps(s.to_json()), now, s.key) for s in updated]
         if not new_rows and not update_rows:
             return
+        moment = time.time()
+        delivery_rows = [
+            (uuid.uuid4().hex, s.key, (s.callbacks or {}).get("account", ""), url, "pending", "[]", moment, moment)
+            for s in [status for _, status in created] + list(updated)
+            if (url := s.callback_url())
+        ]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -78,6 +105,7 @@ class SQLiteJournal(Journal):
                 self._db.executemany(
                     "UPDATE tasks SET state = ?, status = ?, updated_at = ? WHERE key = ?", update_rows
                 )
+                self._db.executemany("INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", delivery_rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -105,6 +133,61 @@ class SQLiteJournal(Journal):
                 "SELECT record, status FROM tasks WHERE state IN ('queued', 'executing') ORDER BY created_at"
             ).fetchall()
         return [(TaskRecord.from_json(json.loads(r)), TaskStatus.from_json(json.loads(s))) for r, s in rows]
+
+    # callback deliveries
+
+    def due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?", (now, limit)
+            ).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def next_delivery_at(self) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()
+        return row[0] if row else None
+
+    def save_delivery(self, d: Delivery) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE id = ?",
+                (d.state, json.dumps(d.attempts), d.next_at, d.id),
+            )
+
+    def deliveries(self, task_keys: Iterable[str]) -> dict[str, Delivery]:
+        keys = list(task_keys)
+        found: dict[str, Delivery] = {}
+        with self._lock:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for row in self._db.execute(f"SELECT * FROM deliveries WHERE task_key IN ({marks})", chunk):
+                    found[row[1]] = _delivery(row)
+        return found
+
+    # idempotent create
+
+    def claim_idempotency(
+        self, account: str, key: str, body_hash: str, task_keys: list[str], since: float, now: float
+    ) -> tuple[str, list[str]] | None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT body_hash, task_keys FROM idempotency WHERE account = ? AND key = ? AND created_at > ?",
+                    (account, key, since),
+                ).fetchone()
+                if row is None:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                        (account, key, body_hash, json.dumps(task_keys), now),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return (row[0], json.loads(row[1])) if row else None
 
     # accounts
 
@@ -143,6 +226,11 @@ class SQLiteJournal(Journal):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _delivery(row: tuple) -> Delivery:
+    id_, task_key, account, url, state, attempts, first_at, next_at = row
+    return Delivery(id_, task_key, account, url, state, json.loads(attempts), first_at, next_at)
 
 
 def _account_from_json(text: str) -> Account:

@@ -113,14 +113,26 @@ class Api:
         body = await json_body(request, self.settings.max_request_bytes)
         account = await self.authenticate(request, body)
         return await self.service.create(
-            account, task_definitions(body), block=flag(body.get("block"), "block", "body")
+            account,
+            task_definitions(body),
+            block=flag(body.get("block"), "block", "body"),
+            idempotency_key=request.headers.get("idempotency-key", body.get("idempotency_key")),
         )
+
+    @app.post("/v2/cancel")
+    async def cancel(self, request: Request) -> dict[str, Any]:
+        """Cancel queued and executing tasks of the caller's account (not in the v2 spec)."""
+        body = await json_body(request, self.settings.max_request_bytes)
+        account = await self.authenticate(request, body)
+        return await self.service.cancel(account, task_keys(body.get("tasks"), "body"))
 
     @app.post("/v2/create_stream")
     async def create_stream(self, request: Request) -> StreamingResponse:
         body = await json_body(request, self.settings.max_request_bytes)
         account = await self.authenticate(request, body)
-        docs = await self.service.create(account, task_definitions(body))
+        docs = await self.service.create(
+            account, task_definitions(body), idempotency_key=request.headers.get("idempotency-key", body.get("idempotency_key"))
+        )
         return _lines(*await self.service.open_stream([doc["key"] for doc in docs]))
 
     @app.get("/v2/status")

@@ -45,17 +45,54 @@ def is_public(ip: Address) -> bool:
     return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
+class UnsafeURLError(ValueError):
+    """A URL this service will not connect to, and why."""
+
+
 def resolve(host: str, port: int, allow_private: bool) -> Address:
     """The address to connect to: the first resolved one that may be reached."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise CouldNotDownloadError(f"cannot resolve {host!r}: {exc}") from None
+        raise UnsafeURLError(f"cannot resolve {host!r}: {exc}") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for ip in addresses:
         if allow_private or is_public(ip):
             return ip
-    raise CouldNotDownloadError(f"{host!r} resolves to a non-public address ({addresses[0]}), which is not allowed")
+    raise UnsafeURLError(f"{host!r} resolves to a non-public address ({addresses[0]}), which is not allowed")
+
+
+def pinned_request(
+    client: httpx.Client | httpx.AsyncClient,
+    method: str,
+    url: str,
+    allow_private: bool,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+) -> httpx.Request:
+    """A request that connects to the address checked here, not to whatever a second
+    DNS lookup would say; Host and TLS SNI keep the URL's name. Redirects are the
+    caller's to check."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeURLError(f"{url[:200]}: only http and https URLs are supported")
+    if not parts.hostname:
+        raise UnsafeURLError(f"{url[:200]}: the URL has no host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise UnsafeURLError(f"{url[:200]}: invalid port") from None
+    ip = resolve(parts.hostname, port, allow_private)
+    literal = f"[{ip}]" if ip.version == 6 else str(ip)
+    target = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return client.build_request(
+        method,
+        target,
+        headers={"Host": host_header, "User-Agent": "dragon/1", **(headers or {})},
+        content=content,
+        extensions={"sni_hostname": parts.hostname} if parts.scheme == "https" else {},
+    )
 
 
 class Fetcher:
@@ -85,20 +122,7 @@ class Fetcher:
                 return _write(dest, response.iter_bytes(), limit, deadline, url, response.headers.get("content-type"))
         raise CouldNotDownloadError(f"{url}: more than {self.settings.fetch_max_redirects} redirects")
 
-    def _get(self, url: str):  # -> context manager of httpx.Response
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise CouldNotDownloadError(f"{url[:200]}: only http and https URLs are supported")
-        if not parts.hostname:
-            raise CouldNotDownloadError(f"{url[:200]}: the URL has no host")
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise CouldNotDownloadError(f"{url[:200]}: invalid port") from None
-        ip = resolve(parts.hostname, port, self.settings.allow_private_urls)
-        literal = f"[{ip}]" if ip.version == 6 else str(ip)
-        target = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-        host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    def _get(self, url: str) -> _Response:
         timeout = httpx.Timeout(
             connect=self.settings.fetch_connect_timeout,
             read=self.settings.fetch_read_timeout,
@@ -106,10 +130,11 @@ class Fetcher:
             pool=self.settings.fetch_connect_timeout,
         )
         client = httpx.Client(timeout=timeout, follow_redirects=False)
-        request = client.build_request(
-            "GET", target, headers={"Host": host_header, "User-Agent": "dragon/1"},
-            extensions={"sni_hostname": parts.hostname} if parts.scheme == "https" else {},
-        )
+        try:
+            request = pinned_request(client, "GET", url, self.settings.allow_private_urls)
+        except UnsafeURLError as exc:
+            client.close()
+            raise CouldNotDownloadError(str(exc)) from None
         return _Response(client, request, url)
 
 
