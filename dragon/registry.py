@@ -8,7 +8,7 @@ the built-in modules plus any the operator names in ``DRAGON_TASK_MODULES``.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
