@@ -1,0 +1,134 @@
+"""video.info, video.thumb and video.strip (spec: Tasks Reference).
+
+Width and height in every output describe what a viewer sees: the display rotation is
+applied (docs/video.md).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from PIL import Image
+from pydantic import Field, model_validator
+
+from dragon.errors import InvalidParametersError
+from dragon.media import images, video
+from dragon.registry import Resources, TaskContext, TaskParams, task
+
+MAX_INPUT_BYTES = 4 * 1024**3
+VIDEO = Resources(cpus=1.0, gpu=True, memory_mb=1024)
+Size = Field(default=None, ge=1, le=8192)
+
+
+class InfoParams(TaskParams):
+    url: str
+
+
+@task(
+    "video.info",
+    InfoParams,
+    resources=Resources(cpus=0.5, memory_mb=512),
+    values=("content_type", "width", "height", "duration", "frame_rate", "alpha", "rotation", "audio_codec", "video_codec"),
+)
+def video_info(ctx: TaskContext, params: InfoParams) -> dict:
+    """Probes the container and decodes one frame (for the display rotation)."""
+    return video.probe(ctx.fetch(params.url, MAX_INPUT_BYTES).path).values()
+
+
+class ThumbParams(TaskParams):
+    url: str
+    width: int | None = Size
+    height: int | None = Size
+    crop: bool = False
+    time: float = Field(default=0.0, ge=0)
+    format: Literal["jpeg", "png"] = "jpeg"
+    poster: bool = False
+    quality: int = Field(default=75, ge=1, le=95)
+
+
+@task(
+    "video.thumb",
+    ThumbParams,
+    resources=VIDEO,
+    values=("width", "height", "original_width", "original_height", "duration", "content_type"),
+    files=("output",),
+)
+def video_thumb(ctx: TaskContext, params: ThumbParams) -> dict:
+    """The frame at ``time`` (the last frame when ``time`` is past the end)."""
+    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
+    info = video.probe(source)
+    [frame] = video.frames_at(source, [min(params.time, info.duration)])
+    size = images.target_size(frame.width, frame.height, params.width, params.height, params.crop)
+    thumb = images.resize_to(frame, size, params.crop)
+    if params.poster:
+        thumb = images.draw_play_icon(thumb)
+    out = ctx.scratch / "thumb"
+    extension, content_type = images.save(thumb, out, params.format, quality=params.quality)
+    return {
+        "width": thumb.width,
+        "height": thumb.height,
+        "original_width": info.width,
+        "original_height": info.height,
+        "duration": info.duration,
+        "content_type": content_type,
+        "output": ctx.store(out, extension, content_type),
+    }
+
+
+class StripParams(TaskParams):
+    url: str
+    width: int = Field(ge=1, le=2048)
+    height: int = Field(ge=1, le=2048)
+    crop: bool = False
+    wrap: int | None = Field(default=None, ge=1)
+    start: float = Field(default=0.0, ge=0)
+    end: float | None = Field(default=None, ge=0)
+    count: int = Field(default=10, ge=1, le=500)
+    format: Literal["jpeg", "png"] = "jpeg"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StripParams:
+        if self.end is not None and self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+
+@task(
+    "video.strip",
+    StripParams,
+    resources=VIDEO,
+    values=("count", "width", "height", "original_width", "original_height", "duration", "frame_rate", "content_type"),
+    files=("output",),
+)
+def video_strip(ctx: TaskContext, params: StripParams) -> dict:
+    """``count`` frames at equal intervals from ``start`` to ``end`` (both included),
+    each seeked to rather than decoded through."""
+    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
+    info = video.probe(source)
+    end = min(params.end if params.end is not None else info.duration, info.duration)
+    start = min(params.start, end)
+    step = (end - start) / (params.count - 1) if params.count > 1 else 0.0
+    times = [start + i * step for i in range(params.count)]
+    columns = min(params.wrap or params.count, params.count)
+    rows = -(-params.count // columns)
+    if params.width * columns * params.height * rows > images.Limits().max_pixels:
+        raise InvalidParametersError({"count": ["the strip would be larger than the pixel limit"]})
+    background = (0, 0, 0, 0) if params.format == "png" else (0, 0, 0, 255)
+    strip = Image.new("RGBA", (params.width * columns, params.height * rows), background)
+    for i, frame in enumerate(video.frames_at(source, times)):
+        cell = images.fit_into(frame, (params.width, params.height), params.crop, background)
+        strip.paste(cell, ((i % columns) * params.width, (i // columns) * params.height))
+        ctx.progress(round(100 * (i + 1) / params.count))
+    out = ctx.scratch / "strip"
+    extension, content_type = images.save(strip, out, params.format)
+    return {
+        "count": params.count,
+        "width": strip.width,
+        "height": strip.height,
+        "original_width": info.width,
+        "original_height": info.height,
+        "duration": info.duration,
+        "frame_rate": info.frame_rate,
+        "content_type": content_type,
+        "output": ctx.store(out, extension, content_type),
+    }

@@ -1,0 +1,132 @@
+"""video.info, video.thumb and video.strip through the HTTP API on ../shared/media/video."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from tests.conftest import MEDIA, Api
+from tests.support.servers import Origin
+
+SYNTH = "video/synthetic"
+TRUTH = {c["file"]: c for c in json.loads((MEDIA / SYNTH / "ground_truth.json").read_text())}
+
+
+def result(api: Api, task: dict[str, Any]) -> dict[str, Any]:
+    [status] = api.create(task, block=True)
+    assert status["status"] == "success", status.get("error")
+    return status["result"]
+
+
+def picture(url: str) -> Image.Image:
+    return Image.open(io.BytesIO(httpx.get(url).content))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in TRUTH if not n.endswith("hflip.mp4")))
+def test_info_matches_the_ground_truth(api: Api, media: Origin, name: str) -> None:
+    truth = TRUTH[name]
+    info = result(api, {"task_name": "video.info", "url": f"{media.url}/{SYNTH}/{name}"})
+    rotation = truth["display_rotation_ccw_deg"] or 0
+    size = (truth["coded_width"], truth["coded_height"])
+    assert (info["width"], info["height"]) == (size[::-1] if rotation in (90, -90) else size)
+    assert info["rotation"] == float(rotation)
+    num, _, den = truth["fps"].partition("/")
+    assert info["frame_rate"] == pytest.approx(float(num) / float(den or 1), rel=1e-3)
+    assert info["duration"] == pytest.approx(truth["duration_s"], abs=0.03)
+    assert info["video_codec"] == truth["vcodec"]
+    assert (info["audio_codec"] is None) == (truth["audio"] is None)
+    assert info["alpha"] is False
+
+
+def test_info_of_a_rotated_phone_clip(api: Api, media: Origin) -> None:
+    info = result(api, {"task_name": "video.info", "url": f"{media.url}/video/js_ffmpeg/iphone_rotated.mov"})
+    assert info == {
+        "content_type": "video/quicktime",
+        "width": 320,
+        "height": 568,
+        "duration": pytest.approx(2.202, abs=0.01),
+        "frame_rate": pytest.approx(29.98, abs=0.05),
+        "alpha": False,
+        "rotation": -90.0,
+        "audio_codec": "aac",
+        "video_codec": "h264",
+    }
+
+
+@pytest.mark.parametrize(
+    "name, content_type",
+    [("fixture.mkv", "video/x-matroska"), ("fixture.webm", "video/webm"), ("fixture.avi", "video/x-msvideo"),
+     ("fixture.flv", "video/x-flv"), ("fixture.3gp", "video/3gpp"), ("fixture.mxf", "application/mxf"),
+     ("fixture-raw.mts", "video/mp2t"), ("fixture.ps.mpg", "video/mpeg"), ("fixture.wmv.asf", "video/x-ms-asf")],
+)
+def test_info_reads_many_containers(api: Api, media: Origin, name: str, content_type: str) -> None:
+    info = result(api, {"task_name": "video.info", "url": f"{media.url}/video/file_type/{name}"})
+    assert info["content_type"] == content_type
+    assert info["width"] > 0 and info["duration"] > 0
+
+
+def test_thumb_is_upright_and_sized(api: Api, media: Origin) -> None:
+    upright = result(api, {"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/h264_160x96_25fps_2s_rot_none.mp4", "format": "png"})
+    assert (upright["width"], upright["height"]) == (160, 96)
+    reference = picture(upright["output"]).convert("L")
+    for name, angle in [("h264_160x96_25fps_2s_rot_ccw90.mp4", 90), ("h264_160x96_25fps_2s_rot_cw90.mp4", -90),
+                        ("h264_160x96_25fps_2s_rot_180.mp4", 180)]:
+        thumb = result(api, {"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/{name}", "format": "png"})
+        shown = picture(thumb["output"]).convert("L")
+        expected = reference.rotate(angle, expand=True)
+        assert shown.size == expected.size, name
+        assert ImageStat.Stat(ImageChops.difference(shown, expected)).mean[0] < 6, name
+
+
+def test_thumb_time_crop_quality_and_poster(api: Api, media: Origin) -> None:
+    url = f"{media.url}/video/js_ffmpeg/video-640-360.mp4"
+    first = result(api, {"task_name": "video.thumb", "url": url, "width": 160})
+    later = result(api, {"task_name": "video.thumb", "url": url, "width": 160, "time": 0.9})
+    assert (first["width"], first["height"]) == (160, 90)
+    assert (first["original_width"], first["original_height"], first["content_type"]) == (640, 360, "image/jpeg")
+    assert first["duration"] == pytest.approx(1.0, abs=0.01)
+    a, b = picture(first["output"]).convert("L"), picture(later["output"]).convert("L")
+    assert ImageStat.Stat(ImageChops.difference(a, b)).mean[0] > 1  # a different moment
+    crop = result(api, {"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 20})
+    assert picture(crop["output"]).size == (100, 100)
+    small = len(httpx.get(crop["output"]).content)
+    best = result(api, {"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 95})
+    assert len(httpx.get(best["output"]).content) > small
+    beyond = result(api, {"task_name": "video.thumb", "url": url, "time": 99, "poster": True})
+    assert (beyond["width"], beyond["height"]) == (640, 360)
+
+
+def test_strip_of_frames_at_equal_intervals(api: Api, media: Origin) -> None:
+    url = f"{media.url}/video/js_ffmpeg/video-640-360.mp4"
+    strip = result(api, {"task_name": "video.strip", "url": url, "width": 64, "height": 36, "count": 5, "wrap": 3, "format": "png"})
+    assert {k: strip[k] for k in ("count", "width", "height", "original_width", "original_height", "content_type")} == {
+        "count": 5, "width": 192, "height": 72, "original_width": 640, "original_height": 360, "content_type": "image/png",
+    }
+    assert strip["frame_rate"] == pytest.approx(23.976, abs=0.01)
+    image = picture(strip["output"]).convert("RGBA")
+    assert image.size == (192, 72)
+    assert image.getpixel((160, 54))[3] == 0  # the sixth cell stays empty
+    cells = [image.crop((c * 64, r * 36, c * 64 + 64, r * 36 + 36)).convert("L") for r, c in [(0, 0), (1, 1)]]
+    assert ImageStat.Stat(ImageChops.difference(*cells)).mean[0] > 1
+
+
+def test_bad_videos_end_in_a_clear_error(api: Api, media: Origin, origin: Origin) -> None:
+    cases = [
+        origin.add("text.mp4", b"not a video at all"),
+        origin.add("empty.mp4", b""),
+        origin.add("playlist.m3u8", b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n"),
+        origin.add("concat.txt", b"ffconcat version 1.0\nfile '/etc/passwd'\n"),
+        f"{media.url}/video/file_type/fixture-corrupt.mkv",
+        f"{media.url}/audio_formats/file_type/fixture.mp3",
+    ]
+    statuses = api.create([{"task_name": "video.thumb", "url": url} for url in cases], block=True)
+    for url, status in zip(cases, statuses):
+        assert status["status"] == "error", url
+        assert status["error"].startswith("InvalidContentError: "), (url, status["error"])
+        assert "/tmp" not in status["error"] and "/etc" not in status["error"]
+    assert result(api, {"task_name": "video.info", "url": f"{media.url}/{SYNTH}/mjpeg_160x96_10fps_1s.mov"})["width"] == 160
