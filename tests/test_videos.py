@@ -130,3 +130,55 @@ def test_bad_videos_end_in_a_clear_error(api: Api, media: Origin, origin: Origin
         assert status["error"].startswith("InvalidContentError: "), (url, status["error"])
         assert "/tmp" not in status["error"] and "/etc" not in status["error"]
     assert result(api, {"task_name": "video.info", "url": f"{media.url}/{SYNTH}/mjpeg_160x96_10fps_1s.mov"})["width"] == 160
+
+
+def test_convert_rotated_phone_clip_comes_out_upright_and_streamable(api: Api, media: Origin) -> None:
+    body = {"secret": api.secret, "tasks": {"task_name": "video.convert", "url": f"{media.url}/video/js_ffmpeg/iphone_rotated.mov", "width": 180}}
+    with api.http.stream("POST", "/v2/create_stream", json=body) as r:
+        lines = [json.loads(line) for line in r.iter_lines() if line]
+    final = lines[-1]
+    assert final["status"] == "success", final.get("error")
+    assert any(isinstance(doc, dict) and isinstance(doc.get("progress"), int) for doc in lines[1:-1])
+    out = final["result"]
+    assert {k: out[k] for k in ("content_type", "width", "height", "original_width", "original_height", "rotation",
+                                "video_codec", "audio_codec", "alpha")} == {
+        "content_type": "video/mp4", "width": 180, "height": 320, "original_width": 320, "original_height": 568,
+        "rotation": 0.0, "video_codec": "h264", "audio_codec": "aac", "alpha": False,
+    }
+    assert out["duration"] == pytest.approx(2.2, abs=0.05)
+    data = httpx.get(out["output"]).content
+    assert data.index(b"moov") < data.index(b"mdat")  # index first: plays while downloading
+
+
+@pytest.mark.parametrize(
+    "audio_codec, content_type, sample_rate",
+    [("mp3", "video/mp4", 22050), ("mp2", "video/mp4", 48000), ("wmav2", "video/x-ms-asf", 44100)],
+)
+def test_convert_audio_codecs_and_rates(api: Api, media: Origin, audio_codec: str, content_type: str, sample_rate: int) -> None:
+    import av
+
+    out = result(api, {"task_name": "video.convert", "url": f"{media.url}/video/js_ffmpeg/video-640-360.mp4", "width": 320,
+                       "height": 320, "crop": True, "audio_codec": audio_codec, "sample_rate": sample_rate,
+                       "video_bitrate": 500, "crf": 30, "gop": 12})
+    assert (out["content_type"], out["audio_codec"], out["width"], out["height"]) == (content_type, audio_codec, 320, 320)
+    container = av.open(io.BytesIO(httpx.get(out["output"]).content))
+    assert container.streams.audio[0].codec_context.sample_rate == sample_rate
+    keyframes = [p for p in container.demux(container.streams.video[0]) if p.is_keyframe]
+    assert len(keyframes) >= 2  # gop 12 on 24 frames
+
+
+def test_reverse_plays_backwards(api: Api, media: Origin) -> None:
+    url = f"{media.url}/video/js_ffmpeg/video-640-360.mp4"
+    out = result(api, {"task_name": "video.reverse", "url": url, "width": 320})
+    assert (out["width"], out["height"], out["audio_codec"]) == (320, 180, None)
+    assert out["duration"] == pytest.approx(1.0, abs=0.05)
+    last = picture(result(api, {"task_name": "video.thumb", "url": url, "width": 320, "time": 99})["output"]).convert("L")
+    first = picture(result(api, {"task_name": "video.thumb", "url": url, "width": 320})["output"]).convert("L")
+    reversed_first = picture(result(api, {"task_name": "video.thumb", "url": out["output"], "width": 320})["output"]).convert("L")
+    assert ImageStat.Stat(ImageChops.difference(reversed_first, last)).mean[0] < ImageStat.Stat(ImageChops.difference(reversed_first, first)).mean[0]
+    assert ImageStat.Stat(ImageChops.difference(reversed_first, last)).mean[0] < 8
+
+
+def test_convert_parameters_are_validated(api: Api, media: Origin) -> None:
+    [status] = api.create({"task_name": "video.convert", "url": f"{media.url}/x", "audio_codec": "flac", "sample_rate": 8000, "crf": 99}, block=True)
+    assert set(status["error"]["parameters"]) == {"audio_codec", "sample_rate", "crf"}

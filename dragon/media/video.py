@@ -8,14 +8,21 @@ before the wanted time and decoding forward, never by decoding the whole file.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import av
+import av.filter
 from PIL import Image
 
 from dragon.errors import InvalidContentError
+
+log = logging.getLogger(__name__)
 
 # Container demuxers a video input may use (FFmpeg names).
 DEMUXERS = ",".join([
@@ -47,6 +54,7 @@ class Probe:
     rotation: float  # counter-clockwise degrees that show the video as shot
     video_codec: str
     audio_codec: str | None
+    video_bitrate: int | None = None  # kbps, when the container says
 
     def values(self) -> dict[str, Any]:
         """The spec's video.info output values."""
@@ -103,6 +111,7 @@ def probe(path: Path) -> Probe:
             rotation=rotation,
             video_codec=ctx.codec.canonical_name,
             audio_codec=audio,
+            video_bitrate=(ctx.bit_rate or container.bit_rate or 0) // 1000 or None,
         )
 
 
@@ -186,3 +195,237 @@ def _reason(exc: BaseException) -> str:
     if "] " in text:
         text = text.split("] ", 1)[1]
     return text.split(":", 1)[0][:120]
+
+
+# Encoding: conversion and reversal share one filter chain and one encoder set-up.
+
+AUDIO_ENCODERS = {"aac": "aac", "mp3": "libmp3lame", "mp2": "mp2", "wmav1": "wmav1", "wmav2": "wmav2"}
+WMA = ("wmav1", "wmav2")
+PRESET = "veryfast"
+
+
+@dataclass(frozen=True)
+class Encoding:
+    width: int
+    height: int
+    crop: bool
+    crf: int = 23
+    gop: int = 250
+    video_bitrate: int | None = 3000  # kbps; a cap on top of the constant rate factor
+    audio_codec: str | None = "aac"  # None: no audio track
+    audio_bitrate: int = 128
+    sample_rate: int = 44100
+
+    @property
+    def container(self) -> tuple[str, str, str]:
+        """(muxer, extension, content type): MP4, or ASF when the audio is WMA."""
+        if self.audio_codec in WMA:
+            return "asf", "wmv", "video/x-ms-asf"
+        return "mp4", "mp4", "video/mp4"
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """H.264 in 4:2:0 needs even dimensions."""
+    return max(2, width - width % 2), max(2, height - height % 2)
+
+
+def convert(source: Path, dest: Path, enc: Encoding, progress: Callable[[float], None]) -> None:
+    """Transcode to H.264 (+ audio), upright, scaled or cropped to ``enc``'s size.
+
+    MP4 output has its index first (``+faststart``) so it plays while downloading.
+    ``progress`` receives the fraction of the source done, about once a second of media.
+    """
+    with open_video(source) as inp:
+        vstream = inp.streams.video[0]
+        vstream.thread_type = "AUTO"
+        _transcode(inp, vstream, dest, enc, progress)
+
+
+def _transcode(
+    inp: av.container.InputContainer, vstream: av.video.stream.VideoStream, dest: Path, enc: Encoding,
+    progress: Callable[[float], None],
+) -> None:
+    with _Writer(dest, enc, inp) as writer:
+        astream = inp.streams.audio[0] if inp.streams.audio and enc.audio_codec else None
+        duration = _duration(inp, vstream) or 1.0
+        reported = 0.0
+        for packet in inp.demux(*(s for s in (vstream, astream) if s is not None)):
+            for frame in _decode(packet):
+                if packet.stream is vstream:
+                    at = frame.time  # before the filter chain renumbers the frame
+                    writer.video(frame)
+                    if at is not None and at - reported >= 1.0:
+                        reported = at
+                        progress(min(1.0, at / duration))
+                else:
+                    writer.audio(frame)
+
+
+def reverse(source: Path, dest: Path, enc: Encoding, progress: Callable[[float], None]) -> None:
+    """The video track played backwards, one keyframe interval at a time: memory
+    holds one interval of output-sized frames, never the whole video."""
+    keyframes = _keyframes(source)
+    with open_video(source) as inp:
+        vstream = inp.streams.video[0]
+        vstream.thread_type = "AUTO"
+        _reverse(inp, vstream, keyframes, dest, enc, progress)
+
+
+def _reverse(
+    inp: av.container.InputContainer, vstream: av.video.stream.VideoStream, keyframes: list[int], dest: Path,
+    enc: Encoding, progress: Callable[[float], None],
+) -> None:
+    with _Writer(dest, dataclasses.replace(enc, audio_codec=None), inp) as writer:
+        bounds = list(zip(keyframes, keyframes[1:] + [None]))
+        for done, (start, end) in enumerate(reversed(bounds)):
+            inp.seek(start, stream=vstream, backward=True)
+            segment = []
+            for frame in _frames(inp, vstream):
+                if frame.pts is None or frame.pts < start:
+                    continue
+                if end is not None and frame.pts >= end:
+                    break
+                segment.extend(writer.filtered(frame))
+            for frame in reversed(segment):
+                writer.encode(frame)
+            progress((done + 1) / len(bounds))
+
+
+def _keyframes(source: Path) -> list[int]:
+    """Presentation times of the video's keyframes, read from packets without decoding."""
+    with open_video(source) as inp:
+        stream = inp.streams.video[0]
+        found = sorted({p.pts for p in inp.demux(stream) if p.is_keyframe and p.pts is not None})
+    if not found:
+        raise InvalidContentError("the video has no keyframe")
+    return found
+
+
+class _Writer:
+    """Output container, filter chain (rotation, scale or crop, pixel format) and encoders."""
+
+    def __init__(self, dest: Path, enc: Encoding, inp: av.container.InputContainer):
+        vstream = inp.streams.video[0]
+        self.enc = enc
+        self.rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
+        muxer, _, _ = enc.container
+        self.out = av.open(str(dest), "w", format=muxer, options={"movflags": "+faststart"} if muxer == "mp4" else {})
+        self.video_out = _video_encoder(self.out, enc, self.rate)
+        self.graph = _filters(vstream, _rotation(inp, vstream), enc)
+        self.count = 0
+        self.audio_out = None
+        self.resampler = None
+        if enc.audio_codec and inp.streams.audio:
+            channels = min(2, inp.streams.audio[0].codec_context.channels or 2)
+            layout = "stereo" if channels == 2 else "mono"
+            self.audio_out = self.out.add_stream(AUDIO_ENCODERS[enc.audio_codec], rate=enc.sample_rate)
+            self.audio_out.bit_rate = enc.audio_bitrate * 1000
+            self.audio_out.layout = layout
+            self.resampler = av.AudioResampler(format=self.audio_out.codec_context.format, layout=layout, rate=enc.sample_rate)
+
+    def filtered(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        frame.pts = self.count  # the chain wants increasing times, whatever the order fed
+        self.count += 1
+        self.graph.push(frame)
+        return self._pull()
+
+    def _pull(self) -> list[av.VideoFrame]:
+        frames = []
+        while True:
+            try:
+                frames.append(self.graph.pull())
+            except (av.BlockingIOError, av.EOFError):
+                return frames
+
+    def video(self, frame: av.VideoFrame) -> None:
+        for out in self.filtered(frame):
+            self.encode(out)
+
+    def encode(self, frame: av.VideoFrame) -> None:
+        frame.pts = self.encoded = getattr(self, "encoded", -1) + 1
+        frame.time_base = 1 / self.rate
+        self.out.mux(self.video_out.encode(frame))
+
+    def audio(self, frame: av.AudioFrame) -> None:
+        if self.resampler is None or self.audio_out is None:
+            return
+        frame.pts = None
+        for resampled in self.resampler.resample(frame):
+            self.out.mux(self.audio_out.encode(resampled))
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        try:
+            if kind is None:
+                self.graph.push(None)
+                for frame in self._pull():
+                    self.encode(frame)
+                self.out.mux(self.video_out.encode(None))
+                if self.audio_out is not None and self.resampler is not None:
+                    for resampled in self.resampler.resample(None):
+                        self.out.mux(self.audio_out.encode(resampled))
+                    self.out.mux(self.audio_out.encode(None))
+        finally:
+            self.out.close()
+
+
+def _video_encoder(out: av.container.OutputContainer, enc: Encoding, rate: Fraction) -> av.VideoStream:
+    """NVENC when this worker was given a GPU and the encoder opens, else libx264."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() not in ("", "-1"):
+        try:
+            stream = out.add_stream("h264_nvenc", rate=rate)
+            _configure(stream, enc, {"preset": "p4", "rc": "vbr", "cq": str(enc.crf)})
+            stream.codec_context.open()
+            return stream
+        except (av.FFmpegError, ValueError):
+            log.warning("h264_nvenc did not open; encoding on the CPU")
+    stream = out.add_stream("libx264", rate=rate)
+    _configure(stream, enc, {"crf": str(enc.crf), "preset": PRESET})
+    return stream
+
+
+def _configure(stream: av.VideoStream, enc: Encoding, options: dict[str, str]) -> None:
+    stream.width, stream.height = enc.width, enc.height
+    stream.pix_fmt = "yuv420p"
+    stream.gop_size = enc.gop
+    if enc.video_bitrate:
+        options = {**options, "maxrate": f"{enc.video_bitrate}k", "bufsize": f"{2 * enc.video_bitrate}k"}
+    stream.codec_context.options = options
+
+
+def _rotation(inp: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    first = next(_frames(inp, stream), None)
+    inp.seek(0)
+    return float(first.rotation or 0) if first is not None else 0.0
+
+
+def _filters(stream: av.video.stream.VideoStream, rotation: float, enc: Encoding) -> av.filter.Graph:
+    """buffer → upright (transpose/flip) → scale (cover, then crop) → yuv420p → sink."""
+    graph = av.filter.Graph()
+    chain = [graph.add_buffer(template=stream)]
+    turn = round(rotation) % 360
+    if turn == 90:
+        chain.append(graph.add("transpose", "cclock"))
+    elif turn == 270:
+        chain.append(graph.add("transpose", "clock"))
+    elif turn == 180:
+        chain += [graph.add("hflip"), graph.add("vflip")]
+    if enc.crop:
+        chain.append(graph.add("scale", f"{enc.width}:{enc.height}:force_original_aspect_ratio=increase"))
+        chain.append(graph.add("crop", f"{enc.width}:{enc.height}"))
+    else:
+        chain.append(graph.add("scale", f"{enc.width}:{enc.height}"))
+    chain += [graph.add("setsar", "1"), graph.add("format", "yuv420p"), graph.add("buffersink")]
+    for a, b in zip(chain, chain[1:]):
+        a.link_to(b)
+    graph.configure()
+    return graph
+
+
+def _decode(packet: av.Packet) -> list[Any]:
+    try:
+        return packet.decode()
+    except av.FFmpegError:
+        return []  # a damaged packet: skip it, as players do

@@ -6,7 +6,8 @@ applied (docs/video.md).
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Callable, Literal
 
 from PIL import Image
 from pydantic import Field, model_validator
@@ -130,5 +131,84 @@ def video_strip(ctx: TaskContext, params: StripParams) -> dict:
         "duration": info.duration,
         "frame_rate": info.frame_rate,
         "content_type": content_type,
+        "output": ctx.store(out, extension, content_type),
+    }
+
+
+class ConvertParams(TaskParams):
+    url: str
+    width: int | None = Size
+    height: int | None = Size
+    crop: bool = False
+    audio_codec: Literal["mp2", "mp3", "aac", "wmav1", "wmav2"] = "aac"
+    video_codec: Literal["h264"] = "h264"
+    video_bitrate: int = Field(default=3000, ge=50, le=200_000)
+    audio_bitrate: int = Field(default=128, ge=8, le=512)
+    sample_rate: Literal[22050, 44100, 48000] = 44100
+    crf: int = Field(default=23, ge=0, le=51)
+    gop: int = Field(default=250, ge=1, le=1000)
+
+
+OUTPUT_VALUES = ("content_type", "width", "height", "original_width", "original_height", "duration", "frame_rate",
+                 "audio_codec", "video_codec", "alpha", "rotation")
+
+
+@task("video.convert", ConvertParams, resources=VIDEO, values=OUTPUT_VALUES, files=("output",))
+def video_convert(ctx: TaskContext, params: ConvertParams) -> dict:
+    """H.264 with the chosen audio codec, upright, in MP4 with its index first (ASF for
+    WMA audio); progress is the percentage of the source encoded."""
+    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
+    info = video.probe(source)
+    enc = video.Encoding(
+        *_output_size(info, params.width, params.height, params.crop),
+        crop=params.crop, crf=params.crf, gop=params.gop, video_bitrate=params.video_bitrate,
+        audio_codec=params.audio_codec, audio_bitrate=params.audio_bitrate, sample_rate=params.sample_rate,
+    )
+    return _encoded(ctx, info, enc, video.convert, source)
+
+
+class ReverseParams(TaskParams):
+    url: str
+    width: int | None = Size
+    height: int | None = Size
+    crop: bool = False
+    video_codec: Literal["h264"] = "h264"
+    video_bitrate: int | None = Field(default=None, ge=50, le=200_000)
+    crf: int = Field(default=23, ge=0, le=51)
+    gop: int = Field(default=250, ge=1, le=1000)
+
+
+@task("video.reverse", ReverseParams, resources=VIDEO, values=OUTPUT_VALUES, files=("output",))
+def video_reverse(ctx: TaskContext, params: ReverseParams) -> dict:
+    """The picture played backwards (no audio track), one keyframe interval at a time."""
+    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
+    info = video.probe(source)
+    enc = video.Encoding(
+        *_output_size(info, params.width, params.height, params.crop),
+        crop=params.crop, crf=params.crf, gop=params.gop,
+        video_bitrate=params.video_bitrate or info.video_bitrate, audio_codec=None,
+    )
+    return _encoded(ctx, info, enc, video.reverse, source)
+
+
+def _output_size(info: video.Probe, width: int | None, height: int | None, crop: bool) -> tuple[int, int]:
+    return video.even_size(*images.target_size(info.width, info.height, width, height, crop))
+
+
+def _encoded(
+    ctx: TaskContext, info: video.Probe, enc: video.Encoding, run: Callable[..., None], source: Path
+) -> dict:
+    _, extension, content_type = enc.container
+    out = ctx.scratch / f"output.{extension}"
+    run(source, out, enc, lambda done: ctx.progress(round(100 * done)))
+    result = video.probe(out).values()
+    if result["audio_codec"] is not None:
+        # MP4 tags MPEG audio layers II and III alike; say what was encoded.
+        result["audio_codec"] = enc.audio_codec
+    return {
+        **result,
+        "content_type": content_type,
+        "original_width": info.width,
+        "original_height": info.height,
         "output": ctx.store(out, extension, content_type),
     }
