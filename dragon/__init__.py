@@ -9,6 +9,15 @@ Python users on the cluster can skip HTTP::
 
 from __future__ import annotations
 
-from dragon.handles import Dragon, connect
+from typing import Any
 
 __all__ = ["Dragon", "connect"]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy, so workers that only need the media helpers do not import Ray's client."""
+    if name in __all__:
+        from dragon import handles
+
+        return getattr(handles, name)
+    raise AttributeError(name)

@@ -373,17 +373,38 @@ class _Writer:
 
 def _video_encoder(out: av.container.OutputContainer, enc: Encoding, rate: Fraction) -> av.VideoStream:
     """NVENC when this worker was given a GPU and the encoder opens, else libx264."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() not in ("", "-1"):
-        try:
-            stream = out.add_stream("h264_nvenc", rate=rate)
-            _configure(stream, enc, {"preset": "p4", "rc": "vbr", "cq": str(enc.crf)})
-            stream.codec_context.open()
-            return stream
-        except (av.FFmpegError, ValueError):
-            log.warning("h264_nvenc did not open; encoding on the CPU")
-    stream = out.add_stream("libx264", rate=rate)
-    _configure(stream, enc, {"crf": str(enc.crf), "preset": PRESET})
+    name = h264_encoder(enc, rate)
+    stream = out.add_stream(name, rate=rate)
+    if name == "h264_nvenc":
+        _configure(stream, enc, {"preset": "p4", "rc": "vbr", "cq": str(enc.crf)})
+    else:
+        _configure(stream, enc, {"crf": str(enc.crf), "preset": PRESET})
     return stream
+
+
+def h264_encoder(enc: Encoding, rate: Fraction = Fraction(25)) -> str:
+    """h264_nvenc on a worker given a GPU whose NVENC opens (H100/H200 have none), else libx264."""
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() not in ("", "-1")
+    return "h264_nvenc" if gpu and _nvenc_opens(enc, rate) else "libx264"
+
+
+_nvenc_state: dict[str, bool] = {}
+
+
+def _nvenc_opens(enc: Encoding, rate: Fraction) -> bool:
+    """Try NVENC once per process on a scratch context, so a failure leaves no broken
+    stream in the output (a GPU node without the NVIDIA encode library, say)."""
+    if "ok" not in _nvenc_state:
+        try:
+            ctx = av.CodecContext.create("h264_nvenc", "w")
+            ctx.width, ctx.height, ctx.pix_fmt = enc.width, enc.height, "yuv420p"
+            ctx.time_base = 1 / rate
+            ctx.open()
+            _nvenc_state["ok"] = True
+        except (av.FFmpegError, ValueError) as exc:
+            log.warning("h264_nvenc does not open here (%s); encoding with libx264", exc)
+            _nvenc_state["ok"] = False
+    return _nvenc_state["ok"]
 
 
 def _configure(stream: av.VideoStream, enc: Encoding, options: dict[str, str]) -> None:
