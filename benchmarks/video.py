@@ -71,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gpu", action="store_true", help="encode with h264_nvenc")
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--keep", type=Path, help="also save the generated source here")
     args = parser.parse_args()
     if args.gpu:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
@@ -79,6 +80,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dragon-bench-video-"))
     source = work / "source.mp4"
     make_source(source, args.seconds)
+    if args.keep:
+        shutil.copy(source, args.keep)
     ffmpeg = shutil.which("ffmpeg")
     enc = video.Encoding(640, 360, False)
     times = [i * 3.0 for i in range(10)]
@@ -106,8 +109,10 @@ def main() -> None:
         refs[2] = best(lambda: [subprocess.run([*q, "-ss", str(t), "-i", str(source), "-frames:v", "1", str(work / f"ref{i}.jpg")], check=True)
                                 for i, t in enumerate(times)])
     encoder = video.h264_encoder(enc)
+    with video.open_video(source) as probe_container:
+        decoder = video.Decoder(probe_container, probe_container.streams.video[0]).name
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PyAV {av.__version__}, "
-          f"encoder {encoder}, source {args.seconds} s 1080p30")
+          f"decoder {decoder}, encoder {encoder}, source {args.seconds} s 1080p30")
     print(f"{'measure':28} {'dragon s':>9} {'ffmpeg s':>9} {'ratio':>7}")
     for (name, ours), ref in zip(rows, refs):
         print(f"{name:28} {ours:9.3f} {ref if ref is not None else float('nan'):9.3f} {ours / ref if ref else float('nan'):7.2f}")

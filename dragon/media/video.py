@@ -123,25 +123,104 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Image.Image]:
     """
     with open_video(path) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        decoder = Decoder(container, stream, gpu=False)
+        rotation = _rotation(container, stream)
         base = stream.time_base
         for t in times:
             target = max(0.0, t)
-            try:
-                container.seek(int(target / base) + (stream.start_time or 0), stream=stream, backward=True)
-            except av.FFmpegError:
-                container.seek(0)
+            decoder.seek(int(target / base) + (stream.start_time or 0))
             chosen = None
-            for frame in _frames(container, stream):
+            for frame in decoder.frames():
                 chosen = frame
                 if frame.time is not None and frame.time + 0.5 * _frame_step(stream) >= target + _start(stream):
                     break
             if chosen is None:
                 raise InvalidContentError(f"no frame can be decoded near {t:.3f} s")
             image = chosen.to_image()
-            if chosen.rotation:
-                image = image.rotate(chosen.rotation, expand=True)
+            if rotation:
+                image = image.rotate(rotation, expand=True)
             yield image
+
+
+CUVID = {
+    "h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid", "vp8": "vp8_cuvid",
+    "mpeg4": "mpeg4_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg1video": "mpeg1_cuvid", "mjpeg": "mjpeg_cuvid",
+    "vc1": "vc1_cuvid",
+}
+
+
+def nvdec_wanted() -> bool:
+    """NVDEC for whole-stream decodes unless ``DRAGON_NVDEC=0`` in the workers'
+    environment: on an H200 it was slower than 16 CPU cores (docs/benchmarks.md), so
+    operators of such nodes may turn it off."""
+    return os.environ.get("DRAGON_NVDEC", "1") != "0"
+
+
+def gpu_assigned() -> bool:
+    """Whether Ray gave this worker a GPU (it sets CUDA_VISIBLE_DEVICES for GPU tasks)."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() not in ("", "-1")
+
+
+class Decoder:
+    """Decodes one video stream: NVDEC (``<codec>_cuvid``) when ``gpu`` is allowed, the
+    worker was given a GPU and the decoder opens for this stream; else FFmpeg's threaded
+    CPU decoder. Same frames either way (NVDEC's differ by colour rounding only).
+
+    Seek-heavy work (thumbs, strips) passes ``gpu=False``: on an H200 every NVDEC seek
+    re-primes the decoder and a thumb took 0.52 s against 0.08 s on the CPU
+    (docs/benchmarks.md)."""
+
+    def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream, gpu: bool = True):
+        self.container = container
+        self.stream = stream
+        self.hw = _cuvid(stream) if gpu and nvdec_wanted() and gpu_assigned() else None
+        if self.hw is None:
+            stream.thread_type = "AUTO"
+
+    @property
+    def name(self) -> str:
+        return self.hw.name if self.hw is not None else self.stream.codec_context.codec.name
+
+    def seek(self, offset: int) -> None:
+        try:
+            self.container.seek(offset, stream=self.stream, backward=True)
+        except av.FFmpegError:
+            self.container.seek(0)
+        if self.hw is not None:
+            self.hw.flush_buffers()
+
+    def frames(self) -> Iterator[av.VideoFrame]:
+        """Frames from the current position to the end."""
+        if self.hw is None:
+            yield from _frames(self.container, self.stream)
+            return
+        for packet in self.container.demux(self.stream):
+            yield from self.decode(packet)
+
+    def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        if self.hw is None:
+            return _decode(packet)
+        try:
+            frames = self.hw.decode(None if packet.size == 0 else packet)
+        except av.FFmpegError:
+            return []
+        for frame in frames:
+            frame.time_base = self.stream.time_base
+        return frames
+
+
+def _cuvid(stream: av.video.stream.VideoStream) -> av.CodecContext | None:
+    name = CUVID.get(stream.codec_context.codec.canonical_name)
+    if name is None:
+        return None
+    try:
+        ctx = av.CodecContext.create(name, "r")
+        ctx.extradata = stream.codec_context.extradata
+        ctx.open()
+        return ctx
+    except (av.FFmpegError, ValueError) as exc:
+        log.warning("%s does not open here (%s); decoding on the CPU", name, exc)
+        return None
 
 
 def _frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
@@ -237,20 +316,20 @@ def convert(source: Path, dest: Path, enc: Encoding, progress: Callable[[float],
     """
     with open_video(source) as inp:
         vstream = inp.streams.video[0]
-        vstream.thread_type = "AUTO"
-        _transcode(inp, vstream, dest, enc, progress)
+        decoder = Decoder(inp, vstream)
+        _transcode(inp, vstream, decoder, dest, enc, progress)
 
 
 def _transcode(
-    inp: av.container.InputContainer, vstream: av.video.stream.VideoStream, dest: Path, enc: Encoding,
-    progress: Callable[[float], None],
+    inp: av.container.InputContainer, vstream: av.video.stream.VideoStream, decoder: Decoder, dest: Path,
+    enc: Encoding, progress: Callable[[float], None],
 ) -> None:
     with _Writer(dest, enc, inp) as writer:
         astream = inp.streams.audio[0] if inp.streams.audio and enc.audio_codec else None
         duration = _duration(inp, vstream) or 1.0
         reported = 0.0
         for packet in inp.demux(*(s for s in (vstream, astream) if s is not None)):
-            for frame in _decode(packet):
+            for frame in decoder.decode(packet) if packet.stream is vstream else _decode(packet):
                 if packet.stream is vstream:
                     at = frame.time  # before the filter chain renumbers the frame
                     writer.video(frame)
@@ -267,20 +346,20 @@ def reverse(source: Path, dest: Path, enc: Encoding, progress: Callable[[float],
     keyframes = _keyframes(source)
     with open_video(source) as inp:
         vstream = inp.streams.video[0]
-        vstream.thread_type = "AUTO"
-        _reverse(inp, vstream, keyframes, dest, enc, progress)
+        decoder = Decoder(inp, vstream)
+        _reverse(inp, decoder, keyframes, dest, enc, progress)
 
 
 def _reverse(
-    inp: av.container.InputContainer, vstream: av.video.stream.VideoStream, keyframes: list[int], dest: Path,
+    inp: av.container.InputContainer, decoder: Decoder, keyframes: list[int], dest: Path,
     enc: Encoding, progress: Callable[[float], None],
 ) -> None:
     with _Writer(dest, dataclasses.replace(enc, audio_codec=None), inp) as writer:
         bounds = list(zip(keyframes, keyframes[1:] + [None]))
         for done, (start, end) in enumerate(reversed(bounds)):
-            inp.seek(start, stream=vstream, backward=True)
+            decoder.seek(start)
             segment = []
-            for frame in _frames(inp, vstream):
+            for frame in decoder.frames():
                 if frame.pts is None or frame.pts < start:
                     continue
                 if end is not None and frame.pts >= end:
@@ -311,7 +390,9 @@ class _Writer:
         muxer, _, _ = enc.container
         self.out = av.open(str(dest), "w", format=muxer, options={"movflags": "+faststart"} if muxer == "mp4" else {})
         self.video_out = _video_encoder(self.out, enc, self.rate)
-        self.graph = _filters(vstream, _rotation(inp, vstream), enc)
+        self.time_base = vstream.time_base
+        self.rotation = _rotation(inp, vstream)
+        self.graph: av.filter.Graph | None = None  # built from the first frame's format
         self.count = 0
         self.audio_out = None
         self.resampler = None
@@ -326,11 +407,15 @@ class _Writer:
     def filtered(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
         frame.pts = self.count  # the chain wants increasing times, whatever the order fed
         self.count += 1
+        if self.graph is None:
+            self.graph = _filters(frame, self.time_base, self.rotation, self.enc)
         self.graph.push(frame)
         return self._pull()
 
     def _pull(self) -> list[av.VideoFrame]:
-        frames = []
+        frames: list[av.VideoFrame] = []
+        if self.graph is None:
+            return frames
         while True:
             try:
                 frames.append(self.graph.pull())
@@ -359,7 +444,8 @@ class _Writer:
     def __exit__(self, kind: object, *_: object) -> None:
         try:
             if kind is None:
-                self.graph.push(None)
+                if self.graph is not None:
+                    self.graph.push(None)
                 for frame in self._pull():
                     self.encode(frame)
                 self.out.mux(self.video_out.encode(None))
@@ -384,8 +470,7 @@ def _video_encoder(out: av.container.OutputContainer, enc: Encoding, rate: Fract
 
 def h264_encoder(enc: Encoding, rate: Fraction = Fraction(25)) -> str:
     """h264_nvenc on a worker given a GPU whose NVENC opens (H100/H200 have none), else libx264."""
-    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() not in ("", "-1")
-    return "h264_nvenc" if gpu and _nvenc_opens(enc, rate) else "libx264"
+    return "h264_nvenc" if gpu_assigned() and _nvenc_opens(enc, rate) else "libx264"
 
 
 _nvenc_state: dict[str, bool] = {}
@@ -422,10 +507,11 @@ def _rotation(inp: av.container.InputContainer, stream: av.video.stream.VideoStr
     return float(first.rotation or 0) if first is not None else 0.0
 
 
-def _filters(stream: av.video.stream.VideoStream, rotation: float, enc: Encoding) -> av.filter.Graph:
-    """buffer → upright (transpose/flip) → scale (cover, then crop) → yuv420p → sink."""
+def _filters(first: av.VideoFrame, time_base: Fraction, rotation: float, enc: Encoding) -> av.filter.Graph:
+    """buffer → upright (transpose/flip) → scale (cover, then crop) → yuv420p → sink.
+    The buffer takes the decoder's frames as they come (yuv420p on the CPU, nv12 from NVDEC)."""
     graph = av.filter.Graph()
-    chain = [graph.add_buffer(template=stream)]
+    chain = [graph.add_buffer(width=first.width, height=first.height, format=first.format.name, time_base=time_base)]
     turn = round(rotation) % 360
     if turn == 90:
         chain.append(graph.add("transpose", "cclock"))
