@@ -10,11 +10,11 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from dragon.errors import InvalidImageError
+from dragon.errors import InvalidImageError, InvalidParametersError
 
 T = TypeVar("T")
 
@@ -197,6 +197,29 @@ def fit_into(image: Image.Image, size: tuple[int, int], crop: bool, background: 
     cell = Image.new("RGBA", size, background)
     cell.paste(fitted.convert("RGBA"), ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
     return cell
+
+
+def strip(
+    pictures: Iterable[Image.Image],
+    count: int,
+    cell: tuple[int, int],
+    crop: bool,
+    wrap: int | None,
+    transparent: bool,
+    progress: Callable[[int], None],
+) -> Image.Image:
+    """``count`` cells of ``cell`` size, left to right, ``wrap`` per row; fitted cells
+    are centred on black (transparent when asked). Pictures are consumed one at a time."""
+    columns = min(wrap or count, count)
+    rows = -(-count // columns)
+    if cell[0] * columns * cell[1] * rows > Limits().max_pixels:
+        raise InvalidParametersError({"width": ["the strip would be larger than the pixel limit"]})
+    background = (0, 0, 0, 0) if transparent else (0, 0, 0, 255)
+    sheet = Image.new("RGBA", (cell[0] * columns, cell[1] * rows), background)
+    for i, picture in enumerate(pictures):
+        sheet.paste(fit_into(picture, cell, crop, background), ((i % columns) * cell[0], (i // columns) * cell[1]))
+        progress(round(100 * (i + 1) / count))
+    return sheet
 
 
 def draw_play_icon(image: Image.Image) -> Image.Image:

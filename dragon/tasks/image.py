@@ -95,22 +95,15 @@ class StripParams(TaskParams):
 def image_strip(ctx: TaskContext, params: StripParams) -> dict:
     """Cells of width x height, left to right, ``wrap`` per row; fitted cells are
     centred on black (transparent in PNG)."""
-    count = len(params.urls)
-    columns = min(params.wrap or count, count)
-    rows = -(-count // columns)
-    if params.width * columns * params.height * rows > LIMITS.max_pixels:
-        raise InvalidParametersError({"width": ["the strip would be larger than the pixel limit"]})
-    background = (0, 0, 0, 0) if params.format == "png" else (0, 0, 0, 255)
-    strip = Image.new("RGBA", (params.width * columns, params.height * rows), background)
     paths = [ctx.fetch(url, MAX_INPUT_BYTES).path for url in params.urls]
-    for i, picture in enumerate(_displayed(paths, (params.width, params.height))):
-        cell = images.fit_into(picture, (params.width, params.height), params.crop, background)
-        strip.paste(cell, ((i % columns) * params.width, (i // columns) * params.height))
-        ctx.progress(round(100 * (i + 1) / count))
+    cell = (params.width, params.height)
+    strip = images.strip(
+        _displayed(paths, cell), len(paths), cell, params.crop, params.wrap, params.format == "png", ctx.progress
+    )
     out = ctx.scratch / "strip"
     extension, content_type = images.save(strip, out, params.format)
     return {
-        "count": count,
+        "count": len(paths),
         "width": strip.width,
         "height": strip.height,
         "content_type": content_type,

@@ -9,10 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal
 
-from PIL import Image
 from pydantic import Field, model_validator
 
-from dragon.errors import InvalidParametersError
 from dragon.media import images, video
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
@@ -110,16 +108,10 @@ def video_strip(ctx: TaskContext, params: StripParams) -> dict:
     start = min(params.start, end)
     step = (end - start) / (params.count - 1) if params.count > 1 else 0.0
     times = [start + i * step for i in range(params.count)]
-    columns = min(params.wrap or params.count, params.count)
-    rows = -(-params.count // columns)
-    if params.width * columns * params.height * rows > images.Limits().max_pixels:
-        raise InvalidParametersError({"count": ["the strip would be larger than the pixel limit"]})
-    background = (0, 0, 0, 0) if params.format == "png" else (0, 0, 0, 255)
-    strip = Image.new("RGBA", (params.width * columns, params.height * rows), background)
-    for i, frame in enumerate(video.frames_at(source, times)):
-        cell = images.fit_into(frame, (params.width, params.height), params.crop, background)
-        strip.paste(cell, ((i % columns) * params.width, (i // columns) * params.height))
-        ctx.progress(round(100 * (i + 1) / params.count))
+    cell = (params.width, params.height)
+    strip = images.strip(
+        video.frames_at(source, times), params.count, cell, params.crop, params.wrap, params.format == "png", ctx.progress
+    )
     out = ctx.scratch / "strip"
     extension, content_type = images.save(strip, out, params.format)
     return {
