@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dragon.errors import InvalidParametersError
 from dragon.storage.fetch import Fetched
 
-BUILTIN_MODULES = ("dragon.tasks.hello", "dragon.tasks.image", "dragon.tasks.video")
+BUILTIN_MODULES = ("dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video")
 
 
 class TaskParams(BaseModel):

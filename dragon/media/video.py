@@ -1,9 +1,8 @@
-"""Video helpers on PyAV: safe opening, probing, and frames at given times.
+"""Video helpers on PyAV: probing, frames at given times, conversion and reversal.
 
-Opening is locked down: only the ``file`` protocol and a whitelist of container
-demuxers, so a playlist (HLS), a concat script or an image-sequence pattern cannot make
-FFmpeg read other local files or URLs. Frames are reached by seeking to the keyframe
-before the wanted time and decoding forward, never by decoding the whole file.
+Inputs are opened locked down (:mod:`dragon.media.containers`). Frames are reached by
+seeking to the keyframe before the wanted time and decoding forward, never by decoding
+the whole file.
 """
 
 from __future__ import annotations
@@ -21,15 +20,15 @@ import av.filter
 from PIL import Image
 
 from dragon.errors import InvalidContentError
+from dragon.media.containers import MAX_DURATION, open_input, reason
 
 log = logging.getLogger(__name__)
 
 # Container demuxers a video input may use (FFmpeg names).
-DEMUXERS = ",".join([
+DEMUXERS = (
     "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "asf", "mpegts",
     "mpeg", "mpegvideo", "mxf", "ogg", "h264", "hevc", "m4v", "ivf", "obu", "mjpeg", "gif",
-])
-OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": DEMUXERS}
+)
 
 CONTENT_TYPES = {
     "avi": "video/x-msvideo", "flv": "video/x-flv", "asf": "video/x-ms-asf", "mpegts": "video/mp2t",
@@ -38,7 +37,6 @@ CONTENT_TYPES = {
 }
 
 MAX_SIDE = 16384
-MAX_DURATION = 48 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -72,10 +70,7 @@ class Probe:
 
 
 def open_video(path: Path) -> av.container.InputContainer:
-    try:
-        container = av.open(str(path), options=OPEN_OPTIONS)
-    except (av.FFmpegError, EOFError, OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidContentError(f"not a readable video ({_reason(exc)})") from None
+    container = open_input(path, DEMUXERS, "video")
     if not container.streams.video:
         container.close()
         raise InvalidContentError("the file has no video stream")
@@ -228,7 +223,7 @@ def _frames(container: av.container.InputContainer, stream: av.video.stream.Vide
         yield from container.decode(stream)
     except (av.FFmpegError, EOFError) as exc:
         if not isinstance(exc, EOFError):
-            raise InvalidContentError(f"the video could not be decoded ({_reason(exc)})") from None
+            raise InvalidContentError(f"the video could not be decoded ({reason(exc)})") from None
 
 
 def _content_type(container: av.container.InputContainer, video: str, audio: str | None) -> str:
@@ -267,13 +262,6 @@ def _frame_step(stream: av.video.stream.VideoStream) -> float:
     rate = stream.average_rate or stream.guessed_rate
     return 1 / float(rate) if rate else 0.04
 
-
-def _reason(exc: BaseException) -> str:
-    """FFmpeg's reason without the file path it names (a server path)."""
-    text = str(exc)
-    if "] " in text:
-        text = text.split("] ", 1)[1]
-    return text.split(":", 1)[0][:120]
 
 
 # Encoding: conversion and reversal share one filter chain and one encoder set-up.

@@ -1,0 +1,128 @@
+"""audio.info, audio.convert and audio.waveform through the HTTP API."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import Api
+from tests.support.servers import Origin
+
+FORMATS = "audio_formats"
+
+
+def run(api: Api, task: dict[str, Any]) -> dict[str, Any]:
+    [status] = api.create(task, block=True)
+    return status
+
+
+def result(api: Api, task: dict[str, Any]) -> dict[str, Any]:
+    status = run(api, task)
+    assert status["status"] == "success", status.get("error")
+    return status["result"]
+
+
+@pytest.mark.parametrize(
+    "path, codec, content_type, duration",
+    [
+        ("file_type/fixture.mp3", "mp3", "audio/mpeg", 0.77),
+        ("file_type/fixture.flac", "flac", "audio/flac", 1.225),
+        ("file_type/fixture.opus", "opus", "audio/ogg", 2.92),
+        ("file_type/fixture.wav", "pcm_s16le", "audio/wav", 1.225),
+        ("file_type/fixture.m4a", "aac", "audio/mp4", 0.81),
+        ("file_type/fixture.wma.asf", "wmav2", "audio/x-ms-wma", 2.605),
+        ("file_type/fixture-id3v2.flac", "flac", "audio/flac", 1.0),  # with cover art
+        ("tinytag/M1F1-mulawC-AFsp.afc", "pcm_mulaw", "audio/aiff", 2.94),
+        ("tinytag/bitrate_present.spx", "speex", "audio/ogg", 1.04),
+    ],
+)
+def test_info_reads_many_codecs(api: Api, media: Origin, path: str, codec: str, content_type: str, duration: float) -> None:
+    info = result(api, {"task_name": "audio.info", "url": f"{media.url}/{FORMATS}/{path}"})
+    assert (info["codec"], info["content_type"]) == (codec, content_type)
+    assert info["duration"] == pytest.approx(duration, abs=0.011)
+    assert info["duration"] == round(info["duration"], 2)
+
+
+def test_bad_audio_ends_in_invalid_content_error(api: Api, media: Origin, origin: Origin) -> None:
+    urls = [
+        f"{media.url}/{FORMATS}/tinytag/empty_file.mp3",
+        f"{media.url}/{FORMATS}/tinytag/invalid_file.flac",
+        f"{media.url}/{FORMATS}/tinytag/no_audio.ogg",
+        origin.add("words.mp3", b"these are words, not sound"),
+        origin.add("list.m3u8", b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n"),
+    ]
+    statuses = api.create([{"task_name": "audio.info", "url": u} for u in urls], block=True)
+    for url, status in zip(urls, statuses):
+        assert status["status"] == "error", url
+        assert status["error"].startswith("InvalidContentError: "), (url, status["error"])
+
+
+@pytest.mark.parametrize("codec, content_type, extension", [("vorbis", "audio/ogg", ".ogg"), ("aac", "audio/mp4", ".m4a"), ("mp3", "audio/mpeg", ".mp3")])
+def test_convert_to_each_codec(api: Api, media: Origin, codec: str, content_type: str, extension: str) -> None:
+    out = result(api, {"task_name": "audio.convert", "url": f"{media.url}/{FORMATS}/tinytag/test3sMono.wav", "codec": codec})
+    assert out["content_type"] == content_type and out["output"].endswith(extension)
+    assert out["duration"] == pytest.approx(3.0, abs=0.06)
+    container = av.open(io.BytesIO(httpx.get(out["output"]).content))
+    assert container.streams.audio[0].codec_context.codec.canonical_name == codec
+    # Mono stays mono, except in Vorbis, whose FFmpeg encoder writes stereo only.
+    assert container.streams.audio[0].codec_context.channels == (2 if codec == "vorbis" else 1)
+
+
+def test_convert_copies_unless_forced(api: Api, media: Origin) -> None:
+    url = f"{media.url}/{FORMATS}/tinytag/vbr44.mp3"
+    source = len(httpx.get(url).content)
+    copied = result(api, {"task_name": "audio.convert", "url": url, "codec": "mp3"})
+    forced = result(api, {"task_name": "audio.convert", "url": url, "codec": "mp3", "force": True})
+    copied_size = len(httpx.get(copied["output"]).content)
+    forced_size = len(httpx.get(forced["output"]).content)
+    assert abs(copied_size - source) / source < 0.05  # the same packets
+    assert abs(forced_size - source) / source > 0.2  # re-encoded at 192 kb/s
+    assert copied["duration"] == pytest.approx(forced["duration"], abs=0.1)
+
+
+def _tone_file(origin: Origin) -> str:
+    """1 s of silence then 1 s of a full-scale 440 Hz tone, 44.1 kHz mono WAV."""
+    buffer = io.BytesIO()
+    out = av.open(buffer, "w", format="wav")
+    stream = out.add_stream("pcm_s16le", rate=44100)
+    stream.layout = "mono"
+    t = np.arange(44100 * 2) / 44100
+    wave = np.where(t < 1.0, 0.0, np.sin(2 * np.pi * 440 * t)) * 32767
+    for i in range(0, t.size, 4410):
+        frame = av.AudioFrame.from_ndarray(wave[i : i + 4410].astype(np.int16)[None, :], format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 44100, i, Fraction(1, 44100)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+    out.close()
+    return origin.add("tone.wav", buffer.getvalue())
+
+
+def test_waveform_draws_the_peak_envelope(api: Api, origin: Origin) -> None:
+    url = _tone_file(origin)
+    out = result(api, {"task_name": "audio.waveform", "url": url, "width": 100, "height": 40, "vmargin": 2,
+                       "fill": "#FF0000", "background": "#00000000", "format": "png"})
+    assert {k: out[k] for k in ("duration", "width", "height", "content_type")} == {
+        "duration": 2.0, "width": 100, "height": 40, "content_type": "image/png"}
+    image = np.asarray(Image.open(io.BytesIO(httpx.get(out["output"]).content)).convert("RGBA"))
+    drawn = image[:, :, 3] > 0
+    heights = drawn.sum(axis=0)
+    assert heights[:45].max() <= 2  # silence: a hairline
+    assert heights[55:].min() >= 34  # full scale: the whole height less the margins
+    assert not drawn[0].any() and not drawn[-1].any()  # the margins stay empty
+    assert tuple(image[20, 80]) == (255, 0, 0, 255)
+    second = result(api, {"task_name": "audio.waveform", "url": url, "width": 50, "start": 1.0, "end": 2.0})
+    picture = np.asarray(Image.open(io.BytesIO(httpx.get(second["output"]).content)).convert("L"))
+    assert second["content_type"] == "image/jpeg" and picture.shape == (60, 50)
+    assert (picture < 128).sum(axis=0).min() >= 50  # every column is the loud second
+
+
+def test_waveform_parameters_are_validated(api: Api, origin: Origin) -> None:
+    status = run(api, {"task_name": "audio.waveform", "url": f"{origin.url}/x", "fill": "red", "format": "gif", "width": 0})
+    assert set(status["error"]["parameters"]) == {"fill", "format", "width"}
