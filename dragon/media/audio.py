@@ -41,6 +41,7 @@ TARGETS = {
     "vorbis": ("vorbis", "ogg", "ogg", "audio/ogg", 160_000),  # FFmpeg's own encoder: stereo only
     "aac": ("aac", "mp4", "m4a", "audio/mp4", 160_000),
 }
+BATCH = 65536  # samples resampled and encoded per call
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
@@ -117,18 +118,25 @@ def convert(source: Path, dest: Path, codec: str, force: bool, progress: Callabl
                     target.codec_context.options = {"strict": "experimental"}
                 resampler = av.AudioResampler(format=target.codec_context.format, layout=layout, rate=rate)
                 reported, written = 0.0, 0
+                fifo = av.AudioFifo()  # batches of decoded frames: fewer trips through Python
                 for frame in itertools.chain(_frames(inp, stream), [None]):  # None flushes
-                    at = frame.time if frame is not None else None
                     if frame is not None:
-                        frame.pts = None  # the resampler keeps its own count
-                    for chunk in resampler.resample(frame):
+                        at = frame.time
+                        frame.pts = None  # the resampler and fifo keep their own count
+                        fifo.write(frame)
+                        if fifo.samples < BATCH:
+                            continue
+                        if at is not None and at - reported >= 5.0:
+                            reported = at
+                            progress(min(1.0, at / duration))
+                    pending = [fifo.read()] if fifo.samples else []
+                    for chunk in [c for batch in pending for c in resampler.resample(batch)] + (
+                        resampler.resample(None) if frame is None else []
+                    ):
                         # Timestamps in samples: Ogg writes them as granule positions.
                         chunk.pts, chunk.time_base = written, Fraction(1, rate)
                         written += chunk.samples
                         out.mux(target.encode(chunk))
-                    if at is not None and at - reported >= 5.0:
-                        reported = at
-                        progress(min(1.0, at / duration))
                 out.mux(target.encode(None))
         finally:
             out.close()
@@ -146,21 +154,42 @@ def peaks(path: Path, columns: int, start: float, end: float | None) -> tuple[np
             raise InvalidContentError("nothing to draw between start and end")
         if start > 0:
             container.seek(int(start / stream.time_base), stream=stream, backward=True)
-        span = stop - start
         out = np.zeros(columns, dtype=np.float32)
-        for frame in _frames(container, stream):
-            if frame.time is None:
-                continue
-            if frame.time >= stop:
+        fifo = av.AudioFifo()  # whole batches through numpy, not frame by frame
+        origin: float | None = None  # time of the first sample in the fifo's stream
+        consumed = 0
+        for frame in itertools.chain(_frames(container, stream), [None]):
+            done = frame is None or (frame.time is not None and frame.time >= stop)
+            if not done:
+                if frame.time is None:
+                    continue
+                if origin is None:
+                    origin = frame.time
+                frame.pts = None
+                fifo.write(frame)
+                if fifo.samples < BATCH:
+                    continue
+            if fifo.samples:
+                batch = fifo.read()
+                first = origin + consumed / batch.sample_rate  # type: ignore[operator]
+                consumed += batch.samples
+                _bin(out, _mono_peak(batch), first, batch.sample_rate, start, stop, columns)
+            if done:
                 break
-            samples = np.abs(_mono_peak(frame))
-            times = frame.time + np.arange(samples.size) / frame.sample_rate
-            keep = (times >= start) & (times < stop)
-            if not keep.any():
-                continue
-            index = ((times[keep] - start) / span * columns).astype(np.int64).clip(0, columns - 1)
-            np.maximum.at(out, index, samples[keep])
         return out.clip(0, 1), duration
+
+
+def _bin(out: np.ndarray, levels: np.ndarray, first: float, rate: int, start: float, stop: float, columns: int) -> None:
+    """Fold per-sample levels starting at time ``first`` into the column maxima."""
+    times = first + np.arange(levels.size) / rate
+    keep = (times >= start) & (times < stop)
+    if not keep.any():
+        return
+    index = ((times[keep] - start) / (stop - start) * columns).astype(np.int64).clip(0, columns - 1)
+    levels = levels[keep]
+    edges = np.flatnonzero(np.diff(index)) + 1  # index only grows: columns are runs
+    starts = np.concatenate(([0], edges))
+    np.maximum.at(out, index[starts], np.maximum.reduceat(levels, starts))
 
 
 def _mono_peak(frame: av.AudioFrame) -> np.ndarray:
