@@ -29,7 +29,9 @@ class DragonProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env
+        # Ray's processes inherit this, so a test can tell this service's processes apart.
+        self.marker = f"DRAGON_TEST_INSTANCE={self.port}"
+        self.env = {**env, "DRAGON_TEST_INSTANCE": str(self.port)}
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
         self.ray_address = ""
@@ -67,6 +69,19 @@ class DragonProcess:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout)
         self.proc = None
+
+    def pids(self, title: str) -> list[int]:
+        """Processes of this service whose title contains ``title`` (e.g. a Ray actor's)."""
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if title in (proc / "cmdline").read_text() and self.marker.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+        return found
 
     def restart(self) -> None:
         self.stop()
@@ -176,7 +191,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, dragon: DragonProcess, s3:
     """A second service with the production defaults: private addresses refused,
     outputs on S3 (SeaweedFS)."""
     env = {
-        **dragon.env,
+        **{k: v for k, v in dragon.env.items() if k != "DRAGON_TEST_INSTANCE"},
         "DRAGON_ALLOW_PRIVATE_URLS": "0",
         "DRAGON_STORAGE_BACKEND": "s3",
         "DRAGON_S3_ENDPOINT_URL": s3.endpoint,

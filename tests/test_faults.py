@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -42,14 +41,14 @@ def test_worker_dying_on_every_attempt_ends_in_a_clear_error(api: Api) -> None:
     assert "3 attempts" in status["error"]
 
 
-def test_api_replica_killed_mid_task_loses_nothing(api: Api, tmp_path: Path) -> None:
+def test_api_replica_killed_mid_task_loses_nothing(dragon: DragonProcess, api: Api, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     [task] = api.create({"task_name": "test.gate", "gate": str(gate)})
     api.wait_for(task["key"], "executing")
-    replicas = subprocess.run(["pgrep", "-f", "ServeReplica:dragon:Api"], capture_output=True, text=True).stdout.split()
+    replicas = dragon.pids("ServeReplica:dragon:Api")
     assert replicas
     for pid in replicas:
-        os.kill(int(pid), signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     gate.touch()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # Serve brings a new replica up
