@@ -111,6 +111,7 @@ def dragon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DragonProcess]:
         "DRAGON_TASK_MODULES": "tests.support.tasks",
         "DRAGON_ALLOW_PRIVATE_URLS": "1",
         "DRAGON_BLOCK_TIMEOUT": "8",
+        "DRAGON_STATUS_SHARDS": "2",  # exercise routing by key across shards
         "DRAGON_STREAM_POLL_TIMEOUT": "2",
         "DRAGON_SWEEP_INTERVAL": "1",
         "DRAGON_VOLATILE_DAYS": "0.0001",  # about 9 s, so the sweeper can be seen at work
