@@ -19,6 +19,7 @@ from PIL import Image
 
 from dragon.errors import InvalidContentError
 from dragon.media.containers import MAX_DURATION, open_input, reason
+from dragon.media.containers import duration as media_duration
 
 DEMUXERS = (
     "mp3", "aac", "flac", "ogg", "wav", "w64", "aiff", "ape", "amr", "ac3", "eac3", "asf", "mov", "mp4",
@@ -59,18 +60,14 @@ class Probe:
 
 
 def open_audio(path: Path) -> av.container.InputContainer:
-    container = open_input(path, DEMUXERS, "audio file")
-    if not container.streams.audio:
-        container.close()
-        raise InvalidContentError("the file has no audio stream")
-    return container
+    return open_input(path, DEMUXERS, "audio file", "audio")
 
 
 def probe(path: Path) -> Probe:
     """Container facts plus one decoded frame, so a file nothing can be decoded from fails."""
     with open_audio(path) as container:
         stream = container.streams.audio[0]
-        duration = _duration(container, stream)
+        duration = media_duration(container, stream)
         if not 0 <= duration <= MAX_DURATION:
             raise InvalidContentError(f"the declared duration ({duration:.0f} s) is beyond the limit")
         if next(_frames(container, stream), None) is None:
@@ -97,7 +94,7 @@ def convert(source: Path, dest: Path, codec: str, force: bool, progress: Callabl
     encoder, muxer, _, content_type, bit_rate = TARGETS[codec]
     with open_audio(source) as inp:
         stream = inp.streams.audio[0]
-        duration = _duration(inp, stream) or 1.0
+        duration = media_duration(inp, stream) or 1.0
         same = stream.codec_context.codec.canonical_name == codec and inp.format.name.split(",")[0] in (muxer, "mov")
         out = av.open(str(dest), "w", format=muxer, options={"movflags": "+faststart"} if muxer == "mp4" else {})
         try:
@@ -148,7 +145,7 @@ def peaks(path: Path, columns: int, start: float, end: float | None) -> tuple[np
     and the file's duration. Samples are binned by their time, so memory is one frame."""
     with open_audio(path) as container:
         stream = container.streams.audio[0]
-        duration = _duration(container, stream)
+        duration = media_duration(container, stream)
         stop = min(end, duration) if end is not None and duration else (end or duration)
         if not stop or stop <= start:
             raise InvalidContentError("nothing to draw between start and end")
@@ -218,13 +215,6 @@ def _frames(container: av.container.InputContainer, stream: av.audio.stream.Audi
         if not isinstance(exc, EOFError):
             raise InvalidContentError(f"the audio could not be decoded ({reason(exc)})") from None
 
-
-def _duration(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float:
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / 1_000_000
-    return 0.0
 
 
 def waveform_image(levels: np.ndarray, height: int, vmargin: int, fill: str, background: str) -> Image.Image:

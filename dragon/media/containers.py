@@ -16,12 +16,26 @@ from dragon.errors import InvalidContentError
 MAX_DURATION = 48 * 3600.0  # seconds; longer declared durations are refused
 
 
-def open_input(path: Path, demuxers: tuple[str, ...], what: str) -> av.container.InputContainer:
+def open_input(path: Path, demuxers: tuple[str, ...], what: str, needs: str) -> av.container.InputContainer:
+    """Open ``path`` with only ``demuxers``; it must hold a ``needs`` ("audio" or "video") stream."""
     options = {"protocol_whitelist": "file", "format_whitelist": ",".join(demuxers)}
     try:
-        return av.open(str(path), options=options)
+        container = av.open(str(path), options=options)
     except (av.FFmpegError, EOFError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidContentError(f"not a readable {what} ({reason(exc)})") from None
+    if not getattr(container.streams, needs):
+        container.close()
+        raise InvalidContentError(f"the file has no {needs} stream")
+    return container
+
+
+def duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
+    """Seconds: the stream's own duration, else the container's, else 0."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000
+    return 0.0
 
 
 def reason(exc: BaseException) -> str:

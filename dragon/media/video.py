@@ -21,6 +21,7 @@ from PIL import Image
 
 from dragon.errors import InvalidContentError
 from dragon.media.containers import MAX_DURATION, open_input, reason
+from dragon.media.containers import duration as media_duration
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,7 @@ class Probe:
 
 
 def open_video(path: Path) -> av.container.InputContainer:
-    container = open_input(path, DEMUXERS, "video")
-    if not container.streams.video:
-        container.close()
-        raise InvalidContentError("the file has no video stream")
-    return container
+    return open_input(path, DEMUXERS, "video", "video")
 
 
 def probe(path: Path) -> Probe:
@@ -83,7 +80,7 @@ def probe(path: Path) -> Probe:
         ctx = stream.codec_context
         if not (0 < ctx.width <= MAX_SIDE and 0 < ctx.height <= MAX_SIDE):
             raise InvalidContentError(f"unsupported picture size {ctx.width}x{ctx.height}")
-        duration = _duration(container, stream)
+        duration = media_duration(container, stream)
         if duration > MAX_DURATION:
             raise InvalidContentError(f"the declared duration ({duration:.0f} s) is beyond the limit")
         first = next(_frames(container, stream), None)
@@ -246,13 +243,6 @@ def _has_alpha(pix_fmt: str | None) -> bool:
         return False
 
 
-def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / 1_000_000
-    return 0.0
-
 
 def _start(stream: av.video.stream.VideoStream) -> float:
     return float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
@@ -314,7 +304,7 @@ def _transcode(
 ) -> None:
     with _Writer(dest, enc, inp) as writer:
         astream = inp.streams.audio[0] if inp.streams.audio and enc.audio_codec else None
-        duration = _duration(inp, vstream) or 1.0
+        duration = media_duration(inp, vstream) or 1.0
         reported = 0.0
         for packet in inp.demux(*(s for s in (vstream, astream) if s is not None)):
             for frame in decoder.decode(packet) if packet.stream is vstream else _decode(packet):
