@@ -143,6 +143,17 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def run(self, task: dict[str, Any]) -> dict[str, Any]:
+        """One task, created with block=true: its final status."""
+        [status] = self.create(task, block=True)
+        return status
+
+    def result(self, task: dict[str, Any]) -> dict[str, Any]:
+        """One task that must succeed: its result."""
+        status = self.run(task)
+        assert status["status"] == "success", status.get("error")
+        return status["result"]
+
     def status(self, keys: list[str], **params: Any) -> list[dict[str, Any]]:
         r = self.http.get("/v2/status", params={"tasks": keys, **params})
         assert r.status_code == 200, r.text

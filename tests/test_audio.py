@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
-from typing import Any
 
 import av
 import httpx
@@ -18,15 +17,6 @@ from tests.support.servers import Origin
 FORMATS = "audio_formats"
 
 
-def run(api: Api, task: dict[str, Any]) -> dict[str, Any]:
-    [status] = api.create(task, block=True)
-    return status
-
-
-def result(api: Api, task: dict[str, Any]) -> dict[str, Any]:
-    status = run(api, task)
-    assert status["status"] == "success", status.get("error")
-    return status["result"]
 
 
 @pytest.mark.parametrize(
@@ -44,7 +34,7 @@ def result(api: Api, task: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 def test_info_reads_many_codecs(api: Api, media: Origin, path: str, codec: str, content_type: str, duration: float) -> None:
-    info = result(api, {"task_name": "audio.info", "url": f"{media.url}/{FORMATS}/{path}"})
+    info = api.result({"task_name": "audio.info", "url": f"{media.url}/{FORMATS}/{path}"})
     assert (info["codec"], info["content_type"]) == (codec, content_type)
     assert info["duration"] == pytest.approx(duration, abs=0.011)
     assert info["duration"] == round(info["duration"], 2)
@@ -66,7 +56,7 @@ def test_bad_audio_ends_in_invalid_content_error(api: Api, media: Origin, origin
 
 @pytest.mark.parametrize("codec, content_type, extension", [("vorbis", "audio/ogg", ".ogg"), ("aac", "audio/mp4", ".m4a"), ("mp3", "audio/mpeg", ".mp3")])
 def test_convert_to_each_codec(api: Api, media: Origin, codec: str, content_type: str, extension: str) -> None:
-    out = result(api, {"task_name": "audio.convert", "url": f"{media.url}/{FORMATS}/tinytag/test3sMono.wav", "codec": codec})
+    out = api.result({"task_name": "audio.convert", "url": f"{media.url}/{FORMATS}/tinytag/test3sMono.wav", "codec": codec})
     assert out["content_type"] == content_type and out["output"].endswith(extension)
     assert out["duration"] == pytest.approx(3.0, abs=0.06)
     container = av.open(io.BytesIO(httpx.get(out["output"]).content))
@@ -78,8 +68,8 @@ def test_convert_to_each_codec(api: Api, media: Origin, codec: str, content_type
 def test_convert_copies_unless_forced(api: Api, media: Origin) -> None:
     url = f"{media.url}/{FORMATS}/tinytag/vbr44.mp3"
     source = len(httpx.get(url).content)
-    copied = result(api, {"task_name": "audio.convert", "url": url, "codec": "mp3"})
-    forced = result(api, {"task_name": "audio.convert", "url": url, "codec": "mp3", "force": True})
+    copied = api.result({"task_name": "audio.convert", "url": url, "codec": "mp3"})
+    forced = api.result({"task_name": "audio.convert", "url": url, "codec": "mp3", "force": True})
     copied_size = len(httpx.get(copied["output"]).content)
     forced_size = len(httpx.get(forced["output"]).content)
     assert abs(copied_size - source) / source < 0.05  # the same packets
@@ -106,7 +96,7 @@ def _tone_file(origin: Origin) -> str:
 
 def test_waveform_draws_the_peak_envelope(api: Api, origin: Origin) -> None:
     url = _tone_file(origin)
-    out = result(api, {"task_name": "audio.waveform", "url": url, "width": 100, "height": 40, "vmargin": 2,
+    out = api.result({"task_name": "audio.waveform", "url": url, "width": 100, "height": 40, "vmargin": 2,
                        "fill": "#FF0000", "background": "#00000000", "format": "png"})
     assert {k: out[k] for k in ("duration", "width", "height", "content_type")} == {
         "duration": 2.0, "width": 100, "height": 40, "content_type": "image/png"}
@@ -117,12 +107,12 @@ def test_waveform_draws_the_peak_envelope(api: Api, origin: Origin) -> None:
     assert heights[55:].min() >= 34  # full scale: the whole height less the margins
     assert not drawn[0].any() and not drawn[-1].any()  # the margins stay empty
     assert tuple(image[20, 80]) == (255, 0, 0, 255)
-    second = result(api, {"task_name": "audio.waveform", "url": url, "width": 50, "start": 1.0, "end": 2.0})
+    second = api.result({"task_name": "audio.waveform", "url": url, "width": 50, "start": 1.0, "end": 2.0})
     picture = np.asarray(Image.open(io.BytesIO(httpx.get(second["output"]).content)).convert("L"))
     assert second["content_type"] == "image/jpeg" and picture.shape == (60, 50)
     assert (picture < 128).sum(axis=0).min() >= 50  # every column is the loud second
 
 
 def test_waveform_parameters_are_validated(api: Api, origin: Origin) -> None:
-    status = run(api, {"task_name": "audio.waveform", "url": f"{origin.url}/x", "fill": "red", "format": "gif", "width": 0})
+    status = api.run({"task_name": "audio.waveform", "url": f"{origin.url}/x", "fill": "red", "format": "gif", "width": 0})
     assert set(status["error"]["parameters"]) == {"fill", "format", "width"}

@@ -20,15 +20,6 @@ ORIENT = "images_exif/orientation_recurser"
 PILLOW = "images_exif/pillow"
 
 
-def run(api: Api, task: dict[str, Any]) -> dict[str, Any]:
-    [status] = api.create(task, block=True)
-    return status
-
-
-def result(api: Api, task: dict[str, Any]) -> dict[str, Any]:
-    status = run(api, task)
-    assert status["status"] == "success", status.get("error")
-    return status["result"]
 
 
 def picture(url: str) -> Image.Image:
@@ -38,7 +29,7 @@ def picture(url: str) -> Image.Image:
 
 
 def test_info_reads_camera_exif(api: Api, media: Origin) -> None:
-    info = result(api, {"task_name": "image.info", "url": f"{media.url}/{EXIF}/Canon_40D.jpg"})
+    info = api.result({"task_name": "image.info", "url": f"{media.url}/{EXIF}/Canon_40D.jpg"})
     assert info == {
         "content_type": "image/jpeg",
         "type": "image",
@@ -68,7 +59,7 @@ def test_info_reads_camera_exif(api: Api, media: Origin) -> None:
     ],
 )
 def test_info_orientation_and_rotation(api: Api, media: Origin, name: str, orientation: Any, rotation: Any, size: tuple) -> None:
-    info = result(api, {"task_name": "image.info", "url": f"{media.url}/{ORIENT}/{name}"})
+    info = api.result({"task_name": "image.info", "url": f"{media.url}/{ORIENT}/{name}"})
     assert (info["exif_orientation"], info["rotation"]) == (orientation, rotation)
     assert (info["width"], info["height"]) == size
 
@@ -89,14 +80,14 @@ def test_info_orientation_and_rotation(api: Api, media: Origin, name: str, orien
     ],
 )
 def test_info_survives_odd_formats_and_broken_exif(api: Api, media: Origin, name: str, content_type: str, alpha: bool) -> None:
-    info = result(api, {"task_name": "image.info", "url": f"{media.url}/{PILLOW}/{name}"})
+    info = api.result({"task_name": "image.info", "url": f"{media.url}/{PILLOW}/{name}"})
     assert info["content_type"] == content_type
     assert info["alpha"] is alpha
     assert info["width"] > 0 and info["height"] > 0
 
 
 def test_info_keeps_the_nul_free_date(api: Api, media: Origin) -> None:
-    info = result(api, {"task_name": "image.info", "url": f"{media.url}/{PILLOW}/invalid-exif-without-x-resolution.jpg"})
+    info = api.result({"task_name": "image.info", "url": f"{media.url}/{PILLOW}/invalid-exif-without-x-resolution.jpg"})
     assert info["date_time"] == "2016:12:03 11:17:43"
 
 
@@ -126,16 +117,16 @@ def test_bad_images_end_in_invalid_image_error(api: Api, media: Origin, origin: 
     assert "empty" in statuses[0]["error"]
     assert "pixels" in statuses[3]["error"]
     # The worker pool survives and serves the next task.
-    assert result(api, {"task_name": "image.info", "url": f"{media.url}/{EXIF}/Nikon_D70.jpg"})["width"] == 100
+    assert api.result({"task_name": "image.info", "url": f"{media.url}/{EXIF}/Nikon_D70.jpg"})["width"] == 100
 
 
 def test_thumb_applies_exif_orientation_before_sizing(api: Api, media: Origin) -> None:
-    upright = result(api, {"task_name": "image.thumb", "url": f"{media.url}/{ORIENT}/Landscape_1.jpg", "width": 240, "height": 240})
+    upright = api.result({"task_name": "image.thumb", "url": f"{media.url}/{ORIENT}/Landscape_1.jpg", "width": 240, "height": 240})
     assert (upright["width"], upright["height"]) == (240, 160)
     assert (upright["original_width"], upright["original_height"]) == (1800, 1200)
     reference = picture(upright["output"]).convert("L")
     for n in range(2, 9):
-        thumb = result(api, {"task_name": "image.thumb", "url": f"{media.url}/{ORIENT}/Landscape_{n}.jpg", "width": 240, "height": 240})
+        thumb = api.result({"task_name": "image.thumb", "url": f"{media.url}/{ORIENT}/Landscape_{n}.jpg", "width": 240, "height": 240})
         assert (thumb["width"], thumb["height"]) == (240, 160), n
         diff = ImageChops.difference(reference, picture(thumb["output"]).convert("L"))
         assert ImageStat.Stat(diff).mean[0] < 12, f"orientation {n} does not look upright"
@@ -143,24 +134,24 @@ def test_thumb_applies_exif_orientation_before_sizing(api: Api, media: Origin) -
 
 def test_thumb_crop_rotation_formats_and_single_dimension(api: Api, media: Origin) -> None:
     url = f"{media.url}/{ORIENT}/Portrait_6.jpg"  # displays 1200x1800
-    crop = result(api, {"task_name": "image.thumb", "url": url, "width": 100, "height": 100, "crop": True})
+    crop = api.result({"task_name": "image.thumb", "url": url, "width": 100, "height": 100, "crop": True})
     assert (crop["width"], crop["height"]) == (100, 100)
     assert picture(crop["output"]).size == (100, 100)
-    only_width = result(api, {"task_name": "image.thumb", "url": url, "width": 120})
+    only_width = api.result({"task_name": "image.thumb", "url": url, "width": 120})
     assert (only_width["width"], only_width["height"]) == (120, 180)
-    rotated = result(api, {"task_name": "image.thumb", "url": url, "width": 120, "rotation": 90, "format": "png"})
+    rotated = api.result({"task_name": "image.thumb", "url": url, "width": 120, "rotation": 90, "format": "png"})
     assert (rotated["width"], rotated["height"]) == (180, 120)
     image = picture(rotated["output"])
     assert image.format == "PNG" and image.size == (180, 120)
-    gif = result(api, {"task_name": "image.thumb", "url": url, "height": 60, "format": "gif"})
+    gif = api.result({"task_name": "image.thumb", "url": url, "height": 60, "format": "gif"})
     assert picture(gif["output"]).format == "GIF"
     assert httpx.get(gif["output"]).headers["content-type"] == "image/gif"
 
 
 def test_thumb_poster_draws_a_play_icon_in_the_centre(api: Api, media: Origin) -> None:
     url = f"{media.url}/{EXIF}/gps_DSCN0010.jpg"
-    plain = picture(result(api, {"task_name": "image.thumb", "url": url, "width": 200})["output"]).convert("L")
-    poster = picture(result(api, {"task_name": "image.thumb", "url": url, "width": 200, "poster": True})["output"]).convert("L")
+    plain = picture(api.result({"task_name": "image.thumb", "url": url, "width": 200})["output"]).convert("L")
+    poster = picture(api.result({"task_name": "image.thumb", "url": url, "width": 200, "poster": True})["output"]).convert("L")
     assert plain.size == poster.size
     centre = (poster.width // 2 - 6, poster.height // 2 - 6, poster.width // 2 + 6, poster.height // 2 + 6)
     assert ImageStat.Stat(poster.crop(centre)).mean[0] > 200  # the white triangle
@@ -169,28 +160,28 @@ def test_thumb_poster_draws_a_play_icon_in_the_centre(api: Api, media: Origin) -
 
 
 def test_thumb_parameters_are_validated(api: Api, media: Origin) -> None:
-    status = run(api, {"task_name": "image.thumb", "url": f"{media.url}/{EXIF}/Canon_40D.jpg", "rotation": 45, "format": "bmp"})
+    status = api.run({"task_name": "image.thumb", "url": f"{media.url}/{EXIF}/Canon_40D.jpg", "rotation": 45, "format": "bmp"})
     assert set(status["error"]["parameters"]) == {"rotation", "format"}
-    assert run(api, {"task_name": "image.thumb"})["error"] == {"parameters": {"url": ["this field is required"]}}
+    assert api.run({"task_name": "image.thumb"})["error"] == {"parameters": {"url": ["this field is required"]}}
 
 
 def test_strip_lays_cells_out_with_wrap(api: Api, media: Origin) -> None:
     urls = [f"{media.url}/{EXIF}/{n}" for n in ("Canon_40D.jpg", "Nikon_D70.jpg", "Fujifilm_FinePix_E500.jpg")]
-    strip = result(api, {"task_name": "image.strip", "urls": urls, "width": 80, "height": 60, "wrap": 2, "format": "png"})
+    strip = api.result({"task_name": "image.strip", "urls": urls, "width": 80, "height": 60, "wrap": 2, "format": "png"})
     assert strip == {**strip, "count": 3, "width": 160, "height": 120, "content_type": "image/png"}
     image = picture(strip["output"])
     assert image.size == (160, 120)
     assert image.convert("RGBA").getpixel((120, 90))[3] == 0  # the empty fourth cell
-    line = result(api, {"task_name": "image.strip", "urls": urls, "width": 50, "height": 50, "crop": True})
+    line = api.result({"task_name": "image.strip", "urls": urls, "width": 50, "height": 50, "crop": True})
     assert (line["width"], line["height"], line["content_type"]) == (150, 50, "image/jpeg")
 
 
 def test_gif_frames_loop_and_duration(api: Api, media: Origin) -> None:
     urls = [f"{media.url}/{EXIF}/{n}" for n in ("Canon_40D.jpg", "Fujifilm_FinePix_E500.jpg", "Nikon_D70.jpg")]
-    gif = result(api, {"task_name": "image.gif", "images": urls, "frame_duration": 0.123})
+    gif = api.result({"task_name": "image.gif", "images": urls, "frame_duration": 0.123})
     image = picture(gif["output"])
     assert image.n_frames == 3 and image.size == (100, 68)
     assert image.info["duration"] == 120 and image.info["loop"] == 0
-    once = result(api, {"task_name": "image.gif", "images": urls, "loop": -1, "width": 40, "height": 40})
+    once = api.result({"task_name": "image.gif", "images": urls, "loop": -1, "width": 40, "height": 40})
     image = picture(once["output"])
     assert image.size == (40, 40) and "loop" not in image.info

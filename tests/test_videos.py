@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
 
 import httpx
 import pytest
@@ -17,11 +16,6 @@ SYNTH = "video/synthetic"
 TRUTH = {c["file"]: c for c in json.loads((MEDIA / SYNTH / "ground_truth.json").read_text())}
 
 
-def result(api: Api, task: dict[str, Any]) -> dict[str, Any]:
-    [status] = api.create(task, block=True)
-    assert status["status"] == "success", status.get("error")
-    return status["result"]
-
 
 def picture(url: str) -> Image.Image:
     return Image.open(io.BytesIO(httpx.get(url).content))
@@ -30,7 +24,7 @@ def picture(url: str) -> Image.Image:
 @pytest.mark.parametrize("name", sorted(n for n in TRUTH if not n.endswith("hflip.mp4")))
 def test_info_matches_the_ground_truth(api: Api, media: Origin, name: str) -> None:
     truth = TRUTH[name]
-    info = result(api, {"task_name": "video.info", "url": f"{media.url}/{SYNTH}/{name}"})
+    info = api.result({"task_name": "video.info", "url": f"{media.url}/{SYNTH}/{name}"})
     rotation = truth["display_rotation_ccw_deg"] or 0
     size = (truth["coded_width"], truth["coded_height"])
     assert (info["width"], info["height"]) == (size[::-1] if rotation in (90, -90) else size)
@@ -44,7 +38,7 @@ def test_info_matches_the_ground_truth(api: Api, media: Origin, name: str) -> No
 
 
 def test_info_of_a_rotated_phone_clip(api: Api, media: Origin) -> None:
-    info = result(api, {"task_name": "video.info", "url": f"{media.url}/video/js_ffmpeg/iphone_rotated.mov"})
+    info = api.result({"task_name": "video.info", "url": f"{media.url}/video/js_ffmpeg/iphone_rotated.mov"})
     assert info == {
         "content_type": "video/quicktime",
         "width": 320,
@@ -65,18 +59,18 @@ def test_info_of_a_rotated_phone_clip(api: Api, media: Origin) -> None:
      ("fixture-raw.mts", "video/mp2t"), ("fixture.ps.mpg", "video/mpeg"), ("fixture.wmv.asf", "video/x-ms-asf")],
 )
 def test_info_reads_many_containers(api: Api, media: Origin, name: str, content_type: str) -> None:
-    info = result(api, {"task_name": "video.info", "url": f"{media.url}/video/file_type/{name}"})
+    info = api.result({"task_name": "video.info", "url": f"{media.url}/video/file_type/{name}"})
     assert info["content_type"] == content_type
     assert info["width"] > 0 and info["duration"] > 0
 
 
 def test_thumb_is_upright_and_sized(api: Api, media: Origin) -> None:
-    upright = result(api, {"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/h264_160x96_25fps_2s_rot_none.mp4", "format": "png"})
+    upright = api.result({"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/h264_160x96_25fps_2s_rot_none.mp4", "format": "png"})
     assert (upright["width"], upright["height"]) == (160, 96)
     reference = picture(upright["output"]).convert("L")
     for name, angle in [("h264_160x96_25fps_2s_rot_ccw90.mp4", 90), ("h264_160x96_25fps_2s_rot_cw90.mp4", -90),
                         ("h264_160x96_25fps_2s_rot_180.mp4", 180)]:
-        thumb = result(api, {"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/{name}", "format": "png"})
+        thumb = api.result({"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/{name}", "format": "png"})
         shown = picture(thumb["output"]).convert("L")
         expected = reference.rotate(angle, expand=True)
         assert shown.size == expected.size, name
@@ -85,25 +79,25 @@ def test_thumb_is_upright_and_sized(api: Api, media: Origin) -> None:
 
 def test_thumb_time_crop_quality_and_poster(api: Api, media: Origin) -> None:
     url = f"{media.url}/video/js_ffmpeg/video-640-360.mp4"
-    first = result(api, {"task_name": "video.thumb", "url": url, "width": 160})
-    later = result(api, {"task_name": "video.thumb", "url": url, "width": 160, "time": 0.9})
+    first = api.result({"task_name": "video.thumb", "url": url, "width": 160})
+    later = api.result({"task_name": "video.thumb", "url": url, "width": 160, "time": 0.9})
     assert (first["width"], first["height"]) == (160, 90)
     assert (first["original_width"], first["original_height"], first["content_type"]) == (640, 360, "image/jpeg")
     assert first["duration"] == pytest.approx(1.0, abs=0.01)
     a, b = picture(first["output"]).convert("L"), picture(later["output"]).convert("L")
     assert ImageStat.Stat(ImageChops.difference(a, b)).mean[0] > 1  # a different moment
-    crop = result(api, {"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 20})
+    crop = api.result({"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 20})
     assert picture(crop["output"]).size == (100, 100)
     small = len(httpx.get(crop["output"]).content)
-    best = result(api, {"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 95})
+    best = api.result({"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 95})
     assert len(httpx.get(best["output"]).content) > small
-    beyond = result(api, {"task_name": "video.thumb", "url": url, "time": 99, "poster": True})
+    beyond = api.result({"task_name": "video.thumb", "url": url, "time": 99, "poster": True})
     assert (beyond["width"], beyond["height"]) == (640, 360)
 
 
 def test_strip_of_frames_at_equal_intervals(api: Api, media: Origin) -> None:
     url = f"{media.url}/video/js_ffmpeg/video-640-360.mp4"
-    strip = result(api, {"task_name": "video.strip", "url": url, "width": 64, "height": 36, "count": 5, "wrap": 3, "format": "png"})
+    strip = api.result({"task_name": "video.strip", "url": url, "width": 64, "height": 36, "count": 5, "wrap": 3, "format": "png"})
     assert {k: strip[k] for k in ("count", "width", "height", "original_width", "original_height", "content_type")} == {
         "count": 5, "width": 192, "height": 72, "original_width": 640, "original_height": 360, "content_type": "image/png",
     }
@@ -129,7 +123,7 @@ def test_bad_videos_end_in_a_clear_error(api: Api, media: Origin, origin: Origin
         assert status["status"] == "error", url
         assert status["error"].startswith("InvalidContentError: "), (url, status["error"])
         assert "/tmp" not in status["error"] and "/etc" not in status["error"]
-    assert result(api, {"task_name": "video.info", "url": f"{media.url}/{SYNTH}/mjpeg_160x96_10fps_1s.mov"})["width"] == 160
+    assert api.result({"task_name": "video.info", "url": f"{media.url}/{SYNTH}/mjpeg_160x96_10fps_1s.mov"})["width"] == 160
 
 
 def test_convert_rotated_phone_clip_comes_out_upright_and_streamable(api: Api, media: Origin) -> None:
@@ -157,7 +151,7 @@ def test_convert_rotated_phone_clip_comes_out_upright_and_streamable(api: Api, m
 def test_convert_audio_codecs_and_rates(api: Api, media: Origin, audio_codec: str, content_type: str, sample_rate: int) -> None:
     import av
 
-    out = result(api, {"task_name": "video.convert", "url": f"{media.url}/video/js_ffmpeg/video-640-360.mp4", "width": 320,
+    out = api.result({"task_name": "video.convert", "url": f"{media.url}/video/js_ffmpeg/video-640-360.mp4", "width": 320,
                        "height": 320, "crop": True, "audio_codec": audio_codec, "sample_rate": sample_rate,
                        "video_bitrate": 500, "crf": 30, "gop": 12})
     assert (out["content_type"], out["audio_codec"], out["width"], out["height"]) == (content_type, audio_codec, 320, 320)
@@ -169,12 +163,12 @@ def test_convert_audio_codecs_and_rates(api: Api, media: Origin, audio_codec: st
 
 def test_reverse_plays_backwards(api: Api, media: Origin) -> None:
     url = f"{media.url}/video/js_ffmpeg/video-640-360.mp4"
-    out = result(api, {"task_name": "video.reverse", "url": url, "width": 320})
+    out = api.result({"task_name": "video.reverse", "url": url, "width": 320})
     assert (out["width"], out["height"], out["audio_codec"]) == (320, 180, None)
     assert out["duration"] == pytest.approx(1.0, abs=0.05)
-    last = picture(result(api, {"task_name": "video.thumb", "url": url, "width": 320, "time": 99})["output"]).convert("L")
-    first = picture(result(api, {"task_name": "video.thumb", "url": url, "width": 320})["output"]).convert("L")
-    reversed_first = picture(result(api, {"task_name": "video.thumb", "url": out["output"], "width": 320})["output"]).convert("L")
+    last = picture(api.result({"task_name": "video.thumb", "url": url, "width": 320, "time": 99})["output"]).convert("L")
+    first = picture(api.result({"task_name": "video.thumb", "url": url, "width": 320})["output"]).convert("L")
+    reversed_first = picture(api.result({"task_name": "video.thumb", "url": out["output"], "width": 320})["output"]).convert("L")
     assert ImageStat.Stat(ImageChops.difference(reversed_first, last)).mean[0] < ImageStat.Stat(ImageChops.difference(reversed_first, first)).mean[0]
     assert ImageStat.Stat(ImageChops.difference(reversed_first, last)).mean[0] < 8
 
