@@ -31,10 +31,11 @@ class TaskParams(BaseModel):
 
 @dataclass(frozen=True)
 class Resources:
-    """What one run needs from the cluster; ``gpu`` tasks also run on CPU-only clusters."""
+    """What one run needs from the cluster: ``gpu`` is the share of a GPU it asks for where
+    the cluster has GPUs (so several light tasks can share one); it also runs without."""
 
     cpus: float = 1.0
-    gpu: bool = False
+    gpu: float = 0.0
     memory_mb: int | None = None
 
 

@@ -1,12 +1,16 @@
-"""audio.info, audio.convert and audio.waveform through the HTTP API."""
+"""audio.info, audio.convert, audio.waveform and audio.beats through the HTTP API."""
 
 from __future__ import annotations
 
 import io
 from fractions import Fraction
 
+import json
+import warnings
+
 import av
 import httpx
+import mir_eval
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,6 +19,7 @@ from tests.conftest import Api
 from tests.support.servers import Origin
 
 FORMATS = "audio_formats"
+BEATS = "audio_beats/synthetic"
 
 
 
@@ -48,8 +53,9 @@ def test_bad_audio_ends_in_invalid_content_error(api: Api, media: Origin, origin
         origin.add("words.mp3", b"these are words, not sound"),
         origin.add("list.m3u8", b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n"),
     ]
-    statuses = api.create([{"task_name": "audio.info", "url": u} for u in urls], block=True)
-    for url, status in zip(urls, statuses):
+    tasks = [{"task_name": name, "url": u} for name in ("audio.info", "audio.beats") for u in urls]
+    statuses = api.create(tasks, block=True)
+    for url, status in zip(urls * 2, statuses):
         assert status["status"] == "error", url
         assert status["error"].startswith("InvalidContentError: "), (url, status["error"])
 
@@ -116,3 +122,63 @@ def test_waveform_draws_the_peak_envelope(api: Api, origin: Origin) -> None:
 def test_waveform_parameters_are_validated(api: Api, origin: Origin) -> None:
     status = api.run({"task_name": "audio.waveform", "url": f"{origin.url}/x", "fill": "red", "format": "gif", "width": 0})
     assert set(status["error"]["parameters"]) == {"fill", "format", "width"}
+
+
+def f_measure(reference: list[float], estimated: list[float]) -> float:
+    """mir_eval's beat F-measure: a hit is within 70 ms of a reference beat."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns about beats before 5 s, which it keeps
+        return float(mir_eval.beat.f_measure(np.array(reference), np.array(estimated, dtype=float)))
+
+
+@pytest.mark.parametrize(
+    "clip, labels",
+    [
+        ("syn_rock_4-4_120bpm.flac", "syn_rock_4-4_120bpm.json"),
+        ("syn_rock_4-4_120bpm_lossy.mp3", "syn_rock_4-4_120bpm_lossy.json"),
+        ("syn_waltz_3-4_96bpm.flac", "syn_waltz_3-4_96bpm.json"),
+        ("syn_rock_4-4_ramp_100-130bpm.flac", "syn_rock_4-4_ramp_100-130bpm.json"),
+        ("syn_funk_4-4_90bpm_leadin_pickup.flac", "syn_funk_4-4_90bpm_leadin_pickup.json"),
+    ],
+)
+def test_beats_and_downbeats_match_the_labels(api: Api, media: Origin, clip: str, labels: str) -> None:
+    truth = json.loads((media.root / BEATS / labels).read_text())
+    result = api.result({"task_name": "audio.beats", "url": f"{media.url}/{BEATS}/{clip}"})
+    assert f_measure(truth["beats"], result["beats"]) >= 0.95
+    assert f_measure(truth["downbeats"], result["downbeats"]) >= 0.9
+    assert result["duration"] == round(truth["duration_s"])
+    assert result["beats"] == sorted(result["beats"])
+
+
+def test_waltz_bars_are_three_beats_long(api: Api, media: Origin) -> None:
+    result = api.result({"task_name": "audio.beats", "url": f"{media.url}/{BEATS}/syn_waltz_3-4_96bpm.flac"})
+    positions = [result["beats"].index(d) for d in result["downbeats"]]
+    assert set(np.diff(positions)) == {3}
+
+
+def test_a_pickup_beat_and_a_quiet_intro_are_not_bars(api: Api, media: Origin) -> None:
+    """The funk clip opens with 2 s of near-silence, then one beat before the first bar."""
+    result = api.result({"task_name": "audio.beats", "url": f"{media.url}/{BEATS}/syn_funk_4-4_90bpm_leadin_pickup.flac"})
+    assert result["beats"][0] == pytest.approx(2.0, abs=0.07)
+    assert result["downbeats"][0] == pytest.approx(2.667, abs=0.07)
+
+
+@pytest.mark.parametrize("clip, duration", [("syn_noise_no_beats.flac", 6), ("syn_short_0.8s.flac", 1)])
+def test_clips_without_a_tempo_succeed(api: Api, media: Origin, clip: str, duration: int) -> None:
+    result = api.result({"task_name": "audio.beats", "url": f"{media.url}/{BEATS}/{clip}"})
+    assert result["duration"] == duration
+    assert set(result["downbeats"]) <= set(result["beats"])
+    if "noise" in clip:
+        assert result["beats"] == [] and result["downbeats"] == []
+
+
+def test_silence_has_no_beats(api: Api, origin: Origin) -> None:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 8000 * 5), dtype=np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    result = api.result({"task_name": "audio.beats", "url": origin.add("silence.wav", buffer.getvalue())})
+    assert result == {"beats": [], "downbeats": [], "duration": 5}

@@ -218,7 +218,7 @@ class JobManager:
             res = task_type.resources
             options = {"num_cpus": res.cpus}
             if res.gpu and self._use_gpus:
-                options["num_gpus"] = 1
+                options["num_gpus"] = res.gpu
             if res.memory_mb:
                 options["memory"] = res.memory_mb * 1024 * 1024
         attempts = self._settings.task_max_attempts

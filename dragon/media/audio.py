@@ -176,6 +176,32 @@ def peaks(path: Path, columns: int, start: float, end: float | None) -> tuple[np
         return out.clip(0, 1), duration
 
 
+def mono(path: Path, rate: int, limit: float = MAX_DURATION) -> Iterator[np.ndarray]:
+    """The first audio stream as float32 mono blocks at ``rate`` Hz, at most ``limit``
+    seconds of it: the input to analyses that keep per-frame features, never the signal."""
+    with open_audio(path) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        fifo = av.AudioFifo()
+        left = int(limit * rate)
+        for frame in itertools.chain(_frames(container, stream), [None]):  # None flushes
+            if frame is not None:
+                frame.pts = None
+                fifo.write(frame)
+                if fifo.samples < BATCH:
+                    continue
+            batches = [fifo.read()] if fifo.samples else []
+            chunks = [c for batch in batches for c in resampler.resample(batch)]
+            chunks += resampler.resample(None) if frame is None else []
+            for chunk in chunks:
+                block = chunk.to_ndarray().reshape(-1)[:left]
+                left -= block.size
+                if block.size:
+                    yield block
+                if left <= 0:
+                    return
+
+
 def _bin(out: np.ndarray, levels: np.ndarray, first: float, rate: int, start: float, stop: float, columns: int) -> None:
     """Fold per-sample levels starting at time ``first`` into the column maxima."""
     times = first + np.arange(levels.size) / rate

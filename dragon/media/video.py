@@ -22,6 +22,7 @@ from PIL import Image
 from dragon.errors import InvalidContentError
 from dragon.media.containers import MAX_DURATION, open_input, reason
 from dragon.media.containers import duration as media_duration
+from dragon.media.gpu import gpu_assigned
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,6 @@ def nvdec_wanted() -> bool:
     environment: on an H200 it was slower than 16 CPU cores (docs/benchmarks.md), so
     operators of such nodes may turn it off."""
     return os.environ.get("DRAGON_NVDEC", "1") != "0"
-
-
-def gpu_assigned() -> bool:
-    """Whether Ray gave this worker a GPU (it sets CUDA_VISIBLE_DEVICES for GPU tasks)."""
-    return os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() not in ("", "-1")
 
 
 class Decoder:

@@ -1,4 +1,4 @@
-"""audio.info, audio.convert and audio.waveform (spec: Tasks Reference)."""
+"""audio.info, audio.convert, audio.waveform and audio.beats (spec: Tasks Reference)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dragon.media import audio, images
+from dragon.media import audio, beats, images
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
 MAX_INPUT_BYTES = 2 * 1024**3
@@ -87,3 +87,23 @@ def audio_waveform(ctx: TaskContext, params: WaveformParams) -> dict:
         "content_type": content_type,
         "output": ctx.store(out, extension, content_type),
     }
+
+
+class BeatsParams(TaskParams):
+    url: str
+
+
+@task(
+    "audio.beats",
+    BeatsParams,
+    resources=Resources(cpus=1.0, gpu=0.25, memory_mb=512),
+    values=("beats", "downbeats", "duration"),
+)
+def audio_beats(ctx: TaskContext, params: BeatsParams) -> dict:
+    """Beat and downbeat times in seconds (in the first hour of a longer file); a clip
+    without a beat (silence, noise, a fraction of a second) gives empty lists, not an
+    error. ``duration`` is the whole file's, an integer as the spec types it."""
+    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
+    declared = audio.probe(source).duration
+    found = beats.analyse(source)
+    return {"beats": found.beats, "downbeats": found.downbeats, "duration": round(max(declared, found.duration))}

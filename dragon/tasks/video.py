@@ -15,7 +15,7 @@ from dragon.media import images, video
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
 MAX_INPUT_BYTES = 4 * 1024**3
-VIDEO = Resources(cpus=1.0, gpu=True, memory_mb=1024)
+VIDEO = Resources(cpus=1.0, gpu=1.0, memory_mb=1024)
 Size = Field(default=None, ge=1, le=8192)
 
 

@@ -1,0 +1,324 @@
+"""Beat and downbeat tracking from signal processing alone (no learned weights).
+
+The pipeline follows the classic trackers (Böck's spectral flux and bar-pointer HMM,
+Ellis's tempo prior):
+
+1. features: a log-filtered spectral flux (onset strength), the same flux below 200 Hz
+   (kick drums, bass notes) and a chromagram, computed block by block with torch and
+   torchaudio, so a GPU worker runs them on its GPU and memory holds features, not audio;
+2. tempo: autocorrelation of the onset strength weighted by a log-normal prior around
+   120 BPM picks the metrical level; a clip without periodicity (noise, silence) stops here;
+3. beats: a Viterbi search over (beat period, position in the beat) states, whose
+   period may drift from beat to beat, follows tempo changes;
+4. downbeats: the meter (3 or 4) and bar phase whose beats carry the most low-frequency
+   onsets and harmonic change.
+
+This module is the only user of torchaudio in Dragon, so replacing it touches one file.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+import torchaudio
+
+from dragon.media import audio
+from dragon.media.gpu import gpu_assigned
+
+RATE = 16000  # Hz: onsets and harmonies of interest lie below 8 kHz
+HOP = 160
+FPS = RATE / HOP  # 100 feature frames per second
+N_FFT = 1024
+BANDS = 80  # mel bands of the log-filtered spectrogram
+LAG = 2  # frames between the spectra a flux compares
+MIN_BPM, MAX_BPM = 40.0, 240.0
+MAX_SECONDS = 3600.0  # analysed from the start of a file; bounds features and search memory (~60 MB)
+PERIODICITY = 0.2  # autocorrelation peak that shows a repeating onset pattern
+PEAKINESS = 2.0  # loud onsets (99th percentile) over the median flux that show onsets at all
+PRIOR_BPM = 120.0  # centre of the log-normal tempo prior
+PRIOR_OCTAVES = 0.7  # and its width
+
+
+@dataclass(frozen=True)
+class Beats:
+    beats: list[float]
+    downbeats: list[float]
+    duration: float
+
+
+@dataclass(frozen=True)
+class Features:
+    flux: np.ndarray  # (frames,) onset strength
+    low: np.ndarray  # (frames,) onset strength below 200 Hz
+    chroma: np.ndarray  # (frames, 12) energy per pitch class
+    duration: float
+
+
+def analyse(path: Path, device: str | None = None) -> Beats:
+    """Beats and downbeats of the audio file at ``path``, in seconds; on the GPU Ray
+    assigned to this worker, if any."""
+    if device is None:
+        device = "cuda" if gpu_assigned() and torch.cuda.is_available() else "cpu"
+    features = extract(audio.mono(path, RATE, MAX_SECONDS), device)
+    beats = track_beats(features)
+    downbeats = find_downbeats(beats, features)
+    return Beats(
+        beats=[round(b / FPS, 3) for b in beats],
+        downbeats=[round(b / FPS, 3) for b in downbeats],
+        duration=features.duration,
+    )
+
+
+def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
+    """Per-frame features of a mono signal given as consecutive blocks of samples."""
+    window, mel, low_bands, chroma_map = _kernels(device)
+    pending = np.zeros(N_FFT // 2, dtype=np.float32)  # frames are centred on their time
+    previous: torch.Tensor | None = None  # the last LAG log spectra, for the next block's flux
+    flux, low, chroma = [], [], []
+    samples = 0
+
+    def consume(signal: np.ndarray) -> None:
+        nonlocal previous
+        frames = 1 + (signal.size - N_FFT) // HOP
+        if frames <= 0:
+            return
+        spectrum = torch.stft(
+            torch.from_numpy(signal[: (frames - 1) * HOP + N_FFT]).to(device),
+            N_FFT, HOP, window=window, center=False, return_complex=True,
+        ).abs().T  # (frames, bins)
+        logged = torch.log1p(100.0 * (spectrum @ mel))
+        stacked = logged if previous is None else torch.cat((previous, logged))
+        rise = torch.relu(stacked[LAG:] - stacked[:-LAG])
+        if previous is None:  # the first frames have nothing to compare with
+            rise = torch.cat((torch.zeros(LAG, rise.shape[1], device=device), rise))
+        flux.append(rise.sum(1).cpu().numpy())
+        low.append(rise[:, low_bands].sum(1).cpu().numpy())
+        chroma.append((spectrum @ chroma_map).cpu().numpy())
+        previous = logged[-LAG:]
+
+    for block in blocks:
+        samples += block.size
+        signal = np.concatenate((pending, block))
+        frames = 1 + (signal.size - N_FFT) // HOP
+        consume(signal)
+        pending = signal[max(frames, 0) * HOP :]
+    consume(np.concatenate((pending, np.zeros(N_FFT // 2, dtype=np.float32))))
+    if not flux:
+        return Features(np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros((0, 12), np.float32), samples / RATE)
+    return Features(np.concatenate(flux), np.concatenate(low), np.concatenate(chroma), samples / RATE)
+
+
+@functools.lru_cache(maxsize=4)
+def _kernels(device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Analysis window, mel filterbank, low-band mask and chroma map, built once per device."""
+    bins = N_FFT // 2 + 1
+    mel = torchaudio.functional.melscale_fbanks(bins, 30.0, RATE / 2, BANDS, RATE)
+    return (
+        torch.hann_window(N_FFT, device=device),
+        mel.to(device),
+        torch.from_numpy(_band_centres(BANDS) < 200.0).to(device),
+        torch.from_numpy(_chroma_matrix(bins)).to(device),
+    )
+
+
+def track_beats(features: Features) -> np.ndarray:
+    """Beat positions in frames; empty without periodicity. The onset strength counts
+    low-frequency onsets (kick drums, bass notes) twice: beats tend to fall on them."""
+    flux = features.flux
+    strength = onset_envelope(_normalised(flux) + 0.5 * _normalised(features.low))
+    active = np.flatnonzero(_activity(flux))
+    if active.size < 2 * FPS * 60 / MAX_BPM:
+        return np.zeros(0)
+    begin, end = active[0], active[-1] + 1
+    playing = flux[begin:end]
+    median = np.median(playing)
+    peaky = median <= 0 or np.percentile(playing, 99) >= PEAKINESS * median
+    period = tempo_period(strength[begin:end], peaky)
+    if period is None:
+        return np.zeros(0)
+    frames = viterbi(strength[begin:end], period) + begin
+    return _trim(frames, strength)
+
+
+def _trim(beats: np.ndarray, strength: np.ndarray, floor: float = 0.15) -> np.ndarray:
+    """Drop the leading and trailing beats without an onset (the HMM keeps counting
+    through a quiet intro or a fading tail); rests inside the music keep their beats."""
+    if beats.size == 0:
+        return beats
+    frames = np.round(beats).astype(np.int64)
+    onsets = np.array([strength[max(0, f - 2) : f + 3].max() for f in frames])
+    heard = np.flatnonzero(onsets >= floor * np.median(onsets))
+    return beats[heard[0] : heard[-1] + 1] if heard.size else beats[:0]
+
+
+def onset_envelope(flux: np.ndarray) -> np.ndarray:
+    """Onset strength in 0..1: the flux above its local mean, scaled by its loud peaks."""
+    if flux.size == 0:
+        return flux
+    local = _moving_average(flux, int(FPS * 0.4))
+    rises = np.maximum(flux - local, 0.0)
+    scale = np.percentile(rises, 99.5)
+    return np.clip(rises / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(rises)
+
+
+def tempo_period(strength: np.ndarray, peaky: bool = True) -> float | None:
+    """The beat period in frames, or None when nothing repeats.
+
+    A signal counts as rhythmic when its onsets stand out (``peaky``) or its onset strength
+    repeats; stationary noise does neither. Autocorrelations of 8-second windows (so a tempo that drifts still lines up) are
+    averaged, then weighted by a log-normal prior centred on 120 BPM, one octave wide.
+    """
+    window = min(strength.size, int(8 * FPS))
+    shortest, longest = int(60 * FPS / MAX_BPM), min(int(60 * FPS / MIN_BPM), window // 2)
+    if longest <= shortest:
+        return None
+    segments = np.lib.stride_tricks.sliding_window_view(strength, window)[:: int(FPS)]
+    segments = (segments - segments.mean(1, keepdims=True)) * np.hanning(window)
+    spectra = np.fft.rfft(segments, 2 * window, axis=1)
+    ac = np.fft.irfft(spectra * np.conj(spectra), axis=1)[:, :window]
+    energy = ac[:, 0]
+    if not (energy > 0).any():
+        return None
+    ac = (ac[energy > 0] / energy[energy > 0, None]).mean(0)
+    lags = np.arange(shortest, longest + 1)
+    if ac[lags].max() < PERIODICITY and not peaky:
+        return None
+    bpm = 60 * FPS / lags
+    weighted = np.maximum(ac[lags], 0) * np.exp(-0.5 * (np.log2(bpm / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
+    best = int(np.argmax(weighted))
+    lag = float(lags[best])
+    if 0 < best < lags.size - 1:  # parabolic interpolation between lags
+        a, b, c = weighted[best - 1 : best + 2]
+        if a - 2 * b + c < 0:
+            lag += 0.5 * (a - c) / (a - 2 * b + c)
+    return lag
+
+
+def viterbi(strength: np.ndarray, period: float, spread: float = 1.4, change: float = 300.0) -> np.ndarray:
+    """Most likely beat frames under a beat-pointer HMM.
+
+    A state is (beat period p, frames since the last beat); the period may change at each
+    beat with probability falling as exp(-change * |p'/p - 1|) and stays within
+    ``period / spread .. period * spread``, which keeps the metrical level of the tempo
+    estimate. The first sixteenth of a beat "emits" the onset strength, the rest its
+    complement (after Krebs, Böck and Widmer, 2015).
+    """
+    low, high = max(2.0, period / spread), period * spread
+    periods = np.unique(np.round(np.geomspace(low, high, 40)).astype(np.int64))
+    starts = np.concatenate(([0], np.cumsum(periods)[:-1]))
+    ends = starts + periods - 1
+    position = np.concatenate([np.arange(p) for p in periods])
+    owner = np.repeat(np.arange(periods.size), periods)
+    beat_states = np.flatnonzero(position < np.maximum(1, periods[owner] / 16))
+    ratio = periods[None, :] / periods[:, None]
+    transition = -change * np.abs(ratio - 1)
+    transition -= np.log(np.exp(transition).sum(1, keepdims=True))
+    on = np.log(np.clip(strength, 1e-4, 1.0))
+    off = np.log(np.clip((1 - strength) / 15, 1e-4, 1.0))
+    score = np.full(position.size, -math.log(position.size))
+    back = np.empty((strength.size, periods.size), dtype=np.int16)
+    for t in range(strength.size):
+        following = np.empty_like(score)
+        following[1:] = score[:-1]
+        candidates = score[ends][:, None] + transition
+        chosen = candidates.argmax(0)
+        back[t] = chosen
+        following[starts] = candidates[chosen, np.arange(periods.size)]
+        following += off[t]
+        following[beat_states] += on[t] - off[t]
+        score = following
+    state = int(np.argmax(score))
+    beats = []
+    for t in range(strength.size - 1, -1, -1):
+        if position[state] == 0:
+            beats.append(t)
+            state = int(ends[back[t, owner[state]]])
+        else:
+            state -= 1
+    beats.reverse()
+    return _refine(np.array(beats, dtype=np.int64), strength, periods[owner[beat_states]].max() // 16 + 2)
+
+
+def _refine(beats: np.ndarray, strength: np.ndarray, reach: int) -> np.ndarray:
+    """Move each beat to the strongest onset nearby (the HMM places it within a region)."""
+    out = beats.astype(np.float64)
+    for i, b in enumerate(beats):
+        lo, hi = max(0, b - 2), min(strength.size, b + reach)
+        if hi > lo and strength[lo:hi].max() > 0:
+            out[i] = lo + int(np.argmax(strength[lo:hi]))
+    return out
+
+
+def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
+    """The beats that start bars: the meter (3 or 4) and phase whose beats carry the most
+    low-frequency onsets and harmonic change."""
+    if beats.size == 0:
+        return beats
+    frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
+    low = np.array([features.low[max(0, f - 3) : f + 4].max() for f in frames])
+    bounds = np.concatenate((frames, [features.flux.size]))
+    chords = np.stack([features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)])
+    chords /= np.linalg.norm(chords, axis=1, keepdims=True) + 1e-9
+    change = np.concatenate(([0.0], 1 - (chords[1:] * chords[:-1]).sum(1)))
+    if change.size > 1:
+        change[0] = change[1:].max()  # the first beat starts something
+    evidence = _zscore(low) + _zscore(change)
+    best, choice = -np.inf, (4, 0)
+    for meter, prior in ((4, 0.0), (3, -0.1)):
+        for phase in range(min(meter, frames.size)):
+            mask = np.zeros(frames.size, dtype=bool)
+            mask[phase::meter] = True
+            rest = evidence[~mask].mean() if (~mask).any() else 0.0
+            score = evidence[mask].mean() - rest + prior
+            if score > best:
+                best, choice = score, (meter, phase)
+    meter, phase = choice
+    return beats[phase::meter]
+
+
+def _activity(flux: np.ndarray) -> np.ndarray:
+    """Frames in the stretch where the music plays: one second averages above 3% of the loud ones."""
+    if flux.size == 0:
+        return flux.astype(bool)
+    level = _moving_average(flux, int(FPS))
+    loud = np.percentile(level, 90)
+    return level > 0.03 * loud if loud > 0 else np.zeros(flux.size, dtype=bool)
+
+
+def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
+    width = max(1, width)
+    kernel = np.ones(width) / width
+    return np.convolve(np.pad(x, (width // 2, width - 1 - width // 2), mode="edge"), kernel, mode="valid")
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    """``x`` over its 99th percentile, so bands of different loudness weigh alike."""
+    scale = np.percentile(x, 99) if x.size else 0.0
+    return x / scale if scale > 0 else x
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    spread = x.std()
+    return (x - x.mean()) / spread if spread > 0 else np.zeros_like(x)
+
+
+def _band_centres(bands: int, low: float = 30.0, high: float = RATE / 2) -> np.ndarray:
+    """Centre frequencies of torchaudio's HTK mel filterbank."""
+    mel = np.linspace(2595 * np.log10(1 + low / 700), 2595 * np.log10(1 + high / 700), bands + 2)[1:-1]
+    return 700 * (10 ** (mel / 2595) - 1)
+
+
+def _chroma_matrix(bins: int) -> np.ndarray:
+    """(bins, 12): each STFT bin between 55 Hz and 2 kHz added to its pitch class."""
+    freqs = np.arange(bins) * RATE / N_FFT
+    matrix = np.zeros((bins, 12), dtype=np.float32)
+    usable = (freqs >= 55) & (freqs <= 2000)
+    classes = np.round(12 * np.log2(freqs[usable] / 440.0)).astype(np.int64) % 12
+    matrix[np.flatnonzero(usable), classes] = 1.0
+    return matrix
