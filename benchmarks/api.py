@@ -12,26 +12,19 @@ Starts `dragon serve` on a temporary data dir, then measures:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchmarks.service import running_service  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -45,30 +38,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
 
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    data = Path(tempfile.mkdtemp(prefix="dragon-bench-"))
-    port = free_port()
-    account = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "dragon", "accounts", "create", "bench", "--data-dir", str(data)],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dragon", "serve", "--port", str(port), "--data-dir", str(data)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        for line in server.stdout:  # type: ignore[union-attr]
-            if line.startswith("Dragon is serving"):
-                break
-        run(f"http://127.0.0.1:{port}", account["secret"], args)
-    finally:
-        server.terminate()
-        server.wait(60)
+    with running_service() as service:
+        run(service.url, service.secret, service.ray_address, args)
 
 
-def run(url: str, secret: str, args: argparse.Namespace) -> None:
+def run(url: str, secret: str, ray_address: str, args: argparse.Namespace) -> None:
     http = httpx.Client(base_url=url, timeout=120)
     hello = {"secret": secret, "tasks": {"task_name": "hello", "name": "bench"}, "block": True}
     for _ in range(20):  # warm up workers and connections
@@ -87,7 +61,7 @@ def run(url: str, secret: str, args: argparse.Namespace) -> None:
 
     import ray
 
-    ray.init(address="auto", logging_level="ERROR")
+    ray.init(address=ray_address, logging_level="ERROR")
 
     @ray.remote(num_cpus=0.25)  # as the hello task type
     def raw_hello(name: str) -> str:

@@ -10,7 +10,6 @@ on every core (a process per core) against the API with 16 concurrent clients.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -29,10 +28,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.service import Service, running_service  # noqa: E402
+from dragon.config import Settings  # noqa: E402
 from dragon.registry import TaskContext  # noqa: E402
 from dragon.storage.fetch import Fetched  # noqa: E402
 from dragon.tasks.image import ThumbParams, image_thumb  # noqa: E402
-from tests.support.servers import Origin, free_port  # noqa: E402
+from tests.support.servers import Origin  # noqa: E402
 
 BOX = (320, 240)
 
@@ -56,7 +57,7 @@ class LocalIO:
 
 def task_function(source: str) -> float:
     scratch = Path(tempfile.mkdtemp())
-    ctx = TaskContext("BENCH", "bench", 1, scratch, LocalIO(Path(source)))
+    ctx = TaskContext("BENCH", "bench", 1, scratch, LocalIO(Path(source)), Settings(), {"type": "persistent"})
     t = time.perf_counter()
     image_thumb(ctx, ThumbParams(url="file", width=BOX[0], height=BOX[1]))
     elapsed = time.perf_counter() - t
@@ -89,45 +90,10 @@ def main() -> None:
     ref = min(vips_once() for _ in range(5))
 
     origin = Origin(work)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "DRAGON_ALLOW_PRIVATE_URLS": "1"}
-    data = work / "data"
-    cmd = [sys.executable, "-m", "dragon"]
-    secret = json.loads(subprocess.run([*cmd, "accounts", "create", "bench", "--data-dir", str(data)],
-                                       env=env, capture_output=True, text=True, check=True).stdout)["secret"]
-    port = free_port()
-    server = subprocess.Popen([*cmd, "serve", "--port", str(port), "--data-dir", str(data)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        for line in server.stdout:  # type: ignore[union-attr]
-            if line.startswith("Dragon is serving"):
-                break
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
-        body = {"secret": secret, "block": True,
-                "tasks": {"task_name": "image.thumb", "url": f"{origin.url}/12mp.jpg", "width": BOX[0], "height": BOX[1]}}
-
-        def api_once(client: httpx.Client = http) -> float:
-            t = time.perf_counter()
-            [status] = client.post("/v2/create", json=body).json()
-            assert status["status"] == "success", status
-            return time.perf_counter() - t
-
-        api_once()
-        api = min(api_once() for _ in range(5))
-
-        n, cores = 64, os.cpu_count() or 1
-        with ProcessPoolExecutor(cores) as pool:
-            list(pool.map(task_function, [str(source)] * cores))
-            t = time.perf_counter()
-            list(pool.map(task_function, [str(source)] * n))
-            fn_rate = n / (time.perf_counter() - t)
-        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) for _ in range(16)]
-        with ThreadPoolExecutor(16) as threads:
-            t = time.perf_counter()
-            list(threads.map(lambda i: api_once(clients[i % 16]), range(n)))
-            api_rate = n / (time.perf_counter() - t)
+        with running_service() as service:
+            api, fn_rate, api_rate, cores = through_api(service, origin, source)
     finally:
-        server.terminate()
-        server.wait(60)
         origin.close()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -138,6 +104,36 @@ def main() -> None:
     print(f"{'image.thumb via HTTP, block=true':40} {api:9.4f} {api / ref:8.2f}")
     print(f"throughput: task function on {cores} processes {fn_rate:.1f}/s, "
           f"API with 16 clients {api_rate:.1f}/s, ratio {api_rate / fn_rate:.2f}")
+
+
+def through_api(service: Service, origin: Origin, source: Path) -> tuple[float, float, float, int]:
+    """Latency through HTTP, then throughput: the task function on every core against the
+    API with 16 concurrent clients."""
+    http = httpx.Client(base_url=service.url, timeout=600)
+    body = {"secret": service.secret, "block": True,
+            "tasks": {"task_name": "image.thumb", "url": f"{origin.url}/12mp.jpg", "width": BOX[0], "height": BOX[1]}}
+
+    def api_once(client: httpx.Client = http) -> float:
+        t = time.perf_counter()
+        [status] = client.post("/v2/create", json=body).json()
+        assert status["status"] == "success", status
+        return time.perf_counter() - t
+
+    api_once()
+    api = min(api_once() for _ in range(5))
+
+    n, cores = 64, os.cpu_count() or 1
+    with ProcessPoolExecutor(cores) as pool:
+        list(pool.map(task_function, [str(source)] * cores))
+        t = time.perf_counter()
+        list(pool.map(task_function, [str(source)] * n))
+        fn_rate = n / (time.perf_counter() - t)
+    clients = [httpx.Client(base_url=service.url, timeout=600) for _ in range(16)]
+    with ThreadPoolExecutor(16) as threads:
+        t = time.perf_counter()
+        list(threads.map(lambda i: api_once(clients[i % 16]), range(n)))
+        api_rate = n / (time.perf_counter() - t)
+    return api, fn_rate, api_rate, cores
 
 
 if __name__ == "__main__":

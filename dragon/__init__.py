@@ -5,13 +5,14 @@ Python users on the cluster can skip HTTP::
     import dragon
     d = dragon.connect(account="dev")
     [status] = d.create({"task_name": "hello", "name": "John"}, block=True)
+    dragon.batch("image.thumb", "photos.csv", "thumbs.parquet", {"width": 200})
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Dragon", "connect"]
+__all__ = ["Dragon", "batch", "connect"]
 
 
 def __getattr__(name: str) -> Any:

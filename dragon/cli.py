@@ -1,4 +1,4 @@
-"""The ``dragon`` command: run the service and manage accounts."""
+"""The ``dragon`` command: run the service, manage accounts, run batches."""
 
 from __future__ import annotations
 
@@ -122,6 +122,60 @@ def accounts_delete(name: str, data_dir: Path | None) -> None:
     if not open_journal(_settings(data_dir=data_dir)).delete_account(name):
         raise click.ClickException(f"no account named {name!r}")
     click.echo(json.dumps({"deleted": name}))
+
+
+@main.command()
+@click.argument("task_name")
+@click.option("--input", "manifest", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Manifest: .parquet, .csv or .jsonl, one row per item (at least url).")
+@click.option("--output", required=True, type=click.Path(path_type=Path), help="Results: a directory of Parquet parts.")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="A parameter for every row (V as JSON if it parses).")
+@click.option("--account", default="dev", show_default=True, help="Account whose store receives the outputs.")
+@click.option("--address", "ray_address", default="auto", show_default=True, help="The service's Ray cluster.")
+@click.option("--concurrency", type=int, help="Most rows running at once (default: as the cluster's CPUs allow).")
+@click.option("--part-rows", type=int, help="Rows per results part (default 1000); an interruption loses at most one part.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON, without a progress bar.")
+def batch(task_name: str, manifest: Path, output: Path, params: tuple[str, ...], account: str, ray_address: str,
+          concurrency: int | None, part_rows: int | None, as_json: bool) -> None:
+    """Run TASK_NAME over every row of a manifest; re-running resumes."""
+    from dragon import handles
+
+    fixed = dict(_assignment(p) for p in params)
+    bar: Any = None
+    shown = 0
+
+    def show(progress: Any) -> None:
+        nonlocal bar, shown
+        if as_json:
+            return
+        if bar is None:
+            bar = click.progressbar(length=progress.total, label=task_name, show_pos=True, show_eta=True)
+            bar.__enter__()
+        now = progress.done + progress.skipped
+        bar.update(now - shown)
+        shown = now
+
+    try:
+        result = handles.batch(task_name, manifest, output, fixed, account=account, address=ray_address,
+                               on_progress=show, concurrency=concurrency, part_rows=part_rows)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+    else:
+        click.echo(f"{result.total} rows: {result.done - result.failed} succeeded, {result.failed} failed, "
+                   f"{result.skipped} done before; results in {output}")
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise click.BadParameter(f"{text!r} is not K=V", param_hint="--param")
+    name, value = text.split("=", 1)
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
 
 
 if __name__ == "__main__":

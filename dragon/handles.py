@@ -8,9 +8,13 @@ since whoever can reach the cluster's actors is already trusted.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from dragon.config import prepare_ray_environment
+
+if TYPE_CHECKING:
+    from dragon.batches import Progress
 
 
 class Dragon:
@@ -45,6 +49,27 @@ class Dragon:
     def create_stream(self, tasks: dict | list[dict]) -> Iterator[Any]:
         return self.stream([doc["key"] for doc in self.create(tasks)])
 
+    def batch(
+        self,
+        task_name: str,
+        input: str | Path,
+        output: str | Path,
+        params: dict[str, Any] | None = None,
+        task_store: dict[str, Any] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        concurrency: int | None = None,
+        part_rows: int | None = None,
+    ) -> Progress:
+        """Run ``task_name`` over the rows of the manifest ``input`` from this process
+        (the driver); results in the Parquet directory ``output``. See dragon.batches."""
+        import ray
+
+        from dragon import batches
+
+        settings = ray.get(self._service.jobs.settings.remote())
+        return batches.run(task_name, Path(input), Path(output), settings, self._account.name, params, task_store,
+                           on_progress, concurrency, part_rows=part_rows or batches.PART_ROWS)
+
 
 def connect(account: str = "dev", address: str = "auto", namespace: str = "dragon") -> Dragon:
     """Attach to a running Dragon deployment on the Ray cluster at ``address``."""
@@ -60,6 +85,12 @@ def connect(account: str = "dev", address: str = "auto", namespace: str = "drago
     if found is None:
         raise LookupError(f"no account named {account!r}")
     return Dragon(service, found)
+
+
+def batch(task_name: str, input: str | Path, output: str | Path, params: dict[str, Any] | None = None,
+          account: str = "dev", address: str = "auto", **options: Any) -> Progress:
+    """``connect(account, address).batch(...)``: one task type over a manifest."""
+    return connect(account, address).batch(task_name, input, output, params, **options)
 
 
 def _keys(keys: str | list[str]) -> list[str]:

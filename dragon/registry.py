@@ -14,10 +14,13 @@ from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dragon.config import Settings
 from dragon.errors import InvalidParametersError
 from dragon.storage.fetch import Fetched
 
-BUILTIN_MODULES = ("dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video")
+BUILTIN_MODULES = (
+    "dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video", "dragon.tasks.batch",
+)
 
 
 class TaskParams(BaseModel):
@@ -52,12 +55,16 @@ class TaskIO(Protocol):
 class TaskContext:
     """What a running task may use: its key, a private scratch directory (created on
     first use, removed when the attempt ends), input fetching, output storing, and
-    progress reporting. Built by the worker, handed down to tasks."""
+    progress reporting. Built by the worker, handed down to tasks. ``settings`` and
+    ``task_store`` are for task types that run others (batch)."""
 
-    def __init__(self, key: str, account: str, attempt: int, scratch: Path, io: TaskIO):
+    def __init__(self, key: str, account: str, attempt: int, scratch: Path, io: TaskIO,
+                 settings: Settings, task_store: dict[str, Any]):
         self.key = key
         self.account = account
         self.attempt = attempt
+        self.settings = settings
+        self.task_store = task_store
         self._scratch = scratch
         self._io = io
 

@@ -23,7 +23,7 @@ from dragon.config import Settings
 from dragon.errors import RequestError, TaskError
 from dragon.journal import open_journal
 from dragon.storage import Entry, open_backend
-from dragon.storage.fetch import UnsafeURLError, pinned_request
+from dragon.storage.fetch import UnsafeURLError, pinned_request, tls_context
 from dragon.storage.paths import PERSISTENT, VOLATILE, account_root, output_name
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class StorageActor:
     def _put_signed(self, url: str, path: Path, content_type: str) -> str:
         # A URL signed without a Content-Type accepts none on some servers; one signed
         # with it needs it: try without, then with.
-        with httpx.Client(timeout=self.settings.fetch_read_timeout) as client:
+        with httpx.Client(timeout=self.settings.fetch_read_timeout, verify=tls_context()) as client:
             for headers in ({}, {"Content-Type": content_type}):
                 try:
                     request = pinned_request(client, "PUT", url, self.settings.allow_private_urls, headers, path.read_bytes())

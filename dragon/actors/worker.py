@@ -44,38 +44,25 @@ def execute(
 ) -> Finished:
     registry.load(settings.task_modules)
     io = _WorkerIO(settings, record, status_shard, storage, Started(attempt, now_iso()))
-    ctx = registry.TaskContext(record.key, record.account, attempt, io.scratch, io)
+    ctx = registry.TaskContext(record.key, record.account, attempt, io.scratch, io, settings, record.task_store)
     try:
-        outcome = _run(ctx, record)
+        outcome = run_task(ctx, record)
     finally:
         if io.scratch.exists():
             shutil.rmtree(io.scratch, ignore_errors=True)
     return io.finish(outcome)
 
 
-class _WorkerIO:
-    """Inputs, outputs and status reports of one attempt.
+class RunIO:
+    """Inputs and outputs of one run of a task function: the safe fetcher into the run's
+    scratch directory, and the storage actor for outputs. Batch rows use it as is."""
 
-    "executing" goes out once the task has run for STARTED_DELAY or reports progress;
-    a task that ends sooner goes straight to its final status, which carries the start
-    time. That halves the status traffic of tiny tasks. Calls from one caller reach an
-    actor in order, so nothing sent here can overtake what was sent before it.
-    """
-
-    def __init__(self, settings: Settings, record: TaskRecord, shard: ray.actor.ActorHandle,
-                 storage: ray.actor.ActorHandle, started: Started):
+    def __init__(self, settings: Settings, storage: ray.actor.ActorHandle, record: TaskRecord, scratch: Path):
         self._settings = settings
-        self._record = record
-        self._shard = shard
         self._storage = storage
-        self._started = started
-        self._sent = False
+        self._record = record
         self._stored_main = False
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(STARTED_DELAY, self.started)
-        self._timer.daemon = True
-        self._timer.start()
-        self.scratch = settings.scratch_dir / f"{record.key}-{started.attempt}"
+        self.scratch = scratch
 
     def fetch(self, url: str, max_bytes: int | None = None) -> Fetched:
         backend = _backend(self._settings)
@@ -98,6 +85,30 @@ class _WorkerIO:
         except RayTaskError as exc:  # the storage actor's own error, e.g. StorageError
             raise exc.cause from None
         raise InternalError("the storage actor could not read the output file")
+
+    def report(self, progress: Any, partial_result: dict[str, Any] | None) -> None:
+        """Progress of a run nobody watches goes nowhere."""
+
+
+class _WorkerIO(RunIO):
+    """Inputs, outputs and status reports of one attempt.
+
+    "executing" goes out once the task has run for STARTED_DELAY or reports progress;
+    a task that ends sooner goes straight to its final status, which carries the start
+    time. That halves the status traffic of tiny tasks. Calls from one caller reach an
+    actor in order, so nothing sent here can overtake what was sent before it.
+    """
+
+    def __init__(self, settings: Settings, record: TaskRecord, shard: ray.actor.ActorHandle,
+                 storage: ray.actor.ActorHandle, started: Started):
+        super().__init__(settings, storage, record, settings.scratch_dir / f"{record.key}-{started.attempt}")
+        self._shard = shard
+        self._started = started
+        self._sent = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(STARTED_DELAY, self.started)
+        self._timer.daemon = True
+        self._timer.start()
 
     def started(self) -> None:
         with self._lock:
@@ -138,7 +149,7 @@ def _own(backend: Backend, url: str) -> Iterable[bytes] | None:
     return backend.read(name) if name else None
 
 
-def _run(ctx: registry.TaskContext, record: TaskRecord) -> Finished:
+def run_task(ctx: registry.TaskContext, record: TaskRecord) -> Finished:
     try:
         task_type = registry.get(record.task_name)
         if task_type is None:

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from dragon.config import Settings
 from dragon.errors import AccountLimitError, RequestError
 from dragon.serve.auth import Authenticator
-from dragon.serve.requests import flag, json_body, moment, number, task_definitions, task_keys
+from dragon.serve.requests import batch_definition, flag, json_body, moment, number, task_definitions, task_keys
 from dragon.storage import open_backend
 from dragon.storage.local import LocalBackend
 from dragon.storage.paths import AREAS, client_path
@@ -118,6 +118,18 @@ class Api:
             block=flag(body.get("block"), "block", "body"),
             idempotency_key=request.headers.get("idempotency-key", body.get("idempotency_key")),
         )
+
+    @app.post("/v2/batch")
+    async def batch(self, request: Request) -> dict[str, Any]:
+        """One task type over a manifest's rows (not in the v2 spec): body ``task_name``,
+        ``input`` (manifest URL), ``params``; the status of the ``batch`` task it creates."""
+        body = await json_body(request, self.settings.max_request_bytes)
+        account = await self.authenticate(request, body)
+        [status] = await self.service.create(
+            account, [batch_definition(body)],
+            idempotency_key=request.headers.get("idempotency-key", body.get("idempotency_key")),
+        )
+        return status
 
     @app.post("/v2/cancel")
     async def cancel(self, request: Request) -> dict[str, Any]:

@@ -66,6 +66,19 @@ def task_definitions(body: dict[str, Any]) -> list[Any]:
     return tasks if isinstance(tasks, list) else [tasks]
 
 
+BATCH_PASSTHROUGH = ("task_store", "url_callback", "url_errback")
+
+
+def batch_definition(body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /v2/batch``'s body as the definition of a ``batch`` task."""
+    if not isinstance(body.get("task_name"), str):
+        raise RequestError("task_name", "task_name is missing")
+    definition = {"task_name": "batch", "task": body["task_name"], "input": body.get("input"),
+                  "params": body.get("params") or {}}
+    definition.update({k: body[k] for k in BATCH_PASSTHROUGH if k in body})
+    return definition
+
+
 def moment(value: Any, name: str) -> datetime | None:
     """An ISO 8601 date; without a timezone it is UTC, as the spec says."""
     if value is None or value == "":

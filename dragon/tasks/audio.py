@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dragon.media import audio, beats, images
+from dragon.media import audio, images
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
 MAX_INPUT_BYTES = 2 * 1024**3
@@ -103,6 +103,8 @@ def audio_beats(ctx: TaskContext, params: BeatsParams) -> dict:
     """Beat and downbeat times in seconds (in the first hour of a longer file); a clip
     without a beat (silence, noise, a fraction of a second) gives empty lists, not an
     error. ``duration`` is the whole file's, an integer as the spec types it."""
+    from dragon.media import beats  # torch loads in the workers that track beats, not in every worker
+
     source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
     declared = audio.probe(source).duration
     found = beats.analyse(source)
