@@ -91,11 +91,11 @@ def run(
     done_keys = _keep_successes(output)
     progress = Progress(total=_count_rows(manifest, kind), skipped=0)
     reader = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv, "json": ray.data.read_json}[kind]
-    # Small blocks: a map task hands its results on when its block is done, so the block
-    # size is what bounds progress reporting and what an interruption can lose.
+    # Small blocks (streaming repartition): a map task hands its results on when its block
+    # is done, so the block size bounds progress reporting and what an interruption loses.
     block_rows = min(MAX_BLOCK_ROWS, max(ROWS_PER_CALL, progress.total // 200))
-    blocks = max(1, math.ceil(progress.total / block_rows))
-    dataset = reader(str(manifest), override_num_blocks=blocks, **({"lines": True} if kind == "json" else {}))
+    dataset = reader(str(manifest), **({"lines": True} if kind == "json" else {}))
+    dataset = dataset.repartition(target_num_rows_per_block=block_rows)
     resources = task_type.resources
     # As many pool actors as the cluster's CPUs hold at the task type's request: Ray Data
     # starts them as resources free up, and rows wait on I/O part of the time.
@@ -109,7 +109,7 @@ def run(
         },
         batch_size=ROWS_PER_CALL,
         batch_format="pyarrow",
-        concurrency=(1, pool),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool),
         num_cpus=resources.cpus,
         **({"memory": resources.memory_mb * 1024 * 1024} if resources.memory_mb else {}),
     )

@@ -126,12 +126,12 @@ def test_an_interrupted_cli_batch_resumes_where_it_stopped(dragon: DragonProcess
                "--account", "alice", "--address", dragon.ray_address, "--concurrency", "1", "--part-rows", "5"]
     first = subprocess.Popen([*command, "--json"], env=dragon.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while len(list(output.glob("part-*.parquet"))) < 3 and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.1)
+    while not list(output.glob("part-*.parquet")) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     kept = read_results(output).num_rows
-    assert 15 <= kept < total
+    assert 0 < kept < total
 
     second = subprocess.run([*command, "--json"], env=dragon.env, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr
