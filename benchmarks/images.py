@@ -45,7 +45,7 @@ class LocalIO:
     def __init__(self, source: Path):
         self.source = source
 
-    def fetch(self, url: str, max_bytes: int | None = None) -> Fetched:
+    def fetch(self, url: str, max_bytes: int | None = None, truncate: bool = False) -> Fetched:
         return Fetched(self.source, self.source.stat().st_size, "image/jpeg")
 
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:

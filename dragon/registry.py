@@ -19,7 +19,8 @@ from dragon.errors import InvalidParametersError
 from dragon.storage.fetch import Fetched
 
 BUILTIN_MODULES = (
-    "dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video", "dragon.tasks.batch",
+    "dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video", "dragon.tasks.html",
+    "dragon.tasks.batch",
 )
 
 
@@ -45,7 +46,7 @@ class Resources:
 class TaskIO(Protocol):
     """What the worker provides to task code for inputs, outputs and reporting."""
 
-    def fetch(self, url: str, max_bytes: int | None = None) -> Fetched: ...
+    def fetch(self, url: str, max_bytes: int | None = None, truncate: bool = False) -> Fetched: ...
 
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str: ...
 
@@ -73,9 +74,10 @@ class TaskContext:
         self._scratch.mkdir(parents=True, exist_ok=True)
         return self._scratch
 
-    def fetch(self, url: str, max_bytes: int | None = None) -> Fetched:
-        """Download an input URL into the scratch directory (SSRF-safe, bounded)."""
-        return self._io.fetch(url, max_bytes)
+    def fetch(self, url: str, max_bytes: int | None = None, truncate: bool = False) -> Fetched:
+        """Download an input URL into the scratch directory (SSRF-safe, bounded; with
+        ``truncate``, a larger input is cut at the limit instead of refused)."""
+        return self._io.fetch(url, max_bytes, truncate)
 
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
         """Place an output file in the task's store; returns its URL. ``main`` marks the

@@ -64,11 +64,11 @@ class RunIO:
         self._stored_main = False
         self.scratch = scratch
 
-    def fetch(self, url: str, max_bytes: int | None = None) -> Fetched:
+    def fetch(self, url: str, max_bytes: int | None = None, truncate: bool = False) -> Fetched:
         backend = _backend(self._settings)
         fetcher = Fetcher(self._settings, read_own=lambda u: _own(backend, u))
         self.scratch.mkdir(parents=True, exist_ok=True)
-        return fetcher.fetch(url, self.scratch / f"input-{uuid.uuid4().hex[:8]}", max_bytes)
+        return fetcher.fetch(url, self.scratch / f"input-{uuid.uuid4().hex[:8]}", max_bytes, truncate)
 
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
         main = main and not self._stored_main

@@ -17,7 +17,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -36,6 +36,8 @@ class Fetched:
     path: Path
     size: int
     content_type: str | None
+    truncated: bool = False  # only when the caller asked for truncation over the limit
+    url: str = ""  # where the content came from, after redirects
 
 
 def is_public(ip: Address) -> bool:
@@ -108,7 +110,9 @@ class Fetcher:
         self.settings = settings
         self.read_own = read_own
 
-    def fetch(self, url: str, dest: Path, max_bytes: int | None = None) -> Fetched:
+    def fetch(self, url: str, dest: Path, max_bytes: int | None = None, truncate: bool = False) -> Fetched:
+        """Download ``url`` to ``dest``. Over the size limit it is a CouldNotDownloadError,
+        or with ``truncate`` the first ``max_bytes`` (for inputs read from the start)."""
         limit = min(max_bytes or self.settings.fetch_max_bytes, self.settings.fetch_max_bytes)
         deadline = time.monotonic() + self.settings.fetch_total_timeout
         if not isinstance(url, str) or not url:
@@ -117,7 +121,7 @@ class Fetcher:
         for _ in range(self.settings.fetch_max_redirects + 1):
             own = self.read_own(current) if self.read_own else None
             if own is not None:
-                return _write(dest, own, limit, deadline, url, None)
+                return replace(_write(dest, own, limit, deadline, url, None, truncate), url=current)
             with self._get(current) as response:
                 if response.status_code in REDIRECTS and "location" in response.headers:
                     current = urljoin(current, response.headers["location"])
@@ -125,9 +129,11 @@ class Fetcher:
                 if response.status_code >= 400:
                     raise CouldNotDownloadError(f"{url}: the server answered HTTP {response.status_code}")
                 declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
+                if declared.isdigit() and int(declared) > limit and not truncate:
                     raise CouldNotDownloadError(f"{url}: the file is larger than the limit of {limit} bytes")
-                return _write(dest, response.iter_bytes(), limit, deadline, url, response.headers.get("content-type"))
+                content_type = response.headers.get("content-type")
+                fetched = _write(dest, response.iter_bytes(), limit, deadline, url, content_type, truncate)
+                return replace(fetched, url=current)
         raise CouldNotDownloadError(f"{url}: more than {self.settings.fetch_max_redirects} redirects")
 
     def _get(self, url: str) -> _Response:
@@ -170,12 +176,16 @@ class _Response:
         self.client.close()
 
 
-def _write(dest: Path, chunks: Iterable[bytes], limit: int, deadline: float, url: str, content_type: str | None) -> Fetched:
+def _write(dest: Path, chunks: Iterable[bytes], limit: int, deadline: float, url: str, content_type: str | None,
+           truncate: bool = False) -> Fetched:
     dest.parent.mkdir(parents=True, exist_ok=True)
     size = 0
     try:
         with open(dest, "wb") as out:
             for chunk in _guarded(chunks, url):
+                if size + len(chunk) > limit and truncate:
+                    out.write(chunk[: limit - size])
+                    return Fetched(dest, limit, content_type, truncated=True)
                 size += len(chunk)
                 if size > limit:
                     raise CouldNotDownloadError(f"{url}: the file is larger than the limit of {limit} bytes")

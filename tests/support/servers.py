@@ -24,8 +24,9 @@ def free_port() -> int:
 
 
 class Origin:
-    """Serves files from a directory, plus a few misbehaving routes:
-    /redirect?to=URL, /loop, /slow (trickles bytes), /liar (declares a huge length)."""
+    """Serves files from a directory (``?type=`` sets the Content-Type), plus a few
+    misbehaving routes: /redirect?to=URL, /loop, /slow (trickles bytes), /liar (declares
+    a huge length)."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -64,7 +65,7 @@ class Origin:
                         return
                     data = file.read_bytes()
                     self.send_response(200)
-                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Type", query.get("type", ["application/octet-stream"])[0])
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
