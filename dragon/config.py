@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     )
     allow_private_urls: bool = False
 
+    # Publishing platforms (dragon/platforms/): base URLs, so tests and proxies can move them
+    youtube_api_url: str = "https://www.googleapis.com"
+    youtube_watch_url: str = "https://www.youtube.com/watch?v="
+    facebook_graph_url: str = "https://graph-video.facebook.com/v19.0"
+    facebook_video_url: str = "https://www.facebook.com/watch/?v="
+    vimeo_api_url: str = "https://api.vimeo.com"
+    vimeo_v2_url: str = "https://vimeo.com/api/rest/v2"
+    vimeo_video_url: str = "https://vimeo.com/"
+    upload_chunk_bytes: int = Field(default=8 * 1024**2, description="Bytes per upload request; YouTube needs multiples of 256 KiB.")
+    upload_resumes: int = Field(default=5, description="Interrupted chunks resumed per upload before giving up.")
+
     # Input fetching (dragon/storage/fetch.py)
     fetch_max_bytes: int = 2 * 1024**3
     fetch_connect_timeout: float = 10.0

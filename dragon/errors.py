@@ -43,6 +43,22 @@ class InvalidImageError(TaskError):
     pass
 
 
+class AuthorizationError(TaskError):
+    """A platform refused the credentials (invalid or expired token, bad signature)."""
+
+
+class QuotaExceededError(TaskError):
+    """A platform's quota, rate limit or storage space would be exceeded."""
+
+
+class UploadRejectedError(TaskError):
+    """A platform refused the upload or its metadata."""
+
+
+class UploadError(TaskError):
+    """An upload could not be completed (network failures beyond the resumes allowed)."""
+
+
 class WorkerCrashedError(TaskError):
     """The worker process or node running the task died on every allowed attempt."""
 

@@ -20,7 +20,7 @@ from dragon.storage.fetch import Fetched
 
 BUILTIN_MODULES = (
     "dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video", "dragon.tasks.html",
-    "dragon.tasks.batch",
+    "dragon.tasks.upload", "dragon.tasks.batch",
 )
 
 

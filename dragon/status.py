@@ -16,7 +16,7 @@ State = Literal["queued", "executing", "success", "error"]
 ENDED: frozenset[str] = frozenset({"success", "error"})
 
 # Parameter names whose values are credentials: never shown in details, logs or statuses.
-SECRET_FIELDS = ("secret", "token", "password", "api_key", "developer_key", "access_token", "oauth")
+SECRET_FIELDS = ("secret", "token", "password", "api_key", "developer_key", "access_token", "oauth", "consumer_key")
 
 
 def new_key() -> str:

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from tests.support.platforms import Platforms
 from tests.support.servers import Origin, SeaweedS3, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,10 +103,20 @@ class DragonProcess:
 
 
 @pytest.fixture(scope="session")
-def dragon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DragonProcess]:
+def platforms() -> Iterator[Platforms]:
+    """Local YouTube, Facebook and Vimeo that the service uploads to."""
+    server = Platforms()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def dragon(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms) -> Iterator[DragonProcess]:
     base = tmp_path_factory.mktemp("dragon")
     env = {
         **os.environ,
+        **platforms.settings(),
+        "DRAGON_UPLOAD_CHUNK_BYTES": str(256 * 1024),  # several chunks per test video
         "RAY_AUTH_MODE": "disabled",
         "PYTHONPATH": str(ROOT),
         "DRAGON_TASK_MODULES": "tests.support.tasks",

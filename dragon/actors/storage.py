@@ -75,9 +75,7 @@ class StorageActor:
         kind = task_store.get("type", "persistent")
         if kind == "s3_signed" and main:
             return self._put_signed(task_store["url"], path, content_type)
-        if kind == "youtube":
-            raise StorageError("the youtube store is not available on this service yet")
-        area = PERSISTENT if kind == "persistent" else VOLATILE
+        area = PERSISTENT if kind == "persistent" else VOLATILE  # youtube and s3_signed side files: volatile
         name = output_name(area, account, key, task_name, extension)
         self.backend.put(name, path, content_type)
         return self.backend.url(name)

@@ -25,6 +25,7 @@ from dragon import registry
 from dragon.actors.status import Finished, Reported, Started
 from dragon.config import Settings
 from dragon.errors import InternalError, TaskError, status_error
+from dragon.platforms import youtube
 from dragon.status import TaskRecord, now_iso
 from dragon.storage import Backend, open_backend
 from dragon.storage.fetch import Fetched, Fetcher
@@ -74,6 +75,8 @@ class RunIO:
         main = main and not self._stored_main
         self._stored_main = self._stored_main or main
         r = self._record
+        if main and r.task_store.get("type") == "youtube":
+            return _to_youtube(path, r.task_store, self._settings)
         try:
             for source in (str(path.absolute()), path.read_bytes):
                 data = source() if callable(source) else source
@@ -134,6 +137,14 @@ class _WorkerIO(RunIO):
 
 
 _backends: dict[str, Backend] = {}
+
+
+def _to_youtube(path: Path, store: dict[str, Any], settings: Settings) -> str:
+    """The ``youtube`` store: the main output goes to YouTube from the worker itself (an
+    upload may take minutes; the storage actors stay free). Other files go to volatile."""
+    meta = youtube.Metadata(store["title"], store.get("description") or "", store.get("tags") or [],
+                            store.get("category_id") or 22, store.get("privacy_status") or "public")
+    return youtube.upload(path, meta, store["access_token"], store["developer_key"], settings)
 
 
 def _backend(settings: Settings) -> Backend:

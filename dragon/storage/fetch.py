@@ -19,7 +19,7 @@ import ssl
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -73,6 +73,7 @@ def pinned_request(
     allow_private: bool,
     headers: dict[str, str] | None = None,
     content: bytes | None = None,
+    **options: Any,
 ) -> httpx.Request:
     """A request that connects to the address checked here, not to whatever a second
     DNS lookup would say; Host and TLS SNI keep the URL's name. Redirects are the
@@ -96,6 +97,7 @@ def pinned_request(
         headers={"Host": host_header, "User-Agent": "dragon/1", **(headers or {})},
         content=content,
         extensions={"sni_hostname": parts.hostname} if parts.scheme == "https" else {},
+        **options,  # data=, files=, json= for platform APIs
     )
 
 
