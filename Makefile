@@ -3,7 +3,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install serve test bench
+.PHONY: install system-deps serve test bench
+
+# Debian packages the tests need: Chromium and its WebDriver for the dashboard test.
+system-deps:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,7 +23,7 @@ serve: install
 	$(VENV)/bin/dragon serve
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
-test: install
+test: install system-deps
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -1,4 +1,5 @@
-"""The ``dragon`` command: run the service, manage accounts, run batches."""
+"""The ``dragon`` command: run the service, manage accounts, run batches; the commands
+that call a running service over HTTP are in :mod:`dragon.cli_client`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 
+from dragon import cli_client
 from dragon.config import Settings, prepare_ray_environment
 
 
@@ -140,7 +142,7 @@ def batch(task_name: str, manifest: Path, output: Path, params: tuple[str, ...],
     """Run TASK_NAME over every row of a manifest; re-running resumes."""
     from dragon import handles
 
-    fixed = dict(_assignment(p) for p in params)
+    fixed = dict(cli_client.assignment(p) for p in params)
     bar: Any = None
     shown = 0
 
@@ -168,14 +170,7 @@ def batch(task_name: str, manifest: Path, output: Path, params: tuple[str, ...],
                    f"{result.skipped} done before; results in {output}")
 
 
-def _assignment(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise click.BadParameter(f"{text!r} is not K=V", param_hint="--param")
-    name, value = text.split("=", 1)
-    try:
-        return name, json.loads(value)
-    except ValueError:
-        return name, value
+cli_client.register(main)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     vimeo_v2_url: str = "https://vimeo.com/api/rest/v2"
     vimeo_video_url: str = "https://vimeo.com/"
     upload_chunk_bytes: int = Field(default=8 * 1024**2, description="Bytes per upload request; YouTube needs multiples of 256 KiB.")
+    max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest file POST /v2/storage/upload takes.")
     upload_resumes: int = Field(default=5, description="Interrupted chunks resumed per upload before giving up.")
 
     # Input fetching (dragon/storage/fetch.py)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import ray
@@ -17,7 +18,7 @@ from dragon import registry
 from dragon.accounts import Account
 from dragon.actors.jobs import ACTOR_NAME as JOBS_ACTOR
 from dragon.actors.storage import actor_name as storage_actor_name
-from dragon.actors.status import Statuses
+from dragon.actors.status import Statuses, shard_of
 from dragon.config import Settings
 from dragon.errors import InvalidParametersError, RequestError
 from dragon.status import ENDED, TaskRecord, new_key, redact
@@ -115,6 +116,19 @@ class Service:
 
     async def delete_files(self, account: Account, path: str, **selection: Any) -> dict[str, Any]:
         return await self._storage_for(account).delete.remote(account.name, path, **selection)
+
+    async def store_upload(self, account: Account, path: Path, extension: str, content_type: str) -> str:
+        """A client's file into its persistent storage, under a fresh key: its URL is an
+        input like any other (the fetcher reads the service's own URLs from storage)."""
+        key = new_key()
+        actor = self.storage[shard_of(key, len(self.storage))]
+        for source in (str(path), path.read_bytes):
+            data = source() if callable(source) else source
+            url = await actor.store.remote(account.name, key, "upload", {"type": "persistent"}, data, extension,
+                                           content_type, True)
+            if url is not None:
+                return url
+        raise RequestError("body", "the upload could not be stored", "body", 503)
 
     async def expiration(self, account: Account, days: int | None = None) -> int:
         return await self._storage_for(account).expiration.remote(account.name, days)

@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 import mimetypes
+import tempfile
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -22,6 +24,7 @@ from starlette.exceptions import HTTPException
 from dragon.config import Settings
 from dragon.errors import AccountLimitError, RequestError
 from dragon.serve.auth import Authenticator
+from dragon.serve.openapi import document
 from dragon.serve.requests import batch_definition, flag, json_body, moment, number, task_definitions, task_keys
 from dragon.storage import open_backend
 from dragon.storage.local import LocalBackend
@@ -31,8 +34,11 @@ from dragon.service import Service
 log = logging.getLogger(__name__)
 
 STREAM_MEDIA_TYPE = "application/x-json-stream"
+UI = Path(__file__).parent / "ui"
+UI_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
 
 app = FastAPI(title="Dragon Tasks API", version="2", description="The Stupeflix Tasks API v2, on Ray.")
+app.openapi = lambda: document(app)  # type: ignore[method-assign]
 
 
 def _errors(status: int, name: str, location: str, description: str) -> JSONResponse:
@@ -205,6 +211,29 @@ class Api:
             max_age=number(body.get("max_age"), "max_age"),
         )
 
+    @app.post("/v2/storage/upload")
+    async def upload(self, request: Request) -> dict[str, Any]:
+        """A local file as a task input (not in the v2 spec): the raw body goes to the
+        caller's persistent storage; the answer's ``url`` works as any task's input.
+        Credentials come in the Authorization header or the query (the body is the file)."""
+        account = await self.authenticate(request, {}, secret_only=True)
+        name = request.query_params.get("filename") or "upload"
+        extension = "".join(c for c in Path(name).suffix.lstrip(".").lower() if c.isalnum())[:16]
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.settings.scratch_dir, prefix="upload-") as tmp:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.settings.max_upload_bytes:
+                    raise RequestError("body", f"the file is larger than {self.settings.max_upload_bytes} bytes", "body", 413)
+                tmp.write(chunk)
+            tmp.flush()
+            if not size:
+                raise RequestError("body", "the file is empty")
+            url = await self.service.store_upload(account, Path(tmp.name), extension, content_type)
+        return {"url": url, "size": size, "content_type": content_type}
+
     @app.get("/v2/storage/expiration")
     async def expiration_get(self, request: Request) -> int:
         account = await self.authenticate(request, {}, secret_only=True)
@@ -218,6 +247,15 @@ class Api:
         if not isinstance(days, int) or isinstance(days, bool) or days < 0:
             raise RequestError("days", "days must be an integer >= 0 (0: never delete)")
         return await self.service.expiration(account, days)
+
+    # the dashboard: static files, no build step
+
+    @app.get("/ui", include_in_schema=False)
+    @app.get("/ui/{name}", include_in_schema=False)
+    async def dashboard(self, name: str = "index.html") -> FileResponse:
+        if name not in UI_FILES:
+            raise HTTPException(404, "Not Found")
+        return FileResponse(UI / name, media_type=UI_FILES[name], headers={"Cache-Control": "no-cache"})
 
     # output files of the embedded (local disk) storage
 

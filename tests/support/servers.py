@@ -4,6 +4,7 @@ and SeaweedFS as the S3 server."""
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -18,9 +19,18 @@ import boto3
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768+ here), so the many outgoing
+    connections of Ray's processes cannot take it before the service binds it; Ray's own
+    worker ports are 10002-19999 by default, so 20000-32767."""
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32767")
 
 
 class Origin:
@@ -190,3 +200,62 @@ class Receiver:
         while len(self.received) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.received
+
+
+class DroppingProxy:
+    """A TCP proxy to ``target`` that breaks the first ``drops`` connections whose request
+    names ``path``, right after the first line of the answer's body has gone through:
+    a stream cut off by the network."""
+
+    def __init__(self, target: str, path: bytes = b"/v2/status_stream", drops: int = 1):
+        host, port = urlsplit(target).hostname, urlsplit(target).port
+        self.target = (host, port)
+        self.path, self.drops, self.dropped = path, drops, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        """Requests on a kept-alive connection come one after another, so once the
+        client sends a request for ``path``, what comes back next is its answer."""
+        upstream = socket.create_connection(self.target)
+        armed = threading.Event()
+        threading.Thread(target=self._requests, args=(client, upstream, armed), daemon=True).start()
+        answer = b""
+        try:
+            while chunk := upstream.recv(65536):
+                client.sendall(chunk)
+                if armed.is_set():
+                    answer += chunk
+                    head, _, body = answer.partition(b"\r\n\r\n")
+                    if _ and body:
+                        break
+        except OSError:
+            pass
+        for s in (client, upstream):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket, armed: threading.Event) -> None:
+        try:
+            while chunk := client.recv(65536):
+                if self.path in chunk and self.dropped < self.drops and not armed.is_set():
+                    self.dropped += 1
+                    armed.set()
+                upstream.sendall(chunk)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()

@@ -1,0 +1,202 @@
+"""``dragon`` commands that talk to a running service over HTTP (dragon.client):
+create, status, watch, cancel, upload, files, expiration.
+
+Where the service is and who calls: ``--url`` (``DRAGON_URL``, default
+http://127.0.0.1:8000) and ``--secret`` (``DRAGON_SECRET``) or ``--api-key``
+(``DRAGON_API_KEY``). ``--json`` prints machine-readable output and no progress bars.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable, Iterable
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dragon.client import ApiError, Client, Status
+
+console = Console(stderr=True)
+
+
+def connection(command: Callable) -> Callable:
+    """The options every client command takes, turned into a ``client`` argument."""
+
+    @click.option("--url", envvar="DRAGON_URL", default="http://127.0.0.1:8000", show_default=True, help="The service.")
+    @click.option("--secret", envvar="DRAGON_SECRET", help="The account's secret (or DRAGON_SECRET).")
+    @click.option("--api-key", envvar="DRAGON_API_KEY", help="An api key instead of the secret.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output, no progress bars.")
+    @functools.wraps(command)
+    def wrapper(url: str, secret: str | None, api_key: str | None, as_json: bool, **kwargs: Any) -> None:
+        if not secret and not api_key:
+            raise click.UsageError("give --secret (or DRAGON_SECRET) or --api-key")
+        with Client(url, secret=secret, api_key=api_key) as client:
+            try:
+                command(client=client, as_json=as_json, **kwargs)
+            except ApiError as exc:
+                raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def register(main: click.Group) -> None:
+    for command in (create, status, watch, cancel, upload, expiration):
+        main.add_command(command)
+    main.add_command(files)
+
+
+@click.command()
+@click.argument("task_name")
+@click.argument("params", nargs=-1, metavar="[K=V]...")
+@click.option("--store", help='task_store as JSON, e.g. \'{"type": "volatile"}\'.')
+@click.option("--wait", is_flag=True, help="Follow the task until it ends, with a progress bar.")
+@connection
+def create(client: Client, as_json: bool, task_name: str, params: tuple[str, ...], store: str | None, wait: bool) -> None:
+    """Create a task: dragon create image.thumb url=https://... width=200 --wait."""
+    definition: dict[str, Any] = {"task_name": task_name, **dict(assignment(p) for p in params)}
+    if store:
+        definition["task_store"] = json.loads(store)
+    [created] = client.create(definition)
+    if not wait:
+        emit([created], as_json)
+        return
+    finished = follow(client, [created.key], as_json)
+    emit(finished, as_json)
+    sys.exit(1 if any(s.status == "error" for s in finished) else 0)
+
+
+@click.command()
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--details", is_flag=True, help="Add each task's definition (credentials redacted).")
+@connection
+def status(client: Client, as_json: bool, keys: tuple[str, ...], details: bool) -> None:
+    """Show the statuses of tasks."""
+    emit(client.status(list(keys), details=details), as_json)
+
+
+@click.command()
+@click.argument("keys", nargs=-1, required=True)
+@connection
+def watch(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
+    """Follow tasks live (a progress bar each) until all have ended."""
+    finished = follow(client, list(keys), as_json)
+    emit(finished, as_json)
+    sys.exit(1 if any(s.status == "error" for s in finished) else 0)
+
+
+@click.command()
+@click.argument("keys", nargs=-1, required=True)
+@connection
+def cancel(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
+    """Cancel queued or executing tasks."""
+    answer = client.cancel(list(keys))
+    click.echo(json.dumps(answer) if as_json else "\n".join(f"{k} {v}" for k, v in answer.items()))
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@connection
+def upload(client: Client, as_json: bool, path: str) -> None:
+    """Put a local file in the account's storage; prints a URL to use as a task input."""
+    url = client.upload(path)
+    click.echo(json.dumps({"url": url}) if as_json else url)
+
+
+@click.command()
+@click.argument("days", type=click.IntRange(min=0), required=False)
+@connection
+def expiration(client: Client, as_json: bool, days: int | None) -> None:
+    """Show, or set with DAYS, how long persistent files are kept (0: forever)."""
+    value = client.expiration.get() if days is None else client.expiration.set(days)
+    click.echo(json.dumps(value) if as_json else f"{value} days" if value else "files are kept forever")
+
+
+@click.group()
+def files() -> None:
+    """Browse and delete stored files."""
+
+
+@files.command("ls")
+@click.argument("path", default="")
+@click.option("--recursive", "-r", is_flag=True)
+@connection
+def files_ls(client: Client, as_json: bool, path: str, recursive: bool) -> None:
+    """List files and directories under PATH."""
+    listing = client.files.list(path, recursive)
+    if as_json:
+        click.echo(json.dumps(listing))
+        return
+    rows = [(d, "", "") for d in listing.get("directories", [])]
+    rows += [(f["name"], str(f["size"]), f["last_modified"]) for f in listing.get("files", [])]
+    if sys.stdout.isatty():
+        table = Table("name", "size", "last modified")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    else:  # piped: whole names, one per line, tab-separated
+        for row in rows:
+            click.echo("\t".join(row))
+    click.echo(f"usage: {listing.get('usage', 0)} bytes")
+
+
+@files.command("rm")
+@click.argument("path", default="")
+@click.option("--file-url", "urls", multiple=True, help="Delete these file URLs (repeatable) instead of PATH.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+@connection
+def files_rm(client: Client, as_json: bool, path: str, urls: tuple[str, ...], dry_run: bool) -> None:
+    """Delete the files under PATH (a directory ends with /), or given URLs."""
+    if not path and not urls:
+        raise click.UsageError("give a PATH or --file-url (the account's root is never deleted by default)")
+    selection: dict[str, Any] = {"dry_run": dry_run}
+    if urls:
+        selection["urls"] = list(urls)
+    answer = client.files.delete("" if urls else path, **selection)
+    click.echo(json.dumps(answer) if as_json else "\n".join(answer.get("deleted", [])) or "nothing deleted")
+
+
+def follow(client: Client, keys: list[str], as_json: bool) -> list[Status]:
+    """Statuses from the stream until all have ended, drawn as progress bars."""
+    if as_json:
+        for _ in client.stream(keys):
+            pass
+        return client.status(keys)
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[state]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bars = {key: progress.add_task(key, total=100, state="queued") for key in keys}
+        for change in client.stream(keys):
+            done = 100 if change.status == "success" else change.progress
+            progress.update(bars[change.key], state=change.status,
+                            completed=done if isinstance(done, (int, float)) else None)
+    return client.status(keys)
+
+
+def emit(statuses: Iterable[Status], as_json: bool) -> None:
+    statuses = list(statuses)
+    if as_json:
+        click.echo(json.dumps([s.model_dump(exclude_none=True) for s in statuses]))
+        return
+    for s in statuses:
+        click.echo(f"{s.key} {s.status}")
+        if s.status == "success" and s.result is not None:
+            click.echo(json.dumps(s.result, indent=2))
+        if s.status == "error":
+            click.echo(json.dumps(s.error) if not isinstance(s.error, str) else s.error)
+        if s.details:
+            click.echo(json.dumps(s.details, indent=2))
+
+
+def assignment(text: str) -> tuple[str, Any]:
+    """``K=V``; V is read as JSON when it parses (numbers, booleans, lists), else text."""
+    if "=" not in text:
+        raise click.BadParameter(f"{text!r} is not K=V")
+    name, value = text.split("=", 1)
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value

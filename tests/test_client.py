@@ -1,0 +1,192 @@
+"""dragon.client (sync and async), the upload endpoint, and the HTTP commands of the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from PIL import Image
+
+from dragon.client import ApiError, AsyncClient, Client, Status
+from tests.conftest import ROOT, Api, DragonProcess
+from tests.support.servers import DroppingProxy
+
+
+@pytest.fixture(scope="module")
+def client(dragon: DragonProcess, account: dict[str, Any]) -> Iterator[Client]:
+    with Client(dragon.url, secret=account["secret"]) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("client") / "holiday photo.jpg"
+    Image.new("RGB", (400, 300), (200, 120, 40)).save(path, "JPEG")
+    return path
+
+
+def test_create_wait_and_status_give_typed_statuses(client: Client) -> None:
+    created = client.create([{"task_name": "hello", "name": "client"}, {"task_name": "test.steps", "steps": 2, "delay": 0.1}])
+    assert all(isinstance(s, Status) for s in created)
+    final = client.wait([s.key for s in created])
+    assert [s.status for s in final] == ["success", "success"]
+    assert final[0].result == "Hello client" and final[1].result == {"steps": 2}
+    [detailed] = client.status(created[0].key, details=True)
+    assert detailed.details["task_name"] == "hello"
+
+
+def test_stream_yields_every_change_until_the_end(client: Client) -> None:
+    [task] = client.create({"task_name": "test.steps", "steps": 3, "delay": 0.2})
+    seen = list(client.stream([task.key]))
+    assert seen[-1].status == "success"
+    assert [s.progress for s in seen if s.status == "executing" and s.progress is not None] == [33, 67, 100]
+
+
+def test_a_dropped_stream_resumes_through_status_stream(dragon: DragonProcess, account: dict) -> None:
+    proxy = DroppingProxy(dragon.url)
+    try:
+        with Client(proxy.url, secret=account["secret"]) as through_proxy:
+            [task] = through_proxy.create({"task_name": "test.steps", "steps": 3, "delay": 0.3})
+            seen = list(through_proxy.stream([task.key]))
+        assert proxy.dropped == 1
+        assert seen[-1].status == "success" and seen[-1].result == {"steps": 3}
+        assert len({json.dumps(s.model_dump(), sort_keys=True) for s in seen}) == len(seen)  # nothing repeated
+    finally:
+        proxy.close()
+
+
+def test_create_stream_starts_with_the_created_statuses(client: Client) -> None:
+    seen = list(client.create_stream({"task_name": "hello", "name": "s"}))
+    assert seen[0].status in ("queued", "executing", "success")
+    assert seen[-1].status == "success" and seen[-1].result == "Hello s"
+
+
+def test_api_errors_are_exceptions_with_the_api_fields(dragon: DragonProcess, client: Client) -> None:
+    with pytest.raises(ApiError) as refused:
+        Client(dragon.url, secret="not-a-secret").create({"task_name": "hello", "name": "x"})
+    assert refused.value.status_code == 401 and refused.value.errors[0]["name"] == "secret"
+    with pytest.raises(ApiError) as bad:
+        client.status(["not a key"])
+    assert bad.value.status_code == 400 and bad.value.errors[0]["name"] == "tasks"
+
+
+def test_uploaded_files_are_task_inputs(client: Client, photo: Path) -> None:
+    url = client.upload(photo)
+    assert url.endswith(".jpg")
+    [done] = client.create({"task_name": "image.info", "url": url}, block=True)
+    assert done.status == "success" and (done.result["width"], done.result["height"]) == (400, 300)
+    listing = client.files.list(recursive=True)
+    assert any(f["name"].endswith(url.rsplit("/", 1)[1]) for f in listing["files"])
+
+
+def test_uploads_need_the_secret_and_a_body(dragon: DragonProcess, account: dict) -> None:
+    r = httpx.post(f"{dragon.url}/v2/storage/upload", content=b"x")
+    assert r.status_code == 401
+    r = httpx.post(f"{dragon.url}/v2/storage/upload", headers={"Authorization": f"secret {account['secret']}"}, content=b"")
+    assert r.status_code == 400
+
+
+def test_files_and_expiration(client: Client, photo: Path) -> None:
+    url = client.upload(photo)
+    name = url.split("/persistent/", 1)[1].split("/", 1)[1]  # KEY/file under the account's root
+    assert client.files.delete(name, dry_run=True)["deleted"] == [name]
+    assert client.files.delete(name)["deleted"] == [name]
+    assert client.files.delete(name)["deleted"] == []
+    assert client.expiration.set(30) == 30 and client.expiration.get() == 30
+    assert client.expiration.set(0) == 0
+
+
+def test_the_async_client_does_the_same(dragon: DragonProcess, account: dict, photo: Path) -> None:
+    async def scenario() -> tuple[list[Status], list[Status], int, dict]:
+        async with AsyncClient(dragon.url, secret=account["secret"]) as c:
+            created = await c.create({"task_name": "test.steps", "steps": 2, "delay": 0.1})
+            seen = [s async for s in c.stream([created[0].key])]
+            url = await c.upload(photo)
+            [info] = await c.create({"task_name": "image.info", "url": url}, block=True)
+            return seen, await c.wait([created[0].key]), await c.expiration.get(), info.result
+
+    seen, final, days, info = asyncio.run(scenario())
+    assert seen[-1].status == "success" and final[0].result == {"steps": 2}
+    assert days >= 0 and info["width"] == 400
+
+
+def dragon_cli(dragon: DragonProcess, account: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {**dragon.env, "DRAGON_URL": dragon.url, "DRAGON_SECRET": account["secret"]}
+    return subprocess.run([sys.executable, "-m", "dragon", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_create_wait_status_and_watch(dragon: DragonProcess, account: dict, photo: Path) -> None:
+    upload = dragon_cli(dragon, account, "upload", str(photo), "--json")
+    url = json.loads(upload.stdout)["url"]
+    done = dragon_cli(dragon, account, "create", "image.thumb", f"url={url}", "width=50", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    [status] = json.loads(done.stdout)
+    assert status["status"] == "success" and status["result"]["width"] == 50
+    shown = dragon_cli(dragon, account, "status", status["key"], "--details", "--json")
+    assert json.loads(shown.stdout)[0]["details"]["parameters"]["width"] == 50
+
+    created = dragon_cli(dragon, account, "create", "test.steps", "steps=3", "delay=0.2")
+    key = created.stdout.split()[0]
+    watched = dragon_cli(dragon, account, "watch", key)
+    assert watched.returncode == 0 and f"{key} success" in watched.stdout
+    assert "100%" in watched.stderr  # the progress bar reached the end
+
+    failed = dragon_cli(dragon, account, "create", "image.info", "url=http://127.0.0.1:9/none.jpg", "--wait")
+    assert failed.returncode == 1 and "CouldNotDownloadError" in failed.stdout
+
+
+def test_cli_files_and_expiration(dragon: DragonProcess, account: dict, photo: Path) -> None:
+    url = dragon_cli(dragon, account, "upload", str(photo)).stdout.strip()
+    name = url.split("/persistent/", 1)[1].split("/", 1)[1]
+    listing = json.loads(dragon_cli(dragon, account, "files", "ls", "--recursive", "--json").stdout)
+    assert name in [f["name"] for f in listing["files"]]
+    assert name in dragon_cli(dragon, account, "files", "ls", "-r").stdout
+    removed = dragon_cli(dragon, account, "files", "rm", "--file-url", url, "--json")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["deleted"] == [name]
+    assert dragon_cli(dragon, account, "expiration", "7").stdout.strip() == "7 days"
+    assert json.loads(dragon_cli(dragon, account, "expiration", "--json").stdout) == 7
+    dragon_cli(dragon, account, "expiration", "0")
+    assert dragon_cli(dragon, account, "files", "rm").returncode != 0  # never the whole account by default
+
+
+def test_openapi_describes_every_route_and_task(api: Api) -> None:
+    from openapi_spec_validator import validate
+
+    doc = api.http.get("/openapi.json").json()
+    validate(doc)
+    for path in ("/v2/create", "/v2/create_stream", "/v2/status", "/v2/status_stream", "/v2/stream", "/v2/cancel",
+                 "/v2/batch", "/v2/storage/files", "/v2/storage/expiration", "/v2/storage/upload"):
+        assert path in doc["paths"], path
+    create = doc["paths"]["/v2/create"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "tasks" in create["required"]
+    schemas = doc["components"]["schemas"]
+    names = {s["title"] for k, s in schemas.items() if k.startswith("Task.")}
+    assert {"image.thumb", "audio.beats", "video.upload.youtube", "html.scrape", "batch", "hello"} <= names
+    thumb = schemas["Task.image.thumb"]
+    assert thumb["required"][0] == "task_name" and "url" in thumb["required"] and "width" in thumb["properties"]
+    assert api.http.get("/docs").status_code == 200
+
+
+def test_the_task_schemas_accept_real_definitions_and_refuse_bad_ones(api: Api) -> None:
+    import jsonschema
+
+    doc = api.http.get("/openapi.json").json()
+    registry = jsonschema.validators.Draft202012Validator
+    resolver_doc = {"components": doc["components"]}
+
+    def valid(definition: dict) -> bool:
+        schema = {"$ref": f"#/components/schemas/Task.{definition['task_name']}", **resolver_doc}
+        return registry(schema).is_valid(definition)
+
+    assert valid({"task_name": "image.thumb", "url": "http://x/y.jpg", "width": 100, "task_store": {"type": "volatile"}})
+    assert valid({"task_name": "video.upload.vimeo", "url": "http://x/v.mp4", "oauth2_token": "t"})
+    assert not valid({"task_name": "image.thumb", "width": 100})  # no url
+    assert not valid({"task_name": "audio.convert", "url": "http://x/a.mp3", "codec": "flac"})
