@@ -102,7 +102,12 @@ def cancel(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
 @connection
 def upload(client: Client, as_json: bool, path: str) -> None:
     """Put a local file in the account's storage; prints a URL to use as a task input."""
-    url = client.upload(path)
+    if as_json:
+        url = client.upload(path)
+    else:
+        with Progress(TextColumn("upload"), BarColumn(), TaskProgressColumn(), console=console) as progress:
+            bar = progress.add_task("upload", total=None)
+            url = client.upload(path, lambda sent, size: progress.update(bar, completed=sent, total=size))
     click.echo(json.dumps({"url": url}) if as_json else url)
 
 

@@ -20,7 +20,7 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -72,6 +72,15 @@ def _keys(keys: str | Iterable[str]) -> list[str]:
 
 def _tasks(tasks: dict[str, Any] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [tasks] if isinstance(tasks, dict) else list(tasks)
+
+
+def _read(f: Any, size: int, on_progress: Callable[[int, int], None] | None) -> Iterator[bytes]:
+    sent = 0
+    while block := f.read(1 << 20):
+        sent += len(block)
+        if on_progress:
+            on_progress(sent, size)
+        yield block
 
 
 def _pause(attempt: int) -> float:
@@ -184,14 +193,17 @@ class Client(_Shape):
     def cancel(self, keys: str | Iterable[str]) -> dict[str, str]:
         return self.request("POST", "/v2/cancel", json={"tasks": _keys(keys)}).json()
 
-    def upload(self, path: str | Path) -> str:
-        """Puts a local file in the account's storage; returns a URL to use as a task input."""
+    def upload(self, path: str | Path, on_progress: Callable[[int, int], None] | None = None) -> str:
+        """Puts a local file in the account's storage; returns a URL to use as a task input.
+        ``on_progress(sent, size)`` follows the bytes sent."""
         path = Path(path)
+        size = path.stat().st_size
         for attempt in range(RETRIES + 1):  # each attempt reads the file again from the start
             with path.open("rb") as f:
                 try:
                     response = self.request("POST", "/v2/storage/upload", retries=0, params={"filename": path.name},
-                                            content=f, headers={"Content-Type": "application/octet-stream"})
+                                            content=_read(f, size, on_progress),
+                                            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
                     return response.json()["url"]
                 except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
                     if attempt == RETRIES:

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -67,12 +68,20 @@ def test_create_a_thumbnail_and_see_it(browser: webdriver.Chrome, dragon: Dragon
 
     browser.find_element(By.ID, "show-files").click()
     stored = image.get_attribute("src").rsplit("/", 1)[1]
-    row = WebDriverWait(browser, 20).until(
-        lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#files tbody tr") if r.get_attribute("data-name").endswith(stored)])
-    row[0].find_element(By.CSS_SELECTOR, "button.delete").click()
-    WebDriverWait(browser, 20).until(
-        lambda d: not [r for r in d.find_elements(By.CSS_SELECTOR, "#files tbody tr")
-                       if (r.get_attribute("data-name") or "").endswith(stored)])
+
+    def rows(d: webdriver.Chrome) -> list:
+        return [r for r in d.find_elements(By.CSS_SELECTOR, "#files tbody tr")
+                if (r.get_attribute("data-name") or "").endswith(stored)]
+
+    def delete(d: webdriver.Chrome) -> bool:
+        found = rows(d)
+        if found:
+            found[0].find_element(By.CSS_SELECTOR, "button.delete").click()
+        return bool(found)
+
+    patient = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+    patient.until(delete)  # the table is drawn again after each listing: elements may go stale
+    patient.until(lambda d: not rows(d))
 
 
 def test_a_task_error_shows_its_message(browser: webdriver.Chrome, dragon: DragonProcess, account: dict[str, Any]) -> None:

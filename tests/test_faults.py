@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import Api, DragonProcess
 
 
@@ -32,6 +34,20 @@ def test_worker_killed_mid_task_is_retried_and_succeeds(api: Api, tmp_path: Path
     assert status["result"]["attempt"] == 2
     assert status["result"]["pid"] != int(pid)
     assert api.status([task["key"]], details="true")[0]["details"]["attempts"] == 2
+
+
+def test_a_retried_task_leaves_no_orphaned_output(api: Api, tmp_path: Path) -> None:
+    """The first attempt stores a file, then its worker dies: only the second's remains."""
+    pid_file = tmp_path / "pid"
+    [task] = api.create({"task_name": "test.gate", "pid_file": str(pid_file), "gate": str(tmp_path / "never"),
+                         "first_attempt_only": True, "store": True})
+    pid, _ = _wait_file(pid_file).split()
+    os.kill(int(pid), signal.SIGKILL)
+    [status] = api.wait([task["key"]])
+    assert status["status"] == "success" and status["result"]["attempt"] == 2
+    listing = api.http.get(f"/v2/storage/files/{task['key']}/", params={"secret": api.secret}).json()
+    assert [f["name"] for f in listing["files"]] == [status["result"]["output"].rsplit("/", 1)[1]]
+    assert httpx.get(status["result"]["output"]).text == "attempt 2"
 
 
 def test_worker_dying_on_every_attempt_ends_in_a_clear_error(api: Api) -> None:

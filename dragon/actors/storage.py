@@ -98,6 +98,14 @@ class StorageActor:
             raise StorageError(f"the signed URL refused the upload: HTTP {r.status_code}")
         return url.split("?", 1)[0]
 
+    def discard(self, account: str, key: str) -> int:
+        """Removes what earlier attempts of a task stored (a worker that died after storing
+        an output would leave it orphaned); returns how many files went."""
+        names = [e.name for area in (PERSISTENT, VOLATILE) for e in self.backend.list(f"{area}/{account}/{key}/")]
+        if names:
+            self.backend.delete(names)
+        return len(names)
+
     # the Storage API
 
     def listing(self, account: str, path: str, recursive: bool) -> dict[str, Any]:

@@ -44,6 +44,8 @@ def execute(
     settings: Settings,
 ) -> Finished:
     registry.load(settings.task_modules)
+    if attempt > 1:  # a new attempt starts clean: no orphaned output of a dead one
+        ray.get(storage.discard.remote(record.account, record.key))
     io = _WorkerIO(settings, record, status_shard, storage, Started(attempt, now_iso()))
     ctx = registry.TaskContext(record.key, record.account, attempt, io.scratch, io, settings, record.task_store)
     try:

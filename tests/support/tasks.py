@@ -21,10 +21,16 @@ class GateParams(TaskParams):
     first_attempt_only: bool = False  # later attempts do not wait
     timeout: float = 120.0
     crash: bool = False  # the worker kills itself, every attempt
+    store: bool = False  # store an output before waiting at the gate
 
 
 @task("test.gate", GateParams, resources=Resources(cpus=0.1))
 def gate(ctx: TaskContext, params: GateParams) -> dict:
+    stored = {}
+    if params.store:
+        note = ctx.scratch / "note.txt"
+        note.write_text(f"attempt {ctx.attempt}")
+        stored["output"] = ctx.store(note, "txt", "text/plain")
     if params.pid_file:
         Path(params.pid_file).write_text(f"{os.getpid()} {ctx.attempt}")
     if params.crash:
@@ -35,7 +41,7 @@ def gate(ctx: TaskContext, params: GateParams) -> dict:
             if time.monotonic() > deadline:
                 raise InvalidContentError("the gate never opened")
             time.sleep(0.05)
-    return {"attempt": ctx.attempt, "pid": os.getpid()}
+    return {"attempt": ctx.attempt, "pid": os.getpid(), **stored}
 
 
 class StepsParams(TaskParams):
