@@ -94,7 +94,13 @@ def watch(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
 def cancel(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
     """Cancel queued or executing tasks."""
     answer = client.cancel(list(keys))
-    click.echo(json.dumps(answer) if as_json else "\n".join(f"{k} {v}" for k, v in answer.items()))
+    if as_json:
+        click.echo(json.dumps(answer))
+        return
+    for key in answer["canceled"]:
+        click.echo(f"{key} canceled")
+    for key in answer["already_ended"]:
+        click.echo(f"{key} had already ended")
 
 
 @click.command()

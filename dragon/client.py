@@ -190,7 +190,8 @@ class Client(_Shape):
         yield from created
         yield from self.stream([s.key for s in created])
 
-    def cancel(self, keys: str | Iterable[str]) -> dict[str, str]:
+    def cancel(self, keys: str | Iterable[str]) -> dict[str, Any]:
+        """``{"canceled": [keys], "already_ended": [keys], "statuses": [...]}``."""
         return self.request("POST", "/v2/cancel", json={"tasks": _keys(keys)}).json()
 
     def upload(self, path: str | Path, on_progress: Callable[[int, int], None] | None = None) -> str:
@@ -313,7 +314,7 @@ class AsyncClient(_Shape):
         async for status in self.stream([s.key for s in created]):
             yield status
 
-    async def cancel(self, keys: str | Iterable[str]) -> dict[str, str]:
+    async def cancel(self, keys: str | Iterable[str]) -> dict[str, Any]:
         return (await self.request("POST", "/v2/cancel", json={"tasks": _keys(keys)})).json()
 
     async def upload(self, path: str | Path) -> str:

@@ -67,6 +67,14 @@ def test_create_stream_starts_with_the_created_statuses(client: Client) -> None:
     assert seen[-1].status == "success" and seen[-1].result == "Hello s"
 
 
+def test_cancel_from_the_client_and_the_cli(client: Client, dragon: DragonProcess, account: dict, tmp_path: Path) -> None:
+    [task] = client.create({"task_name": "test.gate", "gate": str(tmp_path / "never")})
+    answer = client.cancel(task.key)
+    assert answer["canceled"] == [task.key] and answer["statuses"][0]["status"] == "error"
+    again = dragon_cli(dragon, account, "cancel", task.key)
+    assert again.returncode == 0 and again.stdout.strip() == f"{task.key} had already ended"
+
+
 def test_api_errors_are_exceptions_with_the_api_fields(dragon: DragonProcess, client: Client) -> None:
     with pytest.raises(ApiError) as refused:
         Client(dragon.url, secret="not-a-secret").create({"task_name": "hello", "name": "x"})

@@ -54,6 +54,7 @@ def _answer(schema: dict[str, Any], media: str = "application/json", description
 ERRORS = {
     "400": _answer(_ref("Errors"), description="malformed request"),
     "401": _answer(_ref("Errors"), description="credentials missing or refused, or account limits reached"),
+    "404": _answer(_ref("Errors"), description="no such route or file"),
     "503": _answer(_ref("Errors"), description="temporarily unavailable: retry"),
 }
 STATUSES = _answer({"type": "array", "items": _ref("Status")})
@@ -79,6 +80,12 @@ def document(app: FastAPI) -> dict[str, Any]:
             operation = doc["paths"].setdefault(path, {}).setdefault(method, {})
             operation.update(extra)
             operation["responses"] = {**extra.get("responses", {"200": _answer({})}), **ERRORS}
+    for methods in doc["paths"].values():  # FastAPI's 422 never happens: bad requests are 400s
+        for operation in methods.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for code, answer in ERRORS.items():
+                responses.setdefault(code, answer)
     app.openapi_schema = doc
     return doc
 
@@ -180,8 +187,10 @@ def _operations() -> dict[str, dict[str, Any]]:
             "params": {"type": "object"}, "task_store": _ref("TaskStore"),
             "url_callback": {"type": "string", "format": "uri"}, "url_errback": {"type": "string", "format": "uri"},
         }, ["task_name", "input"]), "responses": {"200": _answer(_ref("Status"))}}},
-        "/v2/cancel": {"post": {"requestBody": _body({"tasks": KEYS}, ["tasks"]),
-                                "responses": {"200": _answer({"type": "object", "additionalProperties": {"type": "string"}})}}},
+        "/v2/cancel": {"post": {"requestBody": _body({"tasks": KEYS}, ["tasks"]), "responses": {"200": _answer({
+            "type": "object",
+            "properties": {"canceled": {"type": "array", "items": KEY}, "already_ended": {"type": "array", "items": KEY},
+                           "statuses": {"type": "array", "items": _ref("Status")}}})}}},
         "/v2/status": {"get": {"parameters": status_query, "responses": {"200": STATUSES}},
                        "post": {"requestBody": _body({"tasks": KEYS, "block": BOOL, "details": BOOL}, ["tasks"]),
                                 "responses": {"200": STATUSES}}},
@@ -201,5 +210,6 @@ def _operations() -> dict[str, dict[str, Any]]:
             "parameters": [_query("filename", {"type": "string"}, "the file's name (its extension is kept)")],
             "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                                    "format": "binary"}}}},
-            "responses": {"200": _answer(_ref("Uploaded"))}}},
+            "responses": {"200": _answer(_ref("Uploaded")),
+                          "413": _answer(_ref("Errors"), description="the file is over the size limit")}}},
     }
