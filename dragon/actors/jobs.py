@@ -244,6 +244,8 @@ class JobManager:
                 last = exc
                 log.warning("task %s: attempt %d of %d lost its worker: %s", record.key, attempt, attempts, type(exc).__name__)
         reason = type(last).__name__ if last else "unknown failure"
+        # What the dead attempts stored belongs to no result: it would be orphaned.
+        await self._storage[shard_of(record.key, len(self._storage))].discard.remote(record.account, record.key)
         return Finished(error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})")))
 
     async def _recover_once(self) -> None:

@@ -51,7 +51,8 @@ def _decoding(path: Path, action: Callable[[], T]) -> T:
         raise InvalidImageError(f"{_size_note(path)}not a readable image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImageError(f"the image is too large to decode ({exc})") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError, RuntimeError) as exc:
+        # RuntimeError: the AVIF and HEIF decoders' way of saying the data is corrupt
         raise InvalidImageError(f"the image could not be decoded: {exc}") from None
 
 

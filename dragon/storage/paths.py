@@ -24,7 +24,8 @@ _SUFFIX = string.ascii_letters + string.digits
 def output_name(area: str, account: str, key: str, task_name: str, extension: str) -> str:
     """``<area>/<account>/<KEY>/dragon-<task_name>-<6 random chars><.ext>``, as the spec's listing."""
     suffix = "".join(secrets.choice(_SUFFIX) for _ in range(6))
-    ext = f".{extension.lstrip('.')}" if extension else ""
+    extension = "".join(c for c in extension if c.isascii() and c.isalnum())[:16]  # never a path
+    ext = f".{extension}" if extension else ""
     return f"{area}/{account}/{key}/dragon-{task_name}-{suffix}{ext}"
 
 

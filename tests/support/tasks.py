@@ -8,18 +8,32 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
 from dragon.errors import InvalidContentError
+from pydantic import Field, field_validator
+
 from dragon.registry import Resources, TaskContext, TaskParams, task
+
+
+TMP = tempfile.gettempdir()
 
 
 class GateParams(TaskParams):
     pid_file: str | None = None
     gate: str | None = None  # the task waits until this file exists
     first_attempt_only: bool = False  # later attempts do not wait
-    timeout: float = 120.0
+    timeout: float = Field(default=120.0, ge=0, le=300)
+
+    @field_validator("pid_file", "gate")
+    @classmethod
+    def _in_tmp(cls, path: str | None) -> str | None:
+        """The API fuzzer sends these too: never a file outside the temporary directory."""
+        if path is not None and (not path.startswith(f"{TMP}/") or ".." in path or "\x00" in path):
+            raise ValueError(f"must be a path under {TMP}")
+        return path
     crash: bool = False  # the worker kills itself, every attempt
     store: bool = False  # store an output before waiting at the gate
 
@@ -45,8 +59,8 @@ def gate(ctx: TaskContext, params: GateParams) -> dict:
 
 
 class StepsParams(TaskParams):
-    steps: int = 3
-    delay: float = 0.2
+    steps: int = Field(default=3, ge=1, le=100)
+    delay: float = Field(default=0.2, ge=0, le=5)
 
 
 @task("test.steps", StepsParams, resources=Resources(cpus=0.1))

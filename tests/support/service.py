@@ -1,0 +1,95 @@
+"""`dragon serve` as a user runs it, in a subprocess: for the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class DragonProcess:
+    """`dragon serve` as a user runs it; can be stopped and started on the same data dir."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Ray's processes inherit this, so a test can tell this service's processes apart.
+        self.marker = f"DRAGON_TEST_INSTANCE={self.port}"
+        self.env = {**env, "DRAGON_TEST_INSTANCE": str(self.port)}
+        self.proc: subprocess.Popen | None = None
+        self.output: list[str] = []
+        self.ray_address = ""
+
+    def start(self, timeout: float = 180) -> None:
+        log = open(self.data_dir.parent / "serve.log", "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dragon", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"dragon serve exited with {self.proc.wait()}; see {log.name}")
+            self.output.append(line.rstrip("\n"))
+            if line.startswith("Ray cluster: "):
+                self.ray_address = line.split(": ", 1)[1].strip()
+            if line.startswith("Dragon is serving on"):
+                threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
+                return
+        raise TimeoutError("dragon serve did not start in time")
+
+    def _drain(self, stream: Any) -> None:
+        for line in stream:
+            self.output.append(line.rstrip("\n"))
+
+    def stop(self, timeout: float = 60) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        self.proc = None
+
+    def pids(self, title: str) -> list[int]:
+        """Processes of this service whose title contains ``title`` (e.g. a Ray actor's)."""
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if title in (proc / "cmdline").read_text() and self.marker.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+        return found
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cli(self, *args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "dragon", *args, "--data-dir", str(self.data_dir)],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr)
+        return json.loads(done.stdout)
