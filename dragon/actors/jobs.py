@@ -72,6 +72,7 @@ class JobManager:
         self._running: dict[str, ray.ObjectRef] = {}
         self._open: dict[str, TaskRecord] = {}  # queued or running here
         self._canceled: set[str] = set()
+        self._resumed: set[str] = set()  # re-queued at start: an earlier run may have stored outputs
         self._creating: dict[tuple[str, str], asyncio.Future] = {}
         self._recovered: asyncio.Task | None = None
         self._use_gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -223,6 +224,10 @@ class JobManager:
                 options["memory"] = res.memory_mb * 1024 * 1024
         attempts = self._settings.task_max_attempts
         last: Exception | None = None
+        storage = self._storage[shard_of(record.key, len(self._storage))]
+        if record.key in self._resumed:  # what a run before the restart stored belongs to no result
+            self._resumed.discard(record.key)
+            await storage.discard.remote(record.account, record.key)
         for attempt in range(1, attempts + 1):
             if record.key in self._canceled:
                 return Finished(error=CANCELED)
@@ -230,7 +235,7 @@ class JobManager:
                 record,
                 attempt,
                 self._statuses.shard(record.key),
-                self._storage[shard_of(record.key, len(self._storage))],
+                storage,
                 self._settings,
             )
             self._running[record.key] = ref
@@ -245,7 +250,7 @@ class JobManager:
                 log.warning("task %s: attempt %d of %d lost its worker: %s", record.key, attempt, attempts, type(exc).__name__)
         reason = type(last).__name__ if last else "unknown failure"
         # What the dead attempts stored belongs to no result: it would be orphaned.
-        await self._storage[shard_of(record.key, len(self._storage))].discard.remote(record.account, record.key)
+        await storage.discard.remote(record.account, record.key)
         return Finished(error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})")))
 
     async def _recover_once(self) -> None:
@@ -264,6 +269,7 @@ class JobManager:
                 limits[record.account] = account.max_concurrent_tasks if account else self._settings.default_max_concurrent_tasks
             self._queue(record.account, limits[record.account]).pending.append(record)
             self._open[record.key] = record
+            self._resumed.add(record.key)
         if unfinished:
             log.warning("re-queued %d tasks that had not ended", len(unfinished))
         for queue in self._queues.values():
