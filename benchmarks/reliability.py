@@ -198,7 +198,9 @@ def fuzz(url: str, secret: str, seconds: int) -> dict[str, Any]:
     summary = re.search(r"(\d+) generated, (?:(\d+) passed|(\d+) found (\d+) unique failures)", done.stdout)
     cases = int(summary.group(1)) if summary else 0
     failures = int(summary.group(4)) if summary and summary.group(4) else 0
-    return {"cases": cases, "failures": failures, "exit": done.returncode, "report": done.stdout[-3000:]}
+    errors = re.search(r"(\d+) errors?\b", done.stdout.rsplit("SUMMARY", 1)[-1])
+    return {"cases": cases, "failures": failures, "errors": int(errors.group(1)) if errors else 0,
+            "exit": done.returncode, "report": done.stdout[-3000:]}
 
 
 # hostile media
@@ -339,8 +341,10 @@ def main() -> None:
     env = {"DRAGON_TASK_MODULES": "tests.support.tasks", "DRAGON_TEST_INSTANCE": f"reliability-{os.getpid()}"}
     try:
         with running_service(env) as service:
-            figures = load(service.url, service.secret, size["streams"], size["creators"], size["load_seconds"])
-            rows.append(("load", json.dumps(figures)))
+            for creators in sorted({max(1, size["creators"] // 8), size["creators"] // 4, size["creators"] // 2,
+                                    size["creators"]}):
+                figures = load(service.url, service.secret, size["streams"], creators, size["load_seconds"])
+                rows.append((f"load, {creators} blocking creators", json.dumps(figures)))
             rows.append(("largest RSS per process (MiB)", json.dumps(dict(list(rss(service.process).items())[:8]))))
             rows.append(("slow clients", json.dumps(slow_clients(service.url, size["slow_clients"]))))
             chaos_args = (service.process, service.secret, origin, size["chaos_tasks"], size["worker_kills"],
@@ -352,6 +356,8 @@ def main() -> None:
                                                      | {"unclear": len(media["unclear"]), "crashed": len(media["crashed"])})))
             fuzzed = fuzz(service.url, service.secret, size["fuzz_seconds"])
             rows.append(("API fuzzing (schemathesis)", json.dumps({k: v for k, v in fuzzed.items() if k != "report"})))
+            if fuzzed["exit"]:
+                print(fuzzed["report"])
     finally:
         origin.close()
         shutil.rmtree(work, ignore_errors=True)
