@@ -4,6 +4,7 @@ shared test media (EXIF camera files, orientation sets, Pillow's odd files)."""
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 from typing import Any
@@ -101,12 +102,17 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 def test_bad_images_end_in_invalid_image_error(api: Api, media: Origin, origin: Origin) -> None:
     jpeg = (media.root / ORIENT / "Landscape_1.jpg").read_bytes()
+    avif = bytearray((media.root / "images_exif/pillow/avif_rot1mir0.avif").read_bytes())
+    flips = random.Random(10)  # these flips make the AVIF decoder itself fail (RuntimeError)
+    for i in flips.sample(range(len(avif) // 3, len(avif)), len(avif) // 50):
+        avif[i] ^= 0xFF
     cases = {
         "empty": origin.add("empty.jpg", b""),
         "text": origin.add("text.jpg", b"this is not an image at all"),
         "truncated": origin.add("truncated.jpg", jpeg[: len(jpeg) // 3]),
         "bomb": origin.add("bomb.png", _png_header_only(100_000, 100_000)),
         "heif": f"{media.url}/{EXIF}/heic_samplefilehub.heif",
+        "corrupt avif": origin.add("corrupt.avif", bytes(avif)),
     }
     statuses = api.create(
         [{"task_name": "image.thumb", "url": url, "width": 50} for url in cases.values()], block=True
