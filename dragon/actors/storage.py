@@ -166,7 +166,10 @@ class StorageActor:
         doomed = [e.name for e in self.backend.list(VOLATILE + "/") if e.last_modified < now - timedelta(days=self.settings.volatile_days)]
         for account in self.journal.accounts():
             if account.storage_expiration_days > 0:
-                cutoff = now - timedelta(days=account.storage_expiration_days)
+                try:  # one account's odd setting must not stop the sweep of the others
+                    cutoff = now - timedelta(days=account.storage_expiration_days)
+                except OverflowError:
+                    continue
                 doomed += [e.name for e in self.backend.list(account_root(account.name)) if e.last_modified < cutoff]
         if doomed:
             self.backend.delete(doomed)

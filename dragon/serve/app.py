@@ -34,6 +34,7 @@ from dragon.service import Service
 log = logging.getLogger(__name__)
 
 STREAM_MEDIA_TYPE = "application/x-json-stream"
+MAX_EXPIRATION_DAYS = 36_500  # a century; larger dates overflow
 UI = Path(__file__).parent / "ui"
 UI_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
 
@@ -244,8 +245,8 @@ class Api:
         body = await json_body(request, self.settings.max_request_bytes)
         account = await self.authenticate(request, body, secret_only=True)
         days = body.get("days")
-        if not isinstance(days, int) or isinstance(days, bool) or days < 0:
-            raise RequestError("days", "days must be an integer >= 0 (0: never delete)")
+        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_EXPIRATION_DAYS:
+            raise RequestError("days", f"days must be an integer from 0 (never delete) to {MAX_EXPIRATION_DAYS}")
         return await self.service.expiration(account, days)
 
     # the dashboard: static files, no build step

@@ -203,7 +203,7 @@ def _operations() -> dict[str, dict[str, Any]]:
         },
         "/v2/storage/expiration": {
             "get": {"parameters": [_query("secret", {"type": "string"})], "responses": {"200": _answer({"type": "integer"})}},
-            "post": {"requestBody": _body({"days": {"type": "integer", "minimum": 0}}, ["days"]),
+            "post": {"requestBody": _body({"days": {"type": "integer", "minimum": 0, "maximum": 36_500}}, ["days"]),
                      "responses": {"200": _answer({"type": "integer"})}},
         },
         "/v2/storage/upload": {"post": {

@@ -51,7 +51,10 @@ class LocalBackend(Backend):
                 if file.endswith(".part"):
                     continue
                 full = Path(dirpath) / file
-                st = full.stat()
+                try:
+                    st = full.stat()
+                except FileNotFoundError:  # deleted while the directory was walked
+                    continue
                 entries.append(
                     Entry(
                         name=full.relative_to(self.root).as_posix(),
