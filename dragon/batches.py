@@ -89,7 +89,7 @@ def run(
         raise InvalidParametersError({"input": ["the manifest must be .parquet, .csv or .jsonl"]})
     output.mkdir(parents=True, exist_ok=True)
     done_keys = _keep_successes(output)
-    progress = Progress(total=_count_rows(manifest, kind), skipped=0)
+    progress = Progress(total=_count_rows(manifest, kind))
     reader = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv, "json": ray.data.read_json}[kind]
     # Small blocks (streaming repartition): a map task hands its results on when its block
     # is done, so the block size bounds progress reporting and what an interruption loses.

@@ -83,11 +83,12 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
     flux, low, chroma = [], [], []
     samples = 0
 
-    def consume(signal: np.ndarray) -> None:
+    def consume(signal: np.ndarray) -> int:
+        """Adds the features of every whole frame of ``signal``; returns the samples used up."""
         nonlocal previous
         frames = 1 + (signal.size - N_FFT) // HOP
         if frames <= 0:
-            return
+            return 0
         spectrum = torch.stft(
             torch.from_numpy(signal[: (frames - 1) * HOP + N_FFT]).to(device),
             N_FFT, HOP, window=window, center=False, return_complex=True,
@@ -101,13 +102,12 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
         low.append(rise[:, low_bands].sum(1).cpu().numpy())
         chroma.append((spectrum @ chroma_map).cpu().numpy())
         previous = logged[-LAG:]
+        return frames * HOP
 
     for block in blocks:
         samples += block.size
         signal = np.concatenate((pending, block))
-        frames = 1 + (signal.size - N_FFT) // HOP
-        consume(signal)
-        pending = signal[max(frames, 0) * HOP :]
+        pending = signal[consume(signal) :]
     consume(np.concatenate((pending, np.zeros(N_FFT // 2, dtype=np.float32))))
     if not flux:
         return Features(np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros((0, 12), np.float32), samples / RATE)
