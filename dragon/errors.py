@@ -43,6 +43,10 @@ class InvalidImageError(TaskError):
     pass
 
 
+class InvalidXMLError(TaskError):
+    """A video definition (SXML) that cannot be read, validated or timed: ``line N: ...``."""
+
+
 class AuthorizationError(TaskError):
     """A platform refused the credentials (invalid or expired token, bad signature)."""
 
