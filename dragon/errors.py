@@ -43,6 +43,14 @@ class InvalidImageError(TaskError):
     pass
 
 
+class InvalidFontError(TaskError):
+    """A text names a font (or weight, or style) that no installed font provides."""
+
+
+class TextToSpeechError(TaskError):
+    """Speech could not be synthesised on this worker (no engine installed, or it failed)."""
+
+
 class AuthorizationError(TaskError):
     """A platform refused the credentials (invalid or expired token, bad signature)."""
 
