@@ -81,7 +81,7 @@ class Line:
 
 @dataclass(frozen=True)
 class Block:
-    """Lines at one size, and where they go: ``width`` is what they are aligned within."""
+    """Lines laid out in one font, with the distance between them."""
 
     lines: list[Line]
     font: ImageFont.FreeTypeFont
