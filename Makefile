@@ -5,11 +5,17 @@ PYTEST_ARGS ?=
 
 .PHONY: install system-deps serve test bench
 
-# Debian packages the tests need: Chromium and its WebDriver for the dashboard test.
+# Debian packages the tests need: Chromium and its WebDriver for the dashboard test;
+# the DejaVu fonts (regular, bold, italic) for texts and espeak-ng for speech in video.create.
 system-deps:
 	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+	@ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/dejavu/DejaVuSans-Oblique.ttf \
+	  >/dev/null 2>&1 && command -v espeak-ng >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    fonts-dejavu-core fonts-dejavu-extra espeak-ng; }
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)

@@ -103,6 +103,12 @@ def test_literal_backslash_n_and_newlines_break_lines() -> None:
     assert len(bands(ink(zone("one\ntwo\\nthree", fontsize=30)))) == 3
 
 
+def test_interlign_multiplies_the_distance_between_lines() -> None:
+    single = [start for start, _ in bands(ink(zone("AB\\nAB", fontsize=30)))]
+    double = [start for start, _ in bands(ink(zone("AB\\nAB", fontsize=30, interlign=2.0)))]
+    assert double[1] - double[0] == pytest.approx(2 * (single[1] - single[0]), abs=2)
+
+
 def test_justify_ends_every_line_but_the_last_at_the_right_margin() -> None:
     mask = ink(zone(LONG, fontsize=24, align="justify"))
     lines = bands(mask)
@@ -190,6 +196,10 @@ def test_legend_is_a_caption_band_at_the_bottom() -> None:
     text = image[..., 0] > 128
     left, _, right, _ = bbox(text)
     assert abs((left + right) / 2 - W / 2) < 4  # centred
+
+
+def test_an_empty_legend_draws_no_band() -> None:
+    assert not render_text("  ", kind="legend", width=W, height=H)[..., 3].any()
 
 
 def test_legend_keeps_at_most_two_lines() -> None:

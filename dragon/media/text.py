@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
@@ -72,6 +72,7 @@ RGBA = tuple[int, int, int, int]
 class Line:
     words: tuple[str, ...]
     last: bool = True  # the last line of its paragraph: never stretched by justify
+    cut: bool = False  # holds a piece of a word too wide for a line
 
     @property
     def text(self) -> str:
@@ -80,7 +81,7 @@ class Line:
 
 @dataclass(frozen=True)
 class Block:
-    """Lines at one size, and where they go: ``width`` is what they are aligned within."""
+    """Lines laid out in one font, with the distance between them."""
 
     lines: list[Line]
     font: ImageFont.FreeTypeFont
@@ -131,11 +132,11 @@ def render_text(
         top = margin + (inner[1] - block.height) * VERTICAL[v]
         draw_block(mask, block, margin, top, inner[0], h)
     elif kind == "legend":
-        legend(canvas, mask, paragraphs, file, pixels or max(1, round(height * LEGEND_SIZE)), wrap, spacing,
-               background or LEGEND_BACKGROUND, h, v)
+        size = pixels or max(1, round(height * LEGEND_SIZE))
+        legend(canvas, mask, paragraphs, file, size, wrap, spacing, background or LEGEND_BACKGROUND, h, v)
     else:
-        advanced(canvas, mask, paragraphs, reference, file, pixels or min(height, max(1, round(DEFAULT_FONTSIZE * scale))),
-                 spacing, background, h, v)
+        size = pixels or min(height, max(1, round(DEFAULT_FONTSIZE * scale)))
+        advanced(canvas, mask, paragraphs, reference, file, size, spacing, background, h, v)
     ink = Image.new("RGBA", (width, height), color[:3] + (0,))
     ink.putalpha(mask.point(lambda level: level * color[3] // 255))
     return np.array(Image.alpha_composite(canvas, ink))
@@ -153,7 +154,8 @@ def font_file(fontname: str | None, weight: str | None, style: str | None) -> st
     elif word in BOLD_WEIGHTS:
         bold = True
     elif word not in REGULAR_WEIGHTS:
-        raise InvalidFontError(f"weight '{weight}' is not a number or one of: {', '.join(sorted(BOLD_WEIGHTS | REGULAR_WEIGHTS))}")
+        choices = ", ".join(sorted(BOLD_WEIGHTS | REGULAR_WEIGHTS))
+        raise InvalidFontError(f"weight '{weight}' is not a number or one of: {choices}")
     slant = (style or "normal").strip().lower()
     if slant not in ITALIC_STYLES | UPRIGHT_STYLES:
         raise InvalidFontError(f"style '{style}' is not one of: {', '.join(sorted(ITALIC_STYLES | UPRIGHT_STYLES))}")
@@ -192,29 +194,30 @@ def make_block(lines: list[Line], file: str, pixels: int, spacing: float) -> Blo
     return Block(lines, font, (ascent + descent) * spacing)
 
 
-def wrap_paragraphs(
-    paragraphs: list[list[str]], font: ImageFont.FreeTypeFont, width: float, split_words: bool = True,
-) -> list[Line] | None:
-    """Greedy word wrap; a word wider than ``width`` is cut between characters, or, without
-    ``split_words``, makes the whole layout ``None`` (it does not fit)."""
+def layout_lines(paragraphs: list[list[str]], font: ImageFont.FreeTypeFont, width: float, wrap: bool) -> list[Line]:
+    """One line per paragraph, or, with ``wrap``, greedy word wrap within ``width``, a word
+    wider than that being cut between characters."""
+    if not wrap:
+        return [Line(tuple(words)) for words in paragraphs]
     lines: list[Line] = []
+    space = font.getlength(" ")
     for words in paragraphs:
         current: list[str] = []
+        used, cut = 0.0, False  # the current line's width (words plus spaces), and whether it ends a cut word
         for word in words:
-            if current and font.getlength(" ".join([*current, word])) <= width:
+            size = font.getlength(word)
+            if current and used + space + size <= width:
                 current.append(word)
+                used += space + size
                 continue
             if current:
-                lines.append(Line(tuple(current), last=False))
-            if font.getlength(word) <= width:
-                current = [word]
-                continue
-            if not split_words:
-                return None
-            *pieces, tail = split_characters(word, font, width)
-            lines.extend(Line((piece,), last=False) for piece in pieces)
-            current = [tail]
-        lines.append(Line(tuple(current)))
+                lines.append(Line(tuple(current), last=False, cut=cut))
+            current, used, cut = [word], size, False
+            if size > width:
+                *pieces, tail = split_characters(word, font, width)
+                lines.extend(Line((piece,), last=False, cut=True) for piece in pieces)
+                current, used, cut = [tail], font.getlength(tail), True
+        lines.append(Line(tuple(current), cut=cut))
     return lines
 
 
@@ -222,10 +225,16 @@ def split_characters(word: str, font: ImageFont.FreeTypeFont, width: float) -> l
     """``word`` in pieces no wider than ``width`` (at least one character each)."""
     pieces = []
     while word:
-        fit = largest(0, len(word), lambda n: font.getlength(word[:n]) <= width)
-        pieces.append(word[: max(1, fit)])
-        word = word[max(1, fit):]
+        cut = max(1, fitting_start(word, font, width))
+        pieces.append(word[:cut])
+        word = word[cut:]
     return pieces
+
+
+def fitting_start(text: str, font: ImageFont.FreeTypeFont, width: float, suffix: str = "") -> int:
+    """The length of the longest start of ``text`` that, right-stripped and followed by
+    ``suffix``, is no wider than ``width``."""
+    return largest(0, len(text), lambda n: font.getlength(text[:n].rstrip() + suffix) <= width)
 
 
 def largest(low: int, high: int, fits: Callable[[int], bool]) -> int:
@@ -244,7 +253,7 @@ def ellipsize(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
     """``text``, or its longest start followed by an ellipsis, no wider than ``width``."""
     if font.getlength(text) <= width:
         return text
-    fit = largest(0, len(text), lambda n: font.getlength(text[:n].rstrip() + ELLIPSIS) <= width)
+    fit = fitting_start(text, font, width, ELLIPSIS)
     return text[:fit].rstrip() + ELLIPSIS if fit or font.getlength(ELLIPSIS) <= width else ""
 
 
@@ -256,40 +265,39 @@ def zone_block(
     without cutting a word (bisection: a larger size never fits better)."""
     width, height = box
 
-    def layout(size: int, split_words: bool) -> Block | None:
-        font = load_font(file, size)
-        lines = wrap_paragraphs(paragraphs, font, width, split_words) if wrap else [
-            Line(tuple(words)) for words in paragraphs
-        ]
-        return None if lines is None else make_block(lines, file, size, spacing)
+    def layout(size: int) -> Block:
+        return make_block(layout_lines(paragraphs, load_font(file, size), width, wrap), file, size, spacing)
 
     def fits(size: int) -> bool:
-        block = layout(size, split_words=False)
-        return bool(block) and block.height <= height and all(  # type: ignore[union-attr]
-            block.font.getlength(line.text) <= width for line in block.lines  # type: ignore[union-attr]
+        block = layout(size)
+        lines = block.lines
+        return block.height <= height and not any(line.cut for line in lines) and (
+            wrap or all(block.font.getlength(line.text) <= width for line in lines)
         )
 
     if pixels is None:
         pixels = largest(MIN_PIXELS, max(MIN_PIXELS, min(cap, height)), fits)
-    return layout(pixels, split_words=True)  # type: ignore[return-value]
+    return layout(pixels)
 
 
 def legend(
     canvas: Image.Image, mask: Image.Image, paragraphs: list[list[str]], file: str, pixels: int, wrap: bool,
     spacing: float, background: RGBA, h: str, v: str,
 ) -> None:
-    """A caption: at most two lines on a band across the bottom (or the top, for ``v`` top)."""
+    """A caption: at most two lines on a band across the bottom (or the top, for ``v`` top);
+    no band for a caption with no words."""
+    if not any(paragraphs):
+        return
     width, height = canvas.size
     margin = round(ZONE_MARGIN * width)
     inner = max(1, width - 2 * margin)
 
-    def layout(size: int) -> list[Line]:
-        font = load_font(file, size)
-        return wrap_paragraphs(paragraphs, font, inner) if wrap else [Line(tuple(w)) for w in paragraphs]  # type: ignore[return-value]
+    def fits(size: int) -> bool:
+        return len(layout_lines(paragraphs, load_font(file, size), inner, wrap)) <= LEGEND_LINES
 
-    smallest = min(pixels, max(MIN_PIXELS, round(pixels * LEGEND_SHRINK)))
-    size = largest(smallest, pixels, lambda n: len(layout(n)) <= LEGEND_LINES)
-    font, lines = load_font(file, size), layout(size)
+    size = largest(min(pixels, max(MIN_PIXELS, round(pixels * LEGEND_SHRINK))), pixels, fits)
+    font = load_font(file, size)
+    lines = layout_lines(paragraphs, font, inner, wrap)
     if len(lines) > LEGEND_LINES:
         kept = lines[: LEGEND_LINES - 1]
         rest = " ".join(line.text for line in lines[LEGEND_LINES - 1:])
@@ -318,7 +326,7 @@ def advanced(
     if len(references) == 1:
         lines = [Line((ellipsize(" ".join(words), font, width),))]
     else:
-        lines = wrap_paragraphs(paragraphs, font, width) or []
+        lines = layout_lines(paragraphs, font, width, wrap=True)
         if len(lines) > len(references):
             last = lines[len(references) - 1]
             cut = ellipsize(last.text + ELLIPSIS, font, width)  # the ellipsis says text follows
