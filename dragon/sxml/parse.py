@@ -32,6 +32,7 @@ def parse(definition: str) -> Document:
     movie = _Builder(warnings).node(root)
     _link(movie, None)
     _Validator(warnings).check(movie)
+    warnings.sort(key=lambda warning: int(warning.split(":", 1)[0].removeprefix("line ")))  # stable
     return Document(movie, warnings)
 
 
@@ -50,7 +51,7 @@ def _wrap_fragment(definition: str) -> str:
 
 
 def _parse_xml(text: str) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+    parser = etree.XMLParser(encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                              remove_comments=True, remove_pis=True)
     try:
         root = etree.fromstring(text.encode("utf-8", "surrogatepass"), parser)
