@@ -378,6 +378,9 @@ def test_misplaced_elements_are_refused(body: str, complaint: str):
     ('<widget type="set.scrapbook.text.01b.m.01"/>', "type 'set.scrapbook.text.01b.m.01' is not supported "
                                                      "(only director.theme.* is rendered, as a slideshow)"),
     ('<stack><sphere radius="1"/></stack>', "<sphere> is not supported"),
+    ('<effect type="none"><widget type="director.theme.tiles"/></effect>', "<widget> is not allowed in <effect>"),
+    ('<widget type="director.theme.tiles"><track type="audio"><audio filename="a.mp3"/></track></widget>',
+     "has no image, video or text in a <track type=\"video\">"),
 ])
 def test_bad_values_are_refused_with_their_line(element: str, complaint: str):
     if element.startswith("<transition"):

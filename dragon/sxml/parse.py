@@ -88,7 +88,10 @@ class _Builder:
         if node.text and tag not in schema.TEXT_CONTENT and tag not in ("track", "widget"):
             self.warnings.append(f"line {line}: <{tag}> ignores its text content")
             node.text = ""
-        if tag == "widget" and (element.getparent() is None or element.getparent().tag != "transition"):
+        parent = element.getparent()
+        if tag == "widget" and (parent is None or parent.tag != "transition"):
+            if parent is not None and "widget" not in schema.CHILDREN.get(parent.tag, ()):
+                raise node.error(f"is not allowed in <{parent.tag}>")
             return widgets.desugar(node, self.warnings)
         if tag == "transition" and node.attrs.get("type") == "custom":
             kinds = ", ".join(c.attrs.get("type", "?") for c in node.find("widget")) or "none"
