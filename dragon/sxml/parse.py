@@ -18,8 +18,8 @@ from dragon.sxml.model import Document, Node
 MAX_DEFINITION_BYTES = 2_000_000
 MAX_ELEMENTS = 20_000
 SERVICE = "craftsman-1.0"
-_FIRST_ELEMENT = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<([A-Za-z_][\w.-]*)", re.S)
-_DECLARATION = re.compile(r"\s*<\?xml.*?\?>", re.S)
+_FIRST_ELEMENT = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<([A-Za-z_][\w.-]*)", re.DOTALL)
+_DECLARATION = re.compile(r"\s*<\?xml.*?\?>", re.DOTALL)
 _LXML_POSITION = re.compile(r", line \d+, column (\d+)$")
 
 

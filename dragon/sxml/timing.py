@@ -9,10 +9,9 @@ its parent's end (children are truncated, never squeezed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from dragon.errors import InvalidXMLError
 from dragon.sxml import schema
 from dragon.sxml.model import Node
 
