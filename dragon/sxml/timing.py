@@ -200,7 +200,7 @@ class _Resolver:
         share = DEFAULT_SECONDS
         if all(n is None for n in naturals.values()):  # the sequence's time is shared out evenly
             transitions = sum(_transition_length(t) for t in node.find("transition"))
-            share = (length + transitions - sum(times(i).margins for i in items)) / len(items)
+            share = max(0.0, (length + transitions - sum(times(i).margins for i in items)) / len(items))
         cursor = node.start
         previous: tuple[Node, float] | None = None
         pending: Node | None = None
