@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from dragon import cli_client
+from dragon import cli_client, cli_sxml
 from dragon.config import Settings, prepare_ray_environment
 
 
@@ -171,6 +171,7 @@ def batch(task_name: str, manifest: Path, output: Path, params: tuple[str, ...],
 
 
 cli_client.register(main)
+main.add_command(cli_sxml.sxml)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ name the source line when a value is bad, so every consumer reports errors the s
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ class Node:
             value = float(self.attrs[name])
         except ValueError:
             raise self._bad(name, "a number") from None
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise self._bad(name, "a finite number")
         return value
 

@@ -18,8 +18,8 @@ from dragon.sxml.model import Document, Node
 MAX_DEFINITION_BYTES = 2_000_000
 MAX_ELEMENTS = 20_000
 SERVICE = "craftsman-1.0"
-_FIRST_ELEMENT = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<([A-Za-z_][\w.-]*)", re.S)
-_DECLARATION = re.compile(r"\s*<\?xml.*?\?>", re.S)
+_FIRST_ELEMENT = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<([A-Za-z_][\w.-]*)", re.DOTALL)
+_DECLARATION = re.compile(r"\s*<\?xml.*?\?>", re.DOTALL)
 _LXML_POSITION = re.compile(r", line \d+, column (\d+)$")
 
 
@@ -32,6 +32,7 @@ def parse(definition: str) -> Document:
     movie = _Builder(warnings).node(root)
     _link(movie, None)
     _Validator(warnings).check(movie)
+    warnings.sort(key=lambda warning: int(warning.split(":", 1)[0].removeprefix("line ")))  # stable
     return Document(movie, warnings)
 
 
@@ -50,7 +51,7 @@ def _wrap_fragment(definition: str) -> str:
 
 
 def _parse_xml(text: str) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+    parser = etree.XMLParser(encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                              remove_comments=True, remove_pis=True)
     try:
         root = etree.fromstring(text.encode("utf-8", "surrogatepass"), parser)
@@ -87,7 +88,10 @@ class _Builder:
         if node.text and tag not in schema.TEXT_CONTENT and tag not in ("track", "widget"):
             self.warnings.append(f"line {line}: <{tag}> ignores its text content")
             node.text = ""
-        if tag == "widget" and (element.getparent() is None or element.getparent().tag != "transition"):
+        parent = element.getparent()
+        if tag == "widget" and (parent is None or parent.tag != "transition"):
+            if parent is not None and "widget" not in schema.CHILDREN.get(parent.tag, ()):
+                raise node.error(f"is not allowed in <{parent.tag}>")
             return widgets.desugar(node, self.warnings)
         if tag == "transition" and node.attrs.get("type") == "custom":
             kinds = ", ".join(c.attrs.get("type", "?") for c in node.find("widget")) or "none"

@@ -9,10 +9,9 @@ its parent's end (children are truncated, never squeezed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from dragon.errors import InvalidXMLError
 from dragon.sxml import schema
 from dragon.sxml.model import Node
 
@@ -197,11 +196,11 @@ class _Resolver:
 
     def lay_sequence(self, node: Node, length: float, limit: float) -> None:
         items = [c for c in self.timed_children(node) if c.tag != "transition"]
-        naturals = [self.intrinsic(item) for item in items]
+        naturals = {item: self.intrinsic(item) for item in items}
         share = DEFAULT_SECONDS
-        if all(n is None for n in naturals):  # the sequence's time is shared out evenly
+        if all(n is None for n in naturals.values()):  # the sequence's time is shared out evenly
             transitions = sum(_transition_length(t) for t in node.find("transition"))
-            share = (length + transitions) / len(items) - sum(times(i).margins for i in items) / len(items)
+            share = max(0.0, (length + transitions - sum(times(i).margins for i in items)) / len(items))
         cursor = node.start
         previous: tuple[Node, float] | None = None
         pending: Node | None = None
@@ -209,7 +208,7 @@ class _Resolver:
             if child.tag == "transition":
                 pending = child
                 continue
-            natural = naturals[items.index(child)]
+            natural = naturals[child]
             natural = share if natural is None else natural
             own = times(child)
             slot = own.margins + natural
