@@ -43,6 +43,8 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra modules that register task types (comma-separated)."
     )
     allow_private_urls: bool = False
+    render_segment_seconds: float = Field(default=5.0, gt=0, description="video.create: movie seconds per parallel segment.")
+    render_parallel: int = Field(default=0, ge=0, description="video.create: segments rendered at once per movie (0: as Ray allows).")
 
     # Publishing platforms (dragon/platforms/): base URLs, so tests and proxies can move them
     youtube_api_url: str = "https://www.googleapis.com"
