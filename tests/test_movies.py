@@ -176,3 +176,15 @@ def test_a_director_theme_renders_as_a_captioned_slideshow(api: Api, media: Orig
     status = create(api, definition, profile="mobile-small")
     assert status["status"] == "success", status.get("error")
     assert probe(status["result"]["export"], tmp_path)["frames"] == round(status["result"]["duration"] * 15)
+
+
+def test_a_long_nested_document_with_animators_filters_and_overlays_renders(api: Api, media: Origin, tmp_path: Path) -> None:
+    definition = (FIXTURES / "nested.xml").read_text()
+    definition = definition.replace("http://example.com/music.mp3", f"{media.url}/audio_formats/file_type/fixture.mp3")
+    definition = definition.replace("http://example.com/logo.png", f"{media.url}/images_exif/pillow/exif_imagemagick_orientation.png")
+    definition = __import__("re").sub(r"http://example.com/photos/\d+.jpg", f"{media.url}/{PHOTOS}/Nikon_D70.jpg", definition)
+    status = create(api, definition, profile="mobile-small")
+    assert status["status"] == "success", status.get("error")
+    assert status["result"]["duration"] == pytest.approx(20.0)
+    seen = probe(status["result"]["export"], tmp_path)
+    assert seen["frames"] == 20 * 15 and seen["audio"]

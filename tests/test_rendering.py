@@ -204,3 +204,40 @@ def test_transitions_crossfade_the_sound_of_both_sides(tmp_path: Path) -> None:
     assert loudness(sound, 2.0, 2.1) == pytest.approx(steady, rel=0.05)  # a at full, b silent
     assert loudness(sound, 3.95, 4.05) < steady  # both half way: partly cancelled, never louder
     assert loudness(sound, 5.9, 6.0) == pytest.approx(steady, rel=0.05)
+
+
+def ink_box(frame: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(frame.sum(axis=2) > 60)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def test_custom_animator_keys_move_and_scale_a_node_between_them() -> None:
+    overlay = ('<overlay left="0.4" top="0.4" width="0.2" height="0.2"><image color="#ffffff"/>'
+               '<animator type="custom" duration="2"><key time="0" pos="0,0,0" scale="1,1,1"/>'
+               '<key time="2" pos="0.5,0.5,0" scale="2,2,1"/></animator></overlay>')
+    m = movie(f"<stack>{plate(BLACK, 3)}{overlay}</stack>")
+    x0, y0, x1, y1 = ink_box(at(m, 0))
+    assert (x1 - x0, y1 - y0) == pytest.approx((64, 48), abs=2)
+    x0, y0, x1, y1 = ink_box(at(m, 2.5))  # after the last key: its pose holds
+    assert (x1 - x0, y1 - y0) == pytest.approx((128, 96), abs=3)
+    # pos is in screen units with y up: half a unit right and up is 60 pixels on a 240-line frame.
+    assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx((160 + 60, 120 - 60), abs=3)
+
+
+def test_grow_brings_a_node_closer_and_rot_in_turns_it_into_place() -> None:
+    box = '<overlay left="0.4" top="0.4" width="0.2" height="0.2"><image color="#ffffff"/>{}</overlay>'
+    growing = box.format('<animator type="grow" growStart="0" growEnd="0.5"/>')
+    grow = movie(f"<stack>{plate(BLACK, 2)}{growing}</stack>")
+    assert ink_box(at(grow, 1.9))[2] - ink_box(at(grow, 1.9))[0] > 1.8 * (ink_box(at(grow, 0))[2] - ink_box(at(grow, 0))[0])
+    turning = box.format('<animator type="rot-in" angle="45" duration="1"/>')
+    turn = movie(f"<stack>{plate(BLACK, 2)}{turning}</stack>")
+    assert ink_box(at(turn, 1.5)) == pytest.approx((128, 96, 191, 143), abs=2)  # in place once turned in
+    assert at(turn, 0.5).sum() < at(turn, 1.5).sum()
+
+
+def test_a_camera_moving_right_shifts_the_whole_stack_left() -> None:
+    still = '<overlay left="0.4" top="0.4" width="0.2" height="0.2"><image color="#ffffff"/></overlay>'
+    camera = '<camera><animator type="custom"><key time="0" pos="0,0,0"/><key time="2" pos="0.5,0,0"/></animator></camera>'
+    m = movie(f"<stack>{plate(BLACK, 2)}{still}{camera}</stack>")
+    assert ink_box(at(m, 0))[0] == pytest.approx(128, abs=2)
+    assert ink_box(at(m, 1.96))[0] == pytest.approx(128 - 59, abs=3)

@@ -52,6 +52,10 @@ class Canvas:
         xs, ys = self.axes
         return xs.expand(self.height, -1), ys[:, None].expand(-1, self.width)
 
+    @cached_property
+    def points(self) -> torch.Tensor:
+        return _points(self, 0, 0, self.width, self.height)
+
     def pixels(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """A box in screen fractions (x0, y0, x1, y1 in 0..1) as pixel bounds."""
         x0, y0, x1, y1 = box
@@ -137,13 +141,17 @@ def sample(source: torch.Tensor, canvas: Canvas, to_source: Matrix,
     ``to_source`` maps screen coordinates to the source's normalised coordinates
     ([-1, 1] on both axes, pixel edges). Outside the source is transparent."""
     x0, y0, x1, y1 = region or (0, 0, canvas.width, canvas.height)
+    points = canvas.points if region is None or region == (0, 0, canvas.width, canvas.height) else _points(canvas, x0, y0, x1, y1)
+    m = to_source[:2].T.to(torch.float32).to(canvas.device)
+    grid = (points @ m).view(1, y1 - y0, x1 - x0, 2)  # one matrix product gives every sampling position
+    return F.grid_sample(source[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+
+
+def _points(canvas: Canvas, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
+    """Homogeneous screen coordinates (x, y, 1) of the region's pixels, row by row: (n, 3)."""
     xs, ys = canvas.axes
     xs, ys = xs[x0:x1], ys[y0:y1]
-    m = to_source.tolist()
-    gx = (xs * m[0][0])[None, :] + (ys * m[0][1] + m[0][2])[:, None]
-    gy = (xs * m[1][0])[None, :] + (ys * m[1][1] + m[1][2])[:, None]
-    grid = torch.stack([gx, gy], dim=-1)[None]
-    return F.grid_sample(source[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    return torch.stack([xs.expand(len(ys), -1), ys[:, None].expand(-1, len(xs)), torch.ones(len(ys), len(xs), device=xs.device)], -1).view(-1, 3)
 
 
 def place(source: torch.Tensor, canvas: Canvas, transform: Matrix) -> Layer | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
@@ -49,51 +50,63 @@ class SegmentWriter:
             self.out.close()
 
 
-def join(segments: list[Path], sound: np.ndarray | None, dest: Path, audio_bitrate: int) -> None:
+def encode_sound(sound: np.ndarray, dest: Path, bitrate: int) -> Path:
+    """The soundtrack alone as AAC in MP4, so that it can be encoded while the pictures
+    render and then joined to them like the video segments."""
+    with av.open(str(dest), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=RATE)
+        stream.layout = "stereo"
+        stream.bit_rate = bitrate * 1000
+        for at in range(0, sound.shape[1], AUDIO_FRAME):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(sound[:, at : at + AUDIO_FRAME]), format="fltp", layout="stereo")
+            frame.sample_rate = RATE
+            frame.pts = at
+            frame.time_base = Fraction(1, RATE)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return dest
+
+
+def join(segments: list[Path], sound: Path | None, dest: Path) -> None:
     """Concatenate the segments' video packets (timestamps shifted, nothing re-encoded)
-    and encode the soundtrack alongside, interleaved, index first (``+faststart``)."""
+    with the encoded soundtrack, interleaved in time, index first (``+faststart``)."""
     with av.open(str(dest), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         with av.open(str(segments[0])) as first:
             vout = out.add_stream_from_template(first.streams.video[0])
-        aout = None
-        if sound is not None:
-            aout = out.add_stream("aac", rate=RATE)
-            aout.layout = "stereo"
-            aout.bit_rate = audio_bitrate * 1000
-        audio_at = 0  # samples encoded so far
-        offset = 0  # in the video stream's time base
-        for path in segments:
-            with av.open(str(path)) as part:
-                vin = part.streams.video[0]
-                scale = vin.time_base / vout.time_base
-                end = offset
-                for packet in part.demux(vin):
-                    if packet.size == 0:
-                        continue
-                    if aout is not None and packet.pts is not None:
-                        seconds = float((packet.pts * scale + offset) * vout.time_base)
-                        audio_at = _audio_until(out, aout, sound, audio_at, seconds + 0.5)
-                    for name in ("pts", "dts"):
-                        value = getattr(packet, name)
-                        if value is not None:
-                            setattr(packet, name, int(value * scale) + offset)
-                    end = max(end, (packet.pts or 0) + int((packet.duration or 0) * scale))
-                    packet.stream = vout
-                    out.mux(packet)
-                offset = end
-        if aout is not None:
-            _audio_until(out, aout, sound, audio_at, float("inf"))
-            out.mux(aout.encode(None))
+        audio_in = av.open(str(sound)) if sound is not None else None
+        try:
+            aout = out.add_stream_from_template(audio_in.streams.audio[0]) if audio_in is not None else None
+            audio_packets = audio_in.demux(audio_in.streams.audio[0]) if audio_in is not None else iter(())
+            pending = next(audio_packets, None)
+            offset = 0  # in the video stream's time base
+            for path in segments:
+                with av.open(str(path)) as part:
+                    vin = part.streams.video[0]
+                    scale = vin.time_base / vout.time_base
+                    end = offset
+                    for packet in part.demux(vin):
+                        if packet.size == 0:
+                            continue
+                        for name in ("pts", "dts"):
+                            value = getattr(packet, name)
+                            if value is not None:
+                                setattr(packet, name, int(value * scale) + offset)
+                        end = max(end, (packet.pts or 0) + int((packet.duration or 0) * scale))
+                        seconds = float((packet.dts if packet.dts is not None else end) * vout.time_base)
+                        while pending is not None and aout is not None and (pending.dts is None or float(pending.dts * pending.time_base) <= seconds):
+                            pending = _mux_audio(out, aout, pending, audio_packets)
+                        packet.stream = vout
+                        out.mux(packet)
+                    offset = end
+            while pending is not None and aout is not None:
+                pending = _mux_audio(out, aout, pending, audio_packets)
+        finally:
+            if audio_in is not None:
+                audio_in.close()
 
 
-def _audio_until(out: av.container.OutputContainer, aout: av.AudioStream, sound: np.ndarray, at: int, seconds: float) -> int:
-    stop = min(sound.shape[1], int(seconds * RATE)) if seconds != float("inf") else sound.shape[1]
-    while at < stop:
-        chunk = np.ascontiguousarray(sound[:, at : at + AUDIO_FRAME])
-        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-        frame.sample_rate = RATE
-        frame.pts = at
-        frame.time_base = Fraction(1, RATE)
-        out.mux(aout.encode(frame))
-        at += chunk.shape[1]
-    return at
+def _mux_audio(out: av.container.OutputContainer, aout: av.AudioStream, packet: av.Packet, rest: Iterator[av.Packet]) -> av.Packet | None:
+    if packet.size:
+        packet.stream = aout
+        out.mux(packet)
+    return next(rest, None)

@@ -20,7 +20,7 @@ from PIL import Image
 from dragon.media.gpu import gpu_assigned
 from dragon.movie import mixer
 from dragon.movie.canvas import Canvas, downsample, to_rgb24
-from dragon.movie.encode import SegmentWriter, join
+from dragon.movie.encode import SegmentWriter, encode_sound, join
 from dragon.movie.scene import Scene
 from dragon.movie.sources import Sources, media_key
 from dragon.sxml import Document, parse, profiles, resolve
@@ -105,8 +105,14 @@ class Movie:
         sound = mixer.mix(self.document.movie, self.duration, self.files)
         return sound if np.any(sound) else None
 
+    def encoded_soundtrack(self, dest: Path) -> Path | None:
+        """The soundtrack encoded (AAC in MP4), or None for a silent movie."""
+        sound = self.soundtrack()
+        return None if sound is None else encode_sound(sound, dest, self.profile.audio_bitrate)
+
     def finish(self, segments: list[Path], dest: Path) -> Path:
-        join(segments, self.soundtrack(), dest, self.profile.audio_bitrate)
+        """Segments and the soundtrack joined into ``dest``."""
+        join(segments, self.encoded_soundtrack(dest.with_name(dest.stem + "-sound.mp4")), dest)
         return dest
 
     def thumbnail(self, at: float, dest: Path) -> Path:

@@ -155,9 +155,10 @@ class Scene:
 
     def _pose(self, effect: Any, media: Any, pose: effects.Pose, t: float) -> Layer | None:
         mw, mh = self.sources.size(media)
-        hx, hy = self._base(mw / mh, self._adapter(media, effect.attrs.get("adapter", "kenburnsAdapter")), mw, mh)
-        zoom = float(torch.linalg.det(pose.motion[:2, :2]).abs().sqrt())
-        need = (round(hx / self.canvas.aspect * self.canvas.width * zoom), round(hy * self.canvas.height * zoom))
+        default = "fitAdapter" if effect.attrs.get("type") == "square" else "kenburnsAdapter"  # a framed card
+        hx, hy = self._base(mw / mh, self._adapter(media, effect.attrs.get("adapter", default)), mw, mh)
+        # Decoded once per medium with kenburns' zoom to spare (not per frame at its current zoom).
+        need = (round(hx / self.canvas.aspect * self.canvas.width * effects.ZOOM), round(hy * self.canvas.height * effects.ZOOM))
         transform = pose.motion @ scaling(hx, hy)
         layer = place(self.sources.pixels(media, need, t), self.canvas, transform)
         if layer is None:

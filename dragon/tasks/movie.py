@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import ray
 from pydantic import Field, field_validator
@@ -19,6 +20,7 @@ from ray.exceptions import RayTaskError
 
 from dragon.errors import TaskError
 from dragon.media import audio, speech, video
+from dragon.movie.encode import join
 from dragon.movie.render import Job, Movie, inputs, split
 from dragon.movie.sources import media_key
 from dragon.registry import Resources, TaskContext, TaskParams, task
@@ -105,15 +107,25 @@ def _gather(ctx: TaskContext, document: Document) -> tuple[dict[str, Path], dict
 
 
 def _export(ctx: TaskContext, movie: Movie, job: Job, files: dict[str, Path]) -> Path:
-    """Render the segments (in parallel on Ray workers when there are several), then join."""
-    ranges = split(movie.frames, math.ceil(movie.duration / ctx.settings.render_segment_seconds))
-    out = ctx.scratch / "export.mp4"
+    return export(movie, job, files, ctx.scratch, ctx.settings.scratch_dir, ctx.settings.render_segment_seconds,
+                  ctx.settings.render_parallel, lambda done: ctx.progress(round(100 * done)))
+
+
+def export(movie: Movie, job: Job, files: dict[str, Path], into: Path, scratch_root: Path, segment_seconds: float,
+           parallel: int, progress: Callable[[float], None]) -> Path:
+    """The whole movie as ``into/export.mp4``: segments rendered in parallel on Ray
+    workers (at most ``parallel`` at once, 0 for no limit) while this worker mixes and
+    encodes the soundtrack, then joined. A one-segment movie renders right here."""
+    ranges = split(movie.frames, math.ceil(movie.duration / segment_seconds))
+    out = into / "export.mp4"
     if len(ranges) == 1 or not ray.is_initialized():
-        segment = movie.render(0, movie.frames, ctx.scratch / "segment-0.mp4", lambda n: ctx.progress(100 * n // movie.frames))
+        segment = movie.render(0, movie.frames, into / "segment-0.mp4", lambda n: progress(n / movie.frames))
         return movie.finish([segment], out)
-    segments = render_segments(job, files, ranges, ctx.settings.scratch_dir, ctx.settings.render_parallel,
-                               lambda done: ctx.progress(100 * done // len(ranges)), ctx.scratch)
-    return movie.finish(segments, out)
+    with ThreadPoolExecutor(1) as pool:
+        sound = pool.submit(movie.encoded_soundtrack, into / "sound.mp4")
+        segments = render_segments(job, files, ranges, scratch_root, parallel, lambda done: progress(done / len(ranges)), into)
+        join(segments, sound.result(), out)
+    return out
 
 
 def render_segments(job: Job, files: dict[str, Path], ranges: list[tuple[int, int]], scratch_root: Path,
