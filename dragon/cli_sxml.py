@@ -19,14 +19,14 @@ SPEECH_MIN_SECONDS = 1.0
 
 
 def speech_estimate(text: str) -> float:
-    """How long speaking ``text`` takes, roughly: the CLI has no speech synthesiser."""
+    """How long speaking ``text`` takes, roughly: for machines without espeak-ng."""
     return max(SPEECH_MIN_SECONDS, len(text.split()) / SPEECH_WORDS_PER_SECOND)
 
 
 class SourceLengths:
     """``media_length`` for the CLI: ``--length`` overrides first, then local files and
     http(s) URLs (fetched with the service's safe fetcher) probed with the service's own
-    media helpers; speech is estimated."""
+    media helpers; speech is synthesised as the renderer does (estimated without espeak-ng)."""
 
     def __init__(self, overrides: dict[str, float], base: Path, scratch: Path):
         self.overrides = overrides
@@ -37,12 +37,23 @@ class SourceLengths:
     def __call__(self, node: Node) -> float | None:
         filename = node.attrs.get("filename", "").strip()
         if not filename:
-            return self.overrides.get(node.text, speech_estimate(node.text))
+            return self.overrides[node.text] if node.text in self.overrides else self.speech(node)
         if filename in self.overrides:
             return self.overrides[filename]
         if (node.tag, filename) not in self.known:
             self.known[node.tag, filename] = self.probe(node.tag, filename)
         return self.known[node.tag, filename]
+
+    def speech(self, node: Node) -> float:
+        from dragon.errors import TextToSpeechError
+        from dragon.media import speech
+
+        try:
+            return speech.synthesize(node.text, node.attrs.get("voice"), self.scratch / f"voice-{len(self.known)}.wav")
+        except TextToSpeechError:
+            return speech_estimate(node.text)
+        except TaskError as exc:
+            raise click.ClickException(f"line {node.line}: {exc}") from None
 
     def probe(self, tag: str, filename: str) -> float:
         from dragon.media import audio, video
