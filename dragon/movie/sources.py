@@ -4,6 +4,7 @@ each decoded once at the size it is drawn at and kept for the whole render."""
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from dragon.media import images, text as texts, video
 from dragon.movie.canvas import Canvas, from_rgba
 
 MAX_SIDE = 4096  # the most detail kept of any medium, whatever the zoom
+CACHE_BYTES = 768 * 1024**2  # decoded pictures kept; the least recently drawn go first
 
 
 def voice_key(node: Any) -> str:
@@ -39,7 +41,7 @@ class Sources:
     def __init__(self, files: dict[str, Path], canvas: Canvas):
         self.files = files
         self.canvas = canvas
-        self._pictures: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}
+        self._pictures: OrderedDict[tuple[int, tuple[int, int]], torch.Tensor] = OrderedDict()
         self._sizes: dict[int, tuple[int, int]] = {}
         self._videos: dict[int, _VideoReader] = {}
         self._texts: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}
@@ -68,9 +70,13 @@ class Sources:
             source_time = media.number("skip", 0.0) + (t - media.start) * media.number("speed", 1.0)
             return self._video(media).frame_at(source_time, size)
         key = (id(media), size)
-        if key not in self._pictures:
-            self._pictures[key] = self._picture(media, size)
-        return self._pictures[key]
+        if key in self._pictures:
+            self._pictures.move_to_end(key)
+            return self._pictures[key]
+        picture = self._pictures[key] = self._picture(media, size)
+        while sum(p.numel() * 4 for p in self._pictures.values()) > CACHE_BYTES and len(self._pictures) > 1:
+            self._pictures.popitem(last=False)  # a slideshow of many pictures keeps only the recent ones
+        return picture
 
     def text(self, node: Any, box: tuple[int, int]) -> torch.Tensor:
         key = (id(node), box)
