@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra modules that register task types (comma-separated)."
     )
     allow_private_urls: bool = False
+    use_gpus: bool | None = Field(
+        default=None,
+        description="GPU-capable tasks ask for their GPU share: unset = when the cluster has GPUs as the job "
+        "manager starts; true where GPU nodes are started on demand by the autoscaler.",
+    )
 
     # Publishing platforms (dragon/platforms/): base URLs, so tests and proxies can move them
     youtube_api_url: str = "https://www.googleapis.com"
