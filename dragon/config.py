@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     render_segment_seconds: float = Field(default=5.0, gt=0, description="video.create: movie seconds per parallel segment.")
     render_parallel: int = Field(default=0, ge=0, description="video.create: segments rendered at once per movie (0: as Ray allows).")
+    use_gpus: bool | None = Field(
+        default=None,
+        description="GPU-capable tasks ask for their GPU share: unset = when the cluster has GPUs as the job "
+        "manager starts; true where GPU nodes are started on demand by the autoscaler.",
+    )
 
     # Publishing platforms (dragon/platforms/): base URLs, so tests and proxies can move them
     youtube_api_url: str = "https://www.googleapis.com"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from dragon.config import Settings, prepare_ray_environment
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "dragon"
 DEV_ACCOUNT = "dev"
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray's resource of the head node
 
 
 def start_ray(settings: Settings) -> None:
@@ -65,18 +67,40 @@ def ensure_dev_account(settings: Settings) -> str | None:
 
 
 def start_actors(settings: Settings) -> None:
-    """Create (or find) the detached status shards, storage actors and the job manager."""
-    callbacks.CallbackActor.options(name=callbacks.ACTOR_NAME, lifetime="detached", get_if_exists=True).remote(
-        settings
-    ).start.remote()
+    """Create (or find) the detached status shards, storage actors and the job manager.
+
+    They are placed on the head node: worker nodes come and go with autoscaling, while
+    the cluster cannot run without its head (a fault-tolerant head that is replaced
+    brings them back with it). The namespace is explicit because Serve's application
+    builder runs outside the deploying driver's namespace.
+    """
+
+    def detached(name: str) -> dict[str, Any]:
+        return {"name": name, "namespace": settings.ray_namespace, "lifetime": "detached", "get_if_exists": True,
+                "resources": {HEAD_NODE_RESOURCE: 0.001}}
+
+    callbacks.CallbackActor.options(**detached(callbacks.ACTOR_NAME)).remote(settings).start.remote()
     for i in range(settings.storage_actors):
-        storage.StorageActor.options(name=storage.actor_name(i), lifetime="detached", get_if_exists=True).remote(settings, i)
+        storage.StorageActor.options(**detached(storage.actor_name(i))).remote(settings, i)
     for shard in range(settings.status_shards):
-        status.StatusShard.options(
-            name=status.actor_name(shard), lifetime="detached", get_if_exists=True
-        ).remote(settings, shard)
-    manager = jobs.JobManager.options(name=jobs.ACTOR_NAME, lifetime="detached", get_if_exists=True).remote(settings)
+        status.StatusShard.options(**detached(status.actor_name(shard))).remote(settings, shard)
+    manager = jobs.JobManager.options(**detached(jobs.ACTOR_NAME)).remote(settings)
     ray.get(manager.ready.remote())
+
+
+def app_builder(args: dict[str, Any]) -> serve.Application:
+    """The application of a Serve config file (deploy/serve.yaml, KubeRay's serveConfigV2).
+
+    ``args`` are :class:`Settings` fields; the others come from the ``DRAGON_*``
+    variables of the process that builds the app, as with ``dragon serve``. Replicas,
+    CPUs and autoscaling are the config file's. The actors are created first when the
+    cluster has none, so the config alone brings the whole service up.
+    """
+    from dragon.serve.app import Api
+
+    settings = Settings(**args)
+    start_actors(settings)
+    return Api.bind(settings)
 
 
 def deploy(settings: Settings) -> None:

@@ -75,7 +75,7 @@ class JobManager:
         self._resumed: set[str] = set()  # re-queued at start: an earlier run may have stored outputs
         self._creating: dict[tuple[str, str], asyncio.Future] = {}
         self._recovered: asyncio.Task | None = None
-        self._use_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        self._use_gpus = settings.use_gpus if settings.use_gpus is not None else ray.cluster_resources().get("GPU", 0) > 0
         registry.load(settings.task_modules)
 
     async def ready(self) -> dict[str, Any]:
