@@ -1,7 +1,8 @@
 """The durable journal: every task definition and status transition, and the accounts.
 
 :class:`Journal` is the interface the rest of the service uses; SQLite in the data
-directory is the embedded default. A cluster store implements the same methods.
+directory is the embedded default, PostgreSQL (``DRAGON_JOURNAL_DSN``) the cluster store
+with the same semantics. See docs/journal.md.
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ class Journal(ABC):
 
 
 def open_journal(settings: Settings) -> Journal:
+    """PostgreSQL when ``journal_dsn`` is set (a cluster), else SQLite in the data dir."""
+    if settings.journal_dsn:
+        from dragon.journal.postgres import PostgresJournal
+
+        return PostgresJournal(settings.journal_dsn)
     from dragon.journal.sqlite import SQLiteJournal
 
     return SQLiteJournal(settings.journal_path)
