@@ -58,13 +58,11 @@ def platforms() -> Iterator[Platforms]:
     server.close()
 
 
-@pytest.fixture(scope="session")
-def dragon(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms, journal_env: Any) -> Iterator[DragonProcess]:
-    base = tmp_path_factory.mktemp("dragon")
-    env = {
+def service_env(platforms: Platforms) -> dict[str, str]:
+    """The environment of a test service, short timeouts included; its journal is added by the caller."""
+    return {
         **os.environ,
         **platforms.settings(),
-        **journal_env(),
         "DRAGON_UPLOAD_CHUNK_BYTES": str(256 * 1024),  # several chunks per test video
         "RAY_AUTH_MODE": "disabled",
         "PYTHONPATH": str(ROOT),
@@ -81,6 +79,12 @@ def dragon(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms, journ
         "DRAGON_CALLBACK_BACKOFF_MAX": "1",
         "DRAGON_CALLBACK_RETRY_PERIOD": "60",
     }
+
+
+@pytest.fixture(scope="session")
+def dragon(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms, journal_env: Any) -> Iterator[DragonProcess]:
+    base = tmp_path_factory.mktemp("dragon")
+    env = {**service_env(platforms), **journal_env()}
     service = DragonProcess(base / "data", env)
     service.start()
     try:

@@ -99,3 +99,12 @@ def open_journal(settings: Settings) -> Journal:
     from dragon.journal.sqlite import SQLiteJournal
 
     return SQLiteJournal(settings.journal_path)
+
+
+def describe_journal(settings: Settings) -> str:
+    """Where the journal is, for operators: never the DSN's user or password."""
+    if settings.journal_dsn:
+        from dragon.journal.postgres import describe
+
+        return f"PostgreSQL at {describe(settings.journal_dsn)}"
+    return f"SQLite at {settings.journal_path}"

@@ -230,7 +230,7 @@ def describe(dsn: str) -> str:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
         return "an unparsable DSN"
-    return f"postgresql://{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    return f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
 
 
 def redact(message: str, dsn: str) -> str:
