@@ -16,7 +16,7 @@ import pytest
 
 from dragon.accounts import Account
 from dragon.config import Settings
-from dragon.journal import Delivery, Journal, open_journal
+from dragon.journal import Journal, open_journal
 from dragon.journal.postgres import JournalConnectionError, PostgresJournal
 from dragon.journal.sqlite import SQLiteJournal
 from dragon.status import TaskRecord, TaskStatus, new_key, now_iso
@@ -275,7 +275,7 @@ def test_the_dsn_is_never_in_a_repr(postgres: PostgresServer) -> None:
         "postgresql://dragon:{password}-wrong@127.0.0.1:{port}/postgres",  # refused: wrong password
         "postgresql://dragon:{password}@127.0.0.1:1/postgres",  # nothing listening
         "postgresql://dragon:{password}@127.0.0.1:{port}/postgres?bogus=1",  # unparsable
-        "host=127.0.0.1 port={port} user=dragon password='{password} x' dbname=nowhere",  # no such database
+        "host=127.0.0.1 port={port} user=dragon password='{password}' dbname=nowhere",  # no such database
     ],
 )
 def test_a_failed_connection_names_the_server_but_never_the_password(postgres: PostgresServer, dsn: str) -> None:

@@ -7,6 +7,7 @@ with the same semantics. See docs/journal.md.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -37,13 +38,17 @@ class Journal(ABC):
         status with a callback URL adds its pending delivery in the same transaction,
         so a delivery exists exactly when its task has ended."""
 
-    @abstractmethod
     def statuses(self, keys: Iterable[str]) -> dict[str, TaskStatus]:
         """Stored statuses of the given keys; unknown keys are absent."""
+        return {k: TaskStatus.from_json(json.loads(v)) for k, v in self._select("status", keys)}
 
-    @abstractmethod
     def records(self, keys: Iterable[str]) -> dict[str, TaskRecord]:
         """Stored definitions of the given keys; unknown keys are absent."""
+        return {k: TaskRecord.from_json(json.loads(v)) for k, v in self._select("record", keys)}
+
+    @abstractmethod
+    def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
+        """(key, JSON text of ``column``) of the tasks among ``keys`` (``status`` or ``record``)."""
 
     @abstractmethod
     def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
@@ -71,14 +76,18 @@ class Journal(ABC):
     @abstractmethod
     def put_account(self, account: Account) -> None: ...
 
-    @abstractmethod
-    def account(self, name: str) -> Account | None: ...
+    def account(self, name: str) -> Account | None:
+        return self._account("name", name)
+
+    def account_by_secret_hash(self, secret_hash: str) -> Account | None:
+        return self._account("secret_hash", secret_hash)
+
+    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None:
+        return self._account("api_key_hash", api_key_hash)
 
     @abstractmethod
-    def account_by_secret_hash(self, secret_hash: str) -> Account | None: ...
-
-    @abstractmethod
-    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None: ...
+    def _account(self, column: str, value: str) -> Account | None:
+        """The account whose unique ``column`` (name, secret_hash, api_key_hash) is ``value``."""
 
     @abstractmethod
     def accounts(self) -> list[Account]: ...

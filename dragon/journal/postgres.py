@@ -84,7 +84,7 @@ class PostgresJournal(Journal):
                 conn.execute(SCHEMA)
         except psycopg.Error as exc:
             raise JournalConnectionError(f"JournalConnectionError: cannot open the journal at {describe(dsn)}: "
-                                         f"{redact(str(exc), dsn)}") from None
+                                         f"{redact(str(exc).strip(), dsn)}") from None
         # The DSN parsed and connected above, so the pool's own connections can only fail
         # later for reasons libpq words without the password (server down, refused).
         self._pool = ConnectionPool(dsn, min_size=1, max_size=POOL_SIZE, open=False, name="dragon-journal",
@@ -114,12 +114,6 @@ class PostgresJournal(Journal):
             cur.executemany(
                 "INSERT INTO deliveries VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows.deliveries
             )
-
-    def statuses(self, keys: Iterable[str]) -> dict[str, TaskStatus]:
-        return {k: TaskStatus.from_json(json.loads(v)) for k, v in self._select("status", keys)}
-
-    def records(self, keys: Iterable[str]) -> dict[str, TaskRecord]:
-        return {k: TaskRecord.from_json(json.loads(v)) for k, v in self._select("record", keys)}
 
     def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
         with self._conn() as conn:
@@ -196,15 +190,6 @@ class PostgresJournal(Journal):
                 "INSERT INTO accounts VALUES (%s, %s, %s, %s)",
                 (account.name, account.secret_hash, account.api_key_hash, account_to_json(account)),
             )
-
-    def account(self, name: str) -> Account | None:
-        return self._account("name", name)
-
-    def account_by_secret_hash(self, secret_hash: str) -> Account | None:
-        return self._account("secret_hash", secret_hash)
-
-    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None:
-        return self._account("api_key_hash", api_key_hash)
 
     def _account(self, column: str, value: str) -> Account | None:
         with self._conn() as conn:

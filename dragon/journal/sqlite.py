@@ -89,12 +89,6 @@ class SQLiteJournal(Journal):
                 self._db.execute("ROLLBACK")
                 raise
 
-    def statuses(self, keys: Iterable[str]) -> dict[str, TaskStatus]:
-        return {k: TaskStatus.from_json(json.loads(v)) for k, v in self._select("status", keys)}
-
-    def records(self, keys: Iterable[str]) -> dict[str, TaskRecord]:
-        return {k: TaskRecord.from_json(json.loads(v)) for k, v in self._select("record", keys)}
-
     def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
         keys = list(dict.fromkeys(keys))
         rows: list[tuple[str, str]] = []
@@ -175,15 +169,6 @@ class SQLiteJournal(Journal):
                 "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)",
                 (account.name, account.secret_hash, account.api_key_hash, account_to_json(account)),
             )
-
-    def account(self, name: str) -> Account | None:
-        return self._account("name", name)
-
-    def account_by_secret_hash(self, secret_hash: str) -> Account | None:
-        return self._account("secret_hash", secret_hash)
-
-    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None:
-        return self._account("api_key_hash", api_key_hash)
 
     def _account(self, column: str, value: str) -> Account | None:
         with self._lock:
