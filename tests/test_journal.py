@@ -255,13 +255,17 @@ def test_everything_survives_close_and_reopen(journal: Journal, reopen: Opener) 
 
 def test_processes_opening_a_new_journal_at_once_all_succeed(settings: Settings) -> None:
     """Several actors open the journal as the service starts: the schema is created once."""
-    script = "import sys; from dragon.config import Settings; from dragon.journal import open_journal; " \
-             "open_journal(Settings.model_validate_json(sys.argv[1])).accounts()"
+    script = (
+        "import sys, time; from dragon.config import Settings; from dragon.journal import open_journal; "
+        "settings = Settings.model_validate_json(sys.argv[1]); time.sleep(max(0, float(sys.argv[2]) - time.time())); "
+        "open_journal(settings).accounts()"
+    )
     payload = settings.model_dump_json(include={"data_dir", "journal_dsn"})
-    procs = [subprocess.Popen([sys.executable, "-c", script, payload], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    at = str(time.time() + 4)  # after every interpreter has started: they open at once
+    procs = [subprocess.Popen([sys.executable, "-c", script, payload, at], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
     errors = [p.communicate(timeout=60)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert [p.returncode for p in procs] == [0] * 6, errors
 
 
 def test_the_dsn_is_never_in_a_repr(postgres: PostgresServer) -> None:
