@@ -189,7 +189,7 @@ def _claim(settings: Settings, contender: int, at: float) -> tuple[str, list[str
 
 def test_concurrent_claims_from_processes_and_threads_have_one_winner(settings: Settings, journal: Journal) -> None:
     with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
-        outcomes = list(pool.map(_claim, [settings] * 4, range(4), [time.time() + 3] * 4))
+        outcomes = list(pool.map(_claim, [settings] * 4, range(4), [time.time() + 2] * 4))
     with ThreadPoolExecutor(8) as threads:  # and threads sharing one journal
         outcomes += threads.map(
             lambda i: journal.claim_idempotency("alice", "race", f"h{i}", [f"K{i}"], since=0.0, now=1.0), range(4, 12)
@@ -261,7 +261,7 @@ def test_processes_opening_a_new_journal_at_once_all_succeed(settings: Settings)
         "open_journal(settings).accounts()"
     )
     payload = settings.model_dump_json(include={"data_dir", "journal_dsn"})
-    at = str(time.time() + 4)  # after every interpreter has started: they open at once
+    at = str(time.time() + 2)  # after every interpreter has started: they open at once
     procs = [subprocess.Popen([sys.executable, "-c", script, payload, at], cwd=ROOT, stderr=subprocess.PIPE, text=True)
              for _ in range(6)]
     errors = [p.communicate(timeout=60)[1] for p in procs]
