@@ -101,6 +101,15 @@ def test_updates_replace_the_status_and_unfinished_lists_oldest_first(journal: J
     assert unfinished[1] == (tasks[1][0], executing)
 
 
+def test_a_task_created_again_replaces_the_first_and_moves_to_the_end(journal: Journal) -> None:
+    first, second = _task(), _task()
+    journal.write([first], [])
+    journal.write([second], [])
+    again = (first[0], TaskStatus.queued(first[0]))
+    journal.write([again], [])
+    assert journal.unfinished() == [second, again]
+
+
 def test_an_empty_write_changes_nothing(journal: Journal) -> None:
     journal.write([], [])
     assert journal.unfinished() == []
