@@ -139,10 +139,11 @@ def test_restart_keeps_statuses_deliveries_and_settings_and_reruns_unfinished_ta
     gate = tmp_path / "gate"
     running = api.create([{"task_name": "test.gate", "gate": str(gate), "url_callback": receiver.url} for _ in range(2)])
     api.wait_for(running[0]["key"], "executing")
+    assert api.http.post("/v2/storage/expiration", json={"secret": api.secret, "days": 5}).json() == 5
 
     service.restart()
     assert api.status([s["key"] for s in done]) == done
-    assert api.http.get("/v2/storage/expiration", params={"secret": api.secret}).json() == 2
+    assert api.http.get("/v2/storage/expiration", params={"secret": api.secret}).json() == 5
     receiver.start()
     try:
         [first] = receiver.wait_for(1)
