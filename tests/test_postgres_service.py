@@ -146,7 +146,7 @@ def test_restart_keeps_statuses_deliveries_and_settings_and_reruns_unfinished_ta
     assert api.http.get("/v2/storage/expiration", params={"secret": api.secret}).json() == 5
     receiver.start()
     try:
-        [first] = receiver.wait_for(1)
+        [first] = receiver.wait_for(1, timeout=60)
         assert json.loads(first["body"])["key"] == called["key"]
         gate.touch()
         final = api.wait([s["key"] for s in running], timeout=120)
