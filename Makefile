@@ -6,7 +6,8 @@ PYTEST_ARGS ?=
 .PHONY: install system-deps serve test bench
 
 # Debian packages the tests need: Chromium and its WebDriver for the dashboard test;
-# the DejaVu fonts (regular, bold, italic) for texts and espeak-ng for speech in video.create.
+# the DejaVu fonts (regular, bold, italic) for texts and espeak-ng for speech in video.create;
+# PostgreSQL for the journal tests (a throwaway cluster per run, not the package's service).
 system-deps:
 	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -16,6 +17,9 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    fonts-dejavu-core fonts-dejavu-extra espeak-ng; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)

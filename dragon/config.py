@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("dragon-data")
+    journal_dsn: str | None = Field(
+        default=None,
+        repr=False,  # it usually holds a password: never in reprs, logs or statuses
+        description="PostgreSQL journal, e.g. postgresql://user:password@host:5432/dragon; None = SQLite in data_dir.",
+    )
     public_url: str | None = Field(
         default=None, description="Base URL clients use to reach the service (output file URLs)."
     )
