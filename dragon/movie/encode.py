@@ -20,12 +20,15 @@ class SegmentWriter:
     """Frames in, an H.264 MP4 out. Every segment starts with a keyframe and uses the
     same settings, so segments can be joined packet by packet."""
 
-    def __init__(self, dest: Path, width: int, height: int, rate: Fraction, video_bitrate: int, preset: str | None = None):
+    def __init__(self, dest: Path, width: int, height: int, rate: Fraction, video_bitrate: int, preset: str | None = None,
+                 threads: int = 0):
         self.out = av.open(str(dest), "w", format="mp4")
         enc = video.Encoding(width=width, height=height, crop=False, gop=int(2 * rate), video_bitrate=video_bitrate)
         self.stream = video.h264_stream(self.out, enc, rate)
         if preset and self.stream.codec_context.name == "libx264":
             self.stream.codec_context.options = {**self.stream.codec_context.options, "preset": preset}
+        if threads:  # a segment worker owns one core: the parallelism is across segments
+            self.stream.codec_context.thread_count = threads
         self.rate = rate
         self.count = 0
 

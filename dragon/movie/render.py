@@ -91,9 +91,9 @@ class Movie:
             yield self.picture(index)
 
     def render(self, first: int, stop: int, dest: Path, progress: Callable[[int], None] | None = None,
-               preset: str | None = None) -> Path:
-        """Frames [first, stop) to an H.264 segment."""
-        with SegmentWriter(dest, self.width, self.height, self.rate, self.profile.video_bitrate, preset) as writer:
+               preset: str | None = None, threads: int = 0) -> Path:
+        """Frames [first, stop) to an H.264 segment (``threads``: the encoder's, 0 for its choice)."""
+        with SegmentWriter(dest, self.width, self.height, self.rate, self.profile.video_bitrate, preset, threads) as writer:
             for done, rgb in enumerate(self.pictures(first, stop), 1):
                 writer.write(rgb)
                 if progress is not None and done % 25 == 0:

@@ -173,7 +173,7 @@ def _segment(job: Job, payload: dict[str, ray.ObjectRef], first: int, stop: int,
             files[key].write_bytes(data)
         movie = Movie(job, files)
         try:
-            return movie.render(first, stop, work / "segment.mp4").read_bytes()
+            return movie.render(first, stop, work / "segment.mp4", threads=1).read_bytes()
         finally:
             movie.close()
     finally:
