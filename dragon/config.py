@@ -39,6 +39,13 @@ class Settings(BaseSettings):
 
     # Execution
     task_max_attempts: int = Field(default=3, ge=1, description="Tries per task when its worker dies.")
+    gpu_tasks: str = Field(
+        default="auto",
+        pattern="^(auto|always|never)$",
+        description="When GPU-capable task types ask Ray for their GPU share: auto = while the cluster has "
+        "GPUs (checked again as nodes come and go), always = even while it has none (so an autoscaler "
+        "that can add GPU nodes sees the demand), never = they run on CPUs only.",
+    )
     task_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules that register task types (comma-separated)."
     )

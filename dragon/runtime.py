@@ -14,6 +14,7 @@ prepare_ray_environment()
 
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from dragon.accounts import Account, digest, new_secret  # noqa: E402
 from dragon.actors import callbacks, jobs, status, storage  # noqa: E402
@@ -65,17 +66,20 @@ def ensure_dev_account(settings: Settings) -> str | None:
 
 
 def start_actors(settings: Settings) -> None:
-    """Create (or find) the detached status shards, storage actors and the job manager."""
-    callbacks.CallbackActor.options(name=callbacks.ACTOR_NAME, lifetime="detached", get_if_exists=True).remote(
-        settings
-    ).start.remote()
+    """Create (or find) the detached status shards, storage actors and the job manager.
+
+    They keep their state in the data dir (the SQLite journal, local outputs), which is
+    on the machine running `dragon serve`: they are pinned to its node, so on a
+    multi-node cluster they never start, or restart, on a machine without that data.
+    """
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    options = {"lifetime": "detached", "get_if_exists": True, "scheduling_strategy": here}
+    callbacks.CallbackActor.options(name=callbacks.ACTOR_NAME, **options).remote(settings).start.remote()
     for i in range(settings.storage_actors):
-        storage.StorageActor.options(name=storage.actor_name(i), lifetime="detached", get_if_exists=True).remote(settings, i)
+        storage.StorageActor.options(name=storage.actor_name(i), **options).remote(settings, i)
     for shard in range(settings.status_shards):
-        status.StatusShard.options(
-            name=status.actor_name(shard), lifetime="detached", get_if_exists=True
-        ).remote(settings, shard)
-    manager = jobs.JobManager.options(name=jobs.ACTOR_NAME, lifetime="detached", get_if_exists=True).remote(settings)
+        status.StatusShard.options(name=status.actor_name(shard), **options).remote(settings, shard)
+    manager = jobs.JobManager.options(name=jobs.ACTOR_NAME, **options).remote(settings)
     ray.get(manager.ready.remote())
 
 
