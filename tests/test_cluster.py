@@ -8,15 +8,15 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
+from benchmarks import gpu_autoscaling, scaling
 from dragon.actors.jobs import GPU_CHECK_INTERVAL, GpuRule
 from tests.conftest import Api
-from tests.support.cluster import LocalCluster, NodeType
+from tests.support.cluster import LocalCluster
 from tests.support.service import ROOT, DragonProcess
 
 def _env(**extra: str) -> dict[str, str]:
@@ -183,26 +183,24 @@ def test_gpu_rule_always_and_never_do_not_look_at_the_cluster() -> None:
 
 
 @pytest.mark.slow
-def test_queued_gpu_demand_brings_a_gpu_node_up_and_it_goes_away_when_idle(tmp_path: Path) -> None:
-    """Ray's autoscaler (fake multi-node provider) with a CPU-only head, a CPU node type
-    and a GPU node type, both at 0: with gpu_tasks=always, a GPU-capable task waits for
-    a GPU node, the autoscaler adds one, the task runs there, the node is removed."""
-    env = _env(DRAGON_GPU_TASKS="always")
-    types = [NodeType("cpu", {"CPU": 1}), NodeType("gpu", {"CPU": 1, "GPU": 1})]
-    cluster = LocalCluster(tmp_path, env, head_cpus=1, autoscaling=types, idle_timeout_minutes=0.1)
-    try:
-        service = DragonProcess(tmp_path / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
-        service.data_dir.mkdir()
-        api = Api(service.url, service.cli("accounts", "create", "alice")["secret"])
-        service.start()
-        [head] = cluster.alive_nodes()
-        assert "GPU" not in head["resources"]
-        result = api.result({"task_name": "test.where_gpu"})
-        assert result["gpu_ids"] == ["0"] and result["node_id"] != head["node_id"]
-        gpu_node = _wait_until(lambda: [n for n in cluster.alive_nodes() if n["node_id"] == result["node_id"]], 30,
-                               "the node that ran the task is not listed")
-        assert gpu_node[0]["resources"]["GPU"] == 1
-        _wait_until(lambda: [n["node_id"] for n in cluster.alive_nodes()] == [head["node_id"]], 120,
-                    "the idle GPU node was not removed")
-    finally:
-        cluster.close()
+def test_queued_gpu_demand_brings_a_gpu_node_up_and_it_goes_away_when_idle() -> None:
+    """benchmarks/gpu_autoscaling.py: Ray's autoscaler (fake multi-node provider), a
+    CPU-only head, CPU and GPU node types at 0; with gpu_tasks=always a GPU-capable task
+    waits for a GPU node, the autoscaler adds one, the task runs there, the node goes."""
+    figures = gpu_autoscaling.demo()
+    assert "GPU" not in figures["head"]["resources"]
+    status = figures["status"]
+    assert status["status"] == "success", status.get("error")
+    assert status["result"]["gpu_ids"] == ["0"] and status["result"]["node_id"] != figures["head"]["node_id"]
+    assert figures["gpu_node"]["resources"]["GPU"] == 1
+
+
+@pytest.mark.slow
+def test_the_scaling_benchmark_runs_the_same_batch_on_one_then_two_worker_nodes() -> None:
+    """benchmarks/scaling.py --quick: every task of both runs succeeds and both are timed."""
+    figures = scaling.main(["--quick"])
+    for nodes in (1, 2):
+        run = figures["runs"][nodes]
+        assert run["tasks"] == 44 and run["errors"] == 0, run["first_error"]
+        assert run["per_second"] > 0
+    assert figures["ratio"] == round(figures["runs"][2]["per_second"] / figures["runs"][1]["per_second"], 2)

@@ -86,23 +86,27 @@ class LocalCluster:
             extra_env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
         self._start("head", [*args, f"--num-cpus={head_cpus}", f"--temp-dir={self.temp_dir}"], extra_env)
 
-    def _start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
+    def _start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None,
+               cores: list[int] | None = None) -> None:
         env = {**self.env, **(extra_env or {}), MARKER: f"{self.port}/{name}"}
-        common = [f"--node-ip-address=127.0.0.1", "--dashboard-agent-listen-port=0", "--disable-usage-stats",
+        common = ["--node-ip-address=127.0.0.1", "--dashboard-agent-listen-port=0", "--disable-usage-stats",
                   f"--labels=dragon-test-node={name}"]
-        done = subprocess.run([RAY, "start", *args, *common], env=env, cwd=self.workdir,
+        pin = ["taskset", "-c", ",".join(map(str, cores))] if cores else []
+        done = subprocess.run([*pin, RAY, "start", *args, *common], env=env, cwd=self.workdir,
                               capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             self.close()
             raise RuntimeError(f"ray start for node {name} failed:\n{done.stdout}\n{done.stderr}")
         self.nodes.append(name)
 
-    def add_node(self, name: str, cpus: int = 1, gpus: int = 0, resources: dict[str, float] | None = None) -> None:
-        """Start a worker node and return once it has joined."""
+    def add_node(self, name: str, cpus: int = 1, gpus: int = 0, resources: dict[str, float] | None = None,
+                 cores: list[int] | None = None) -> None:
+        """Start a worker node and return once it has joined. With ``cores``, its processes
+        run only on those CPU cores (taskset), as they would on a machine of their own."""
         args = [f"--address={self.address}", f"--num-cpus={cpus}", f"--num-gpus={gpus}"]
         if resources:
             args.append(f"--resources={json.dumps(resources)}")
-        self._start(name, args)
+        self._start(name, args, cores=cores)
 
     def pids(self, node: str | None = None, title: str = "") -> list[int]:
         """Processes of one node (or of the whole cluster): raylet, agents, workers;

@@ -1,0 +1,118 @@
+"""Does throughput scale with worker nodes? The same batch on 1, then on 2 worker nodes.
+
+A real multi-node Ray cluster on this machine (tests/support/cluster.py): a head node
+with no task CPUs, holding the service (`dragon serve --address`, its API replica asking
+for no CPU), and worker nodes of 1 CPU each. The batch, created in one /v2/create request:
+200 image.thumb of 1800x1200 JPEGs and 20 video.thumb, inputs served from
+../shared/media on loopback. It runs once with one worker node; a second node joins and
+the same batch runs again. Each run is preceded by a warm-up batch, so worker processes
+are started before timing.
+
+    python benchmarks/scaling.py [--quick] [--images 200] [--videos 20]
+
+On a machine with fewer cores than nodes the nodes share the cores (and with the head):
+the figures say how much the service's own work leaves to the tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.cluster import LocalCluster  # noqa: E402
+from tests.support.servers import Origin  # noqa: E402
+from tests.support.service import DragonProcess  # noqa: E402
+
+MEDIA = ROOT.parent / "shared" / "media"
+IMAGES = sorted((MEDIA / "images_exif" / "orientation_recurser").glob("*.jpg"))  # 1800x1200, EXIF orientations
+WIDTH = 1200  # a display-size preview: full decode and a large encode, so the task's own work shows
+VIDEOS = [MEDIA / "video" / "js_ffmpeg" / "video-640-360.mp4", MEDIA / "video" / "js_ffmpeg" / "iphone_rotated.mov"]
+
+
+def batch(origin: Origin, images: int, videos: int) -> list[dict[str, Any]]:
+    def url(path: Path) -> str:
+        return f"{origin.url}/{path.relative_to(MEDIA)}"
+
+    tasks = [{"task_name": "image.thumb", "url": url(IMAGES[i % len(IMAGES)]), "width": WIDTH, "height": WIDTH}
+             for i in range(images)]
+    tasks += [{"task_name": "video.thumb", "url": url(VIDEOS[i % len(VIDEOS)]), "time": 1.0, "width": 320}
+              for i in range(videos)]
+    return tasks
+
+
+def run(http: httpx.Client, secret: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Create the tasks in one request and wait until all have ended: seconds and outcomes."""
+    started = time.monotonic()
+    created = http.post("/v2/create", json={"secret": secret, "tasks": tasks})
+    created.raise_for_status()
+    keys = [status["key"] for status in created.json()]
+    while True:
+        statuses = http.post("/v2/status", json={"tasks": keys, "block": True}).json()
+        if all(s["status"] in ("success", "error") for s in statuses):
+            break
+    seconds = time.monotonic() - started
+    errors = [s["error"] for s in statuses if s["status"] == "error"]
+    return {"tasks": len(keys), "seconds": round(seconds, 2), "per_second": round(len(keys) / seconds, 2),
+            "errors": len(errors), "first_error": errors[0] if errors else None}
+
+
+def measure(images: int, videos: int, warmup: int) -> dict[str, Any]:
+    """Both runs on one cluster and one service; returns the figures of each and the ratio."""
+    work = Path(tempfile.mkdtemp(prefix="dragon-scaling-"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
+           "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT), "DRAGON_ALLOW_PRIVATE_URLS": "1",
+           "DRAGON_API_REPLICA_CPUS": "0", "DRAGON_BLOCK_TIMEOUT": "10"}
+    origin = Origin(MEDIA)
+    cluster = LocalCluster(work, env, head_cpus=0)
+    try:
+        cluster.add_node("worker-1", cpus=1, cores=[0])
+        service = DragonProcess(work / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
+        service.data_dir.mkdir()
+        secret = service.cli("accounts", "create", "bench")["secret"]
+        service.start()
+        http = httpx.Client(base_url=service.url, timeout=120)
+        runs = {}
+        for nodes in (1, 2):
+            if nodes == 2:
+                cluster.add_node("worker-2", cpus=1, cores=[1 % (os.cpu_count() or 1)])
+            run(http, secret, batch(origin, warmup * nodes, max(1, warmup // 4) * nodes))
+            runs[nodes] = run(http, secret, batch(origin, images, videos))
+            runs[nodes]["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine skews the figures
+            print(f"{nodes} worker node(s): {runs[nodes]['tasks']} tasks in {runs[nodes]['seconds']} s, "
+                  f"{runs[nodes]['per_second']} tasks/s, {runs[nodes]['errors']} errors "
+                  f"(load average {runs[nodes]['load_average']})", flush=True)
+        return {"runs": runs, "ratio": round(runs[2]["per_second"] / runs[1]["per_second"], 2)}
+    finally:
+        cluster.close()
+        origin.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small batch (40 images, 4 videos), for the tests")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--videos", type=int, default=20)
+    args = parser.parse_args(argv)
+    images, videos, warmup = (40, 4, 8) if args.quick else (args.images, args.videos, 16)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"batch: {images} image.thumb + {videos} video.thumb; worker nodes of 1 CPU, head with none", flush=True)
+    figures = measure(images, videos, warmup)
+    print(f"2 nodes / 1 node: {figures['ratio']}x")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
