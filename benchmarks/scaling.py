@@ -37,19 +37,27 @@ from tests.support.service import DragonProcess  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
 IMAGES = sorted((MEDIA / "images_exif" / "orientation_recurser").glob("*.jpg"))  # 1800x1200, EXIF orientations
-WIDTH = 1200  # a display-size preview: full decode and a large encode, so the task's own work shows
 VIDEOS = [MEDIA / "video" / "js_ffmpeg" / "video-640-360.mp4", MEDIA / "video" / "js_ffmpeg" / "iphone_rotated.mov"]
 
 
-def batch(origin: Origin, images: int, videos: int) -> list[dict[str, Any]]:
+def batch(origin: Origin, images: int, width: int, videos: int) -> list[dict[str, Any]]:
     def url(path: Path) -> str:
         return f"{origin.url}/{path.relative_to(MEDIA)}"
 
-    tasks = [{"task_name": "image.thumb", "url": url(IMAGES[i % len(IMAGES)]), "width": WIDTH, "height": WIDTH}
+    tasks = [{"task_name": "image.thumb", "url": url(IMAGES[i % len(IMAGES)]), "width": width, "height": width}
              for i in range(images)]
     tasks += [{"task_name": "video.thumb", "url": url(VIDEOS[i % len(VIDEOS)]), "time": 1.0, "width": 320}
               for i in range(videos)]
     return tasks
+
+
+def cpu_per_task(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], tasks: int) -> dict[str, float]:
+    """CPU milliseconds per task that the head and the worker nodes each spent in between."""
+    spent: dict[str, float] = {}
+    for pid, (node, seconds) in after.items():
+        role = "head" if node == "head" else "workers"
+        spent[role] = spent.get(role, 0.0) + seconds - before.get(pid, (node, 0.0))[1]
+    return {role: round(1000 * seconds / tasks, 1) for role, seconds in sorted(spent.items())}
 
 
 def run(http: httpx.Client, secret: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -68,7 +76,7 @@ def run(http: httpx.Client, secret: str, tasks: list[dict[str, Any]]) -> dict[st
             "errors": len(errors), "first_error": errors[0] if errors else None}
 
 
-def measure(images: int, videos: int, warmup: int) -> dict[str, Any]:
+def measure(images: int, width: int, videos: int, warmup: int) -> dict[str, Any]:
     """Both runs on one cluster and one service; returns the figures of each and the ratio."""
     work = Path(tempfile.mkdtemp(prefix="dragon-scaling-"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
@@ -87,12 +95,14 @@ def measure(images: int, videos: int, warmup: int) -> dict[str, Any]:
         for nodes in (1, 2):
             if nodes == 2:
                 cluster.add_node("worker-2", cpus=1, cores=[1 % (os.cpu_count() or 1)])
-            run(http, secret, batch(origin, warmup * nodes, max(1, warmup // 4) * nodes))
-            runs[nodes] = run(http, secret, batch(origin, images, videos))
-            runs[nodes]["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine skews the figures
-            print(f"{nodes} worker node(s): {runs[nodes]['tasks']} tasks in {runs[nodes]['seconds']} s, "
-                  f"{runs[nodes]['per_second']} tasks/s, {runs[nodes]['errors']} errors "
-                  f"(load average {runs[nodes]['load_average']})", flush=True)
+            run(http, secret, batch(origin, warmup * nodes, width, max(1, warmup // 4) * nodes))
+            before = cluster.cpu_times()
+            figures = runs[nodes] = run(http, secret, batch(origin, images, width, videos))
+            figures["cpu_ms_per_task"] = cpu_per_task(before, cluster.cpu_times(), figures["tasks"])
+            figures["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine skews the figures
+            print(f"{nodes} worker node(s): {figures['tasks']} tasks in {figures['seconds']} s, "
+                  f"{figures['per_second']} tasks/s, {figures['errors']} errors; CPU ms per task "
+                  f"{figures['cpu_ms_per_task']}; load average {figures['load_average']}", flush=True)
         return {"runs": runs, "ratio": round(runs[2]["per_second"] / runs[1]["per_second"], 2)}
     finally:
         cluster.close()
@@ -105,11 +115,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="a small batch (40 images, 4 videos), for the tests")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--videos", type=int, default=20)
+    parser.add_argument("--width", type=int, default=1200,
+                        help="thumbnail box, px: 1200 (a display-size preview) is a full decode and a large encode")
     args = parser.parse_args(argv)
     images, videos, warmup = (40, 4, 8) if args.quick else (args.images, args.videos, 16)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"batch: {images} image.thumb + {videos} video.thumb; worker nodes of 1 CPU, head with none", flush=True)
-    figures = measure(images, videos, warmup)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; batch: "
+          f"{images} image.thumb (box {args.width} px) + {videos} video.thumb; worker nodes of 1 CPU on a core each, "
+          "head with no task CPU", flush=True)
+    figures = measure(images, args.width, videos, warmup)
     print(f"2 nodes / 1 node: {figures['ratio']}x")
     return figures
 

@@ -8,7 +8,8 @@ import json
 import os
 import signal
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from dragon.actors.jobs import GPU_CHECK_INTERVAL, GpuRule
 from tests.conftest import Api
 from tests.support.cluster import LocalCluster
 from tests.support.service import ROOT, DragonProcess
+
 
 def _env(**extra: str) -> dict[str, str]:
     return {

@@ -93,7 +93,7 @@ class LocalCluster:
                   f"--labels=dragon-test-node={name}"]
         pin = ["taskset", "-c", ",".join(map(str, cores))] if cores else []
         done = subprocess.run([*pin, RAY, "start", *args, *common], env=env, cwd=self.workdir,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             self.close()
             raise RuntimeError(f"ray start for node {name} failed:\n{done.stdout}\n{done.stderr}")
@@ -131,17 +131,26 @@ class LocalCluster:
                     found.append((int(proc.name), entry[len(prefix):].decode()))
         return found
 
-    def node_of(self, pid: int) -> str | None:
-        """The name of the node a process of this cluster belongs to."""
-        return next((node for p, node in self.processes() if p == pid), None)
+    def cpu_times(self) -> dict[int, tuple[str, float]]:
+        """pid -> (node, CPU seconds used so far) for every process of this cluster: the
+        difference of two readings is what each node spent in between."""
+        tick = os.sysconf("SC_CLK_TCK")
+        times = {}
+        for pid, node in self.processes():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            times[pid] = (node, (int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+        return times
 
     def alive_nodes(self) -> list[dict[str, Any]]:
         """The nodes Ray counts alive: ``{"node_id", "resources", "labels"}`` each, asked
         from a separate driver so the test process never joins the cluster."""
-        script = ("import json, ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+        script = (f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
                   "print(json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources'], 'labels': n['Labels']} "
-                  "for n in ray.nodes() if n['Alive']]))") % self.address
-        done = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=60)
+                  "for n in ray.nodes() if n['Alive']]))")
+        done = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise RuntimeError(done.stderr)
         return json.loads(done.stdout.strip().splitlines()[-1])
