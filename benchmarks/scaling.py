@@ -5,10 +5,13 @@ with no task CPUs, holding the service (`dragon serve --address`, its API replic
 for no CPU), and worker nodes of 1 CPU each. The batch, created in one /v2/create request:
 200 image.thumb of 1800x1200 JPEGs and 20 video.thumb, inputs served from
 ../shared/media on loopback. It runs once with one worker node; a second node joins and
-the same batch runs again. Each run is preceded by a warm-up batch, so worker processes
-are started before timing.
+the same batch runs again; the second node is then killed, and this is done ``--rounds``
+times (best of each side kept). Each run is preceded by a warm-up batch, so worker
+processes are started before timing. Each worker node is pinned to its own core
+(taskset), as on a machine of its own; the head is not pinned. Besides throughput, each
+run reports the CPU milliseconds per task spent on the head and on the worker nodes.
 
-    python benchmarks/scaling.py [--quick] [--images 200] [--videos 20]
+    python benchmarks/scaling.py [--quick] [--images 200] [--videos 20] [--width 1200] [--rounds 3]
 
 On a machine with fewer cores than nodes the nodes share the cores (and with the head):
 the figures say how much the service's own work leaves to the tasks.
@@ -76,8 +79,10 @@ def run(http: httpx.Client, secret: str, tasks: list[dict[str, Any]]) -> dict[st
             "errors": len(errors), "first_error": errors[0] if errors else None}
 
 
-def measure(images: int, width: int, videos: int, warmup: int) -> dict[str, Any]:
-    """Both runs on one cluster and one service; returns the figures of each and the ratio."""
+def measure(images: int, width: int, videos: int, warmup: int, rounds: int) -> dict[str, Any]:
+    """Rounds of (1 node, then 2 nodes) on one cluster and one service, the second node
+    added before and killed after its run, so drifting load from elsewhere on the machine
+    hits both alike; keeps each side's best run. Returns them and their ratio."""
     work = Path(tempfile.mkdtemp(prefix="dragon-scaling-"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
            "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT), "DRAGON_ALLOW_PRIVATE_URLS": "1",
@@ -91,19 +96,23 @@ def measure(images: int, width: int, videos: int, warmup: int) -> dict[str, Any]
         secret = service.cli("accounts", "create", "bench")["secret"]
         service.start()
         http = httpx.Client(base_url=service.url, timeout=120)
-        runs = {}
-        for nodes in (1, 2):
-            if nodes == 2:
-                cluster.add_node("worker-2", cpus=1, cores=[1 % (os.cpu_count() or 1)])
-            run(http, secret, batch(origin, warmup * nodes, width, max(1, warmup // 4) * nodes))
-            before = cluster.cpu_times()
-            figures = runs[nodes] = run(http, secret, batch(origin, images, width, videos))
-            figures["cpu_ms_per_task"] = cpu_per_task(before, cluster.cpu_times(), figures["tasks"])
-            figures["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine skews the figures
-            print(f"{nodes} worker node(s): {figures['tasks']} tasks in {figures['seconds']} s, "
-                  f"{figures['per_second']} tasks/s, {figures['errors']} errors; CPU ms per task "
-                  f"{figures['cpu_ms_per_task']}; load average {figures['load_average']}", flush=True)
-        return {"runs": runs, "ratio": round(runs[2]["per_second"] / runs[1]["per_second"], 2)}
+        best: dict[int, dict[str, Any]] = {}
+        for round_ in range(1, rounds + 1):
+            for nodes in (1, 2):
+                if nodes == 2:
+                    cluster.add_node(f"worker-2.{round_}", cpus=1, cores=[1 % (os.cpu_count() or 1)])
+                run(http, secret, batch(origin, warmup * nodes, width, max(1, warmup // 4) * nodes))
+                before = cluster.cpu_times()
+                figures = run(http, secret, batch(origin, images, width, videos))
+                figures["cpu_ms_per_task"] = cpu_per_task(before, cluster.cpu_times(), figures["tasks"])
+                figures["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine skews the figures
+                print(f"round {round_}, {nodes} worker node(s): {figures['tasks']} tasks in {figures['seconds']} s, "
+                      f"{figures['per_second']} tasks/s, {figures['errors']} errors; CPU ms per task "
+                      f"{figures['cpu_ms_per_task']}; load average {figures['load_average']}", flush=True)
+                if nodes not in best or figures["per_second"] > best[nodes]["per_second"]:
+                    best[nodes] = figures
+            cluster.kill_node(f"worker-2.{round_}")  # idle: nothing is lost
+        return {"runs": best, "ratio": round(best[2]["per_second"] / best[1]["per_second"], 2)}
     finally:
         cluster.close()
         origin.close()
@@ -117,13 +126,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--videos", type=int, default=20)
     parser.add_argument("--width", type=int, default=1200,
                         help="thumbnail box, px: 1200 (a display-size preview) is a full decode and a large encode")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated (1 node, 2 nodes) rounds; best of each")
     args = parser.parse_args(argv)
-    images, videos, warmup = (40, 4, 8) if args.quick else (args.images, args.videos, 16)
+    images, videos, warmup, rounds = (40, 4, 8, 1) if args.quick else (args.images, args.videos, 16, args.rounds)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; batch: "
           f"{images} image.thumb (box {args.width} px) + {videos} video.thumb; worker nodes of 1 CPU on a core each, "
           "head with no task CPU", flush=True)
-    figures = measure(images, args.width, videos, warmup)
-    print(f"2 nodes / 1 node: {figures['ratio']}x")
+    figures = measure(images, args.width, videos, warmup, rounds)
+    print(f"best of each: 2 nodes / 1 node: {figures['ratio']}x")
     return figures
 
 
