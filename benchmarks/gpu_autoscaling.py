@@ -25,21 +25,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import LocalCluster, NodeType  # noqa: E402
+from tests.support.cluster import LocalCluster, NodeType, wait_until  # noqa: E402
 from tests.support.service import DragonProcess  # noqa: E402
 
 NODE_TYPES = [NodeType("cpu", {"CPU": 1}), NodeType("gpu", {"CPU": 1, "GPU": 1})]
 IDLE_TIMEOUT_MINUTES = 0.1
-
-
-def _until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(what)
 
 
 def demo(say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -67,15 +57,15 @@ def demo(say: Callable[[str], None] = print) -> dict[str, Any]:
             [now] = http.post("/v2/status", json={"tasks": [status["key"]], "block": True}).json()
             return now if now["status"] in ("success", "error") else None
 
-        result = _until(ended, 120, "the GPU task never ended")
+        result = wait_until(ended, 120, "the GPU task never ended", interval=0.5)
         ran = time.monotonic()
         say(f"ended {ran - created:.1f} s after create: {result['status']} on node {result['result']['node_id'][-8:]} "
             f"with GPU ids {result['result']['gpu_ids']}")
         gpu_nodes = [n for n in cluster.alive_nodes() if n["node_id"] == result["result"]["node_id"]]
         if gpu_nodes:
             say(f"that node, as Ray lists it: {gpu_nodes[0]['resources']}")
-        _until(lambda: [n["node_id"] for n in cluster.alive_nodes()] == [head["node_id"]], 180,
-               "the idle GPU node was never removed")
+        wait_until(lambda: [n["node_id"] for n in cluster.alive_nodes()] == [head["node_id"]], 180,
+                   "the idle GPU node was never removed", interval=0.5)
         gone = time.monotonic()
         say(f"idle, the GPU node was removed {gone - ran:.1f} s after the task ended "
             f"(idle time-out {IDLE_TIMEOUT_MINUTES * 60:.0f} s)")

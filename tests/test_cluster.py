@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from benchmarks import gpu_autoscaling, scaling
 from dragon.actors.jobs import GPU_CHECK_INTERVAL, GpuRule
 from tests.conftest import Api
-from tests.support.cluster import LocalCluster
+from tests.support.cluster import LocalCluster, wait_until
 from tests.support.service import ROOT, DragonProcess
 
 
@@ -72,16 +71,6 @@ def _ended(api: Api, keys: list[str], timeout: float = 120) -> list[dict[str, An
     return statuses
 
 
-def _wait_until(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(what)
-
-
 def test_the_service_actors_live_on_the_head_and_tasks_spread_over_worker_nodes(deployment: Deployment) -> None:
     cluster, api = deployment.cluster, deployment.api
     for title in ("ray::JobManager", "ray::StatusShard", "ray::StorageActor", "ray::CallbackActor"):
@@ -98,7 +87,7 @@ def test_killing_a_worker_node_mid_batch_loses_no_task(deployment: Deployment) -
     cluster, api = deployment.cluster, deployment.api
     victim = "b" if deployment.replica_node() == "a" else "a"
     keys = [s["key"] for s in api.create([{"task_name": "test.where", "seconds": 3}] * 10)]
-    _wait_until(lambda: len(cluster.pids(victim, "ray::execute")) >= 1, 60, "no task started on the victim")
+    wait_until(lambda: len(cluster.pids(victim, "ray::execute")) >= 1, 60, "no task started on the victim")
     cluster.kill_node(victim)
     cluster.add_node("c", cpus=2)
     statuses = _ended(api, keys, timeout=180)
@@ -134,7 +123,7 @@ def test_killing_the_api_replicas_node_leaves_statuses_and_streams_reachable(dep
         except httpx.HTTPError:
             return None
 
-    lines = _wait_until(reconnected, 120, "the stream never came back")
+    lines = wait_until(reconnected, 120, "the stream never came back")
     final = lines[-1] if isinstance(lines[-1], dict) else lines[-1][0]  # a change, or the one-line list of an ended task
     assert final["status"] == "success" and final["result"] == {"steps": 40}
     assert deployment.replica_node() != victim
@@ -145,10 +134,10 @@ def test_killing_the_api_replicas_node_leaves_statuses_and_streams_reachable(dep
 def test_the_status_actor_restarting_mid_batch_loses_no_status(deployment: Deployment) -> None:
     cluster, api = deployment.cluster, deployment.api
     keys = [s["key"] for s in api.create([{"task_name": "test.where", "seconds": 0.5}] * 12)]
-    _wait_until(lambda: any(s["status"] == "success" for s in api.status(keys)), 60, "nothing ended")
+    wait_until(lambda: any(s["status"] == "success" for s in api.status(keys)), 60, "nothing ended")
     [shard] = cluster.pids("head", "ray::StatusShard")
     os.kill(shard, signal.SIGKILL)
-    _wait_until(lambda: _statuses_if_reachable(api, keys), 120, "statuses never came back")
+    wait_until(lambda: _statuses_if_reachable(api, keys), 120, "statuses never came back")
     statuses = _ended(api, keys, timeout=120)
     assert [s["status"] for s in statuses] == ["success"] * 12
     assert all(s["result"]["node"] for s in statuses)
@@ -175,7 +164,7 @@ def test_gpu_tasks_use_a_gpu_node_that_joins_later(deployment: Deployment) -> No
         result = api.result({"task_name": "test.where_gpu"})
         return result if result["gpu_ids"] else None
 
-    placed = _wait_until(on_gpu, GPU_CHECK_INTERVAL + 30, "no task was given the new GPU")
+    placed = wait_until(on_gpu, GPU_CHECK_INTERVAL + 30, "no task was given the new GPU")
     assert placed["node"] == "gpu" and placed["gpu_ids"] == ["0"]
 
 

@@ -20,14 +20,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.support.servers import free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
 MARKER = "DRAGON_TEST_NODE"
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """The first truthy value of ``predicate``; TimeoutError(what) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(what)
 
 
 @dataclass(frozen=True)
