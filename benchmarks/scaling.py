@@ -54,13 +54,21 @@ def batch(origin: Origin, images: int, width: int, videos: int) -> list[dict[str
     return tasks
 
 
-def cpu_per_task(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], tasks: int) -> dict[str, float]:
-    """CPU milliseconds per task that the head and the worker nodes each spent in between."""
+def cpu_per_task(before: dict[int, tuple[str, str, float]], after: dict[int, tuple[str, str, float]],
+                 tasks: int) -> dict[str, Any]:
+    """CPU milliseconds per task that the head and the worker nodes each spent in between,
+    and the head's by process (the service's actors, raylet, GCS...), largest first."""
     spent: dict[str, float] = {}
-    for pid, (node, seconds) in after.items():
+    head: dict[str, float] = {}
+    for pid, (node, name, seconds) in after.items():
+        used = seconds - (before[pid][2] if pid in before else 0.0)
         role = "head" if node == "head" else "workers"
-        spent[role] = spent.get(role, 0.0) + seconds - before.get(pid, (node, 0.0))[1]
-    return {role: round(1000 * seconds / tasks, 1) for role, seconds in sorted(spent.items())}
+        spent[role] = spent.get(role, 0.0) + used
+        if role == "head":
+            head[name] = head.get(name, 0.0) + used
+    per_task = {role: round(1000 * seconds / tasks, 1) for role, seconds in sorted(spent.items())}
+    top = sorted(head.items(), key=lambda item: -item[1])[:6]
+    return {**per_task, "head_by_process": {name: round(1000 * seconds / tasks, 1) for name, seconds in top}}
 
 
 def run(http: httpx.Client, secret: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -106,9 +114,11 @@ def measure(images: int, width: int, videos: int, warmup: int, rounds: int) -> d
                 figures = run(http, secret, batch(origin, images, width, videos))
                 figures["cpu_ms_per_task"] = cpu_per_task(before, cluster.cpu_times(), figures["tasks"])
                 figures["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine skews the figures
+                cpu = figures["cpu_ms_per_task"]
                 print(f"round {round_}, {nodes} worker node(s): {figures['tasks']} tasks in {figures['seconds']} s, "
-                      f"{figures['per_second']} tasks/s, {figures['errors']} errors; CPU ms per task "
-                      f"{figures['cpu_ms_per_task']}; load average {figures['load_average']}", flush=True)
+                      f"{figures['per_second']} tasks/s, {figures['errors']} errors; CPU ms per task: head "
+                      f"{cpu['head']} ({cpu['head_by_process']}), workers {cpu['workers']}; "
+                      f"load average {figures['load_average']}", flush=True)
                 if nodes not in best or figures["per_second"] > best[nodes]["per_second"]:
                     best[nodes] = figures
             cluster.kill_node(f"worker-2.{round_}")  # idle: nothing is lost

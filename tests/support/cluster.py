@@ -144,17 +144,21 @@ class LocalCluster:
                     found.append((int(proc.name), entry[len(prefix):].decode()))
         return found
 
-    def cpu_times(self) -> dict[int, tuple[str, float]]:
-        """pid -> (node, CPU seconds used so far) for every process of this cluster: the
-        difference of two readings is what each node spent in between."""
+    def cpu_times(self) -> dict[int, tuple[str, str, float]]:
+        """pid -> (node, process name, CPU seconds used so far) for every process of this
+        cluster: the difference of two readings is what each spent in between."""
         tick = os.sysconf("SC_CLK_TCK")
         times = {}
         for pid, node in self.processes():
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
             except OSError:
                 continue
-            times[pid] = (node, (int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+            fields = stat.rsplit(")", 1)[1].split()
+            # an actor's or task's title ("ray::StatusShard"), else the program's name
+            name = argv0 if argv0.startswith("ray::") else Path(argv0.split()[0] if argv0 else "?").name
+            times[pid] = (node, name, (int(fields[11]) + int(fields[12])) / tick)  # utime, stime
         return times
 
     def alive_nodes(self) -> list[dict[str, Any]]:
