@@ -36,10 +36,9 @@ def _env(**extra: str) -> dict[str, str]:
 class Deployment:
     """A cluster and the service deployed onto it with `dragon serve --address`."""
 
-    def __init__(self, cluster: LocalCluster, api: Api, service: DragonProcess):
+    def __init__(self, cluster: LocalCluster, api: Api):
         self.cluster = cluster
         self.api = api
-        self.service = service
 
     def replica_node(self) -> str:
         [node] = {node for _, node in self.cluster.processes("ServeReplica:dragon:Api")}
@@ -60,7 +59,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         service.data_dir.mkdir()
         secret = service.cli("accounts", "create", "alice")["secret"]
         service.start()
-        yield Deployment(cluster, Api(service.url, secret), service)
+        yield Deployment(cluster, Api(service.url, secret))
     finally:
         cluster.close()
 
