@@ -3,13 +3,26 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps serve test bench
+.PHONY: install runtime-deps system-deps serve test bench
 
-# Debian packages the tests need: Chromium and its WebDriver for the dashboard test.
-system-deps:
+# Debian packages the service needs: the DejaVu fonts (regular, bold, italic) for texts
+# and espeak-ng for speech in video.create.
+runtime-deps:
+	@ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/dejavu/DejaVuSans-Oblique.ttf \
+	  >/dev/null 2>&1 && command -v espeak-ng >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    fonts-dejavu-core fonts-dejavu-extra espeak-ng; }
+
+# And those the tests need: Chromium and its WebDriver for the dashboard test; PostgreSQL
+# for the journal tests (a throwaway cluster per run, not the package's service).
+system-deps: runtime-deps
 	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-serve: install
+serve: install runtime-deps
 	$(VENV)/bin/dragon serve
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.

@@ -3,7 +3,7 @@
 Ray's autoscaler with its fake multi-node provider (worker nodes are local processes):
 a head with 1 CPU and no GPU, a "cpu" node type {CPU: 1} and a "gpu" node type
 {CPU: 1, GPU: 1}, both between 0 and 1 nodes, idle time-out 6 s. The service runs with
-DRAGON_GPU_TASKS=always, so a GPU-capable task (test.where_gpu, a 0.25 GPU share) asks
+DRAGON_USE_GPUS=true, so a GPU-capable task (test.where_gpu, a 0.25 GPU share) asks
 Ray for its GPU although no node has one. The script prints each step with its time:
 
     python benchmarks/gpu_autoscaling.py
@@ -38,7 +38,7 @@ def demo(say: Callable[[str], None] = print) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="dragon-gpu-autoscaling-"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
            "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT), "DRAGON_TASK_MODULES": "tests.support.tasks",
-           "DRAGON_GPU_TASKS": "always"}
+           "DRAGON_USE_GPUS": "true"}
     started = time.monotonic()
     cluster = LocalCluster(work, env, head_cpus=1, autoscaling=NODE_TYPES, idle_timeout_minutes=IDLE_TIMEOUT_MINUTES)
     try:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import click
 
-from dragon import cli_client
+from dragon import cli_client, cli_sxml
 from dragon.config import Settings, prepare_ray_environment
 
 
@@ -33,6 +34,7 @@ def main() -> None:
 def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address: str | None) -> None:
     """Start Ray (or join a cluster), deploy the service and serve until stopped."""
     from dragon import runtime
+    from dragon.journal import describe_journal
 
     settings = _settings(host=host, port=port, data_dir=data_dir, ray_address=ray_address)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     if secret:
         click.echo(f"Created the development account '{runtime.DEV_ACCOUNT}'; its secret (shown only once): {secret}")
     click.echo(f"Ray cluster: {runtime.ray_address()}")
+    click.echo(f"Journal: {describe_journal(settings)}")
     click.echo(f"Dragon is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir.absolute()})")
     if ray_address:
         return
@@ -58,7 +61,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
 
 @main.group()
 def accounts() -> None:
-    """Create, list and delete accounts (in the journal of --data-dir)."""
+    """Create, list and delete accounts (in the journal: $DRAGON_JOURNAL_DSN, else --data-dir's)."""
 
 
 @accounts.command("create")
@@ -90,18 +93,18 @@ def accounts_create(
     settings = _settings(data_dir=data_dir)
     secret = secret or new_secret()
     api_key = api_key or new_api_key()
-    journal = open_journal(settings)
-    journal.put_account(
-        Account(
-            name=name,
-            secret_hash=digest(secret),
-            api_key_hash=digest(api_key),
-            referrers=referrer,
-            max_concurrent_tasks=max_concurrent_tasks or settings.default_max_concurrent_tasks,
-            max_queued_tasks=max_queued_tasks or settings.default_max_queued_tasks,
-            created_at=now_iso(),
+    with closing(open_journal(settings)) as journal:
+        journal.put_account(
+            Account(
+                name=name,
+                secret_hash=digest(secret),
+                api_key_hash=digest(api_key),
+                referrers=referrer,
+                max_concurrent_tasks=max_concurrent_tasks or settings.default_max_concurrent_tasks,
+                max_queued_tasks=max_queued_tasks or settings.default_max_queued_tasks,
+                created_at=now_iso(),
+            )
         )
-    )
     click.echo(json.dumps({"name": name, "secret": secret, "api_key": api_key, "referrers": list(referrer)}))
 
 
@@ -111,7 +114,8 @@ def accounts_list(data_dir: Path | None) -> None:
     """Print every account (never its credentials) as JSON."""
     from dragon.journal import open_journal
 
-    click.echo(json.dumps([a.public() for a in open_journal(_settings(data_dir=data_dir)).accounts()], indent=2))
+    with closing(open_journal(_settings(data_dir=data_dir))) as journal:
+        click.echo(json.dumps([a.public() for a in journal.accounts()], indent=2))
 
 
 @accounts.command("delete")
@@ -121,7 +125,9 @@ def accounts_delete(name: str, data_dir: Path | None) -> None:
     """Delete an account; its credentials stop working within seconds."""
     from dragon.journal import open_journal
 
-    if not open_journal(_settings(data_dir=data_dir)).delete_account(name):
+    with closing(open_journal(_settings(data_dir=data_dir))) as journal:
+        deleted = journal.delete_account(name)
+    if not deleted:
         raise click.ClickException(f"no account named {name!r}")
     click.echo(json.dumps({"deleted": name}))
 
@@ -171,6 +177,7 @@ def batch(task_name: str, manifest: Path, output: Path, params: tuple[str, ...],
 
 
 cli_client.register(main)
+main.add_command(cli_sxml.sxml)
 
 
 if __name__ == "__main__":

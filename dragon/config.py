@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("dragon-data")
+    journal_dsn: str | None = Field(
+        default=None,
+        repr=False,  # it usually holds a password: never in reprs, logs or statuses
+        description="PostgreSQL journal, e.g. postgresql://user:password@host:5432/dragon; None = SQLite in data_dir.",
+    )
     public_url: str | None = Field(
         default=None, description="Base URL clients use to reach the service (output file URLs)."
     )
@@ -39,17 +44,18 @@ class Settings(BaseSettings):
 
     # Execution
     task_max_attempts: int = Field(default=3, ge=1, description="Tries per task when its worker dies.")
-    gpu_tasks: str = Field(
-        default="auto",
-        pattern="^(auto|always|never)$",
-        description="When GPU-capable task types ask Ray for their GPU share: auto = while the cluster has "
-        "GPUs (checked again as nodes come and go), always = even while it has none (so an autoscaler "
-        "that can add GPU nodes sees the demand), never = they run on CPUs only.",
-    )
     task_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules that register task types (comma-separated)."
     )
     allow_private_urls: bool = False
+    render_segment_seconds: float = Field(default=5.0, gt=0, description="video.create: movie seconds per parallel segment.")
+    render_parallel: int = Field(default=0, ge=0, description="video.create: segments rendered at once per movie (0: as Ray allows).")
+    use_gpus: bool | None = Field(
+        default=None,
+        description="GPU-capable tasks ask for their GPU share: unset = while the cluster has GPUs (checked "
+        "again every few seconds, so GPU nodes that join are used); true = even while it has none, where GPU "
+        "nodes are started on demand by the autoscaler; false = never (dragon/placement.py).",
+    )
 
     # Publishing platforms (dragon/platforms/): base URLs, so tests and proxies can move them
     youtube_api_url: str = "https://www.googleapis.com"

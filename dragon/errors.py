@@ -43,6 +43,18 @@ class InvalidImageError(TaskError):
     pass
 
 
+class InvalidXMLError(TaskError):
+    """A video definition (SXML) that cannot be read, validated or timed: ``line N: ...``."""
+
+
+class InvalidFontError(TaskError):
+    """A text names a font (or weight, or style) that no installed font provides."""
+
+
+class TextToSpeechError(TaskError):
+    """Speech could not be synthesised on this worker (no engine installed, or it failed)."""
+
+
 class AuthorizationError(TaskError):
     """A platform refused the credentials (invalid or expired token, bad signature)."""
 

@@ -20,7 +20,7 @@ from dragon.storage.fetch import Fetched
 
 BUILTIN_MODULES = (
     "dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video", "dragon.tasks.html",
-    "dragon.tasks.upload", "dragon.tasks.batch",
+    "dragon.tasks.upload", "dragon.tasks.batch", "dragon.tasks.movie",
 )
 
 
@@ -36,7 +36,7 @@ class TaskParams(BaseModel):
 @dataclass(frozen=True)
 class Resources:
     """What one run needs from the cluster: ``gpu`` is the share of a GPU it asks for (so
-    several light tasks can share one) when ``Settings.gpu_tasks`` says so; it also runs without."""
+    several light tasks can share one) when ``Settings.use_gpus`` says so (dragon/placement.py); it also runs without."""
 
     cpus: float = 1.0
     gpu: float = 0.0
@@ -68,6 +68,7 @@ class TaskContext:
         self.task_store = task_store
         self._scratch = scratch
         self._io = io
+        self.warnings: list[str] = []
 
     @property
     def scratch(self) -> Path:
@@ -90,6 +91,11 @@ class TaskContext:
 
     def partial_result(self, result: dict[str, Any], progress: Any = None) -> None:
         self._io.report(progress, result)
+
+    def warn(self, message: str) -> None:
+        """Something in the input was ignored; the client reads it in ``details``."""
+        if message not in self.warnings:
+            self.warnings.append(message)
 
 
 TaskFunction = Callable[[TaskContext, Any], Any]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from dragon.config import Settings, prepare_ray_environment
 
@@ -14,7 +15,6 @@ prepare_ray_environment()
 
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from dragon.accounts import Account, digest, new_secret  # noqa: E402
 from dragon.actors import callbacks, jobs, status, storage  # noqa: E402
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "dragon"
 DEV_ACCOUNT = "dev"
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray's resource of the head node
 
 
 def start_ray(settings: Settings) -> None:
@@ -68,19 +69,38 @@ def ensure_dev_account(settings: Settings) -> str | None:
 def start_actors(settings: Settings) -> None:
     """Create (or find) the detached status shards, storage actors and the job manager.
 
-    They keep their state in the data dir (the SQLite journal, local outputs), which is
-    on the machine running `dragon serve`: they are pinned to its node, so on a
-    multi-node cluster they never start, or restart, on a machine without that data.
+    They are placed on the head node: worker nodes come and go with autoscaling, while
+    the cluster cannot run without its head (a fault-tolerant head that is replaced
+    brings them back with it). The namespace is explicit because Serve's application
+    builder runs outside the deploying driver's namespace.
     """
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    options = {"lifetime": "detached", "get_if_exists": True, "scheduling_strategy": here}
-    callbacks.CallbackActor.options(name=callbacks.ACTOR_NAME, **options).remote(settings).start.remote()
+
+    def detached(name: str) -> dict[str, Any]:
+        return {"name": name, "namespace": settings.ray_namespace, "lifetime": "detached", "get_if_exists": True,
+                "resources": {HEAD_NODE_RESOURCE: 0.001}}
+
+    callbacks.CallbackActor.options(**detached(callbacks.ACTOR_NAME)).remote(settings).start.remote()
     for i in range(settings.storage_actors):
-        storage.StorageActor.options(name=storage.actor_name(i), **options).remote(settings, i)
+        storage.StorageActor.options(**detached(storage.actor_name(i))).remote(settings, i)
     for shard in range(settings.status_shards):
-        status.StatusShard.options(name=status.actor_name(shard), **options).remote(settings, shard)
-    manager = jobs.JobManager.options(name=jobs.ACTOR_NAME, **options).remote(settings)
+        status.StatusShard.options(**detached(status.actor_name(shard))).remote(settings, shard)
+    manager = jobs.JobManager.options(**detached(jobs.ACTOR_NAME)).remote(settings)
     ray.get(manager.ready.remote())
+
+
+def app_builder(args: dict[str, Any]) -> serve.Application:
+    """The application of a Serve config file (deploy/serve.yaml, KubeRay's serveConfigV2).
+
+    ``args`` are :class:`Settings` fields; the others come from the ``DRAGON_*``
+    variables of the process that builds the app, as with ``dragon serve``. Replicas,
+    CPUs and autoscaling are the config file's. The actors are created first when the
+    cluster has none, so the config alone brings the whole service up.
+    """
+    from dragon.serve.app import Api
+
+    settings = Settings(**args)
+    start_actors(settings)
+    return Api.bind(settings)
 
 
 def deploy(settings: Settings) -> None:

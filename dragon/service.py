@@ -78,13 +78,14 @@ class Service:
         if details:
             found = await self.statuses.details(keys)
             for doc in docs:
-                record, attempts, delivery = found[doc["key"]]
+                record, attempts, delivery, warnings = found[doc["key"]]
                 doc["details"] = {
                     "task_name": record.task_name,
                     "parameters": redact(record.params),
                     "task_store": redact(record.task_store),
                     "extra": redact(record.extra),
                     "attempts": attempts,
+                    "warnings": warnings,
                     "callback": delivery and {
                         "id": delivery.id,
                         "url": delivery.url,

@@ -83,6 +83,7 @@ class TaskStatus:
     attempts: int = 0
     version: int = 0
     callbacks: dict[str, str] | None = None  # {"account", "success"?, "error"?}: where the end is POSTed
+    warnings: list[str] = field(default_factory=list)  # what the task ignored in its input: shown in details
 
     @property
     def ended(self) -> bool:

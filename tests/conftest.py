@@ -1,5 +1,8 @@
 """One real Dragon service per test session: `dragon serve` on a local Ray cluster,
-spoken to over HTTP on a free loopback port."""
+spoken to over HTTP on a free loopback port.
+
+Its journal is SQLite in its data dir, or PostgreSQL with ``--journal=postgres`` (or
+``DRAGON_TEST_JOURNAL=postgres``): the whole suite then runs on a throwaway cluster."""
 
 from __future__ import annotations
 
@@ -11,11 +14,40 @@ import httpx
 import pytest
 
 from tests.support.platforms import Platforms
-from tests.support.servers import Origin, SeaweedS3
+from tests.support.servers import Origin, PostgresServer, SeaweedS3
 from tests.support.service import ROOT, DragonProcess
 
 MEDIA = ROOT.parent / "shared" / "media"
 __all__ = ["ROOT", "MEDIA", "DragonProcess"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--journal",
+        choices=("sqlite", "postgres"),
+        default=os.environ.get("DRAGON_TEST_JOURNAL", "sqlite"),
+        help="Journal of the session's services (default: $DRAGON_TEST_JOURNAL or sqlite).",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster; each journal gets a database of its own."""
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def journal_env(request: pytest.FixtureRequest) -> Any:
+    """Environment that gives a new service its own journal, as --journal chooses."""
+
+    def env() -> dict[str, str]:
+        if request.config.getoption("journal") == "postgres":
+            return {"DRAGON_JOURNAL_DSN": request.getfixturevalue("postgres").new_database()}
+        return {}
+
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +58,9 @@ def platforms() -> Iterator[Platforms]:
     server.close()
 
 
-@pytest.fixture(scope="session")
-def dragon(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms) -> Iterator[DragonProcess]:
-    base = tmp_path_factory.mktemp("dragon")
-    env = {
+def service_env(platforms: Platforms) -> dict[str, str]:
+    """The environment of a test service, short timeouts included; its journal is added by the caller."""
+    return {
         **os.environ,
         **platforms.settings(),
         "DRAGON_UPLOAD_CHUNK_BYTES": str(256 * 1024),  # several chunks per test video
@@ -48,6 +79,12 @@ def dragon(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms) -> It
         "DRAGON_CALLBACK_BACKOFF_MAX": "1",
         "DRAGON_CALLBACK_RETRY_PERIOD": "60",
     }
+
+
+@pytest.fixture(scope="session")
+def dragon(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms, journal_env: Any) -> Iterator[DragonProcess]:
+    base = tmp_path_factory.mktemp("dragon")
+    env = {**service_env(platforms), **journal_env()}
     service = DragonProcess(base / "data", env)
     service.start()
     try:
@@ -126,11 +163,14 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 
 
 @pytest.fixture(scope="session")
-def guarded(tmp_path_factory: pytest.TempPathFactory, dragon: DragonProcess, s3: SeaweedS3) -> Iterator[Api]:
+def guarded(
+    tmp_path_factory: pytest.TempPathFactory, dragon: DragonProcess, s3: SeaweedS3, journal_env: Any
+) -> Iterator[Api]:
     """A second service with the production defaults: private addresses refused,
     outputs on S3 (SeaweedFS)."""
     env = {
         **{k: v for k, v in dragon.env.items() if k != "DRAGON_TEST_INSTANCE"},
+        **journal_env(),
         "DRAGON_ALLOW_PRIVATE_URLS": "0",
         "DRAGON_STORAGE_BACKEND": "s3",
         "DRAGON_S3_ENDPOINT_URL": s3.endpoint,

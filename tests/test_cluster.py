@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from benchmarks import gpu_autoscaling, scaling
-from dragon.actors.jobs import GPU_CHECK_INTERVAL, GpuRule
+from dragon.placement import GPU_CHECK_INTERVAL, GpuRule
 from tests.conftest import Api
 from tests.support.cluster import LocalCluster, wait_until
 from tests.support.service import ROOT, DragonProcess
@@ -151,8 +151,8 @@ def _statuses_if_reachable(api: Api, keys: list[str]) -> list[dict[str, Any]] | 
     return r.json() if r.status_code == 200 else None
 
 
-def test_gpu_tasks_use_a_gpu_node_that_joins_later(deployment: Deployment) -> None:
-    """gpu_tasks=auto: while the cluster has no GPU, a GPU-capable task runs on CPUs;
+def test_gpu_capable_tasks_use_a_gpu_node_that_joins_later(deployment: Deployment) -> None:
+    """DRAGON_USE_GPUS unset: while the cluster has no GPU, a GPU-capable task runs on CPUs;
     once a GPU node joins, the same task type asks for its GPU share and runs there."""
     cluster, api = deployment.cluster, deployment.api
     without = api.result({"task_name": "test.where_gpu"})
@@ -167,15 +167,15 @@ def test_gpu_tasks_use_a_gpu_node_that_joins_later(deployment: Deployment) -> No
     assert placed["node"] == "gpu" and placed["gpu_ids"] == ["0"]
 
 
-def test_gpu_rule_always_and_never_do_not_look_at_the_cluster() -> None:
-    assert GpuRule("always").ask() is True
-    assert GpuRule("never").ask() is False
+def test_use_gpus_true_or_false_does_not_look_at_the_cluster() -> None:
+    assert GpuRule(True).ask() is True
+    assert GpuRule(False).ask() is False
 
 
 @pytest.mark.slow
 def test_queued_gpu_demand_brings_a_gpu_node_up_and_it_goes_away_when_idle() -> None:
     """benchmarks/gpu_autoscaling.py: Ray's autoscaler (fake multi-node provider), a
-    CPU-only head, CPU and GPU node types at 0; with gpu_tasks=always a GPU-capable task
+    CPU-only head, CPU and GPU node types at 0; with DRAGON_USE_GPUS=true a GPU-capable task
     waits for a GPU node, the autoscaler adds one, the task runs there, the node goes."""
     figures = gpu_autoscaling.demo()
     assert "GPU" not in figures["head"]["resources"]

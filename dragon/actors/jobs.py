@@ -29,13 +29,13 @@ from dragon.actors.worker import execute
 from dragon.config import Settings
 from dragon.errors import AccountLimitError, CanceledError, RequestError, WorkerCrashedError
 from dragon.journal import open_journal
+from dragon.placement import GpuRule
 from dragon.status import TaskRecord, TaskStatus
 
 log = logging.getLogger(__name__)
 
 ACTOR_NAME = "dragon-jobs"
 CANCELED = str(CanceledError("the task was canceled by its owner"))
-GPU_CHECK_INTERVAL = 5.0  # seconds between looks at the cluster's GPUs (gpu_tasks=auto)
 CANCEL_GRACE = 5.0  # seconds a canceled task has to stop before its worker is killed
 
 # Failures of the machinery, not of the task: worth another attempt elsewhere.
@@ -47,30 +47,6 @@ RETRYABLE = (
     rex.LocalRayletDiedError,
     rex.RaySystemError,
 )
-
-
-class GpuRule:
-    """Whether GPU-capable tasks ask Ray for their GPU share (``Settings.gpu_tasks``).
-
-    Asking for a GPU on a cluster that has none and cannot get one would queue the task
-    forever, so ``auto`` asks only while the cluster has GPUs; it looks again every
-    ``GPU_CHECK_INTERVAL`` seconds, so GPU nodes that join (or leave) later are seen.
-    An autoscaler only adds GPU nodes for demand it sees, hence ``always``.
-    """
-
-    def __init__(self, mode: str):
-        self._mode = mode
-        self._has_gpus = False
-        self._checked = -GPU_CHECK_INTERVAL
-
-    def ask(self) -> bool:
-        if self._mode != "auto":
-            return self._mode == "always"
-        now = time.monotonic()
-        if now - self._checked >= GPU_CHECK_INTERVAL:
-            self._checked = now
-            self._has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-        return self._has_gpus
 
 
 @dataclass
@@ -100,7 +76,7 @@ class JobManager:
         self._resumed: set[str] = set()  # re-queued at start: an earlier run may have stored outputs
         self._creating: dict[tuple[str, str], asyncio.Future] = {}
         self._recovered: asyncio.Task | None = None
-        self._gpus = GpuRule(settings.gpu_tasks)
+        self._gpus = GpuRule(settings.use_gpus)
         registry.load(settings.task_modules)
 
     async def ready(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import ray
@@ -80,6 +80,7 @@ class Finished:
     result: Any = None
     error: Any = None
     started: Started | None = None  # for tasks that ended before "executing" was sent
+    warnings: list[str] = field(default_factory=list)
 
     def apply(self, s: TaskStatus) -> TaskStatus | None:
         if s.ended:
@@ -91,6 +92,7 @@ class Finished:
         s.progress = None
         s.result = self.result if self.error is None else None
         s.error = self.error
+        s.warnings = list(self.warnings)
         return s
 
 
@@ -209,14 +211,15 @@ class StatusShard:
             await self._wait(_Waiter(pending, until_all_ended=True), timeout)
         return await self.get(keys)
 
-    async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int, Delivery | None]]:
-        """Definitions, attempt counts and callback deliveries, for ``details=true``."""
+    async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int, Delivery | None, list[str]]]:
+        """Definitions, attempt counts, callback deliveries and warnings, for ``details=true``."""
         loop = asyncio.get_running_loop()
         records = await loop.run_in_executor(self._io, self._journal.records, keys)
         deliveries = await loop.run_in_executor(self._io, self._journal.deliveries, keys)
         await self._load([k for k in records if self._lookup(k) is None])
         return {
-            k: (r, e.latest.attempts if (e := self._lookup(k)) else 0, deliveries.get(k)) for k, r in records.items()
+            k: (r, e.latest.attempts, deliveries.get(k), e.latest.warnings) if (e := self._lookup(k)) else (r, 0, deliveries.get(k), [])
+            for k, r in records.items()
         }
 
     async def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
@@ -407,7 +410,7 @@ class Statuses:
                 task.cancel()
         return sorted((c for task in done for c in task.result()), key=lambda c: c[1])
 
-    async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int, Delivery | None]]:
+    async def details(self, keys: list[str]) -> dict[str, tuple[TaskRecord, int, Delivery | None, list[str]]]:
         groups = self._split(keys)
         answers = await asyncio.gather(*(self.shards[i].details.remote(ks) for i, ks in groups.items()))
         return {k: v for answer in answers for k, v in answer.items()}

@@ -168,11 +168,11 @@ def run_task(ctx: registry.TaskContext, record: TaskRecord) -> Finished:
         if task_type is None:
             raise InternalError(f"task type {record.task_name!r} is not installed on this worker")
         result = task_type.run(ctx, task_type.parse(record.params))
-        return Finished(result=_json_safe(result))
+        return Finished(result=_json_safe(result), warnings=ctx.warnings)
     except Exception as exc:  # every failure becomes a status; the worker lives on
         if not isinstance(exc, TaskError):
             log.exception("task %s (%s) failed", record.key, record.task_name)
-        return Finished(error=status_error(exc))
+        return Finished(error=status_error(exc), warnings=ctx.warnings)
 
 
 def _json_safe(result: Any) -> Any:

@@ -1,11 +1,13 @@
 """The durable journal: every task definition and status transition, and the accounts.
 
 :class:`Journal` is the interface the rest of the service uses; SQLite in the data
-directory is the embedded default. A cluster store implements the same methods.
+directory is the embedded default, PostgreSQL (``DRAGON_JOURNAL_DSN``) the cluster store
+with the same semantics. See docs/journal.md.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -36,13 +38,17 @@ class Journal(ABC):
         status with a callback URL adds its pending delivery in the same transaction,
         so a delivery exists exactly when its task has ended."""
 
-    @abstractmethod
     def statuses(self, keys: Iterable[str]) -> dict[str, TaskStatus]:
         """Stored statuses of the given keys; unknown keys are absent."""
+        return {k: TaskStatus.from_json(json.loads(v)) for k, v in self._select("status", keys)}
 
-    @abstractmethod
     def records(self, keys: Iterable[str]) -> dict[str, TaskRecord]:
         """Stored definitions of the given keys; unknown keys are absent."""
+        return {k: TaskRecord.from_json(json.loads(v)) for k, v in self._select("record", keys)}
+
+    @abstractmethod
+    def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
+        """(key, JSON text of ``column``) of the tasks among ``keys`` (``status`` or ``record``)."""
 
     @abstractmethod
     def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
@@ -70,14 +76,18 @@ class Journal(ABC):
     @abstractmethod
     def put_account(self, account: Account) -> None: ...
 
-    @abstractmethod
-    def account(self, name: str) -> Account | None: ...
+    def account(self, name: str) -> Account | None:
+        return self._account("name", name)
+
+    def account_by_secret_hash(self, secret_hash: str) -> Account | None:
+        return self._account("secret_hash", secret_hash)
+
+    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None:
+        return self._account("api_key_hash", api_key_hash)
 
     @abstractmethod
-    def account_by_secret_hash(self, secret_hash: str) -> Account | None: ...
-
-    @abstractmethod
-    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None: ...
+    def _account(self, column: str, value: str) -> Account | None:
+        """The account whose unique ``column`` (name, secret_hash, api_key_hash) is ``value``."""
 
     @abstractmethod
     def accounts(self) -> list[Account]: ...
@@ -90,6 +100,20 @@ class Journal(ABC):
 
 
 def open_journal(settings: Settings) -> Journal:
+    """PostgreSQL when ``journal_dsn`` is set (a cluster), else SQLite in the data dir."""
+    if settings.journal_dsn:
+        from dragon.journal.postgres import PostgresJournal
+
+        return PostgresJournal(settings.journal_dsn)
     from dragon.journal.sqlite import SQLiteJournal
 
     return SQLiteJournal(settings.journal_path)
+
+
+def describe_journal(settings: Settings) -> str:
+    """Where the journal is, for operators: never the DSN's user or password."""
+    if settings.journal_dsn:
+        from dragon.journal.postgres import describe
+
+        return f"PostgreSQL at {describe(settings.journal_dsn)}"
+    return f"SQLite at {settings.journal_path}"

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
-import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
 from dragon.accounts import Account
 from dragon.journal import Delivery, Journal
-from dragon.status import TaskRecord, TaskStatus, now_iso
+from dragon.journal.rows import account_from_json, account_to_json, delivery_from_row, write_rows
+from dragon.status import TaskRecord, TaskStatus
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -75,47 +73,21 @@ class SQLiteJournal(Journal):
     # tasks
 
     def write(self, created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterable[TaskStatus]) -> None:
-        now = now_iso()
-        new_rows = [
-            (
-                record.key,
-                record.account,
-                record.task_name,
-                status.status,
-                json.dumps(record.to_json()),
-                json.dumps(status.to_json()),
-                now,
-                now,
-            )
-            for record, status in created
-        ]
-        update_rows = [(s.status, json.dumps(s.to_json()), now, s.key) for s in updated]
-        if not new_rows and not update_rows:
+        rows = write_rows(created, updated)
+        if not rows:
             return
-        moment = time.time()
-        delivery_rows = [
-            (uuid.uuid4().hex, s.key, (s.callbacks or {}).get("account", ""), url, "pending", "[]", moment, moment)
-            for s in [status for _, status in created] + list(updated)
-            if (url := s.callback_url())
-        ]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new_rows)
+                self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows.created)
                 self._db.executemany(
-                    "UPDATE tasks SET state = ?, status = ?, updated_at = ? WHERE key = ?", update_rows
+                    "UPDATE tasks SET state = ?, status = ?, updated_at = ? WHERE key = ?", rows.updated
                 )
-                self._db.executemany("INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", delivery_rows)
+                self._db.executemany("INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows.deliveries)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def statuses(self, keys: Iterable[str]) -> dict[str, TaskStatus]:
-        return {k: TaskStatus.from_json(json.loads(v)) for k, v in self._select("status", keys)}
-
-    def records(self, keys: Iterable[str]) -> dict[str, TaskRecord]:
-        return {k: TaskRecord.from_json(json.loads(v)) for k, v in self._select("record", keys)}
 
     def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
         keys = list(dict.fromkeys(keys))
@@ -141,7 +113,7 @@ class SQLiteJournal(Journal):
             rows = self._db.execute(
                 "SELECT * FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?", (now, limit)
             ).fetchall()
-        return [_delivery(r) for r in rows]
+        return [delivery_from_row(r) for r in rows]
 
     def next_delivery_at(self) -> float | None:
         with self._lock:
@@ -163,7 +135,7 @@ class SQLiteJournal(Journal):
                 chunk = keys[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
                 for row in self._db.execute(f"SELECT * FROM deliveries WHERE task_key IN ({marks})", chunk):
-                    found[row[1]] = _delivery(row)
+                    found[row[1]] = delivery_from_row(row)
         return found
 
     # idempotent create
@@ -192,32 +164,21 @@ class SQLiteJournal(Journal):
     # accounts
 
     def put_account(self, account: Account) -> None:
-        data = asdict(account)
-        data["referrers"] = list(account.referrers)
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)",
-                (account.name, account.secret_hash, account.api_key_hash, json.dumps(data)),
+                (account.name, account.secret_hash, account.api_key_hash, account_to_json(account)),
             )
-
-    def account(self, name: str) -> Account | None:
-        return self._account("name", name)
-
-    def account_by_secret_hash(self, secret_hash: str) -> Account | None:
-        return self._account("secret_hash", secret_hash)
-
-    def account_by_api_key_hash(self, api_key_hash: str) -> Account | None:
-        return self._account("api_key_hash", api_key_hash)
 
     def _account(self, column: str, value: str) -> Account | None:
         with self._lock:
             row = self._db.execute(f"SELECT data FROM accounts WHERE {column} = ?", (value,)).fetchone()
-        return _account_from_json(row[0]) if row else None
+        return account_from_json(row[0]) if row else None
 
     def accounts(self) -> list[Account]:
         with self._lock:
             rows = self._db.execute("SELECT data FROM accounts ORDER BY name").fetchall()
-        return [_account_from_json(r[0]) for r in rows]
+        return [account_from_json(r[0]) for r in rows]
 
     def delete_account(self, name: str) -> bool:
         with self._lock:
@@ -227,13 +188,3 @@ class SQLiteJournal(Journal):
         with self._lock:
             self._db.close()
 
-
-def _delivery(row: tuple) -> Delivery:
-    id_, task_key, account, url, state, attempts, first_at, next_at = row
-    return Delivery(id_, task_key, account, url, state, json.loads(attempts), first_at, next_at)
-
-
-def _account_from_json(text: str) -> Account:
-    data = json.loads(text)
-    data["referrers"] = tuple(data.get("referrers", ()))
-    return Account(**data)

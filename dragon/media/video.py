@@ -363,7 +363,7 @@ class _Writer:
         self.rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
         muxer, _, _ = enc.container
         self.out = av.open(str(dest), "w", format=muxer, options={"movflags": "+faststart"} if muxer == "mp4" else {})
-        self.video_out = _video_encoder(self.out, enc, self.rate)
+        self.video_out = h264_stream(self.out, enc, self.rate)
         self.time_base = vstream.time_base
         self.rotation = _rotation(inp, vstream)
         self.graph: av.filter.Graph | None = None  # built from the first frame's format
@@ -431,7 +431,7 @@ class _Writer:
             self.out.close()
 
 
-def _video_encoder(out: av.container.OutputContainer, enc: Encoding, rate: Fraction) -> av.VideoStream:
+def h264_stream(out: av.container.OutputContainer, enc: Encoding, rate: Fraction) -> av.VideoStream:
     """NVENC when this worker was given a GPU and the encoder opens, else libx264."""
     name = h264_encoder(enc, rate)
     stream = out.add_stream(name, rate=rate)

@@ -2,7 +2,8 @@
 
 Handlers only parse, authenticate and call :class:`dragon.service.Service`; every
 long wait (``block``, streams) is an async long poll on the status actor, so a replica
-holds thousands of them without starving quick routes.
+holds thousands of them without starving quick routes. Replicas count their long polls
+so that autoscaling can leave them out (dragon/serve/scaling.py).
 """
 
 
@@ -26,6 +27,7 @@ from dragon.errors import AccountLimitError, RequestError
 from dragon.serve.auth import Authenticator
 from dragon.serve.openapi import document
 from dragon.serve.requests import batch_definition, flag, json_body, moment, number, task_definitions, task_keys
+from dragon.serve.scaling import LongPolls
 from dragon.storage import open_backend
 from dragon.storage.local import LocalBackend
 from dragon.storage.paths import AREAS, client_path
@@ -83,13 +85,13 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return _errors(500, "service", "body", "internal error")
 
 
-def _lines(first: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+def _lines(first: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]], polls: LongPolls) -> StreamingResponse:
     async def body() -> AsyncIterator[str]:
         yield json.dumps(first) + "\n"
         async for doc in rest:
             yield json.dumps(doc) + "\n"
 
-    return StreamingResponse(body(), media_type=STREAM_MEDIA_TYPE)
+    return StreamingResponse(polls.stream(body()), media_type=STREAM_MEDIA_TYPE)
 
 
 @serve.deployment(max_ongoing_requests=10_000, graceful_shutdown_timeout_s=5)
@@ -100,6 +102,11 @@ class Api:
         self.service = Service.lookup(settings.ray_namespace)
         self.authenticate = Authenticator(self.service.jobs)
         self.backend = open_backend(settings)
+        self.long_polls = LongPolls()
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's hook for custom metrics: the long polls held now (dragon/serve/scaling.py)."""
+        return self.long_polls.stats()
 
     @app.get("/ping", include_in_schema=False)
     async def ping(self) -> dict[str, str]:
@@ -119,12 +126,14 @@ class Api:
     async def create(self, request: Request) -> list[dict[str, Any]]:
         body = await json_body(request, self.settings.max_request_bytes)
         account = await self.authenticate(request, body)
-        return await self.service.create(
-            account,
-            task_definitions(body),
-            block=flag(body.get("block"), "block", "body"),
-            idempotency_key=request.headers.get("idempotency-key", body.get("idempotency_key")),
-        )
+        block = flag(body.get("block"), "block", "body")
+        with self.long_polls.held(block):
+            return await self.service.create(
+                account,
+                task_definitions(body),
+                block=block,
+                idempotency_key=request.headers.get("idempotency-key", body.get("idempotency_key")),
+            )
 
     @app.post("/v2/batch")
     async def batch(self, request: Request) -> dict[str, Any]:
@@ -152,12 +161,12 @@ class Api:
         docs = await self.service.create(
             account, task_definitions(body), idempotency_key=request.headers.get("idempotency-key", body.get("idempotency_key"))
         )
-        return _lines(*await self.service.open_stream([doc["key"] for doc in docs]))
+        return _lines(*await self.service.open_stream([doc["key"] for doc in docs]), self.long_polls)
 
     @app.get("/v2/status")
     async def status_get(self, request: Request) -> list[dict[str, Any]]:
         q = request.query_params
-        return await self.service.status(
+        return await self._status(
             task_keys(q.getlist("tasks"), "querystring"),
             block=flag(q.get("block"), "block", "querystring"),
             details=flag(q.get("details"), "details", "querystring"),
@@ -166,23 +175,27 @@ class Api:
     @app.post("/v2/status")
     async def status_post(self, request: Request) -> list[dict[str, Any]]:
         body = await json_body(request, self.settings.max_request_bytes)
-        return await self.service.status(
+        return await self._status(
             task_keys(body.get("tasks"), "body"),
             block=flag(body.get("block"), "block", "body"),
             details=flag(body.get("details"), "details", "body"),
         )
 
+    async def _status(self, keys: list[str], block: bool, details: bool) -> list[dict[str, Any]]:
+        with self.long_polls.held(block):
+            return await self.service.status(keys, block=block, details=details)
+
     @app.get("/v2/status_stream")
     @app.get("/v2/stream")
     async def status_stream_get(self, request: Request) -> StreamingResponse:
         keys = task_keys(request.query_params.getlist("tasks"), "querystring")
-        return _lines(*await self.service.open_stream(keys))
+        return _lines(*await self.service.open_stream(keys), self.long_polls)
 
     @app.post("/v2/status_stream")
     @app.post("/v2/stream")
     async def status_stream_post(self, request: Request) -> StreamingResponse:
         body = await json_body(request, self.settings.max_request_bytes)
-        return _lines(*await self.service.open_stream(task_keys(body.get("tasks"), "body")))
+        return _lines(*await self.service.open_stream(task_keys(body.get("tasks"), "body")), self.long_polls)
 
 
     # the Storage API

@@ -131,7 +131,7 @@ def _wire_schemas() -> dict[str, Any]:
                 "progress": {"description": "a percentage or the task's own progress value"},
                 "result": {"description": "output values and file URLs (partial while executing)"},
                 "error": {"description": "`ErrorClass: message`, or {\"parameters\": {field: [messages]}}"},
-                "details": {"type": "object", "description": "the task's definition, credentials redacted"},
+                "details": {"type": "object", "description": "the task's definition (credentials redacted), attempts, callback, warnings"},
             },
         },
         "Errors": {

@@ -1,14 +1,18 @@
-"""Real servers the tests need, all on loopback: a small HTTP origin for task inputs
-and SeaweedFS as the S3 server."""
+"""Real servers the tests need, all on loopback: a small HTTP origin for task inputs,
+SeaweedFS as the S3 server and a throwaway PostgreSQL cluster for the journal."""
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import random
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import psycopg
 
 
 def free_port() -> int:
@@ -156,6 +161,63 @@ class SeaweedS3:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster from the Debian packages (``apt-get install
+    postgresql``), listening on loopback with a password, as a journal's DSN expects.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to the
+    ``postgres`` user the package creates, in a directory of its own under /tmp (the
+    pytest tmp dirs of root are not reachable by it)."""
+
+    USER = "dragon"
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise RuntimeError("PostgreSQL not found: apt-get install postgresql (make system-deps does)")
+        self.bin = Path(found[-1]).parent
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.workdir = Path(tempfile.mkdtemp(prefix="dragon-postgres-"))
+        if self.as_owner:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        self.data = self.workdir / "data"
+        self.password = secrets.token_urlsafe(12)
+        self.port = free_port()
+        self._databases = 0
+        pwfile = self.workdir / "pw"
+        pwfile.write_text(self.password)
+        if self.as_owner:
+            shutil.chown(pwfile, "postgres", "postgres")
+        self._pg("initdb", "-D", str(self.data), "-U", self.USER, f"--pwfile={pwfile}", "--auth-local=trust",
+                 "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        self._pg("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.workdir / "log"),
+                 "-o", options)
+
+    def _pg(self, program: str, *args: str) -> None:
+        done = subprocess.run([*self.as_owner, str(self.bin / program), *args], capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} failed: {done.stderr or done.stdout}")
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://{self.USER}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database; returns its DSN."""
+        self._databases += 1
+        name = f"journal_{self._databases}"
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.dsn(name)
+
+    def close(self) -> None:
+        try:
+            self._pg("pg_ctl", "stop", "-m", "immediate", "-D", str(self.data))
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class Receiver:

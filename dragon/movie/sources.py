@@ -1,0 +1,184 @@
+"""Pixels of the media a movie uses: pictures, colour plates, video frames and texts,
+each decoded once at the size it is drawn at and kept for the whole render."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from dragon.errors import InvalidContentError
+from dragon.media import images, text as texts, video
+from dragon.movie.canvas import Canvas, from_rgba
+
+MAX_SIDE = 4096  # the most detail kept of any medium, whatever the zoom
+CACHE_BYTES = 768 * 1024**2  # decoded pictures kept; the least recently drawn go first
+
+
+def voice_key(node: Any) -> str:
+    """The key of a text-to-speech clip: the same text and voice share one clip."""
+    digest = hashlib.sha1(f"{node.attrs.get('voice', '')}\0{node.text}".encode()).hexdigest()[:16]
+    return f"voice:{digest}"
+
+
+def media_key(node: Any) -> str | None:
+    """The key under which a node's file and length are found, if it has one."""
+    if node.tag == "audio" and node.attrs.get("voice") and not node.attrs.get("filename"):
+        return voice_key(node)
+    return node.attrs.get("filename") or None
+
+
+class Sources:
+    """Media of one render. ``files`` maps each ``filename`` of the SXML to the local
+    copy fetched for this render."""
+
+    def __init__(self, files: dict[str, Path], canvas: Canvas):
+        self.files = files
+        self.canvas = canvas
+        self._pictures: OrderedDict[tuple[int, tuple[int, int]], torch.Tensor] = OrderedDict()
+        self._sizes: dict[int, tuple[int, int]] = {}
+        self._videos: dict[int, _VideoReader] = {}
+        self._texts: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}
+
+    def size(self, media: Any) -> tuple[int, int]:
+        """Displayed size of a medium (a colour plate has the screen's)."""
+        key = id(media)
+        if key not in self._sizes:
+            if media.tag == "video":
+                self._sizes[key] = self._video(media).size
+            elif media.attrs.get("filename"):
+                with images.open_image(self._path(media), images.Limits()) as image:
+                    swap = images.orientation(image) in images.TRANSPOSED
+                    self._sizes[key] = (image.height, image.width) if swap else image.size
+            else:
+                self._sizes[key] = (self.canvas.width, self.canvas.height)
+        return self._sizes[key]
+
+    def pixels(self, media: Any, need: tuple[int, int], t: float) -> torch.Tensor:
+        """The medium at movie time ``t`` as a premultiplied (4, h, w) layer of about
+        ``need`` pixels (never more than the source has)."""
+        width, height = self.size(media)
+        scale = min(1.0, max(need[0] / width, need[1] / height), MAX_SIDE / max(width, height))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if media.tag == "video":
+            source_time = media.number("skip", 0.0) + (t - media.start) * media.number("speed", 1.0)
+            return self._video(media).frame_at(source_time, size)
+        key = (id(media), size)
+        if key in self._pictures:
+            self._pictures.move_to_end(key)
+            return self._pictures[key]
+        picture = self._pictures[key] = self._picture(media, size)
+        while sum(p.numel() * 4 for p in self._pictures.values()) > CACHE_BYTES and len(self._pictures) > 1:
+            self._pictures.popitem(last=False)  # a slideshow of many pictures keeps only the recent ones
+        return picture
+
+    def text(self, node: Any, box: tuple[int, int]) -> torch.Tensor:
+        key = (id(node), box)
+        if key not in self._texts:
+            pixels = texts.render_text(
+                node.text,
+                kind=node.attrs.get("type", "zone"),
+                width=box[0],
+                height=box[1],
+                fontname=node.attrs.get("fontname") or node.attrs.get("face"),
+                fontsize=node.number("fontsize", 0.0) or None,
+                color=node.color("fontcolor", "#ffffff") or (255, 255, 255, 255),
+                background=node.color("backgroundcolor", None),
+                align=node.attrs.get("align", "center,center"),
+                wrap=node.flag("wrap", True),
+                reference=node.attrs.get("reference"),
+                weight=node.attrs.get("weight"),
+                style=node.attrs.get("style"),
+                interlign=node.number("interlign", 0.0) or None,
+                scale=self.canvas.scale,
+            )
+            self._texts[key] = from_rgba(pixels, self.canvas.device)
+        return self._texts[key]
+
+    def close(self) -> None:
+        for reader in self._videos.values():
+            reader.close()
+        self._videos.clear()
+
+    def _path(self, media: Any) -> Path:
+        return self.files[media_key(media) or ""]
+
+    def _picture(self, media: Any, size: tuple[int, int]) -> torch.Tensor:
+        colour = media.color("color", None)
+        if not media.attrs.get("filename"):
+            plate = torch.tensor(colour or (0, 0, 0, 255), dtype=torch.float32, device=self.canvas.device) / 255
+            return (torch.cat([plate[:3] * plate[3], plate[3:]]))[:, None, None].expand(4, size[1], size[0]).contiguous()
+        image, _ = images.load_display(self._path(media), images.Limits(), at_least=size)
+        image = image.convert("RGBA")
+        if image.size != size:
+            image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        return from_rgba(np.asarray(image), self.canvas.device)
+
+    def _video(self, media: Any) -> _VideoReader:
+        key = id(media)
+        if key not in self._videos:
+            self._videos[key] = _VideoReader(self._path(media), self.canvas.device)
+        return self._videos[key]
+
+
+class _VideoReader:
+    """Frames of one video in increasing time, decoding forward and seeking only when
+    asked to jump back or far ahead."""
+
+    def __init__(self, path: Path, device: torch.device):
+        self.probe = video.probe(path)
+        self.container = video.open_video(path)
+        self.stream = self.container.streams.video[0]
+        self.decoder = video.Decoder(self.container, self.stream)
+        self.device = device
+        self.size = (self.probe.width, self.probe.height)
+        self._frames: Any = None
+        self._current: av.VideoFrame | None = None
+        self._next: av.VideoFrame | None = None
+        self._cache: tuple[int, tuple[int, int], torch.Tensor] | None = None
+
+    def frame_at(self, t: float, size: tuple[int, int]) -> torch.Tensor:
+        t = min(max(0.0, t), max(0.0, self.probe.duration - 1e-3))
+        current = self._advance(t)
+        if current is None:
+            raise InvalidContentError("no frame of the video can be decoded")
+        if self._cache is not None and self._cache[0] == id(current) and self._cache[1] == size:
+            return self._cache[2]
+        turn = round(self.probe.rotation) % 360
+        coded = size if turn % 180 == 0 else (size[1], size[0])
+        rgb = current.reformat(width=coded[0], height=coded[1], format="rgb24").to_ndarray()
+        if turn:
+            rgb = np.ascontiguousarray(np.rot90(rgb, turn // 90))
+        layer = from_rgba(rgb, self.device)
+        self._cache = (id(current), size, layer)
+        return layer
+
+    def _advance(self, t: float) -> av.VideoFrame | None:
+        start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
+        target = t + start
+        behind = self._current is not None and (self._current.time or 0.0) > target + 1e-3
+        far = self._current is not None and target - (self._current.time or 0.0) > 3.0
+        if self._frames is None or behind or far:
+            self._seek(target)
+        while True:
+            if self._next is None:
+                self._next = next(self._frames, None)
+                if self._next is None:
+                    return self._current  # past the end: hold the last frame
+            if self._current is not None and (self._next.time or 0.0) > target + 1e-4:
+                return self._current
+            self._current, self._next = self._next, None
+
+    def _seek(self, target: float) -> None:
+        self.decoder.seek(int(max(0.0, target - 0.05) / self.stream.time_base))
+        self._frames = self.decoder.frames()
+        self._current = self._next = None
+
+    def close(self) -> None:
+        self.container.close()

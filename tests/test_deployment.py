@@ -1,0 +1,246 @@
+"""The deployment files: cluster.yaml (Ray cluster launcher), deploy/serve.yaml (Serve
+config) and deploy/kuberay-rayservice.yaml (KubeRay), checked with Ray's own validators
+and run where that is cheap: the Serve config is `serve run` on a local Ray. No cloud calls."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from ray._common.utils import import_attr
+from ray.autoscaler._private.util import prepare_config, validate_config
+from ray.serve.autoscaling_policy import replica_queue_length_autoscaling_policy
+from ray.serve.config import AutoscalingConfig, AutoscalingContext
+from ray.serve.schema import ServeDeploySchema
+
+from dragon import runtime
+from dragon.config import Settings
+from dragon.serve.scaling import METRIC, LongPolls, scale_on_quick_requests
+from tests.support.servers import free_port
+from tests.support.service import ROOT
+
+CLUSTER = ROOT / "cluster.yaml"
+SERVE = ROOT / "deploy" / "serve.yaml"
+KUBERAY = ROOT / "deploy" / "kuberay-rayservice.yaml"
+ENV_EXAMPLE = ROOT / "deploy" / "dragon.env.example"
+SETTINGS = {f"DRAGON_{name.upper()}" for name in Settings.model_fields}
+JOURNAL_DSN = "DRAGON_JOURNAL_DSN"  # the PostgreSQL journal's setting
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def pinned_ray() -> str:
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    [version] = [re.search(r"==(\S+)", d).group(1) for d in dependencies if re.match(r"ray\[", d)]  # type: ignore[union-attr]
+    return version
+
+
+def validated_cluster(config: dict[str, Any]) -> dict[str, Any]:
+    """What `ray up` does before it touches AWS: fill in defaults, then validate."""
+    prepared = prepare_config(copy.deepcopy(config))
+    validate_config(prepared)
+    return prepared
+
+
+# cluster.yaml
+
+
+def test_cluster_config_passes_rays_own_validator() -> None:
+    prepared = validated_cluster(load(CLUSTER))
+    assert prepared["provider"]["type"] == "aws"
+    assert prepared["provider"]["region"] and prepared["provider"]["availability_zone"]
+
+
+def test_cluster_validator_rejects_a_head_node_type_that_is_not_declared() -> None:
+    broken = load(CLUSTER)
+    broken["head_node_type"] = "no-such-type"
+    with pytest.raises(ValueError, match="head_node_type"):
+        validated_cluster(broken)
+
+
+def test_gpu_worker_type_is_an_nvidia_instance_declaring_its_gpu_and_autoscaling_from_zero() -> None:
+    gpu = load(CLUSTER)["available_node_types"]["gpu_worker"]
+    assert gpu["resources"]["GPU"] >= 1
+    assert re.match(r"(g4dn|g5|g6|g6e|p3|p4d|p5)\.", gpu["node_config"]["InstanceType"])
+    assert "nvidia" in gpu["node_config"]["ImageId"]
+    assert gpu["min_workers"] == 0 < gpu["max_workers"]
+
+
+def test_worker_types_fit_within_max_workers() -> None:
+    config = load(CLUSTER)
+    workers = [t for name, t in config["available_node_types"].items() if name != config["head_node_type"]]
+    assert sum(t["max_workers"] for t in workers) <= config["max_workers"]
+    assert all(t["min_workers"] <= t["max_workers"] for t in workers)
+
+
+def test_head_starts_ray_with_token_auth_then_deploys_dragon_on_it() -> None:
+    commands = load(CLUSTER)["head_start_ray_commands"]
+    ray_start = next(i for i, c in enumerate(commands) if "ray start --head" in c)
+    deploy = next(i for i, c in enumerate(commands) if "dragon serve --address auto" in c)
+    assert ray_start < deploy
+    assert "RAY_AUTH_MODE=token" in commands[ray_start] and "RAY_AUTH_MODE=token" in commands[deploy]
+    for setting in ("DRAGON_HOST=0.0.0.0", "DRAGON_STORAGE_BACKEND=s3", "DRAGON_USE_GPUS=true"):
+        assert setting in commands[deploy]
+    assert all("RAY_AUTH_MODE=token" in c for c in load(CLUSTER)["worker_start_ray_commands"] if "ray start" in c)
+
+
+def test_setup_commands_install_the_ray_version_pinned_in_pyproject() -> None:
+    setup = " ".join(load(CLUSTER)["setup_commands"])
+    assert re.findall(r"ray\[[a-z,]+\]==(\S+?)[\"' ]", setup) == [pinned_ray()]
+    assert "dragon_tasks-" in setup  # the project itself, from the mounted wheel
+
+
+def test_every_dragon_variable_the_deployment_files_set_is_a_setting() -> None:
+    named = set()
+    for path in (CLUSTER, ENV_EXAMPLE, KUBERAY):
+        named |= set(re.findall(r"\bDRAGON_[A-Z0-9_]+", path.read_text()))
+    assert {"DRAGON_HOST", "DRAGON_S3_BUCKET", JOURNAL_DSN} <= named
+    assert named <= SETTINGS, named - SETTINGS
+
+
+# deploy/serve.yaml
+
+
+def test_serve_config_passes_serves_schema_with_no_key_serve_would_ignore() -> None:
+    raw = load(SERVE)
+    parsed = ServeDeploySchema.model_validate(raw)
+    assert parsed.model_dump(mode="json", exclude_unset=True) == raw
+
+
+def test_serve_config_names_the_app_builder_and_the_long_poll_aware_policy() -> None:
+    [app] = load(SERVE)["applications"]
+    builder = import_attr(app["import_path"])
+    assert builder is runtime.app_builder
+    [api] = app["deployments"]
+    assert import_attr(api["autoscaling_config"]["policy"]["policy_function"]) is scale_on_quick_requests
+    assert 0 < api["ray_actor_options"]["num_cpus"] < 1
+    Settings(**app["args"])  # the builder's arguments are settings
+
+
+def _context(ongoing: float, long_polls: list[float], replicas: int = 2) -> AutoscalingContext:
+    return AutoscalingContext(
+        deployment_id=None, deployment_name="Api", app_name="dragon", current_num_replicas=replicas,
+        target_num_replicas=replicas, running_replicas=[], total_num_requests=ongoing, total_queued_requests=0,
+        aggregated_metrics={METRIC: {f"replica-{i}": n for i, n in enumerate(long_polls)}}, raw_metrics={},
+        capacity_adjusted_min_replicas=1, capacity_adjusted_max_replicas=16, policy_state={},
+        last_scale_up_time=None, last_scale_down_time=None, current_time=None,
+        config=AutoscalingConfig(min_replicas=1, max_replicas=16, target_ongoing_requests=4),
+    )
+
+
+def test_long_polls_do_not_add_replicas_where_serves_default_policy_would() -> None:
+    ctx = _context(ongoing=1004, long_polls=[600, 400])  # 1000 waiting clients, 4 creates
+    assert replica_queue_length_autoscaling_policy(ctx)[0] == 251
+    assert scale_on_quick_requests(ctx)[0] == 1
+    assert scale_on_quick_requests(_context(ongoing=40, long_polls=[0, 0]))[0] == 10  # quick requests still count
+
+
+def test_a_stream_counts_as_a_long_poll_until_it_ends_or_its_client_leaves() -> None:
+    async def scenario() -> list[int]:
+        polls = LongPolls()
+        seen = []
+
+        async def lines():
+            for line in ("a", "b", "c"):
+                yield line
+
+        finished = polls.stream(lines())
+        async for _ in finished:
+            seen.append(polls.open)
+        seen.append(polls.open)
+        left = polls.stream(lines())
+        await anext(left)
+        seen.append(polls.open)
+        await left.aclose()  # what Starlette does when the client disconnects
+        seen.append(polls.open)
+        with polls.held(False):  # a status poll without block
+            seen.append(polls.open)
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 1, 1, 0, 1, 0, 0]
+
+
+def test_serve_run_of_the_config_brings_up_the_whole_service(tmp_path: Path) -> None:
+    """`serve run deploy/serve.yaml` alone: the builder creates the actors, the API answers."""
+    config = load(SERVE)
+    port = free_port()
+    config["http_options"]["port"] = port
+    config["applications"][0]["deployments"][0]["autoscaling_config"]["min_replicas"] = 1  # 2 cores here
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT),
+           "DRAGON_DATA_DIR": str(tmp_path / "data")}
+    account = subprocess.run([sys.executable, "-m", "dragon", "accounts", "create", "ops", "--secret", "s3cret"],
+                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert account.returncode == 0, account.stderr
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "serve"), "run", str(tmp_path / "serve.yaml")],
+                            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        health = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"{url}/health", timeout=5)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert health is not None and health.status_code == 200, (tmp_path / "serve.log").read_text()[-3000:]
+        created = httpx.post(f"{url}/v2/create", timeout=60, json={
+            "secret": "s3cret", "tasks": {"task_name": "hello", "name": "Serve"}, "block": True})
+        assert created.status_code == 200, created.text
+        assert [(s["status"], s["result"]) for s in created.json()] == [("success", "Hello Serve")]
+    finally:
+        proc.send_signal(signal.SIGINT)  # serve run shuts down the local Ray it started
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+# deploy/kuberay-rayservice.yaml
+
+
+def test_kuberay_serve_config_is_deploy_serve_yaml() -> None:
+    spec = load(KUBERAY)["spec"]
+    embedded = yaml.safe_load(spec["serveConfigV2"])
+    ServeDeploySchema.model_validate(embedded)
+    assert embedded["applications"] == load(SERVE)["applications"]
+
+
+def test_kuberay_enables_gcs_fault_tolerance_with_the_redis_password_from_a_secret() -> None:
+    ft = load(KUBERAY)["spec"]["rayClusterConfig"]["gcsFaultToleranceOptions"]
+    assert re.fullmatch(r"[\w.-]+:\d+", ft["redisAddress"])
+    assert set(ft["redisPassword"]["valueFrom"]["secretKeyRef"]) == {"name", "key"}
+
+
+def test_kuberay_cluster_runs_the_pinned_ray_with_a_gpu_group_and_secrets_in_every_container() -> None:
+    cluster = load(KUBERAY)["spec"]["rayClusterConfig"]
+    assert cluster["rayVersion"] == pinned_ray()
+    groups = {g["groupName"]: g for g in cluster["workerGroupSpecs"]}
+    [gpu] = groups["gpu"]["template"]["spec"]["containers"]
+    assert int(gpu["resources"]["limits"]["nvidia.com/gpu"]) >= 1
+    pods = [cluster["headGroupSpec"], *groups.values()]
+    for container in (c for pod in pods for c in pod["template"]["spec"]["containers"]):
+        env = {e["name"]: e for e in container["env"]}
+        for secret in (JOURNAL_DSN, "DRAGON_S3_ACCESS_KEY_ID", "DRAGON_S3_SECRET_ACCESS_KEY"):
+            assert "secretKeyRef" in env[secret]["valueFrom"]
+        assert env["DRAGON_STORAGE_BACKEND"]["value"] == "s3"

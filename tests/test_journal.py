@@ -1,0 +1,301 @@
+"""The journal contract: every backend (SQLite, PostgreSQL) behaves the same, method by
+method, including across processes and after a reopen."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from dragon.accounts import Account
+from dragon.config import Settings
+from dragon.journal import Journal, open_journal
+from dragon.journal.postgres import JournalConnectionError, PostgresJournal
+from dragon.journal.sqlite import SQLiteJournal
+from dragon.status import TaskRecord, TaskStatus, new_key, now_iso
+from tests.support.servers import PostgresServer
+from tests.support.service import ROOT
+
+Opener = Callable[[], Journal]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings of a fresh, empty journal of each backend."""
+    if request.param == "postgres":
+        return Settings(data_dir=tmp_path, journal_dsn=request.getfixturevalue("postgres").new_database())
+    return Settings(data_dir=tmp_path)
+
+
+@pytest.fixture
+def reopen(settings: Settings) -> Any:
+    """Opens the test's journal again, as another process would; closes them all after."""
+    opened: list[Journal] = []
+
+    def open_() -> Journal:
+        opened.append(open_journal(settings))
+        return opened[-1]
+
+    yield open_
+    for journal in opened:
+        journal.close()
+
+
+@pytest.fixture
+def journal(reopen: Opener) -> Journal:
+    return reopen()
+
+
+def _task(account: str = "alice", **params: Any) -> tuple[TaskRecord, TaskStatus]:
+    record = TaskRecord(key=new_key(), account=account, task_name="hello", params={"name": "x", **params})
+    return record, TaskStatus.queued(record)
+
+
+def _ended(status: TaskStatus, state: str = "success", result: Any = "done") -> TaskStatus:
+    return TaskStatus(key=status.key, status=state, events={**status.events, state: now_iso()},  # type: ignore[arg-type]
+                      result=result if state == "success" else None, error=None if state == "success" else "BoomError: x",
+                      version=status.version + 1, callbacks=status.callbacks)
+
+
+def _account(name: str, secret: str = "s", api_key: str | None = None) -> Account:
+    return Account(name=name, secret_hash=f"secret-{secret}", api_key_hash=api_key and f"key-{api_key}",
+                   referrers=("https://app.example.com/*",), created_at=now_iso(), extra={"plan": "pro"})
+
+
+def test_settings_pick_the_backend(settings: Settings, journal: Journal) -> None:
+    assert isinstance(journal, PostgresJournal if settings.journal_dsn else SQLiteJournal)
+
+
+def test_written_tasks_read_back_as_they_were(journal: Journal) -> None:
+    tasks = [_task(progress_hint=i, nested={"a": [1, 2.5, None], "é": "ü"}) for i in range(3)]
+    journal.write(tasks, [])
+    keys = [r.key for r, _ in tasks]
+    assert journal.records(keys) == {r.key: r for r, _ in tasks}
+    assert journal.statuses(keys) == {s.key: s for _, s in tasks}
+    assert journal.statuses(["UNKNOWN", keys[0], keys[0]]) == {keys[0]: tasks[0][1]}
+    assert journal.records([]) == {} and journal.statuses([]) == {}
+
+
+def test_many_keys_are_read_in_one_call(journal: Journal) -> None:
+    tasks = [_task() for _ in range(1200)]  # more than SQLite's chunk of bound variables
+    journal.write(tasks, [])
+    assert len(journal.statuses([r.key for r, _ in tasks])) == 1200
+
+
+def test_updates_replace_the_status_and_unfinished_lists_oldest_first(journal: Journal) -> None:
+    tasks = [_task() for _ in range(4)]
+    for task in tasks:
+        journal.write([task], [])
+    executing = TaskStatus(key=tasks[1][1].key, status="executing", events=tasks[1][1].events, progress=0.5, version=1)
+    journal.write([], [executing, _ended(tasks[2][1])])
+    assert journal.statuses([executing.key])[executing.key] == executing
+    unfinished = journal.unfinished()
+    assert [r.key for r, _ in unfinished] == [tasks[0][0].key, tasks[1][0].key, tasks[3][0].key]
+    assert unfinished[1] == (tasks[1][0], executing)
+
+
+def test_a_task_created_again_replaces_the_first_and_moves_to_the_end(journal: Journal) -> None:
+    first, second = _task(), _task()
+    journal.write([first], [])
+    journal.write([second], [])
+    again = (first[0], TaskStatus.queued(first[0]))
+    journal.write([again], [])
+    assert journal.unfinished() == [second, again]
+
+
+def test_an_empty_write_changes_nothing(journal: Journal) -> None:
+    journal.write([], [])
+    assert journal.unfinished() == []
+
+
+def test_an_update_of_an_unknown_task_is_ignored(journal: Journal) -> None:
+    _, status = _task()
+    journal.write([], [_ended(status)])
+    assert journal.statuses([status.key]) == {}
+
+
+def test_a_task_created_ended_is_not_unfinished(journal: Journal) -> None:
+    record, status = _task()
+    journal.write([(record, _ended(status, "error"))], [])
+    assert journal.unfinished() == []
+    assert journal.statuses([record.key])[record.key].error == "BoomError: x"
+
+
+def test_an_ended_status_with_a_callback_gets_one_pending_delivery(journal: Journal) -> None:
+    record, status = _task(url_callback="http://cb/ok", url_errback="http://cb/err")
+    plain_record, plain = _task()
+    journal.write([(record, status), (plain_record, plain)], [])
+    assert journal.deliveries([record.key]) == {} and journal.next_delivery_at() is None
+
+    journal.write([], [_ended(status, "error"), _ended(plain)])
+    [(key, delivery)] = journal.deliveries([record.key, plain_record.key]).items()
+    assert key == record.key
+    assert (delivery.url, delivery.account, delivery.state, delivery.attempts) == ("http://cb/err", "alice", "pending", [])
+    assert delivery.first_at == delivery.next_at
+
+    journal.write([], [_ended(status, "error")])  # sent again: still one delivery
+    assert journal.deliveries([record.key])[record.key].id == delivery.id
+    assert journal.next_delivery_at() == delivery.next_at
+
+
+def test_a_task_created_ended_with_a_callback_gets_its_delivery(journal: Journal) -> None:
+    record, status = _task(url_callback="http://cb/ok")
+    journal.write([(record, _ended(status))], [])
+    assert journal.deliveries([record.key])[record.key].url == "http://cb/ok"
+
+
+def test_due_deliveries_come_by_time_and_saved_ones_leave(journal: Journal) -> None:
+    tasks = [_task(url_callback=f"http://cb/{i}") for i in range(3)]
+    journal.write(tasks, [])
+    journal.write([], [_ended(s) for _, s in tasks])
+    found = journal.deliveries([r.key for r, _ in tasks])
+    first, second, third = (found[r.key] for r, _ in tasks)
+    moment = max(d.next_at for d in found.values())
+    assert {d.id for d in journal.due_deliveries(moment, 10)} == {first.id, second.id, third.id}
+    assert len(journal.due_deliveries(moment, 2)) == 2
+    assert journal.due_deliveries(first.next_at - 1, 10) == []
+
+    first.attempts.append({"at": 1.0, "http_status": 500})
+    first.next_at = moment + 100
+    journal.save_delivery(first)
+    second.state = "delivered"
+    second.attempts.append({"at": 2.0, "http_status": 200})
+    journal.save_delivery(second)
+    assert [d.id for d in journal.due_deliveries(moment, 10)] == [third.id]
+    assert journal.deliveries([tasks[0][0].key])[tasks[0][0].key] == first
+    assert journal.deliveries([tasks[1][0].key])[tasks[1][0].key] == second
+    third.state = "failed"
+    journal.save_delivery(third)
+    assert journal.next_delivery_at() == moment + 100
+
+
+def test_claim_idempotency_returns_the_first_claim_within_the_window(journal: Journal) -> None:
+    assert journal.claim_idempotency("alice", "k", "h1", ["A"], since=0.0, now=100.0) is None
+    assert journal.claim_idempotency("alice", "k", "h2", ["B"], since=50.0, now=110.0) == ("h1", ["A"])
+    assert journal.claim_idempotency("bob", "k", "h3", ["C"], since=50.0, now=110.0) is None
+    # Once the first claim is older than the window, a new one takes its place.
+    assert journal.claim_idempotency("alice", "k", "h4", ["D", "E"], since=100.0, now=200.0) is None
+    assert journal.claim_idempotency("alice", "k", "h5", ["F"], since=150.0, now=210.0) == ("h4", ["D", "E"])
+
+
+def _claim(settings: Settings, contender: int, at: float) -> tuple[str, list[str]] | None:
+    """One process's claim at the instant ``at``, through its own journal (a process
+    pool entry point): the processes race, whatever their start-up times."""
+    journal = open_journal(settings)
+    time.sleep(max(0.0, at - time.time()))
+    try:
+        return journal.claim_idempotency("alice", "race", f"h{contender}", [f"K{contender}"], since=0.0, now=1.0)
+    finally:
+        journal.close()
+
+
+def test_concurrent_claims_from_processes_and_threads_have_one_winner(settings: Settings, journal: Journal) -> None:
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outcomes = list(pool.map(_claim, [settings] * 4, range(4), [time.time() + 2] * 4))
+    with ThreadPoolExecutor(8) as threads:  # and threads sharing one journal
+        outcomes += threads.map(
+            lambda i: journal.claim_idempotency("alice", "race", f"h{i}", [f"K{i}"], since=0.0, now=1.0), range(4, 12)
+        )
+    winners = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    assert len(winners) == 1
+    [winner] = winners
+    assert all(outcome == (f"h{winner}", [f"K{winner}"]) for outcome in outcomes if outcome is not None)
+
+
+def test_concurrent_writers_lose_nothing(reopen: Opener) -> None:
+    journals = [reopen() for _ in range(3)]
+    batches = [[_task() for _ in range(50)] for _ in range(12)]
+    threads = [threading.Thread(target=journals[i % 3].write, args=(batch, [])) for i, batch in enumerate(batches)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(journals[0].unfinished()) == 600
+
+
+def test_accounts_are_found_by_name_secret_and_api_key(journal: Journal) -> None:
+    alice, bob = _account("alice", "a", "ka"), _account("bob", "b")
+    journal.put_account(bob)
+    journal.put_account(alice)
+    assert journal.accounts() == [alice, bob]
+    assert journal.account("alice") == alice
+    assert journal.account_by_secret_hash("secret-b") == bob
+    assert journal.account_by_api_key_hash("key-ka") == alice
+    assert journal.account("carol") is None
+    assert journal.account_by_secret_hash("nope") is None and journal.account_by_api_key_hash("nope") is None
+
+
+def test_put_account_replaces_and_delete_removes(journal: Journal) -> None:
+    journal.put_account(_account("alice", "a", "ka"))
+    renewed = _account("alice", "a2")
+    journal.put_account(renewed)
+    assert journal.accounts() == [renewed]
+    assert journal.account_by_secret_hash("secret-a") is None and journal.account_by_api_key_hash("key-ka") is None
+    assert journal.delete_account("alice") is True
+    assert journal.delete_account("alice") is False
+    assert journal.accounts() == []
+
+
+def test_everything_survives_close_and_reopen(journal: Journal, reopen: Opener) -> None:
+    done_record, queued = _task(url_callback="http://cb/ok")
+    done = _ended(queued)
+    waiting = _task()
+    journal.write([(done_record, queued), waiting], [])
+    journal.write([], [done])
+    journal.claim_idempotency("alice", "k", "h", ["A"], since=0.0, now=10.0)
+    alice = _account("alice")
+    journal.put_account(alice)
+    journal.close()
+
+    again = reopen()  # opening an existing journal again leaves its schema and rows alone
+    assert again.statuses([done.key])[done.key] == done
+    assert again.unfinished() == [waiting]
+    assert again.deliveries([done.key])[done.key].state == "pending"
+    assert again.claim_idempotency("alice", "k", "h2", ["B"], since=0.0, now=20.0) == ("h", ["A"])
+    assert again.account("alice") == alice
+
+
+def test_processes_opening_a_new_journal_at_once_all_succeed(settings: Settings) -> None:
+    """Several actors open the journal as the service starts: the schema is created once."""
+    script = (
+        "import sys, time; from dragon.config import Settings; from dragon.journal import open_journal; "
+        "settings = Settings.model_validate_json(sys.argv[1]); time.sleep(max(0, float(sys.argv[2]) - time.time())); "
+        "open_journal(settings).accounts()"
+    )
+    payload = settings.model_dump_json(include={"data_dir", "journal_dsn"})
+    at = str(time.time() + 2)  # after every interpreter has started: they open at once
+    procs = [subprocess.Popen([sys.executable, "-c", script, payload, at], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+
+
+def test_the_dsn_is_never_in_a_repr(postgres: PostgresServer) -> None:
+    settings = Settings(journal_dsn=postgres.dsn("journal"))
+    assert postgres.password not in repr(settings) and postgres.password not in str(settings)
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://dragon:{password}-wrong@127.0.0.1:{port}/postgres",  # refused: wrong password
+        "postgresql://dragon:{password}@127.0.0.1:1/postgres",  # nothing listening
+        "postgresql://dragon:{password}@127.0.0.1:{port}/postgres?bogus=1",  # unparsable
+        "host=127.0.0.1 port={port} user=dragon password='{password}' dbname=nowhere",  # no such database
+    ],
+)
+def test_a_failed_connection_names_the_server_but_never_the_password(postgres: PostgresServer, dsn: str) -> None:
+    dsn = dsn.format(password=postgres.password, port=postgres.port)
+    with pytest.raises(JournalConnectionError) as failure:
+        PostgresJournal(dsn)
+    message = str(failure.value)
+    assert message.startswith("JournalConnectionError: cannot open the journal at ")
+    assert postgres.password not in message and failure.value.__cause__ is None
+    assert failure.value.__suppress_context__

@@ -1,0 +1,190 @@
+"""video.create through the HTTP API: SXML documents (the examples of the public
+record, with local inputs) become playable MP4s, previews and thumbnails."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT, Api
+from tests.support.servers import Origin
+
+FIXTURES = ROOT / "tests" / "fixtures" / "sxml"
+PHOTOS = "images_exif/exif_samples"
+
+
+def probe(url: str, tmp_path: Path) -> dict[str, Any]:
+    """What a player sees: every frame decoded, the streams' sizes and durations."""
+    path = tmp_path / "movie.mp4"
+    path.write_bytes(httpx.get(url, timeout=60).content)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        return {
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "frames": frames,
+            "rate": float(stream.average_rate),
+            "duration": container.duration / 1_000_000,
+            "audio": bool(container.streams.audio),
+        }
+
+
+def create(api: Api, definition: str, **params: Any) -> dict[str, Any]:
+    """The final status of one video.create (renders outlast the test service's block time-out)."""
+    [queued] = api.create({"task_name": "video.create", "definition": definition, "antialias": 1, **params})
+    [status] = api.wait([queued["key"]], timeout=180)
+    return status
+
+
+def test_the_developer_hello_world_renders_to_a_playable_movie(api: Api, media: Origin, tmp_path: Path) -> None:
+    definition = (FIXTURES / "hello-world.xml").read_text()
+    definition = definition.replace("http://s3.amazonaws.com/stupeflix-assets/apiusecase/footage.mov", f"{media.url}/video/file_type/fixture.3gp")
+    definition = definition.replace("http://s3.amazonaws.com/stupeflix-assets/apiusecase/logo_stupeflix.png",
+                                    f"{media.url}/images_exif/pillow/exif_imagemagick_orientation.png")
+    definition = definition.replace("http://s3.amazonaws.com/stupeflix-assets/apiusecase/branding-postroll.mp4",
+                                    f"{media.url}/video/js_ffmpeg/iphone_rotated.mov")
+    status = create(api, definition)
+    assert status["status"] == "success", status.get("error")
+    result = status["result"]
+    assert result["duration"] == pytest.approx(5.0 + 2.202 - 0.5, abs=0.01)
+    assert (result["width"], result["height"]) == (640, 360)
+    seen = probe(result["export"], tmp_path)
+    assert (seen["width"], seen["height"], seen["rate"]) == (640, 360, 25.0)
+    assert seen["frames"] == round(result["duration"] * 25)
+    assert seen["duration"] == pytest.approx(result["duration"], abs=0.1)
+    assert seen["audio"], "the videos' own sound is missing"
+    thumbnail = Image.open(io.BytesIO(httpx.get(result["thumbnail"]).content))
+    assert (thumbnail.format, thumbnail.size) == ("JPEG", (640, 360))
+    assert "preview" not in result
+
+
+def test_audio_slaved_to_pictures_with_a_transition_lasts_23_seconds(api: Api, media: Origin, tmp_path: Path) -> None:
+    definition = (FIXTURES / "slaved-audio.xml").read_text()
+    for name, path in [("a.jpg", "Canon_40D.jpg"), ("b.jpg", "Nikon_D70.jpg"), ("c.jpg", "Kodak_CX7530.jpg")]:
+        definition = definition.replace(f"http://x/{name}", f"{media.url}/{PHOTOS}/{path}")
+    definition = definition.replace("http://x/song1.mp3", f"{media.url}/audio_beats/synthetic/syn_rock_4-4_120bpm.flac")
+    definition = definition.replace("http://x/song2.mp3", f"{media.url}/audio_formats/file_type/fixture.mp3")
+    status = create(api, definition, profile="mobile-small")
+    assert status["status"] == "success", status.get("error")
+    assert status["result"]["duration"] == pytest.approx(23.0)
+    seen = probe(status["result"]["export"], tmp_path)
+    assert (seen["width"], seen["height"], seen["rate"]) == (176, 144, 15.0)
+    assert seen["frames"] == 23 * 15 and seen["audio"]
+
+
+def test_a_preview_is_published_as_a_partial_result_before_the_export(api: Api, media: Origin, tmp_path: Path) -> None:
+    definition = (f'<effect type="kenburns" duration="3"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
+                  '<transition type="circle"/>'
+                  f'<effect type="panel" duration="3"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>')
+    body = {"secret": api.secret, "tasks": [{"task_name": "video.create", "definition": definition, "preview": True,
+                                             "antialias": 1, "profile": "quicktime-small"}]}
+    statuses = []
+    with api.http.stream("POST", "/v2/create_stream", json=body, timeout=120) as response:
+        for line in response.iter_lines():
+            if line:
+                statuses.append(json.loads(line))
+    partial = [s for s in statuses[1:] if s["status"] == "executing" and s.get("result")]
+    assert partial, statuses
+    assert set(partial[0]["result"]) == {"duration", "preview"} and partial[0]["result"]["duration"] == pytest.approx(5.0)
+    final = statuses[-1]
+    assert final["status"] == "success" and final["result"]["preview"] == partial[0]["result"]["preview"]
+    preview = probe(final["result"]["preview"], tmp_path)
+    assert (preview["width"], preview["height"]) == (160, 120) and preview["frames"] == 5 * 25
+
+
+def test_a_long_movie_renders_in_segments_that_join_seamlessly(api: Api, tmp_path: Path) -> None:
+    # The test service renders 5-second segments: this movie is three of them.
+    colours = ["#ff0000", "#00ff00", "#0000ff"]
+    definition = "".join(f'<effect type="none" duration="4"><image color="{c}"/></effect>' for c in colours)
+    body = {"secret": api.secret, "tasks": [{"task_name": "video.create", "definition": definition, "antialias": 1,
+                                             "profile": "mobile-small"}]}
+    with api.http.stream("POST", "/v2/create_stream", json=body, timeout=120) as response:
+        statuses = [json.loads(line) for line in response.iter_lines() if line]
+    progress = [s["progress"] for s in statuses[1:] if s["status"] == "executing" and s.get("progress") is not None]
+    assert progress == sorted(progress) and len(set(progress)) >= 3, progress  # one step per segment
+    final = statuses[-1]
+    assert final["status"] == "success", final.get("error")
+    path = tmp_path / "movie.mp4"
+    path.write_bytes(httpx.get(final["result"]["export"]).content)
+    with av.open(str(path)) as container:
+        centres = [f.to_ndarray(format="rgb24")[72, 88].tolist() for f in container.decode(video=0)]
+    assert len(centres) == 12 * 15
+    dominant = [max(range(3), key=lambda c: rgb[c]) for rgb in centres]
+    assert dominant == [0] * 60 + [1] * 60 + [2] * 60
+
+
+def test_text_to_speech_sets_the_length_of_its_stack(api: Api, tmp_path: Path) -> None:
+    definition = ('<stack><effect type="none"><image color="#203040"/></effect>'
+                  '<audio voice="neospeech:julie" margin-end="1">Hello from Dragon, the movie maker.</audio></stack>')
+    status = create(api, definition, profile="mobile-small")
+    assert status["status"] == "success", status.get("error")
+    assert 2.0 < status["result"]["duration"] < 6.0
+    assert probe(status["result"]["export"], tmp_path)["audio"]
+
+
+@pytest.mark.parametrize(
+    "definition, error",
+    [
+        ('<movie service="craftsman-1.0">\n<body>\n<effect type="none">\n</body></movie>', "InvalidXMLError: line 4"),
+        ('<movie service="craftsman-1.0"><body>\n<sparkle/></body></movie>', "InvalidXMLError: line 2"),
+        ('<stack><effect type="none" duration="2"><image color="#000000"/></effect>\n<transition type="crossfade"/></stack>',
+         "InvalidXMLError: line 2"),
+        ('<widget type="set.scrapbook.text.01b.m.01"/>', "InvalidXMLError: line 1"),
+        ('<effect type="none" duration="2"><image color="#00000g"/></effect>', "InvalidXMLError: line 1"),
+        ('<effect type="none"><image filename="http://127.0.0.1:9/missing.jpg"/></effect>', "CouldNotDownloadError: "),
+        ('<stack><effect type="none"><image color="#000000"/></effect><text type="zone" fontname="wingdings">x</text></stack>',
+         "InvalidFontError: "),
+    ],
+    ids=["malformed", "unknown-element", "misplaced-transition", "proprietary-widget", "bad-colour", "missing-input", "unknown-font"],
+)
+def test_bad_definitions_end_in_a_clear_error(api: Api, definition: str, error: str) -> None:
+    status = create(api, definition)
+    assert status["status"] == "error"
+    assert status["error"].startswith(error), status["error"]
+
+
+def test_unknown_profiles_and_antialias_values_are_parameter_errors(api: Api) -> None:
+    status = create(api, "<effect type='none'><image color='#000000'/></effect>", profile="8k", antialias=3)
+    assert status["status"] == "error"
+    assert set(status["error"]["parameters"]) == {"profile", "antialias"}
+
+
+def test_ignored_attributes_and_filters_are_listed_in_details(api: Api) -> None:
+    definition = ('<effect type="none" duration="1" sparkle="yes"><image color="#102030">'
+                  '<filter type="dof"/></image></effect>')
+    status = create(api, definition, profile="mobile-small", export=False)
+    assert status["status"] == "success" and "export" not in status["result"] and "thumbnail" in status["result"]
+    [detailed] = api.status([status["key"]], details="true")
+    warnings = detailed["details"]["warnings"]
+    assert any("sparkle" in w for w in warnings) and any("dof" in w for w in warnings), warnings
+
+
+def test_a_director_theme_renders_as_a_captioned_slideshow(api: Api, media: Origin, tmp_path: Path) -> None:
+    definition = (FIXTURES / "theme-widget.xml").read_text()
+    for url in sorted(set(__import__("re").findall(r'filename="([^"]+)"', definition))):
+        replacement = (f"{media.url}/audio_formats/file_type/fixture.mp3" if url.endswith((".mp3", ".m4a"))
+                       else f"{media.url}/{PHOTOS}/Canon_40D.jpg")
+        definition = definition.replace(url, replacement)
+    status = create(api, definition, profile="mobile-small")
+    assert status["status"] == "success", status.get("error")
+    assert probe(status["result"]["export"], tmp_path)["frames"] == round(status["result"]["duration"] * 15)
+
+
+def test_a_long_nested_document_with_animators_filters_and_overlays_renders(api: Api, media: Origin, tmp_path: Path) -> None:
+    definition = (FIXTURES / "nested.xml").read_text()
+    definition = definition.replace("http://example.com/music.mp3", f"{media.url}/audio_formats/file_type/fixture.mp3")
+    definition = definition.replace("http://example.com/logo.png", f"{media.url}/images_exif/pillow/exif_imagemagick_orientation.png")
+    definition = __import__("re").sub(r"http://example.com/photos/\d+.jpg", f"{media.url}/{PHOTOS}/Nikon_D70.jpg", definition)
+    status = create(api, definition, profile="mobile-small")
+    assert status["status"] == "success", status.get("error")
+    assert status["result"]["duration"] == pytest.approx(20.0)
+    seen = probe(status["result"]["export"], tmp_path)
+    assert seen["frames"] == 20 * 15 and seen["audio"]
