@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     render_parallel: int = Field(default=0, ge=0, description="video.create: segments rendered at once per movie (0: as Ray allows).")
     use_gpus: bool | None = Field(
         default=None,
-        description="GPU-capable tasks ask for their GPU share: unset = when the cluster has GPUs as the job "
-        "manager starts; true where GPU nodes are started on demand by the autoscaler.",
+        description="GPU-capable tasks ask for their GPU share: unset = while the cluster has GPUs (checked "
+        "again every few seconds, so GPU nodes that join are used); true = even while it has none, where GPU "
+        "nodes are started on demand by the autoscaler; false = never (dragon/placement.py).",
     )
 
     # Publishing platforms (dragon/platforms/): base URLs, so tests and proxies can move them

@@ -35,8 +35,8 @@ class TaskParams(BaseModel):
 
 @dataclass(frozen=True)
 class Resources:
-    """What one run needs from the cluster: ``gpu`` is the share of a GPU it asks for where
-    the cluster has GPUs (so several light tasks can share one); it also runs without."""
+    """What one run needs from the cluster: ``gpu`` is the share of a GPU it asks for (so
+    several light tasks can share one) when ``Settings.use_gpus`` says so (dragon/placement.py); it also runs without."""
 
     cpus: float = 1.0
     gpu: float = 0.0

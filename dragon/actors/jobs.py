@@ -29,6 +29,7 @@ from dragon.actors.worker import execute
 from dragon.config import Settings
 from dragon.errors import AccountLimitError, CanceledError, RequestError, WorkerCrashedError
 from dragon.journal import open_journal
+from dragon.placement import GpuRule
 from dragon.status import TaskRecord, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class JobManager:
         self._resumed: set[str] = set()  # re-queued at start: an earlier run may have stored outputs
         self._creating: dict[tuple[str, str], asyncio.Future] = {}
         self._recovered: asyncio.Task | None = None
-        self._use_gpus = settings.use_gpus if settings.use_gpus is not None else ray.cluster_resources().get("GPU", 0) > 0
+        self._gpus = GpuRule(settings.use_gpus)
         registry.load(settings.task_modules)
 
     async def ready(self) -> dict[str, Any]:
@@ -218,7 +219,7 @@ class JobManager:
         if task_type is not None:
             res = task_type.resources
             options = {"num_cpus": res.cpus}
-            if res.gpu and self._use_gpus:
+            if res.gpu and self._gpus.ask():
                 options["num_gpus"] = res.gpu
             if res.memory_mb:
                 options["memory"] = res.memory_mb * 1024 * 1024

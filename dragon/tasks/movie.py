@@ -23,6 +23,7 @@ from dragon.media import audio, speech, video
 from dragon.movie.encode import join
 from dragon.movie.render import Job, Movie, inputs, split
 from dragon.movie.sources import media_key
+from dragon.placement import GpuRule
 from dragon.registry import Resources, TaskContext, TaskParams, task
 from dragon.sxml import Document, parse, profiles
 
@@ -108,14 +109,15 @@ def _gather(ctx: TaskContext, document: Document) -> tuple[dict[str, Path], dict
 
 def _export(ctx: TaskContext, movie: Movie, job: Job, files: dict[str, Path]) -> Path:
     return export(movie, job, files, ctx.scratch, ctx.settings.scratch_dir, ctx.settings.render_segment_seconds,
-                  ctx.settings.render_parallel, lambda done: ctx.progress(round(100 * done)))
+                  ctx.settings.render_parallel, lambda done: ctx.progress(round(100 * done)), ctx.settings.use_gpus)
 
 
 def export(movie: Movie, job: Job, files: dict[str, Path], into: Path, scratch_root: Path, segment_seconds: float,
-           parallel: int, progress: Callable[[float], None]) -> Path:
+           parallel: int, progress: Callable[[float], None], use_gpus: bool | None = None) -> Path:
     """The whole movie as ``into/export.mp4``: segments rendered in parallel on Ray
-    workers (at most ``parallel`` at once, 0 for no limit) while this worker mixes and
-    encodes the soundtrack, then joined. A one-segment movie renders right here."""
+    workers (at most ``parallel`` at once, 0 for no limit; with a GPU share as
+    ``use_gpus`` rules, see dragon/placement.py) while this worker mixes and encodes the
+    soundtrack, then joined. A one-segment movie renders right here."""
     ranges = split(movie.frames, math.ceil(movie.duration / segment_seconds))
     out = into / "export.mp4"
     if len(ranges) == 1 or not ray.is_initialized():
@@ -123,18 +125,19 @@ def export(movie: Movie, job: Job, files: dict[str, Path], into: Path, scratch_r
         return movie.finish([segment], out)
     with ThreadPoolExecutor(1) as pool:
         sound = pool.submit(movie.encoded_soundtrack, into / "sound.mp4")
-        segments = render_segments(job, files, ranges, scratch_root, parallel, lambda done: progress(done / len(ranges)), into)
+        segments = render_segments(job, files, ranges, scratch_root, parallel, lambda done: progress(done / len(ranges)), into,
+                                   GpuRule(use_gpus).ask())
         join(segments, sound.result(), out)
     return out
 
 
 def render_segments(job: Job, files: dict[str, Path], ranges: list[tuple[int, int]], scratch_root: Path,
-                    parallel: int, progress: Any, into: Path) -> list[Path]:
+                    parallel: int, progress: Any, into: Path, gpu: bool) -> list[Path]:
     """Each range of frames rendered by its own Ray task, at most ``parallel`` at once
     (0: as many as the cluster runs). Returns the segment files, in order, under ``into``."""
     payload = {key: ray.put(path.read_bytes()) for key, path in files.items()}
     options: dict[str, Any] = {"num_cpus": 1}
-    if ray.cluster_resources().get("GPU", 0) > 0:
+    if gpu:
         options["num_gpus"] = 0.5
     window = parallel or len(ranges)
     pending: dict[ray.ObjectRef, int] = {}

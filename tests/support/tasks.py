@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import ray
 from dragon.errors import InvalidContentError
 from pydantic import Field, field_validator
 
@@ -106,3 +107,31 @@ def copy(ctx: TaskContext, params: CopyParams) -> dict:
     if params.extra_file:
         result["extra"] = ctx.store(source, "txt", "text/plain", main=False)
     return result
+
+
+class WhereParams(TaskParams):
+    seconds: float = Field(default=0.0, ge=0, le=30)  # held before answering, so tasks overlap
+
+
+@task("test.where", WhereParams, resources=Resources(cpus=1.0))
+def where(ctx: TaskContext, params: WhereParams) -> dict:
+    """Which node ran the attempt: the cluster tests see tasks spread and move."""
+    time.sleep(params.seconds)
+    return _node_report(ctx)
+
+
+@task("test.where_gpu", WhereParams, resources=Resources(cpus=0.5, gpu=0.25))
+def where_gpu(ctx: TaskContext, params: WhereParams) -> dict:
+    """A GPU-capable task: it runs with or without a GPU; the report says which."""
+    time.sleep(params.seconds)
+    return _node_report(ctx)
+
+
+def _node_report(ctx: TaskContext) -> dict:
+    runtime = ray.get_runtime_context()
+    return {
+        "node_id": runtime.get_node_id(),
+        "node": runtime.get_node_labels().get("dragon-test-node"),
+        "gpu_ids": [str(gpu) for gpu in ray.get_gpu_ids()],
+        "attempt": ctx.attempt,
+    }

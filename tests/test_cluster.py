@@ -1,0 +1,196 @@
+"""Dragon on a real multi-node Ray cluster on this machine (tests/support/cluster.py):
+tasks spread over nodes, a worker node or the API replica's node dies, the status
+actor restarts, GPU nodes join or are added by the autoscaler. Nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from benchmarks import gpu_autoscaling, scaling
+from dragon.placement import GPU_CHECK_INTERVAL, GpuRule
+from tests.conftest import Api
+from tests.support.cluster import LocalCluster, wait_until
+from tests.support.service import ROOT, DragonProcess
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+        "DRAGON_TASK_MODULES": "tests.support.tasks",
+        "DRAGON_ALLOW_PRIVATE_URLS": "1",
+        "DRAGON_BLOCK_TIMEOUT": "8",
+        "DRAGON_STREAM_POLL_TIMEOUT": "2",
+        **extra,
+    }
+
+
+class Deployment:
+    """A cluster and the service deployed onto it with `dragon serve --address`."""
+
+    def __init__(self, cluster: LocalCluster, api: Api):
+        self.cluster = cluster
+        self.api = api
+
+    def replica_node(self) -> str:
+        [node] = {node for _, node in self.cluster.processes("ServeReplica:dragon:Api")}
+        return node
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """Head with no task CPUs (it holds the service's actors) and two 2-CPU worker nodes;
+    the API replica (0.25 CPU) can only live on a worker node."""
+    base = tmp_path_factory.mktemp("cluster")
+    env = _env()
+    cluster = LocalCluster(base, env, head_cpus=0)
+    try:
+        cluster.add_node("a", cpus=2)
+        cluster.add_node("b", cpus=2)
+        service = DragonProcess(base / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
+        service.data_dir.mkdir()
+        secret = service.cli("accounts", "create", "alice")["secret"]
+        service.start()
+        yield Deployment(cluster, Api(service.url, secret))
+    finally:
+        cluster.close()
+
+
+def _ended(api: Api, keys: list[str], timeout: float = 120) -> list[dict[str, Any]]:
+    statuses = api.wait(keys, timeout)
+    assert all(s["status"] in ("success", "error") for s in statuses), statuses
+    return statuses
+
+
+def test_the_service_actors_live_on_the_head_and_tasks_spread_over_worker_nodes(deployment: Deployment) -> None:
+    cluster, api = deployment.cluster, deployment.api
+    for title in ("ray::JobManager", "ray::StatusShard", "ray::StorageActor", "ray::CallbackActor"):
+        assert {node for _, node in cluster.processes(title)} == {"head"}, title
+    keys = [s["key"] for s in api.create([{"task_name": "test.where", "seconds": 1}] * 6)]
+    statuses = _ended(api, keys)
+    assert all(s["status"] == "success" for s in statuses)
+    assert {s["result"]["node"] for s in statuses} == {"a", "b"}
+    assert len({s["result"]["node_id"] for s in statuses}) == 2
+
+
+def test_killing_a_worker_node_mid_batch_loses_no_task(deployment: Deployment) -> None:
+    """The node without the API replica dies while it runs tasks; they run again elsewhere."""
+    cluster, api = deployment.cluster, deployment.api
+    victim = "b" if deployment.replica_node() == "a" else "a"
+    keys = [s["key"] for s in api.create([{"task_name": "test.where", "seconds": 3}] * 10)]
+    wait_until(lambda: len(cluster.pids(victim, "ray::execute")) >= 1, 60, "no task started on the victim")
+    cluster.kill_node(victim)
+    cluster.add_node("c", cpus=2)
+    statuses = _ended(api, keys, timeout=180)
+    assert [s["status"] for s in statuses] == ["success"] * 10, [s.get("error") for s in statuses]
+    retried = [s["result"] for s in statuses if s["result"]["attempt"] > 1]
+    assert retried, "no task was running on the killed node"
+    assert all(r["node"] != victim for r in retried)
+
+
+def test_killing_the_api_replicas_node_leaves_statuses_and_streams_reachable(deployment: Deployment) -> None:
+    cluster, api = deployment.cluster, deployment.api
+    [ended] = api.create({"task_name": "test.where"}, block=True)
+    [running] = api.create({"task_name": "test.steps", "steps": 40, "delay": 0.5})
+    victim = deployment.replica_node()
+    cut_short = []
+    with api.http.stream("GET", "/v2/stream", params={"tasks": [running["key"]]}) as r:
+        lines = r.iter_lines()
+        assert json.loads(next(lines))[0]["key"] == running["key"]
+        cluster.kill_node(victim)
+        try:  # the replica serving this stream is gone: the stream breaks or ends early
+            cut_short += [json.loads(line) for line in lines if line]
+        except httpx.HTTPError:
+            pass
+    assert all(change["status"] != "success" for change in cut_short)
+    cluster.add_node("d", cpus=2)
+
+    def reconnected() -> list[Any] | None:
+        try:
+            with api.http.stream("GET", "/v2/stream", params={"tasks": [running["key"]]}) as again:
+                if again.status_code != 200:
+                    return None
+                return [json.loads(line) for line in again.iter_lines() if line]
+        except httpx.HTTPError:
+            return None
+
+    lines = wait_until(reconnected, 120, "the stream never came back")
+    final = lines[-1] if isinstance(lines[-1], dict) else lines[-1][0]  # a change, or the one-line list of an ended task
+    assert final["status"] == "success" and final["result"] == {"steps": 40}
+    assert deployment.replica_node() != victim
+    [again] = api.status([ended["key"]])
+    assert again["status"] == "success" and again["result"] == ended["result"]
+
+
+def test_the_status_actor_restarting_mid_batch_loses_no_status(deployment: Deployment) -> None:
+    cluster, api = deployment.cluster, deployment.api
+    keys = [s["key"] for s in api.create([{"task_name": "test.where", "seconds": 0.5}] * 12)]
+    wait_until(lambda: any(s["status"] == "success" for s in api.status(keys)), 60, "nothing ended")
+    [shard] = cluster.pids("head", "ray::StatusShard")
+    os.kill(shard, signal.SIGKILL)
+    wait_until(lambda: _statuses_if_reachable(api, keys), 120, "statuses never came back")
+    statuses = _ended(api, keys, timeout=120)
+    assert [s["status"] for s in statuses] == ["success"] * 12
+    assert all(s["result"]["node"] for s in statuses)
+    assert cluster.pids("head", "ray::StatusShard") != [shard]
+
+
+def _statuses_if_reachable(api: Api, keys: list[str]) -> list[dict[str, Any]] | None:
+    try:
+        r = api.http.get("/v2/status", params={"tasks": keys})
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def test_gpu_capable_tasks_use_a_gpu_node_that_joins_later(deployment: Deployment) -> None:
+    """DRAGON_USE_GPUS unset: while the cluster has no GPU, a GPU-capable task runs on CPUs;
+    once a GPU node joins, the same task type asks for its GPU share and runs there."""
+    cluster, api = deployment.cluster, deployment.api
+    without = api.result({"task_name": "test.where_gpu"})
+    assert without["gpu_ids"] == [] and without["node"] != "gpu"
+    cluster.add_node("gpu", cpus=1, gpus=1)
+
+    def on_gpu() -> dict[str, Any] | None:
+        result = api.result({"task_name": "test.where_gpu"})
+        return result if result["gpu_ids"] else None
+
+    placed = wait_until(on_gpu, GPU_CHECK_INTERVAL + 30, "no task was given the new GPU")
+    assert placed["node"] == "gpu" and placed["gpu_ids"] == ["0"]
+
+
+def test_use_gpus_true_or_false_does_not_look_at_the_cluster() -> None:
+    assert GpuRule(True).ask() is True
+    assert GpuRule(False).ask() is False
+
+
+@pytest.mark.slow
+def test_queued_gpu_demand_brings_a_gpu_node_up_and_it_goes_away_when_idle() -> None:
+    """benchmarks/gpu_autoscaling.py: Ray's autoscaler (fake multi-node provider), a
+    CPU-only head, CPU and GPU node types at 0; with DRAGON_USE_GPUS=true a GPU-capable task
+    waits for a GPU node, the autoscaler adds one, the task runs there, the node goes."""
+    figures = gpu_autoscaling.demo()
+    assert "GPU" not in figures["head"]["resources"]
+    status = figures["status"]
+    assert status["status"] == "success", status.get("error")
+    assert status["result"]["gpu_ids"] == ["0"] and status["result"]["node_id"] != figures["head"]["node_id"]
+    assert figures["gpu_node"]["resources"]["GPU"] == 1
+
+
+@pytest.mark.slow
+def test_the_scaling_benchmark_runs_the_same_batch_on_one_then_two_worker_nodes() -> None:
+    """benchmarks/scaling.py --quick: every task of both runs succeeds and both are timed."""
+    figures = scaling.main(["--quick"])
+    for nodes in (1, 2):
+        run = figures["runs"][nodes]
+        assert run["tasks"] == 44 and run["errors"] == 0, run["first_error"]
+        assert run["per_second"] > 0
+    assert figures["ratio"] == round(figures["runs"][2]["per_second"] / figures["runs"][1]["per_second"], 2)
