@@ -12,7 +12,7 @@ import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import ray
 from pydantic import Field, field_validator
@@ -20,12 +20,12 @@ from ray.exceptions import RayTaskError
 
 from dragon.errors import TaskError
 from dragon.media import audio, speech, video
-from dragon.movie.encode import join
-from dragon.movie.render import Job, Movie, inputs, split
-from dragon.movie.sources import media_key
 from dragon.placement import GpuRule
 from dragon.registry import Resources, TaskContext, TaskParams, task
 from dragon.sxml import Document, parse, profiles
+
+if TYPE_CHECKING:  # the renderer (torch) is imported by the workers that render, not by every process
+    from dragon.movie.render import Job, Movie
 
 MAX_DEFINITION = 1024 * 1024
 MAX_INPUT_BYTES = 2 * 1024**3
@@ -56,6 +56,8 @@ class CreateParams(TaskParams):
 )
 def video_create(ctx: TaskContext, params: CreateParams) -> dict:
     """With ``preview``, a half-size preview is published first, as a partial result."""
+    from dragon.movie.render import Job, Movie
+
     document = parse(params.definition)
     files, lengths = _gather(ctx, document)
     job = Job(params.definition, params.profile, params.antialias, lengths)
@@ -87,6 +89,9 @@ def video_create(ctx: TaskContext, params: CreateParams) -> dict:
 
 def _gather(ctx: TaskContext, document: Document) -> tuple[dict[str, Path], dict[str, float]]:
     """Every input fetched once, every voice spoken once, and their lengths."""
+    from dragon.movie.render import inputs
+    from dragon.movie.sources import media_key
+
     urls, voices = inputs(document)
     files: dict[str, Path] = {url: ctx.fetch(url, MAX_INPUT_BYTES).path for url in sorted(urls)}
     lengths: dict[str, float] = {}
@@ -118,6 +123,9 @@ def export(movie: Movie, job: Job, files: dict[str, Path], into: Path, scratch_r
     workers (at most ``parallel`` at once, 0 for no limit; with a GPU share as
     ``use_gpus`` rules, see dragon/placement.py) while this worker mixes and encodes the
     soundtrack, then joined. A one-segment movie renders right here."""
+    from dragon.movie.encode import join
+    from dragon.movie.render import split
+
     ranges = split(movie.frames, math.ceil(movie.duration / segment_seconds))
     out = into / "export.mp4"
     if len(ranges) == 1 or not ray.is_initialized():
@@ -166,6 +174,8 @@ def render_segments(job: Job, files: dict[str, Path], ranges: list[tuple[int, in
 @ray.remote(max_retries=2)
 def _segment(job: Job, payload: dict[str, ray.ObjectRef], first: int, stop: int, scratch_root: str) -> bytes:
     """One range of frames as an H.264 MP4 segment (its bytes)."""
+    from dragon.movie.render import Movie
+
     work = Path(scratch_root) / f"segment-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     try:
