@@ -241,3 +241,14 @@ def test_a_camera_moving_right_shifts_the_whole_stack_left() -> None:
     m = movie(f"<stack>{plate(BLACK, 2)}{still}{camera}</stack>")
     assert ink_box(at(m, 0))[0] == pytest.approx(128, abs=2)
     assert ink_box(at(m, 1.96))[0] == pytest.approx(128 - 59, abs=3)
+
+
+def test_the_export_keeps_to_the_profiles_bitrates(tmp_path: Path) -> None:
+    files = {"a": tone(tmp_path / "a.wav", 6, 500)}
+    m = movie(f'<stack><effect type="kenburns" duration="6"><image filename="p"/></effect><audio filename="a" duration=".."/></stack>',
+              {**files, "p": PHOTO}, {"a": 6.0}, profile="quicktime-small")
+    out = m.finish([m.render(0, m.frames, tmp_path / "v.mp4")], tmp_path / "movie.mp4")
+    with av.open(str(out)) as container:
+        video_kbps = container.streams.video[0].bit_rate / 1000
+        audio_kbps = container.streams.audio[0].bit_rate / 1000
+    assert video_kbps <= 256 * 1.2 and 40 <= audio_kbps <= 64 * 1.1  # quicktime-small: 256k / 64k

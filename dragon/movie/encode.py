@@ -17,13 +17,13 @@ AUDIO_FRAME = 1024  # samples per AAC frame
 
 
 class SegmentWriter:
-    """Frames in, an H.264 MP4 out. Every segment starts with a keyframe and uses the
+    """Frames in, an H.264 MP4 out (``video_bitrate``, bits per second, caps the rate). Every segment starts with a keyframe and uses the
     same settings, so segments can be joined packet by packet."""
 
     def __init__(self, dest: Path, width: int, height: int, rate: Fraction, video_bitrate: int, preset: str | None = None,
                  threads: int = 0):
         self.out = av.open(str(dest), "w", format="mp4")
-        enc = video.Encoding(width=width, height=height, crop=False, gop=int(2 * rate), video_bitrate=video_bitrate)
+        enc = video.Encoding(width=width, height=height, crop=False, gop=int(2 * rate), video_bitrate=video_bitrate // 1000)
         self.stream = video.h264_stream(self.out, enc, rate)
         if preset and self.stream.codec_context.name == "libx264":
             self.stream.codec_context.options = {**self.stream.codec_context.options, "preset": preset}
@@ -54,12 +54,12 @@ class SegmentWriter:
 
 
 def encode_sound(sound: np.ndarray, dest: Path, bitrate: int) -> Path:
-    """The soundtrack alone as AAC in MP4, so that it can be encoded while the pictures
+    """The soundtrack (``bitrate`` in bits per second) alone as AAC in MP4, so that it can be encoded while the pictures
     render and then joined to them like the video segments."""
     with av.open(str(dest), "w", format="mp4") as out:
         stream = out.add_stream("aac", rate=RATE)
         stream.layout = "stereo"
-        stream.bit_rate = bitrate * 1000
+        stream.bit_rate = bitrate
         for at in range(0, sound.shape[1], AUDIO_FRAME):
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(sound[:, at : at + AUDIO_FRAME]), format="fltp", layout="stereo")
             frame.sample_rate = RATE
