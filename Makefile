@@ -35,10 +35,18 @@ install: $(VENV)/.installed
 serve: install runtime-deps
 	$(VENV)/bin/dragon serve
 
+# The full run (no PYTEST_ARGS) runs the API-level suites a second time with the services'
+# journal on PostgreSQL.
+PG_SUITES ?= tests/test_tasks_api.py tests/test_requests_and_auth.py tests/test_callbacks.py tests/test_faults.py tests/test_storage.py
+PYTEST_RUNS = "$(PYTEST_ARGS)" $(if $(PYTEST_ARGS),,"--journal=postgres $(PG_SUITES)")
+
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
 test: install system-deps
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	@for run in $(PYTEST_RUNS); do \
+	  echo "== pytest $$run"; $(PY) -m pytest $$run; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
+	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	done
 
 bench: install
 	$(PY) benchmarks/api.py
