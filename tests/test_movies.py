@@ -142,8 +142,17 @@ def test_text_to_speech_sets_the_length_of_its_stack(api: Api, tmp_path: Path) -
         ('<effect type="none"><image filename="http://127.0.0.1:9/missing.jpg"/></effect>', "CouldNotDownloadError: "),
         ('<stack><effect type="none"><image color="#000000"/></effect><text type="zone" fontname="wingdings">x</text></stack>',
          "InvalidFontError: "),
+        ('<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+         '<movie service="craftsman-1.0"><body><text type="zone">&b;</text></body></movie>', "InvalidXMLError: "),
+        ('<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+         '<movie service="craftsman-1.0"><body><text type="zone">&x;</text></body></movie>', "InvalidXMLError: "),
+        ('<effect type="none"><image filename="file:///etc/passwd"/></effect>', "CouldNotDownloadError: "),
+        ('<effect type="none" duration="20000"><image color="#000000"/></effect>', "InvalidXMLError: line 1"),
+        ('<stack><effect type="none" duration="1"><image color="#000000"/></effect><text type="zone" fontsize="100000">x</text></stack>',
+         "InvalidContentError: "),
     ],
-    ids=["malformed", "unknown-element", "misplaced-transition", "proprietary-widget", "bad-colour", "missing-input", "unknown-font"],
+    ids=["malformed", "unknown-element", "misplaced-transition", "proprietary-widget", "bad-colour", "missing-input", "unknown-font",
+         "entity-expansion", "external-entity", "local-file", "too-long", "font-size"],
 )
 def test_bad_definitions_end_in_a_clear_error(api: Api, definition: str, error: str) -> None:
     status = create(api, definition)
