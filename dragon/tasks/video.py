@@ -15,7 +15,8 @@ from dragon.media import images, video
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
 MAX_INPUT_BYTES = 4 * 1024**3
-VIDEO = Resources(cpus=1.0, gpu=1.0, memory_mb=1024)
+VIDEO = Resources(cpus=1.0, gpu=1.0, memory_mb=1024)  # transcodes: NVDEC and NVENC where there is a GPU
+SEEKING = Resources(cpus=1.0, memory_mb=1024)  # thumbs and strips seek and decode on the CPU (docs/video.md)
 Size = Field(default=None, ge=1, le=8192)
 
 
@@ -48,7 +49,7 @@ class ThumbParams(TaskParams):
 @task(
     "video.thumb",
     ThumbParams,
-    resources=VIDEO,
+    resources=SEEKING,
     values=("width", "height", "original_width", "original_height", "duration", "content_type"),
     files=("output",),
 )
@@ -95,7 +96,7 @@ class StripParams(TaskParams):
 @task(
     "video.strip",
     StripParams,
-    resources=VIDEO,
+    resources=SEEKING,
     values=("count", "width", "height", "original_width", "original_height", "duration", "frame_rate", "content_type"),
     files=("output",),
 )
