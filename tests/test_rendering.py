@@ -252,3 +252,10 @@ def test_the_export_keeps_to_the_profiles_bitrates(tmp_path: Path) -> None:
         video_kbps = container.streams.video[0].bit_rate / 1000
         audio_kbps = container.streams.audio[0].bit_rate / 1000
     assert video_kbps <= 256 * 1.2 and 40 <= audio_kbps <= 64 * 1.1  # quicktime-small: 256k / 64k
+
+
+def test_a_recoloured_overlay_keeps_its_opacity_over_what_is_beneath() -> None:
+    overlay = ('<overlay left="0.5" top="0.5" width="0.25" height="0.25"><image color="#0000ff">'
+               '<filter type="colormap" preset="negative"/></image></overlay>')
+    frame = at(movie(f"<stack>{plate(RED)}{overlay}</stack>"), 1)
+    assert frame[150, 200].tolist() == [255, 255, 0] and frame[20, 20].tolist() == [255, 0, 0]

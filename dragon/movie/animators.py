@@ -62,7 +62,7 @@ def _custom(node: Any, local: float, centre: tuple[float, float]) -> Matrix:
         va, vb = _floats(a.attrs.get(name), default), _floats(b.attrs.get(name), default)
         return tuple(x + (y - x) * w for x, y in zip(va, vb))
 
-    sx, sy, sz = lerp("scale", (1.0, 1.0, 1.0))
+    sx, sy, _ = lerp("scale", (1.0, 1.0, 1.0))  # depth scale has no 2-D effect
     px, py, pz = lerp("pos", (0.0, 0.0, 0.0))
     ox, oy, oz = lerp("orient", (0.0, 0.0, 0.0))
     angle, ax, ay, az = lerp("rot", (0.0, 0.0, 0.0, 1.0))

@@ -21,6 +21,7 @@ EFFECT_TYPES = (
 )
 MULTI = ("diving", "rotator", "sliding", "square")  # effects that show their media one after another
 ZOOM = 1.2  # how far kenburns zooms: media are decoded with this much detail to spare
+TRANSITION = 0.2  # share of a medium's slot spent arriving, in multi-media effects
 
 Mask = Callable[[Canvas], torch.Tensor]
 
@@ -48,9 +49,6 @@ def poses(kind: str, slots: list[tuple[float, float]], t: float, direction: str 
     if index > 0 and p < TRANSITION:  # the previous medium stays underneath while this one arrives
         return [_MULTI[kind](index - 1, 1.0, len(slots))[-1], *shown]
     return shown
-
-
-TRANSITION = 0.2  # share of a medium's slot spent arriving, in multi-media effects
 
 
 def _current(slots: list[tuple[float, float]], t: float) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from dragon.movie.canvas import Canvas, gaussian_blur
+from dragon.sxml.model import parse_color
 
 ADAPTERS = ("fitAdapter", "zoomAdapter", "panoramicAdapter", "fixedAdapter", "kenburnsAdapter")
 Box = tuple[int, int, int, int]  # pixel bounds x0, y0, x1, y1 of the node's content
@@ -80,29 +81,39 @@ PRESETS = {
 def _colormap(node, layer, p, box, canvas):
     """A preset (black and white without one), or ``rgba-bias-matrix``: five colours,
     the bias then the rows of the RGBA matrix, each byte read as 0..1."""
-    alpha = layer[3:4].clamp(min=1e-6)
-    rgb = layer[:3] / alpha  # straight colour for the maths
     matrix = node.attrs.get("rgba-bias-matrix")
-    if matrix:
-        values = [_colour(c.strip()) for c in matrix.split(",")][:5]
-        if len(values) == 5 and all(values):
-            bias = torch.tensor(values[0][:3], dtype=torch.float32, device=layer.device) / 255
-            rows = torch.tensor([v[:3] for v in values[1:4]], dtype=torch.float32, device=layer.device) / 255
-            rgb = torch.einsum("ij,jhw->ihw", rows, rgb) + bias[:, None, None]
-            return rgb.clamp(0, 1) * layer[3:4]
+    values = [parse_color(c) for c in matrix.split(",")][:5] if matrix else []
+    if len(values) == 5 and all(values):
+        bias = torch.tensor(values[0][:3], dtype=torch.float32, device=layer.device) / 255
+        rows = torch.tensor([v[:3] for v in values[1:4]], dtype=torch.float32, device=layer.device) / 255
+        rgb = torch.einsum("ij,jhw->ihw", rows, _straight(layer)) + bias[:, None, None]
+        return _with_alpha(rgb.clamp(0, 1), layer)
+    return _preset(layer, node.attrs.get("preset", "blackAndWhite"))
+
+
+def _straight(layer: torch.Tensor) -> torch.Tensor:
+    """The colour without premultiplication, for the maths."""
+    return layer[:3] / layer[3:4].clamp(min=1e-6)
+
+
+def _preset(layer: torch.Tensor, name: str) -> torch.Tensor:
+    rgb = _straight(layer)
     luma = torch.einsum("c,chw->hw", LUMA.to(layer.device), rgb)[None]
-    out = PRESETS.get(node.attrs.get("preset", "blackAndWhite"), PRESETS["blackAndWhite"])(rgb, luma)
-    return out.clamp(0, 1) * layer[3:4]
+    out = PRESETS.get(name, PRESETS["blackAndWhite"])(rgb, luma)
+    return _with_alpha(out.clamp(0, 1), layer)
+
+
+def _with_alpha(rgb: torch.Tensor, layer: torch.Tensor) -> torch.Tensor:
+    """A straight colour put back under the layer's own opacity (premultiplied RGBA)."""
+    return torch.cat([rgb * layer[3:4], layer[3:4]])
 
 
 def _tint(node, layer, p, box, canvas):
     """Luminance mapped from ``blackColor`` to ``whiteColor``."""
-    alpha = layer[3:4].clamp(min=1e-6)
-    luma = torch.einsum("c,chw->hw", LUMA.to(layer.device), layer[:3] / alpha)[None]
+    luma = torch.einsum("c,chw->hw", LUMA.to(layer.device), _straight(layer))[None]
     white = torch.tensor((node.color("whiteColor", "#ffffff") or (255,) * 4)[:3], device=layer.device) / 255
     black = torch.tensor((node.color("blackColor", "#000000") or (0,) * 4)[:3], device=layer.device) / 255
-    rgb = black[:, None, None] + luma * (white - black)[:, None, None]
-    return torch.cat([rgb * layer[3:4], layer[3:4]])
+    return _with_alpha(black[:, None, None] + luma * (white - black)[:, None, None], layer)
 
 
 def _noise(node, layer, p, box, canvas):
@@ -126,7 +137,7 @@ def _tv(node, layer, p, box, canvas):
 
 def _flashback(node, layer, p, box, canvas):
     """Sepia with a dark vignette: a memory."""
-    toned = _colormap(_Preset("sepia", node), layer, p, box, canvas)
+    toned = _preset(layer, "sepia")
     x, y = canvas.xy
     vignette = (1 - 0.5 * ((x / canvas.aspect) ** 2 + y**2) / 2).clamp(0, 1)
     return torch.cat([toned[:3] * vignette, toned[3:4]])
@@ -134,31 +145,13 @@ def _flashback(node, layer, p, box, canvas):
 
 def _threshold(node, layer, p, box, canvas):
     level = node.number("threshold", 0.5)
-    alpha = layer[3:4].clamp(min=1e-6)
-    luma = torch.einsum("c,chw->hw", LUMA.to(layer.device), layer[:3] / alpha)[None]
-    return torch.cat([(luma > level).to(torch.float32).expand(3, -1, -1) * layer[3:4], layer[3:4]])
+    luma = torch.einsum("c,chw->hw", LUMA.to(layer.device), _straight(layer))[None]
+    return _with_alpha((luma > level).to(torch.float32).expand(3, -1, -1), layer)
 
 
 def _exposure(node, layer, p, box, canvas):
     gain = 2 ** node.number("exposure", node.number("value", 0.5))
     return torch.cat([(layer[:3] * gain).clamp(0, 1) * (layer[3:4] > 0), layer[3:4]])
-
-
-class _Preset:
-    """A colormap node with a fixed preset, for filters built on one."""
-
-    def __init__(self, preset: str, node: Any):
-        self.attrs = {"preset": preset}
-
-
-def _colour(text: str) -> tuple[int, int, int, int] | None:
-    if len(text) not in (7, 9) or not text.startswith("#"):
-        return None
-    try:
-        values = [int(text[i : i + 2], 16) for i in range(1, len(text), 2)]
-    except ValueError:
-        return None
-    return (*values, 255)[:4]  # type: ignore[return-value]
 
 
 FILTERS = {

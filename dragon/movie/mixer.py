@@ -49,7 +49,7 @@ def tracks(movie: Any, files: dict[str, Path]) -> list[Track]:
 
 def mix(movie: Any, duration: float, files: dict[str, Path]) -> np.ndarray:
     """(2, samples) float32 in [-1, 1] for the whole movie."""
-    total = int(round(duration * RATE))
+    total = round(duration * RATE)
     masters = np.zeros((2, total), np.float32)
     others = np.zeros((2, total), np.float32)
     ducks: list[tuple[Track, np.ndarray]] = []
@@ -57,13 +57,15 @@ def mix(movie: Any, duration: float, files: dict[str, Path]) -> np.ndarray:
         placed = _place(track, total)
         if placed is None:
             continue
+        start, clip = placed
+        target = others if track.master is None else masters
+        target[:, start : start + clip.shape[1]] += clip
         if track.master is not None:
-            masters += placed
-            ducks.append((track, placed))
-        else:
-            others += placed
-    for track, placed in ducks:
-        others *= _duck_gain(track, placed)
+            alone = np.zeros((2, total), np.float32)  # a master's own sound, where it plays
+            alone[:, start : start + clip.shape[1]] = clip
+            ducks.append((track, alone))
+    for track, alone in ducks:
+        others *= _duck_gain(track, alone)
     return np.clip(masters + others, -1.0, 1.0)
 
 
@@ -73,10 +75,11 @@ def _walk(node: Any) -> Iterator[Any]:
         yield from _walk(child)
 
 
-def _place(track: Track, total: int) -> np.ndarray | None:
+def _place(track: Track, total: int) -> tuple[int, np.ndarray] | None:
+    """Where the track starts (in samples) and its sound there, enveloped."""
     node = track.node
-    start = int(round(node.start * RATE))
-    length = min(int(round(node.duration * RATE)), total - start)
+    start = round(node.start * RATE)
+    length = min(round(node.duration * RATE), total - start)
     if length <= 0:
         return None
     speed = node.number("speed", 1.0)
@@ -90,9 +93,7 @@ def _place(track: Track, total: int) -> np.ndarray | None:
     clip = np.zeros((2, length), np.float32)
     clip[:, : min(length, samples.shape[1])] = samples[:, :length]
     clip *= node.number("volume", 1.0) * _envelope(node, length)
-    out = np.zeros((2, total), np.float32)
-    out[:, start : start + length] = clip
-    return out
+    return start, clip
 
 
 def _envelope(node: Any, length: int) -> np.ndarray:
@@ -136,10 +137,10 @@ def _duck_gain(track: Track, placed: np.ndarray) -> np.ndarray:
     if peak <= 0:
         return np.ones(total, np.float32)
     loud = (energy > threshold * peak).astype(np.float32)
-    reach = int(round(margin / WINDOW))
+    reach = round(margin / WINDOW)
     if reach > 0:
         loud = np.convolve(loud, np.ones(2 * reach + 1), mode="same") > 0
-    smooth = max(1, int(round(fade / WINDOW)))
+    smooth = max(1, round(fade / WINDOW))
     loud = np.convolve(loud.astype(np.float32), np.ones(smooth) / smooth, mode="same")
     per_sample = np.repeat(loud, window)
     per_sample = np.concatenate([per_sample, np.full(total - per_sample.size, per_sample[-1] if per_sample.size else 0)])
@@ -149,7 +150,7 @@ def _duck_gain(track: Track, placed: np.ndarray) -> np.ndarray:
 def _decode(path: Path, skip: float, seconds: float) -> np.ndarray:
     """(2, n) float32 at RATE from ``skip`` for ``seconds`` (less if the file ends).
     A video without a sound track gives silence."""
-    wanted = int(round(seconds * RATE)) + RATE // 10
+    wanted = round(seconds * RATE) + RATE // 10
     chunks: list[np.ndarray] = []
     have = 0
     try:
@@ -167,7 +168,7 @@ def _decode(path: Path, skip: float, seconds: float) -> np.ndarray:
                     data = out.to_ndarray()
                     data = np.repeat(data, 2, axis=0) if mono else data.reshape(2, -1)
                     if first is not None and first < skip:  # the seek landed before the skip point
-                        cut = int(round((skip - first) * RATE))
+                        cut = round((skip - first) * RATE)
                         data, first = data[:, cut:], None
                     chunks.append(data)
                     have += data.shape[1]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
+from dragon.media import video
 from dragon.media.gpu import gpu_assigned
 from dragon.movie import mixer
 from dragon.movie.canvas import Canvas, downsample, to_rgb24
@@ -63,7 +64,7 @@ class Movie:
         self.duration = resolve(self.document.movie, self._length)
         self.profile = profiles.profile(job.profile)
         self.rate = self.profile.fps
-        self.width, self.height = _even(self.profile.width * scale), _even(self.profile.height * scale)
+        self.width, self.height = video.even_size(round(self.profile.width * scale), round(self.profile.height * scale))
         samples = antialias if antialias is not None else job.antialias
         supersample = math.sqrt(max(1, samples))
         device = torch.device("cuda") if gpu_assigned() and torch.cuda.is_available() else torch.device("cpu")
@@ -86,16 +87,12 @@ class Movie:
         layer = self.scene.frame(index / float(self.rate))
         return to_rgb24(downsample(layer, self.width, self.height))
 
-    def pictures(self, first: int, stop: int) -> Iterator[np.ndarray]:
-        for index in range(first, stop):
-            yield self.picture(index)
-
     def render(self, first: int, stop: int, dest: Path, progress: Callable[[int], None] | None = None,
                preset: str | None = None, threads: int = 0) -> Path:
         """Frames [first, stop) to an H.264 segment (``threads``: the encoder's, 0 for its choice)."""
         with SegmentWriter(dest, self.width, self.height, self.rate, self.profile.video_bitrate, preset, threads) as writer:
-            for done, rgb in enumerate(self.pictures(first, stop), 1):
-                writer.write(rgb)
+            for done, index in enumerate(range(first, stop), 1):
+                writer.write(self.picture(index))
                 if progress is not None and done % 25 == 0:
                     progress(done)
         return dest
@@ -129,7 +126,3 @@ def split(frames: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, frames))
     bounds = [round(i * frames / parts) for i in range(parts + 1)]
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
-def _even(value: float) -> int:
-    return max(2, int(round(value / 2)) * 2)

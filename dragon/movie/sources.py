@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from dragon.errors import InvalidContentError
-from dragon.media import images, text as texts, video
+from dragon.media import images, video
+from dragon.media import text as texts
 from dragon.movie.canvas import Canvas, from_rgba
 
 MAX_SIDE = 4096  # the most detail kept of any medium, whatever the zoom
@@ -42,6 +43,7 @@ class Sources:
         self.files = files
         self.canvas = canvas
         self._pictures: OrderedDict[tuple[int, tuple[int, int]], torch.Tensor] = OrderedDict()
+        self._cached_bytes = 0
         self._sizes: dict[int, tuple[int, int]] = {}
         self._videos: dict[int, _VideoReader] = {}
         self._texts: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}
@@ -74,8 +76,10 @@ class Sources:
             self._pictures.move_to_end(key)
             return self._pictures[key]
         picture = self._pictures[key] = self._picture(media, size)
-        while sum(p.numel() * 4 for p in self._pictures.values()) > CACHE_BYTES and len(self._pictures) > 1:
-            self._pictures.popitem(last=False)  # a slideshow of many pictures keeps only the recent ones
+        self._cached_bytes += picture.numel() * picture.element_size()
+        while self._cached_bytes > CACHE_BYTES and len(self._pictures) > 1:
+            _, dropped = self._pictures.popitem(last=False)  # a slideshow of many pictures keeps the recent ones
+            self._cached_bytes -= dropped.numel() * dropped.element_size()
         return picture
 
     def text(self, node: Any, box: tuple[int, int]) -> torch.Tensor:

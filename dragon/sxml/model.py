@@ -17,6 +17,16 @@ PLACEMENT = ("top", "bottom", "left", "right", "width", "height")
 MEDIA = ("image", "video")
 
 
+def parse_color(text: str) -> tuple[int, int, int, int] | None:
+    """``#RRGGBB`` or ``#RRGGBBAA`` as RGBA 0-255 (opaque when AA is absent), else None."""
+    value = text.strip()
+    if not COLOR.fullmatch(value):
+        return None
+    digits = value[1:] + ("" if len(value) == 9 else "ff")
+    red, green, blue, alpha = (int(digits[i:i + 2], 16) for i in range(0, 8, 2))
+    return red, green, blue, alpha
+
+
 @dataclass(eq=False)
 class Node:
     tag: str
@@ -59,14 +69,12 @@ class Node:
         value = self.attrs.get(name, default)
         if value is None:
             return None
-        value = value.strip()
-        if not COLOR.fullmatch(value):
+        rgba = parse_color(value)
+        if rgba is None:
             if name in self.attrs:
                 raise self._bad(name, "a colour #RRGGBB or #RRGGBBAA")
             raise ValueError(f"bad default colour {value!r}")
-        digits = value[1:] + ("" if len(value) == 9 else "ff")
-        red, green, blue, alpha = (int(digits[i:i + 2], 16) for i in range(0, 8, 2))
-        return red, green, blue, alpha
+        return rgba
 
     def _floats(self, name: str, count: int, default: tuple[float, ...], expected: str) -> tuple[float, ...]:
         if name not in self.attrs:

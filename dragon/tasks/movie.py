@@ -140,7 +140,7 @@ def export(movie: Movie, job: Job, files: dict[str, Path], into: Path, scratch_r
 
 
 def render_segments(job: Job, files: dict[str, Path], ranges: list[tuple[int, int]], scratch_root: Path,
-                    parallel: int, progress: Any, into: Path, gpu: bool) -> list[Path]:
+                    parallel: int, progress: Callable[[int], None], into: Path, gpu: bool) -> list[Path]:
     """Each range of frames rendered by its own Ray task, at most ``parallel`` at once
     (0: as many as the cluster runs). Returns the segment files, in order, under ``into``."""
     payload = {key: ray.put(path.read_bytes()) for key, path in files.items()}
