@@ -104,6 +104,27 @@ def test_delete_by_path_directory_urls_dates_and_dry_run(api: Api) -> None:
     assert len(_delete(api, keys[3], to="2999-01-01T00:00:00", dry_run=True)["deleted"]) == 1
 
 
+def test_a_selection_that_selects_nothing_deletes_nothing(api: Api, origin: Origin) -> None:
+    [status] = api.create(copy_task(text="keep me"), block=True)
+    url, key = status["result"]["output"], status["key"]
+    usage = _files(api)["usage"]
+    nothing = [
+        {"urls": []},  # given, so path/from/to/max_age are ignored: and it names no file
+        {"urls": [], "max_age": 0},
+        {"urls": [origin.url + "/not-ours.bin", api.url + "/storage/persistent/someone-else/x/y.bin"]},
+        {"from": "2999-01-01T00:00:00"},
+        {"to": "1999-01-01T00:00:00"},
+        {"max_age": 36500},
+    ]
+    for body in nothing:
+        answer = _delete(api, "", **body)
+        assert answer["deleted"] == [] and answer["freed"] == 0, body
+    assert _delete(api, "NOSUCHDIRECTORY")["deleted"] == []
+    assert _delete(api, f"{key}/no-such-file.txt")["deleted"] == []
+    assert httpx.get(url).status_code == 200
+    assert _files(api)["usage"] == usage
+
+
 def test_expiration_is_set_and_enforced_by_the_sweeper(dragon: DragonProcess, bob: Api) -> None:
     r = bob.http.get("/v2/storage/expiration", params={"secret": bob.secret})
     assert r.status_code == 200 and r.json() == 0

@@ -126,7 +126,7 @@ class StorageActor:
         start: datetime | None, end: datetime | None, max_age: float | None,
     ) -> dict[str, Any]:
         root = account_root(account)
-        if urls:
+        if urls is not None:  # the spec: urls, when given, is the whole selection, even when empty
             names = {self.backend.name_of(u) for u in urls}
             mine = [n for n in names if n and (n.startswith(root) or n.startswith(account_root(account, VOLATILE)))]
             entries = [e for e in self.backend.list(root) + self.backend.list(account_root(account, VOLATILE)) if e.name in mine]
