@@ -135,7 +135,7 @@ def rss(service: DragonProcess) -> dict[str, int]:
 
 def chaos(service: DragonProcess, secret: str, origin: Origin, tasks: int, worker_kills: int, status_kills: int,
           replica_kills: int, restart: bool = False) -> dict[str, Any]:
-    """Mixed tasks while workers, status actors and API replicas are killed (and, with
+    """Mixed tasks while workers, task shards and API replicas are killed (and, with
     ``restart``, the whole service is restarted mid-batch); then the accounting."""
     image = origin.add(f"chaos-{uuid.uuid4().hex[:6]}.png", _png(320, 240))
     kinds = [
@@ -151,7 +151,7 @@ def chaos(service: DragonProcess, secret: str, origin: Origin, tasks: int, worke
         random.shuffle(actions)
         done = {"worker": 0, "status": 0, "replica": 0, "restart": 0}
         for n, action in enumerate(actions):
-            titles = {"worker": "ray::execute", "status": "ray::StatusShard", "replica": "ServeReplica:dragon:Api"}
+            titles = {"worker": "ray::execute", "status": "ray::TaskShard", "replica": "ServeReplica:dragon:Api"}
             pids = service.pids(titles[action])
             if pids:
                 os.kill(random.choice(pids), signal.SIGKILL)

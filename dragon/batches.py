@@ -20,7 +20,6 @@ import math
 import shutil
 import time
 import uuid
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -159,9 +158,7 @@ class _Rows:
         self._task = registry.get(task_name)
         self._params, self._settings, self._account = params, settings, account
         self._store, self._done, self._batch = task_store, done, batch_id
-        self._storage = [
-            ray.get_actor(storage.actor_name(i), namespace=settings.ray_namespace) for i in range(settings.storage_actors)
-        ]
+        self._storage = storage.local_storage(settings)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         assert self._task is not None
@@ -195,7 +192,7 @@ class _Rows:
             record = TaskRecord(task_key, self._account, self._task.name, self._task.validate(definition), self._store)
         except InvalidParametersError as exc:
             return {"status": "error", "error": _error_text(status_error(exc))}
-        io = RunIO(self._settings, self._storage[zlib.crc32(task_key.encode()) % len(self._storage)], record, scratch)
+        io = RunIO(self._settings, self._storage, record, scratch)
         ctx = registry.TaskContext(task_key, self._account, 1, scratch, io, self._settings, self._store)
         outcome = run_task(ctx, record)
         if outcome.error is not None:

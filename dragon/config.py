@@ -32,7 +32,10 @@ class Settings(BaseSettings):
     # Ray placement
     ray_address: str | None = Field(default=None, description="Existing cluster; None starts a local one.")
     ray_namespace: str = "dragon"
-    status_shards: int = Field(default=1, ge=1, le=64)
+    shards: int = Field(default=2, ge=1, le=256, description="Task shards: each owns the tasks of its keys' bucket "
+                        "(statuses, scheduling, callbacks); more spread the control plane (docs/deployment.md).")
+    control_resource: str = Field(default="dragon_control", description="With a PostgreSQL journal, shards spread "
+                                  "over the nodes offering this custom resource (else they run on the head).")
     api_replicas: int = Field(default=1, ge=1)
     api_replica_cpus: float = 0.25
 
@@ -78,7 +81,6 @@ class Settings(BaseSettings):
 
     # Output storage (dragon/storage/)
     storage_backend: str = Field(default="local", pattern="^(local|s3)$")
-    storage_actors: int = Field(default=2, ge=1)
     volatile_days: float = Field(default=7.0, gt=0)
     sweep_interval: float = Field(default=3600.0, gt=0, description="Seconds between expiry sweeps.")
     s3_bucket: str = "dragon"

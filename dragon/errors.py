@@ -92,19 +92,50 @@ def status_error(exc: BaseException) -> str | dict[str, Any]:
     return str(InternalError(f"the task failed unexpectedly ({type(exc).__name__})"))
 
 
-class AccountLimitError(Exception):
-    """Creating these tasks would exceed the account's queued-task limit (HTTP 401)."""
+# Refusals of a whole request, raised below the web layer: dragon/serve/errors.py maps
+# each to the spec's error body and HTTP status, in one place.
 
 
-class RequestError(Exception):
-    """A request the API refuses as a whole (HTTP 400, or 401 for credentials)."""
+class RefusedError(Exception):
+    """The service refuses a request as a whole; ``field`` names what is wrong."""
 
-    def __init__(self, name: str, description: str, location: str = "body", http_status: int = 400):
+    def __init__(self, field: str, description: str):
         super().__init__(description)
-        self.name = name
+        self.field = field
         self.description = description
-        self.location = location
-        self.http_status = http_status
 
     def __reduce__(self) -> tuple:  # survives pickling between Ray processes
-        return (type(self), (self.name, self.description, self.location, self.http_status))
+        return (type(self), (self.field, self.description))
+
+
+class InvalidRequestError(RefusedError):
+    """The request is malformed or names something invalid (HTTP 400)."""
+
+
+class UnknownTaskError(InvalidRequestError):
+    """A key names no task (of this account, where the operation is the account's)."""
+
+    def __init__(self, key: str, field: str = "tasks"):
+        super().__init__(field, f"there is no task with this ID: {key}")
+        self.key = key
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.key, self.field))
+
+
+class CredentialsError(RefusedError):
+    """Missing or invalid credentials, or a method the credentials do not allow (HTTP 401)."""
+
+
+class AccountLimitError(RefusedError):
+    """Creating these tasks would exceed the account's queued-task limit (HTTP 401)."""
+
+    def __init__(self, field: str = "tasks", description: str = "account limits reached"):
+        super().__init__(field, description)
+
+
+class UnavailableError(RefusedError):
+    """A backend the request needs (the journal, storage, a shard) is down (HTTP 503)."""
+
+    def __init__(self, field: str = "service", description: str = "the service is temporarily unavailable, retry later"):
+        super().__init__(field, description)

@@ -62,11 +62,9 @@ class Dragon:
     ) -> Progress:
         """Run ``task_name`` over the rows of the manifest ``input`` from this process
         (the driver); results in the Parquet directory ``output``. See dragon.batches."""
-        import ray
-
         from dragon import batches
 
-        settings = ray.get(self._service.jobs.settings.remote())
+        settings = self._service.settings
         return batches.run(task_name, Path(input), Path(output), settings, self._account.name, params, task_store,
                            on_progress, concurrency, part_rows=part_rows or batches.PART_ROWS)
 
@@ -81,7 +79,7 @@ def connect(account: str = "dev", address: str = "auto", namespace: str = "drago
     if not ray.is_initialized():
         ray.init(address=address, namespace=namespace)
     service = Service.lookup(namespace)
-    found = ray.get(service.jobs.account.remote(name=account))
+    found = ray.get(service.shards.handles[0].account.remote(name=account))
     if found is None:
         raise LookupError(f"no account named {account!r}")
     return Dragon(service, found)

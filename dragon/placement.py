@@ -1,14 +1,38 @@
-"""Whether GPU-capable work asks Ray for its GPU share (``Settings.use_gpus``).
+"""Where the service's own actors run, and whether GPU-capable work asks for its GPU share.
 
-One rule for the job manager (task types that declare a GPU share) and for task code
+Control actors (the task shards): with the SQLite journal, on the head node, whose disk
+holds the journal; with PostgreSQL, spread over the nodes that offer the custom resource
+``Settings.control_resource`` (stable nodes that autoscaling does not remove), or on the
+head when none does. Storage actors run on every node that stores files (started there
+on first use: dragon/actors/storage.py).
+
+GPUs: one rule for the shards (task types that declare a GPU share) and for task code
 that starts Ray tasks of its own (the movie renderer's segments).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import ray
+
+from dragon.config import Settings
+
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray's resource of the head node
+SHARE = 0.001  # of a node resource: a placement constraint that uses up nothing
+
+
+def head_node_id() -> str:
+    [head] = [n["NodeID"] for n in ray.nodes() if n["Alive"] and HEAD_NODE_RESOURCE in n["Resources"]]
+    return head
+
+
+def control_options(settings: Settings) -> dict[str, Any]:
+    """Ray options that place a control actor (see above)."""
+    if settings.journal_dsn and ray.cluster_resources().get(settings.control_resource, 0) > 0:
+        return {"resources": {settings.control_resource: SHARE}, "scheduling_strategy": "SPREAD"}
+    return {"resources": {HEAD_NODE_RESOURCE: SHARE}}
 
 GPU_CHECK_INTERVAL = 5.0  # seconds between looks at the cluster's GPUs (use_gpus unset)
 

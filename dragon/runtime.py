@@ -17,15 +17,15 @@ import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
 from dragon.accounts import Account, digest, new_secret  # noqa: E402
-from dragon.actors import callbacks, jobs, status, storage  # noqa: E402
+from dragon.actors import shard, storage  # noqa: E402
 from dragon.journal import open_journal  # noqa: E402
+from dragon.placement import control_options, head_node_id  # noqa: E402
 from dragon.status import now_iso  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "dragon"
 DEV_ACCOUNT = "dev"
-HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray's resource of the head node
 
 
 def start_ray(settings: Settings) -> None:
@@ -67,25 +67,20 @@ def ensure_dev_account(settings: Settings) -> str | None:
 
 
 def start_actors(settings: Settings) -> None:
-    """Create (or find) the detached status shards, storage actors and the job manager.
+    """Create (or find) the detached task shards and the head's storage actor (which runs
+    the expiry sweeper); returns once every shard has queued again its unfinished tasks.
 
-    They are placed on the head node: worker nodes come and go with autoscaling, while
-    the cluster cannot run without its head (a fault-tolerant head that is replaced
-    brings them back with it). The namespace is explicit because Serve's application
-    builder runs outside the deploying driver's namespace.
+    Where shards run is dragon/placement.py's rule. The namespace is explicit because
+    Serve's application builder runs outside the deploying driver's namespace.
     """
-
-    def detached(name: str) -> dict[str, Any]:
-        return {"name": name, "namespace": settings.ray_namespace, "lifetime": "detached", "get_if_exists": True,
-                "resources": {HEAD_NODE_RESOURCE: 0.001}}
-
-    callbacks.CallbackActor.options(**detached(callbacks.ACTOR_NAME)).remote(settings).start.remote()
-    for i in range(settings.storage_actors):
-        storage.StorageActor.options(**detached(storage.actor_name(i))).remote(settings, i)
-    for shard in range(settings.status_shards):
-        status.StatusShard.options(**detached(status.actor_name(shard))).remote(settings, shard)
-    manager = jobs.JobManager.options(**detached(jobs.ACTOR_NAME)).remote(settings)
-    ray.get(manager.ready.remote())
+    placement = control_options(settings)
+    shards = [
+        shard.TaskShard.options(name=shard.actor_name(i), namespace=settings.ray_namespace, lifetime="detached",
+                                get_if_exists=True, **placement).remote(settings, i)
+        for i in range(settings.shards)
+    ]
+    storage.storage_on(head_node_id(), settings, sweeper=True)
+    ray.get([s.ready.remote() for s in shards])
 
 
 def app_builder(args: dict[str, Any]) -> serve.Application:
@@ -114,9 +109,9 @@ def shutdown(settings: Settings) -> None:
     """Stop the Serve app and the actors, then Ray itself. Tasks that have not ended
     stay in the journal and run again at the next start."""
     serve.shutdown()
-    names = [jobs.ACTOR_NAME, callbacks.ACTOR_NAME]
-    names += [status.actor_name(i) for i in range(settings.status_shards)]
-    names += [storage.actor_name(i) for i in range(settings.storage_actors)]
+    names = [shard.actor_name(i) for i in range(settings.shards)]
+    names += [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+              if a["namespace"] == settings.ray_namespace and a["name"].startswith(storage.ACTOR_PREFIX)]
     for name in names:
         try:
             ray.kill(ray.get_actor(name, namespace=settings.ray_namespace), no_restart=True)

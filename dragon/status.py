@@ -19,9 +19,33 @@ ENDED: frozenset[str] = frozenset({"success", "error"})
 SECRET_FIELDS = ("secret", "token", "password", "api_key", "developer_key", "access_token", "oauth", "consumer_key")
 
 
-def new_key() -> str:
-    """26 characters of RFC 4648 base32: 128 random bits, padding stripped (as the original keys)."""
-    return base64.b32encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+BUCKET_BITS = 31  # a key's bucket fits a signed 32-bit column in every journal backend
+
+
+def new_key(shard: int = 0, shards: int = 1) -> str:
+    """26 characters of RFC 4648 base32, padding stripped (as the original keys): 128
+    random bits, of which the bucket is drawn so that ``shard_of(key, shards) == shard``.
+
+    The service chooses which shard owns a task when it creates it; the key then says so
+    to every process, with no lookup.
+    """
+    raw = bytearray(uuid.uuid4().bytes)
+    if shards > 1:
+        number = int.from_bytes(raw[:4], "big") >> 1
+        number -= number % shards - shard
+        if number >= 1 << BUCKET_BITS:
+            number -= shards
+        raw[:4] = ((number << 1) | (raw[3] & 1)).to_bytes(4, "big")
+    return base64.b32encode(bytes(raw)).decode("ascii").rstrip("=")
+
+
+def bucket(key: str) -> int:
+    """A key's place in [0, 2**31): its shard is ``bucket % shards``, also in SQL."""
+    return int.from_bytes(base64.b32decode(key + "======")[:4], "big") >> 1
+
+
+def shard_of(key: str, shards: int) -> int:
+    return bucket(key) % shards if shards > 1 else 0
 
 
 def is_key(value: object) -> bool:

@@ -69,7 +69,7 @@ def service_env(platforms: Platforms) -> dict[str, str]:
         "DRAGON_TASK_MODULES": "tests.support.tasks",
         "DRAGON_ALLOW_PRIVATE_URLS": "1",
         "DRAGON_BLOCK_TIMEOUT": "8",
-        "DRAGON_STATUS_SHARDS": "2",  # exercise routing by key across shards
+        "DRAGON_SHARDS": "2",  # exercise routing by key and limits across shards
         "DRAGON_STREAM_POLL_TIMEOUT": "2",
         "DRAGON_SWEEP_INTERVAL": "1",
         "DRAGON_VOLATILE_DAYS": "0.0001",  # about 9 s, so the sweeper can be seen at work
@@ -97,9 +97,10 @@ def dragon(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms, journ
 class Api:
     """Thin HTTP helpers; tests still see raw responses where the format matters."""
 
-    def __init__(self, url: str, secret: str):
+    def __init__(self, url: str, secret: str, process: DragonProcess | None = None):
         self.url = url
         self.secret = secret
+        self.process = process
         self.http = httpx.Client(base_url=url, timeout=60)
 
     def create(self, tasks: Any, block: bool = False, **extra: Any) -> list[dict[str, Any]]:
@@ -182,7 +183,7 @@ def guarded(
     service = DragonProcess(tmp_path_factory.mktemp("guarded") / "data", env)
     account = service.cli("accounts", "create", "carol")
     service.start()
-    yield Api(service.url, account["secret"])
+    yield Api(service.url, account["secret"], service)
     service.stop()
 
 

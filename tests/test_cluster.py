@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import gpu_autoscaling, scaling
 from dragon.placement import GPU_CHECK_INTERVAL, GpuRule
+from dragon.status import shard_of
 from tests.conftest import Api
 from tests.support.cluster import LocalCluster, wait_until
 from tests.support.service import ROOT, DragonProcess
@@ -70,15 +71,19 @@ def _ended(api: Api, keys: list[str], timeout: float = 120) -> list[dict[str, An
     return statuses
 
 
-def test_the_service_actors_live_on_the_head_and_tasks_spread_over_worker_nodes(deployment: Deployment) -> None:
+def test_shards_live_on_the_head_and_tasks_and_their_outputs_stay_on_worker_nodes(deployment: Deployment) -> None:
+    """With the SQLite journal the shards run beside it, on the head; each node that
+    stores outputs gets its own storage actor, so output bytes never leave their node."""
     cluster, api = deployment.cluster, deployment.api
-    for title in ("ray::JobManager", "ray::StatusShard", "ray::StorageActor", "ray::CallbackActor"):
-        assert {node for _, node in cluster.processes(title)} == {"head"}, title
-    keys = [s["key"] for s in api.create([{"task_name": "test.where", "seconds": 1}] * 6)]
+    assert [node for _, node in cluster.processes("ray::TaskShard")] == ["head", "head"]
+    keys = [s["key"] for s in api.create([{"task_name": "test.where", "seconds": 1, "store": True}] * 6)]
     statuses = _ended(api, keys)
     assert all(s["status"] == "success" for s in statuses)
     assert {s["result"]["node"] for s in statuses} == {"a", "b"}
     assert len({s["result"]["node_id"] for s in statuses}) == 2
+    assert all(httpx.get(s["result"]["output"]).text == s["result"]["node"] for s in statuses)
+    storing = {node for _, node in cluster.processes("ray::StorageActor")}
+    assert {"a", "b"} <= storing <= {"head", "a", "b"}
 
 
 def test_killing_a_worker_node_mid_batch_loses_no_task(deployment: Deployment) -> None:
@@ -130,17 +135,22 @@ def test_killing_the_api_replicas_node_leaves_statuses_and_streams_reachable(dep
     assert again["status"] == "success" and again["result"] == ended["result"]
 
 
-def test_the_status_actor_restarting_mid_batch_loses_no_status(deployment: Deployment) -> None:
+def test_a_shard_killed_mid_batch_loses_no_task_and_no_status(deployment: Deployment) -> None:
+    """The shard owning a batch dies with tasks queued, running and ended: it restarts,
+    runs again what had not ended, and every status a client saw stays as it was."""
     cluster, api = deployment.cluster, deployment.api
     keys = [s["key"] for s in api.create([{"task_name": "test.where", "seconds": 0.5}] * 12)]
-    wait_until(lambda: any(s["status"] == "success" for s in api.status(keys)), 60, "nothing ended")
-    [shard] = cluster.pids("head", "ray::StatusShard")
-    os.kill(shard, signal.SIGKILL)
+    owner = shard_of(keys[0], 2)
+    ended = wait_until(lambda: [s for s in api.status(keys) if s["status"] == "success"], 60, "nothing ended")
+    shards = sorted(cluster.pids("head", "ray::TaskShard"))
+    victim = cluster.ask(f"json.dumps(ray.get(ray.get_actor('dragon-shard-{owner}').ready.remote())['pid'])")
+    os.kill(victim, signal.SIGKILL)
     wait_until(lambda: _statuses_if_reachable(api, keys), 120, "statuses never came back")
     statuses = _ended(api, keys, timeout=120)
     assert [s["status"] for s in statuses] == ["success"] * 12
     assert all(s["result"]["node"] for s in statuses)
-    assert cluster.pids("head", "ray::StatusShard") != [shard]
+    assert {s["key"]: s for s in statuses if s["key"] in {e["key"] for e in ended}} == {e["key"]: e for e in ended}
+    assert sorted(cluster.pids("head", "ray::TaskShard")) != shards
 
 
 def _statuses_if_reachable(api: Api, keys: list[str]) -> list[dict[str, Any]] | None:

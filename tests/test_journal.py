@@ -3,7 +3,9 @@ method, including across processes and after a reopen."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,14 +14,17 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+import psycopg
 import pytest
 
 from dragon.accounts import Account
 from dragon.config import Settings
 from dragon.journal import Journal, open_journal
+from dragon.journal import postgres as postgres_journal
+from dragon.journal import sqlite as sqlite_journal
 from dragon.journal.postgres import JournalConnectionError, PostgresJournal
 from dragon.journal.sqlite import SQLiteJournal
-from dragon.status import TaskRecord, TaskStatus, new_key, now_iso
+from dragon.status import TaskRecord, TaskStatus, new_key, now_iso, shard_of
 from tests.support.servers import PostgresServer
 from tests.support.service import ROOT
 
@@ -299,3 +304,71 @@ def test_a_failed_connection_names_the_server_but_never_the_password(postgres: P
     assert message.startswith("JournalConnectionError: cannot open the journal at ")
     assert postgres.password not in message and failure.value.__cause__ is None
     assert failure.value.__suppress_context__
+
+
+def _shard_task(shard: int, shards: int, **params: Any) -> tuple[TaskRecord, TaskStatus]:
+    record = TaskRecord(key=new_key(shard, shards), account="alice", task_name="hello", params={"name": "x", **params})
+    return record, TaskStatus.queued(record)
+
+
+def test_each_shard_reads_only_its_own_unfinished_tasks_and_due_deliveries(journal: Journal) -> None:
+    tasks = [_shard_task(i % 3, 3, url_callback=f"http://cb/{i}") for i in range(9)]
+    journal.write(tasks, [])
+    for shard in range(3):
+        assert journal.unfinished(shard, 3) == [t for i, t in enumerate(tasks) if i % 3 == shard]
+    journal.write([], [_ended(s) for _, s in tasks])
+    moment = max(d.next_at for d in journal.deliveries([r.key for r, _ in tasks]).values())
+    for shard in range(3):
+        due = journal.due_deliveries(moment, 10, shard, 3)
+        assert sorted(d.task_key for d in due) == sorted(r.key for i, (r, _) in enumerate(tasks) if i % 3 == shard)
+        assert journal.next_delivery_at(shard, 3) == min(d.next_at for d in due)
+    assert len(journal.due_deliveries(moment, 10)) == 9  # one shard: all of them
+
+
+def _v1_journal(settings: Settings, tasks: list[tuple[TaskRecord, TaskStatus]], delivery_of: str) -> None:
+    """A journal exactly as the release before versioned migrations left it, with rows."""
+    rows = [(r.key, r.account, r.task_name, s.status, json.dumps(r.to_json()), json.dumps(s.to_json()), now_iso(), now_iso())
+            for r, s in tasks]
+    delivery = ("d1", delivery_of, "alice", "http://cb/x", "pending", "[]", 1.0, 1.0)
+    if settings.journal_dsn:
+        with psycopg.connect(settings.journal_dsn) as conn:
+            conn.execute(postgres_journal.V1)
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO tasks (key, account, task_name, state, record, status, created_at, updated_at)"
+                                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+            conn.execute("INSERT INTO deliveries VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", delivery)
+        return
+    settings.journal_path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(settings.journal_path)
+    for statement in sqlite_journal.V1:
+        db.execute(statement)
+    db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.execute("INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", delivery)
+    db.commit()
+    db.close()
+
+
+def test_a_journal_of_the_previous_release_is_migrated_once_and_keeps_its_rows(settings: Settings, reopen: Opener) -> None:
+    tasks = [_shard_task(i % 2, 2) for i in range(6)]
+    _v1_journal(settings, tasks, delivery_of=tasks[3][0].key)
+    journal = reopen()
+    assert journal.schema_version == 2
+    assert journal.statuses([r.key for r, _ in tasks]) == {r.key: s for r, s in tasks}
+    for shard in range(2):  # the new bucket column was filled from the keys
+        assert journal.unfinished(shard, 2) == [t for i, t in enumerate(tasks) if i % 2 == shard]
+    assert [d.id for d in journal.due_deliveries(2.0, 10, shard_of(tasks[3][0].key, 2), 2)] == ["d1"]
+    journal.write([_task()], [])
+    assert reopen().schema_version == 2 and len(reopen().unfinished()) == 7  # reopening migrates nothing again
+
+
+def test_a_journal_newer_than_this_release_is_refused(settings: Settings, reopen: Opener) -> None:
+    journal = reopen()
+    if settings.journal_dsn:
+        with psycopg.connect(settings.journal_dsn) as conn:
+            conn.execute("UPDATE dragon_schema SET version = 99")
+    else:
+        with sqlite3.connect(settings.journal_path) as db:
+            db.execute("PRAGMA user_version = 99")
+    journal.close()
+    with pytest.raises(RuntimeError, match="newer than this release"):
+        reopen()

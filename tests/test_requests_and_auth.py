@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from dragon.status import shard_of
 from tests.conftest import Api, DragonProcess
 
 
@@ -120,6 +122,31 @@ def test_queued_task_limit_answers_401_account_limits_reached(dragon: DragonProc
     assert api.create(HELLO, block=True)[0]["status"] == "success"
 
 
+def test_an_accounts_limits_hold_across_shards(dragon: DragonProcess, tmp_path) -> None:
+    """Requests go to the shards in turn (the suite runs two): the limits are the
+    account's, not each shard's."""
+    spread = dragon.cli("accounts", "create", "spread", "--max-queued-tasks", "6", "--max-concurrent-tasks", "2")
+    api = Api(dragon.url, spread["secret"])
+    gate = tmp_path / "gate"
+    keys = [s["key"] for _ in range(3) for s in api.create([{"task_name": "test.gate", "gate": str(gate)}] * 2)]
+    assert {shard_of(k, 2) for k in keys} == {0, 1}
+    r = api.http.post("/v2/create", json={"secret": api.secret, "tasks": HELLO})
+    assert _error(r, 401)["description"] == "account limits reached"
+
+    def running() -> int:
+        return sum(s["status"] == "executing" for s in api.status(keys))
+
+    deadline = time.monotonic() + 30
+    while running() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for _ in range(20):  # two run, whichever shard owns them; the other four wait
+        assert running() == 2
+        time.sleep(0.05)
+    gate.touch()
+    assert [s["status"] for s in api.wait(keys)] == ["success"] * 6
+    assert len(api.create([HELLO] * 6)) == 6  # every slot is free again
+
+
 def test_deleted_account_cannot_create(dragon: DragonProcess) -> None:
     gone = dragon.cli("accounts", "create", "gone")
     api = Api(dragon.url, gone["secret"])
@@ -127,7 +154,6 @@ def test_deleted_account_cannot_create(dragon: DragonProcess) -> None:
     assert dragon.cli("accounts", "delete", "gone") == {"deleted": "gone"}
     names = [a["name"] for a in dragon.cli("accounts", "list")]
     assert "gone" not in names and "alice" in names
-    import time
 
     time.sleep(5.5)  # the API caches accounts for 5 s
     _error(api.http.post("/v2/create", json={"secret": gone["secret"], "tasks": HELLO}), 401)

@@ -1,8 +1,9 @@
-"""The callback actor: POSTs final statuses to ``url_callback`` / ``url_errback``.
+"""Callbacks: each shard POSTs the final statuses of its own tasks to ``url_callback`` /
+``url_errback``, so no single process sends every callback of the cluster.
 
 Deliveries are rows of the journal, written in the same transaction as the ended
 status they carry, so none is lost by a crash and none exists for a task that has not
-ended. This actor sends what is due, at least once: connection errors, time-outs, 5xx,
+ended. A shard's :class:`Deliverer` sends the due deliveries of its bucket, at least once: connection errors, time-outs, 5xx,
 408 and 429 are retried with exponential back-off and jitter for ``callback_retry_period``
 seconds; any other 4xx is final.
 
@@ -24,18 +25,17 @@ import json
 import logging
 import random
 import time
-from typing import Any
+from concurrent.futures import Executor
+from typing import Any, Callable, TypeVar
 
 import httpx
-import ray
 
 from dragon.config import Settings
-from dragon.journal import Delivery, open_journal
+from dragon.journal import Delivery, Journal
 from dragon.storage.fetch import UnsafeURLError, pinned_request
 
 log = logging.getLogger(__name__)
-
-ACTOR_NAME = "dragon-callbacks"
+T = TypeVar("T")
 
 
 def signature(key: str, timestamp: str, body: bytes) -> str:
@@ -44,34 +44,42 @@ def signature(key: str, timestamp: str, body: bytes) -> str:
     return "v1=" + mac.hexdigest()
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
-class CallbackActor:
-    def __init__(self, settings: Settings):
+class Deliverer:
+    """Sends the due deliveries of shard ``shard`` of ``shards``; journal calls run on
+    ``io`` (a thread), so the shard's event loop never waits on the database."""
+
+    def __init__(self, settings: Settings, journal: Journal, shard: int, shards: int, io: Executor):
         self.settings = settings
-        self.journal = open_journal(settings)
+        self.journal = journal
+        self._shard, self._shards = shard, shards
+        self._io = io
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
         self._loop: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        """Begin sending; idempotent. Called at deployment and by status shards."""
+    def start(self) -> None:
+        """Begin sending; idempotent."""
         if self._loop is None or self._loop.done():
             self._loop = asyncio.ensure_future(self._run())
 
-    async def wake(self) -> None:
-        """A delivery became due: look now rather than at the next tick."""
-        await self.start()
+    def wake(self) -> None:
+        """A delivery became due (its status was just committed): look now."""
+        self.start()
         self._wake.set()
+
+    async def _journal(self, method: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._io, method, *args)
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()
             try:
-                due = self.journal.due_deliveries(time.time(), 100)
+                due = await self._journal(self.journal.due_deliveries, time.time(), 100, self._shard, self._shards)
                 for delivery in due:
                     if delivery.id not in self._in_flight:
                         self._in_flight.add(delivery.id)
                         asyncio.ensure_future(self._attempt(delivery))
-                upcoming = self.journal.next_delivery_at()
+                upcoming = await self._journal(self.journal.next_delivery_at, self._shard, self._shards)
             except Exception:
                 log.exception("reading due deliveries failed")
                 upcoming = None
@@ -80,7 +88,6 @@ class CallbackActor:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait or 0.05)
             except asyncio.TimeoutError:
                 pass
-            self._wake.clear()
 
     async def _attempt(self, delivery: Delivery) -> None:
         try:
@@ -95,7 +102,7 @@ class CallbackActor:
                 n = len(delivery.attempts)
                 backoff = min(self.settings.callback_backoff_max, self.settings.callback_backoff * 2 ** (n - 1))
                 delivery.next_at = now + backoff * (0.5 + random.random() / 2)
-            self.journal.save_delivery(delivery)
+            await self._journal(self.journal.save_delivery, delivery)
         except Exception:
             log.exception("delivery %s failed unexpectedly", delivery.id)
         finally:
@@ -103,8 +110,8 @@ class CallbackActor:
             self._wake.set()
 
     async def _send(self, delivery: Delivery) -> dict[str, Any]:
-        status = self.journal.statuses([delivery.task_key]).get(delivery.task_key)
-        account = self.journal.account(delivery.account)
+        status = (await self._journal(self.journal.statuses, [delivery.task_key])).get(delivery.task_key)
+        account = await self._journal(self.journal.account, delivery.account)
         if status is None or account is None:
             return {"ok": False, "final": True, "error": "the task or its account no longer exists"}
         body = json.dumps(status.public()).encode()

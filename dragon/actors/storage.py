@@ -1,26 +1,30 @@
 """Storage actors: the only writers of output files, and the Storage API's back end.
 
-Workers hand them finished files (as Ray objects, so any node can write to any
-backend); they place them in the account's persistent or volatile area, or PUT them
-to a client's pre-signed S3 URL. Actor 0 also runs the expiry sweeper.
+One runs on every node that needs one (started there on first use, pinned to it), so a
+worker hands over the *path* of a finished file and its bytes go from that node's disk
+straight to the backend: streamed to S3 (multipart), hard-linked on local disk, or PUT
+to a client's pre-signed URL. No file data crosses the cluster or Ray's object store.
+What must stay in one place is metadata only: listings, deletions and expirations read
+and write the backend's names and the journal; the head's actor also runs the expiry
+sweeper.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from dragon.config import Settings
-from dragon.errors import RequestError, TaskError
+from dragon.errors import CredentialsError, TaskError
 from dragon.journal import open_journal
 from dragon.storage import Entry, open_backend
 from dragon.storage.fetch import UnsafeURLError, pinned_request, tls_context
@@ -29,8 +33,30 @@ from dragon.storage.paths import PERSISTENT, VOLATILE, account_root, output_name
 log = logging.getLogger(__name__)
 
 
-def actor_name(i: int) -> str:
-    return f"dragon-storage-{i}"
+ACTOR_PREFIX = "dragon-storage-"
+_local: dict[tuple[str, str], ray.actor.ActorHandle] = {}
+
+
+def actor_name(node_id: str) -> str:
+    return ACTOR_PREFIX + node_id[:16]
+
+
+def storage_on(node_id: str, settings: Settings, *, sweeper: bool = False) -> ray.actor.ActorHandle:
+    """The storage actor of a node, started there if it has none yet (detached, pinned
+    to the node: it dies with it and is not moved)."""
+    return StorageActor.options(
+        name=actor_name(node_id), namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote(settings, sweeper)
+
+
+def local_storage(settings: Settings) -> ray.actor.ActorHandle:
+    """The storage actor of the calling process's node (one lookup per process)."""
+    node = ray.get_runtime_context().get_node_id()
+    found = _local.get((settings.ray_namespace, node))
+    if found is None:
+        found = _local[(settings.ray_namespace, node)] = storage_on(node, settings)
+    return found
 
 
 class StorageError(TaskError):
@@ -39,54 +65,40 @@ class StorageError(TaskError):
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=16)
 class StorageActor:
-    def __init__(self, settings: Settings, index: int):
+    def __init__(self, settings: Settings, sweeper: bool = False):
         self.settings = settings
         self.backend = open_backend(settings)
         self.journal = open_journal(settings)
-        if index == 0:  # one sweeper per deployment, started again with its actor
+        if sweeper:  # one sweeper per deployment, started again with its actor
             threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True).start()
 
     # writing outputs
 
     def store(
-        self, account: str, key: str, task_name: str, task_store: dict[str, Any], source: str | bytes,
-        extension: str, content_type: str, main: bool,
-    ) -> str | None:
-        """Place one output file; returns the URL that goes into the task's result.
-
-        ``source`` is a path on the caller's node, or the file's bytes. A path from
-        another node cannot be read here: the answer is then None, and the caller sends
-        the bytes instead. On one machine that saves copying files through Ray.
-        """
-        if isinstance(source, str):
-            path = Path(source)
-            if not path.is_file():
-                return None
-            return self._place(account, key, task_name, task_store, path, extension, content_type, main)
-        with tempfile.NamedTemporaryFile(prefix="dragon-out-") as tmp:
-            tmp.write(source)
-            tmp.flush()
-            return self._place(account, key, task_name, task_store, Path(tmp.name), extension, content_type, main)
-
-    def _place(
-        self, account: str, key: str, task_name: str, task_store: dict[str, Any], path: Path,
+        self, account: str, key: str, task_name: str, task_store: dict[str, Any], path: str,
         extension: str, content_type: str, main: bool,
     ) -> str:
+        """Place one output file, a path on this node; returns the URL that goes into the
+        task's result. The file is handed over: it may be hard-linked into storage."""
+        source = Path(path)
+        if not source.is_file():
+            raise StorageError(f"the output file is not on this node: {source.name}")
         kind = task_store.get("type", "persistent")
         if kind == "s3_signed" and main:
-            return self._put_signed(task_store["url"], path, content_type)
+            return self._put_signed(task_store["url"], source, content_type)
         area = PERSISTENT if kind == "persistent" else VOLATILE  # youtube and s3_signed side files: volatile
         name = output_name(area, account, key, task_name, extension)
-        self.backend.put(name, path, content_type)
+        self.backend.put(name, source, content_type)
         return self.backend.url(name)
 
     def _put_signed(self, url: str, path: Path, content_type: str) -> str:
         # A URL signed without a Content-Type accepts none on some servers; one signed
-        # with it needs it: try without, then with.
+        # with it needs it: try without, then with. The body streams from disk.
         with httpx.Client(timeout=self.settings.fetch_read_timeout, verify=tls_context()) as client:
             for headers in ({}, {"Content-Type": content_type}):
+                headers = {**headers, "Content-Length": str(path.stat().st_size)}
                 try:
-                    request = pinned_request(client, "PUT", url, self.settings.allow_private_urls, headers, path.read_bytes())
+                    request = pinned_request(client, "PUT", url, self.settings.allow_private_urls, headers, _chunks(path))
                     r = client.send(request)
                 except UnsafeURLError as exc:
                     raise StorageError(f"the signed URL is not allowed: {exc}") from None
@@ -151,7 +163,7 @@ class StorageActor:
     def expiration(self, account: str, days: int | None = None) -> int:
         found = self.journal.account(account)
         if found is None:
-            raise RequestError("secret", "invalid credentials", "body", 401)
+            raise CredentialsError("secret", "invalid credentials")
         if days is not None:
             found = dataclasses.replace(found, storage_expiration_days=days)
             self.journal.put_account(found)
@@ -197,6 +209,12 @@ class StorageActor:
             return inside, directory
         parent = root + path.rsplit("/", 1)[0] + "/" if "/" in path else root
         return [e for e in self.backend.list(parent) if e.name == root + path], parent
+
+
+def _chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
 
 
 def _stamp(moment: datetime) -> str:

@@ -1,28 +1,30 @@
 """The stateless Ray remote function that runs one attempt of one task.
 
-It reports ``executing`` and the final status itself, saving the job manager a round
-trip per task; gives the task a scratch directory that is removed whatever happens,
-the safe fetcher for inputs and the storage actors for outputs; and turns every
-exception into a status error string. Worker deaths are not handled here: the job
-manager sees them.
+It returns the task's outcome to the shard that owns the task (its return value is the
+final status change: no separate message); reports ``executing`` and progress with
+one-way calls; gives the task a scratch directory that is removed whatever happens,
+the safe fetcher for inputs and its node's storage actor for outputs; and turns every
+exception into a status error string. Worker deaths are not handled here: the shard
+sees them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import ray
 from ray.exceptions import RayTaskError
 
 from dragon import registry
-from dragon.actors.status import Finished, Reported, Started
+from dragon.actors.messages import Finished, Reported, Started
+from dragon.actors.storage import local_storage
 from dragon.config import Settings
 from dragon.errors import InternalError, TaskError, status_error
 from dragon.platforms import youtube
@@ -33,32 +35,47 @@ from dragon.storage.fetch import Fetched, Fetcher
 log = logging.getLogger(__name__)
 
 STARTED_DELAY = 0.02  # seconds; tasks that end sooner skip the separate "executing" change
+PROGRESS_INTERVAL = 0.1  # seconds between progress reports of one task (partial results always go)
+REPORT_WAIT = 10.0  # seconds a finished task waits for its last partial result to be applied
 
 
 @ray.remote(max_retries=0)
-def execute(
-    record: TaskRecord,
-    attempt: int,
-    status_shard: ray.actor.ActorHandle,
-    storage: ray.actor.ActorHandle,
-    settings: Settings,
-) -> Finished:
+def execute(record: TaskRecord, attempt: int, namespace: str, shard: int, incarnation: str) -> Finished:
+    """One attempt of ``record``, owned by shard ``shard`` (its life ``incarnation``)."""
+    owner, settings = _owner(namespace, shard, incarnation)
     registry.load(settings.task_modules)
+    storage = local_storage(settings)
     if attempt > 1:  # a new attempt starts clean: no orphaned output of a dead one
         ray.get(storage.discard.remote(record.account, record.key))
-    io = _WorkerIO(settings, record, status_shard, storage, Started(attempt, now_iso()))
+    io = _WorkerIO(settings, record, owner, storage, Started(attempt, now_iso()))
     ctx = registry.TaskContext(record.key, record.account, attempt, io.scratch, io, settings, record.task_store)
     try:
         outcome = run_task(ctx, record)
     finally:
+        io.close()
         if io.scratch.exists():
             shutil.rmtree(io.scratch, ignore_errors=True)
     return io.finish(outcome)
 
 
+_owners: dict[tuple[str, int], tuple[str, ray.actor.ActorHandle, Settings]] = {}
+
+
+def _owner(namespace: str, shard: int, incarnation: str) -> tuple[ray.actor.ActorHandle, Settings]:
+    """The shard's handle and the service's settings, asked once per worker process
+    (and again when the shard restarted), instead of sent with every task."""
+    cached = _owners.get((namespace, shard))
+    if cached is None or cached[0] != incarnation:
+        from dragon.actors.shard import actor_name  # the shard module imports this one
+
+        handle = ray.get_actor(actor_name(shard), namespace=namespace)
+        cached = _owners[(namespace, shard)] = (incarnation, handle, ray.get(handle.settings.remote()))
+    return cached[1], cached[2]
+
+
 class RunIO:
     """Inputs and outputs of one run of a task function: the safe fetcher into the run's
-    scratch directory, and the storage actor for outputs. Batch rows use it as is."""
+    scratch directory, and the node's storage actor for outputs. Batch rows use it as is."""
 
     def __init__(self, settings: Settings, storage: ray.actor.ActorHandle, record: TaskRecord, scratch: Path):
         self._settings = settings
@@ -80,16 +97,10 @@ class RunIO:
         if main and r.task_store.get("type") == "youtube":
             return _to_youtube(path, r.task_store, self._settings)
         try:
-            for source in (str(path.absolute()), path.read_bytes):
-                data = source() if callable(source) else source
-                url = ray.get(
-                    self._storage.store.remote(r.account, r.key, r.task_name, r.task_store, data, extension, content_type, main)
-                )
-                if url is not None:
-                    return url
+            return ray.get(self._storage.store.remote(r.account, r.key, r.task_name, r.task_store, str(path.absolute()),
+                                                      extension, content_type, main))
         except RayTaskError as exc:  # the storage actor's own error, e.g. StorageError
             raise exc.cause from None
-        raise InternalError("the storage actor could not read the output file")
 
     def report(self, progress: Any, partial_result: dict[str, Any] | None) -> None:
         """Progress of a run nobody watches goes nowhere."""
@@ -100,42 +111,95 @@ class _WorkerIO(RunIO):
 
     "executing" goes out once the task has run for STARTED_DELAY or reports progress;
     a task that ends sooner goes straight to its final status, which carries the start
-    time. That halves the status traffic of tiny tasks. Calls from one caller reach an
-    actor in order, so nothing sent here can overtake what was sent before it.
+    time either way. That halves the status traffic of tiny tasks. Progress reports are
+    sent at most every PROGRESS_INTERVAL, and only when the value changed.
     """
 
-    def __init__(self, settings: Settings, record: TaskRecord, shard: ray.actor.ActorHandle,
+    def __init__(self, settings: Settings, record: TaskRecord, owner: ray.actor.ActorHandle,
                  storage: ray.actor.ActorHandle, started: Started):
         super().__init__(settings, storage, record, settings.scratch_dir / f"{record.key}-{started.attempt}")
-        self._shard = shard
+        self._owner = owner
         self._started = started
         self._sent = False
         self._lock = threading.Lock()
-        self._timer = threading.Timer(STARTED_DELAY, self.started)
-        self._timer.daemon = True
-        self._timer.start()
+        self._progress: tuple[float, Any] = (0.0, None)
+        self._partial: ray.ObjectRef | None = None  # the last report that carried a partial result
+        _timer.arm(STARTED_DELAY, self.started)
 
     def started(self) -> None:
         with self._lock:
             if not self._sent:
-                self._shard.update.remote(self._record.key, self._started)
+                self._owner.report.remote(self._record.key, self._started)
                 self._sent = True
 
     def report(self, progress: Any, partial_result: dict[str, Any] | None) -> None:
         self.started()
-        self._shard.update.remote(self._record.key, Reported(progress, partial_result))
+        now = time.monotonic()
+        if partial_result is None:
+            last_at, last = self._progress
+            if progress == last or now - last_at < PROGRESS_INTERVAL:
+                return
+        self._progress = (now, progress)
+        sent = self._owner.report.remote(self._record.key, Reported(progress, partial_result))
+        if partial_result is not None:
+            self._partial = sent
+
+    def close(self) -> None:
+        _timer.disarm()
 
     def finish(self, outcome: Finished) -> Finished:
-        """Send the final status without waiting: a worker blocked in ray.get gives its
-        CPU back and makes Ray start more workers. The job manager sends the returned
-        outcome again, which the shard ignores if this one arrived first."""
-        self._timer.cancel()
-        with self._lock:
-            if not self._sent:
-                outcome = dataclasses.replace(outcome, started=self._started)
-                self._sent = True
-        self._shard.update.remote(self._record.key, outcome)
-        return outcome
+        """The outcome the shard commits; it carries the start, whether or not the
+        "executing" change was sent. The outcome travels apart from the reports, so a task
+        that sent partial results waits for the last to be applied: streams see each before
+        the end. (Progress arriving after the end is dropped, as it should be.)"""
+        if self._partial is not None:
+            try:
+                ray.get(self._partial, timeout=REPORT_WAIT)
+            except Exception:  # the shard restarting: the outcome matters more
+                log.warning("the last report of %s was not acknowledged", self._record.key)
+        return Finished(outcome.result, outcome.error, self._started, outcome.warnings)
+
+
+class _Timer:
+    """One thread per worker process that calls a function once a delay has passed,
+    unless disarmed first: a worker runs one task at a time, so one slot is enough
+    (and no thread is started per task)."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._job: tuple[float, Callable[[], None]] | None = None
+        self._thread: threading.Thread | None = None
+
+    def arm(self, delay: float, fn: Callable[[], None]) -> None:
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="dragon-started", daemon=True)
+                self._thread.start()
+            self._job = (time.monotonic() + delay, fn)
+            self._cv.notify()
+
+    def disarm(self) -> None:
+        with self._cv:
+            self._job = None
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._job is None:
+                    self._cv.wait()
+                at, fn = self._job
+                remaining = at - time.monotonic()
+                if remaining > 0:
+                    self._cv.wait(remaining)
+                    continue
+                self._job = None
+            try:
+                fn()
+            except Exception:
+                log.warning("could not report a task as executing", exc_info=True)
+
+
+_timer = _Timer()
 
 
 _backends: dict[str, Backend] = {}

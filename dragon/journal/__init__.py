@@ -51,14 +51,16 @@ class Journal(ABC):
         """(key, JSON text of ``column``) of the tasks among ``keys`` (``status`` or ``record``)."""
 
     @abstractmethod
-    def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
-        """Every task not yet ended, oldest first: what a restart must run again."""
+    def unfinished(self, shard: int = 0, shards: int = 1) -> list[tuple[TaskRecord, TaskStatus]]:
+        """Every task of ``shard`` (of ``shards``) not yet ended, oldest first: what a
+        restarted shard must run again."""
 
     @abstractmethod
-    def due_deliveries(self, now: float, limit: int) -> list[Delivery]: ...
+    def due_deliveries(self, now: float, limit: int, shard: int = 0, shards: int = 1) -> list[Delivery]:
+        """Pending deliveries of ``shard``'s tasks whose next try is due, soonest first."""
 
     @abstractmethod
-    def next_delivery_at(self) -> float | None: ...
+    def next_delivery_at(self, shard: int = 0, shards: int = 1) -> float | None: ...
 
     @abstractmethod
     def save_delivery(self, delivery: Delivery) -> None: ...
@@ -94,6 +96,11 @@ class Journal(ABC):
 
     @abstractmethod
     def delete_account(self, name: str) -> bool: ...
+
+    @property
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version this journal was migrated to (docs/journal.md)."""
 
     @abstractmethod
     def close(self) -> None: ...

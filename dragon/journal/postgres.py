@@ -21,13 +21,15 @@ from psycopg_pool import ConnectionPool
 
 from dragon.accounts import Account
 from dragon.journal import Delivery, Journal
-from dragon.journal.rows import account_from_json, account_to_json, delivery_from_row, write_rows
-from dragon.status import TaskRecord, TaskStatus
+from dragon.journal.rows import (
+    DELIVERY_COLUMNS, TASK_COLUMNS, account_from_json, account_to_json, delivery_from_row, write_rows,
+)
+from dragon.status import TaskRecord, TaskStatus, bucket
 
-# Several processes open the journal at once; CREATE ... IF NOT EXISTS alone can still
-# collide in the catalogs, so the schema is created under this advisory lock.
+# Several processes open the journal at once: migrations run under this advisory lock,
+# each version once (docs/journal.md). Never edit a released step: add one.
 SCHEMA_LOCK = 0x6472_6167_6F6E  # "dragon"
-SCHEMA = """
+V1 = """
 CREATE TABLE IF NOT EXISTS tasks (
     key TEXT PRIMARY KEY,
     account TEXT NOT NULL,
@@ -66,10 +68,17 @@ CREATE TABLE IF NOT EXISTS accounts (
     data JSON NOT NULL
 );
 """
+# v2: each task and delivery knows its key's bucket, so each shard reads only its own.
+V2 = """
+ALTER TABLE tasks ADD COLUMN bucket INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN bucket INTEGER NOT NULL DEFAULT 0;
+"""
+MIGRATIONS: list[str] = [V1, V2]
+BACKFILL = {2: (("tasks", "key"), ("deliveries", "task_key"))}  # version: (table, key column) to fill buckets of
 
-POOL_SIZE = 4  # connections per process at most; the job manager calls from many threads
+POOL_SIZE = 4  # connections per process at most; shards call from a few threads
 CONNECT_TIMEOUT = 30.0
-DELIVERY_COLUMNS = "id, task_key, account, url, state, attempts::text, first_at, next_at"
+DELIVERY_SELECT = "id, task_key, account, url, state, attempts::text, first_at, next_at, bucket"
 
 
 class JournalConnectionError(RuntimeError):
@@ -80,8 +89,7 @@ class PostgresJournal(Journal):
     def __init__(self, dsn: str):
         try:
             with psycopg.connect(dsn, connect_timeout=int(CONNECT_TIMEOUT)) as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                conn.execute(SCHEMA)
+                _migrate(conn)
         except psycopg.Error as exc:
             raise JournalConnectionError(f"JournalConnectionError: cannot open the journal at {describe(dsn)}: "
                                          f"{redact(str(exc).strip(), dsn)}") from None
@@ -103,43 +111,47 @@ class PostgresJournal(Journal):
             return
         with self._conn() as conn, conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO tasks (key, account, task_name, state, record, status, created_at, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET"
+                f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({_marks(TASK_COLUMNS)}) ON CONFLICT (key) DO UPDATE SET"
                 " account = excluded.account, task_name = excluded.task_name, state = excluded.state,"
                 " record = excluded.record, status = excluded.status, created_at = excluded.created_at,"
-                " updated_at = excluded.updated_at, seq = excluded.seq",
+                " updated_at = excluded.updated_at, bucket = excluded.bucket, seq = excluded.seq",
                 rows.created,
             )
             cur.executemany("UPDATE tasks SET state = %s, status = %s, updated_at = %s WHERE key = %s", rows.updated)
             cur.executemany(
-                "INSERT INTO deliveries VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows.deliveries
+                f"INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ({_marks(DELIVERY_COLUMNS)}) ON CONFLICT DO NOTHING",
+                rows.deliveries,
             )
 
     def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
         with self._conn() as conn:
             return conn.execute(f"SELECT key, {column}::text FROM tasks WHERE key = ANY(%s)", (list(keys),)).fetchall()
 
-    def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
+    def unfinished(self, shard: int = 0, shards: int = 1) -> list[tuple[TaskRecord, TaskStatus]]:
         with self._conn() as conn:
             rows = conn.execute(
-                "SELECT record::text, status::text FROM tasks WHERE state IN ('queued', 'executing') ORDER BY seq"
+                "SELECT record::text, status::text FROM tasks WHERE state IN ('queued', 'executing')"
+                " AND bucket %% %s = %s ORDER BY seq",
+                (shards, shard),
             ).fetchall()
         return [(TaskRecord.from_json(json.loads(r)), TaskStatus.from_json(json.loads(s))) for r, s in rows]
 
     # callback deliveries
 
-    def due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+    def due_deliveries(self, now: float, limit: int, shard: int = 0, shards: int = 1) -> list[Delivery]:
         with self._conn() as conn:
             rows = conn.execute(
-                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_at <= %s"
-                " ORDER BY next_at LIMIT %s",
-                (now, limit),
+                f"SELECT {DELIVERY_SELECT} FROM deliveries WHERE state = 'pending' AND next_at <= %s"
+                " AND bucket %% %s = %s ORDER BY next_at LIMIT %s",
+                (now, shards, shard, limit),
             ).fetchall()
         return [delivery_from_row(r) for r in rows]
 
-    def next_delivery_at(self) -> float | None:
+    def next_delivery_at(self, shard: int = 0, shards: int = 1) -> float | None:
         with self._conn() as conn:
-            row = conn.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()
+            row = conn.execute(
+                "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND bucket %% %s = %s", (shards, shard)
+            ).fetchone()
         return row[0] if row else None
 
     def save_delivery(self, d: Delivery) -> None:
@@ -152,7 +164,7 @@ class PostgresJournal(Journal):
     def deliveries(self, task_keys: Iterable[str]) -> dict[str, Delivery]:
         with self._conn() as conn:
             rows = conn.execute(
-                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE task_key = ANY(%s)", (list(task_keys),)
+                f"SELECT {DELIVERY_SELECT} FROM deliveries WHERE task_key = ANY(%s)", (list(task_keys),)
             ).fetchall()
         return {row[1]: delivery_from_row(row) for row in rows}
 
@@ -205,8 +217,39 @@ class PostgresJournal(Journal):
         with self._conn() as conn:
             return conn.execute("DELETE FROM accounts WHERE name = %s", (name,)).rowcount > 0
 
+    @property
+    def schema_version(self) -> int:
+        with self._conn() as conn:
+            return _version(conn)
+
     def close(self) -> None:
         self._pool.close()
+
+
+def _marks(columns: str) -> str:
+    return ", ".join("%s" for _ in columns.split(","))
+
+
+def _version(conn: Any) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS dragon_schema (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM dragon_schema").fetchone()
+    return row[0] if row else 0
+
+
+def _migrate(conn: Any) -> None:
+    """Bring the schema to this release's version, in one transaction under the lock."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+    version = _version(conn)
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"the journal's schema (v{version}) is newer than this release (v{len(MIGRATIONS)})")
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute(step)
+        for table, column in BACKFILL.get(number, ()):
+            keys = [row[0] for row in conn.execute(f"SELECT {column} FROM {table}")]
+            with conn.cursor() as cur:
+                cur.executemany(f"UPDATE {table} SET bucket = %s WHERE {column} = %s", [(bucket(k), k) for k in keys])
+        conn.execute("DELETE FROM dragon_schema")
+        conn.execute("INSERT INTO dragon_schema VALUES (%s)", (number,))
 
 
 def describe(dsn: str) -> str:

@@ -11,16 +11,20 @@ from typing import Any, Iterable
 
 from dragon.accounts import Account
 from dragon.journal import Delivery
-from dragon.status import TaskRecord, TaskStatus, now_iso
+from dragon.status import TaskRecord, TaskStatus, bucket, now_iso
+
+
+TASK_COLUMNS = "key, account, task_name, state, record, status, created_at, updated_at, bucket"
+DELIVERY_COLUMNS = "id, task_key, account, url, state, attempts, first_at, next_at, bucket"
 
 
 @dataclass
 class WriteRows:
     """One ``Journal.write`` as rows: new tasks, status updates, new deliveries."""
 
-    created: list[tuple[str, str, str, str, str, str, str, str]]  # key, account, task_name, state, record, status, created_at, updated_at
+    created: list[tuple[str, str, str, str, str, str, str, str, int]]  # TASK_COLUMNS
     updated: list[tuple[str, str, str, str]]  # state, status, updated_at, key
-    deliveries: list[tuple[str, str, str, str, str, str, float, float]]  # the deliveries table's columns
+    deliveries: list[tuple[str, str, str, str, str, str, float, float, int]]  # DELIVERY_COLUMNS
 
     def __bool__(self) -> bool:
         return bool(self.created or self.updated)
@@ -44,12 +48,14 @@ def write_rows(created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterab
                 json.dumps(status.to_json()),
                 now,
                 now,
+                bucket(record.key),
             )
             for record, status in created
         ],
         updated=[(s.status, json.dumps(s.to_json()), now, s.key) for s in updated],
         deliveries=[
-            (uuid.uuid4().hex, s.key, (s.callbacks or {}).get("account", ""), url, "pending", "[]", moment, moment)
+            (uuid.uuid4().hex, s.key, (s.callbacks or {}).get("account", ""), url, "pending", "[]", moment, moment,
+             bucket(s.key))
             for s in [status for _, status in created] + updated
             if (url := s.callback_url())
         ],
@@ -57,7 +63,7 @@ def write_rows(created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterab
 
 
 def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
-    id_, task_key, account, url, state, attempts, first_at, next_at = row
+    id_, task_key, account, url, state, attempts, first_at, next_at, _ = row
     return Delivery(id_, task_key, account, url, state, json.loads(attempts), first_at, next_at)
 
 

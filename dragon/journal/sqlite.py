@@ -10,51 +10,46 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
 
 from dragon.accounts import Account
 from dragon.journal import Delivery, Journal
-from dragon.journal.rows import account_from_json, account_to_json, delivery_from_row, write_rows
-from dragon.status import TaskRecord, TaskStatus
+from dragon.journal.rows import (
+    DELIVERY_COLUMNS, TASK_COLUMNS, account_from_json, account_to_json, delivery_from_row, write_rows,
+)
+from dragon.status import TaskRecord, TaskStatus, bucket
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    key TEXT PRIMARY KEY,
-    account TEXT NOT NULL,
-    task_name TEXT NOT NULL,
-    state TEXT NOT NULL,
-    record TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(created_at) WHERE state IN ('queued', 'executing');
-CREATE TABLE IF NOT EXISTS deliveries (
-    id TEXT PRIMARY KEY,
-    task_key TEXT NOT NULL UNIQUE,
-    account TEXT NOT NULL,
-    url TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts TEXT NOT NULL,
-    first_at REAL NOT NULL,
-    next_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_at) WHERE state = 'pending';
-CREATE TABLE IF NOT EXISTS idempotency (
-    account TEXT NOT NULL,
-    key TEXT NOT NULL,
-    body_hash TEXT NOT NULL,
-    task_keys TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (account, key)
-);
-CREATE TABLE IF NOT EXISTS accounts (
-    name TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL UNIQUE,
-    api_key_hash TEXT UNIQUE,
-    data TEXT NOT NULL
-);
-"""
+T = TypeVar("T")
+
+
+def _marks(columns: str) -> str:
+    return ", ".join("?" for _ in columns.split(","))
+
+# The schema of each version, in order; a journal at version N runs the steps after N,
+# once, in one transaction (docs/journal.md). Never edit a released step: add one.
+V1 = [
+    """CREATE TABLE IF NOT EXISTS tasks (
+        key TEXT PRIMARY KEY, account TEXT NOT NULL, task_name TEXT NOT NULL, state TEXT NOT NULL,
+        record TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(created_at) WHERE state IN ('queued', 'executing')",
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        id TEXT PRIMARY KEY, task_key TEXT NOT NULL UNIQUE, account TEXT NOT NULL, url TEXT NOT NULL,
+        state TEXT NOT NULL, attempts TEXT NOT NULL, first_at REAL NOT NULL, next_at REAL NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_at) WHERE state = 'pending'",
+    """CREATE TABLE IF NOT EXISTS idempotency (
+        account TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL, task_keys TEXT NOT NULL,
+        created_at REAL NOT NULL, PRIMARY KEY (account, key))""",
+    """CREATE TABLE IF NOT EXISTS accounts (
+        name TEXT PRIMARY KEY, secret_hash TEXT NOT NULL UNIQUE, api_key_hash TEXT UNIQUE, data TEXT NOT NULL)""",
+]
+# v2: each task and delivery knows its key's bucket, so each shard reads only its own.
+V2 = [
+    "ALTER TABLE tasks ADD COLUMN bucket INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE deliveries ADD COLUMN bucket INTEGER NOT NULL DEFAULT 0",
+    "UPDATE tasks SET bucket = dragon_bucket(key)",
+    "UPDATE deliveries SET bucket = dragon_bucket(task_key)",
+]
+MIGRATIONS: list[list[str]] = [V1, V2]
 
 _CHUNK = 500  # keys per IN (...) query, below SQLite's variable limit
 
@@ -67,8 +62,35 @@ class SQLiteJournal(Journal):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.create_function("dragon_bucket", 1, bucket, deterministic=True)
         with self._lock:
-            self._db.executescript(SCHEMA)
+            self._transaction(self._migrate)
+
+    def _transaction(self, work: Callable[[], T]) -> T:
+        """``work`` in one write transaction: BEGIN IMMEDIATE takes the writer lock first,
+        so two processes never interleave read-then-write (migrations, claims)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"the journal's schema (v{version}) is newer than this release (v{len(MIGRATIONS)})")
+        for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in steps:
+                self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._db.execute("PRAGMA user_version").fetchone()[0]
 
     # tasks
 
@@ -76,18 +98,17 @@ class SQLiteJournal(Journal):
         rows = write_rows(created, updated)
         if not rows:
             return
+        def work() -> None:
+            self._db.executemany(f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES ({_marks(TASK_COLUMNS)})",
+                                 rows.created)
+            self._db.executemany("UPDATE tasks SET state = ?, status = ?, updated_at = ? WHERE key = ?", rows.updated)
+            self._db.executemany(
+                f"INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES ({_marks(DELIVERY_COLUMNS)})",
+                rows.deliveries,
+            )
+
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows.created)
-                self._db.executemany(
-                    "UPDATE tasks SET state = ?, status = ?, updated_at = ? WHERE key = ?", rows.updated
-                )
-                self._db.executemany("INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows.deliveries)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._transaction(work)
 
     def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
         keys = list(dict.fromkeys(keys))
@@ -99,25 +120,31 @@ class SQLiteJournal(Journal):
                 rows += self._db.execute(f"SELECT key, {column} FROM tasks WHERE key IN ({marks})", chunk).fetchall()
         return rows
 
-    def unfinished(self) -> list[tuple[TaskRecord, TaskStatus]]:
+    def unfinished(self, shard: int = 0, shards: int = 1) -> list[tuple[TaskRecord, TaskStatus]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT record, status FROM tasks WHERE state IN ('queued', 'executing') ORDER BY created_at"
+                "SELECT record, status FROM tasks WHERE state IN ('queued', 'executing') AND bucket % ? = ?"
+                " ORDER BY created_at, rowid",
+                (shards, shard),
             ).fetchall()
         return [(TaskRecord.from_json(json.loads(r)), TaskStatus.from_json(json.loads(s))) for r, s in rows]
 
     # callback deliveries
 
-    def due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+    def due_deliveries(self, now: float, limit: int, shard: int = 0, shards: int = 1) -> list[Delivery]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?", (now, limit)
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_at <= ? AND bucket % ? = ?"
+                " ORDER BY next_at LIMIT ?",
+                (now, shards, shard, limit),
             ).fetchall()
         return [delivery_from_row(r) for r in rows]
 
-    def next_delivery_at(self) -> float | None:
+    def next_delivery_at(self, shard: int = 0, shards: int = 1) -> float | None:
         with self._lock:
-            row = self._db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()
+            row = self._db.execute(
+                "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND bucket % ? = ?", (shards, shard)
+            ).fetchone()
         return row[0] if row else None
 
     def save_delivery(self, d: Delivery) -> None:
@@ -134,7 +161,7 @@ class SQLiteJournal(Journal):
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for row in self._db.execute(f"SELECT * FROM deliveries WHERE task_key IN ({marks})", chunk):
+                for row in self._db.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE task_key IN ({marks})", chunk):
                     found[row[1]] = delivery_from_row(row)
         return found
 
@@ -143,22 +170,20 @@ class SQLiteJournal(Journal):
     def claim_idempotency(
         self, account: str, key: str, body_hash: str, task_keys: list[str], since: float, now: float
     ) -> tuple[str, list[str]] | None:
+        def work() -> tuple[str, str] | None:
+            row = self._db.execute(
+                "SELECT body_hash, task_keys FROM idempotency WHERE account = ? AND key = ? AND created_at > ?",
+                (account, key, since),
+            ).fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                    (account, key, body_hash, json.dumps(task_keys), now),
+                )
+            return row
+
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    "SELECT body_hash, task_keys FROM idempotency WHERE account = ? AND key = ? AND created_at > ?",
-                    (account, key, since),
-                ).fetchone()
-                if row is None:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
-                        (account, key, body_hash, json.dumps(task_keys), now),
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            row = self._transaction(work)
         return (row[0], json.loads(row[1])) if row else None
 
     # accounts

@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import exceptions as rex
 from ray import serve
 from starlette.exceptions import HTTPException
 
 from dragon.config import Settings
-from dragon.errors import AccountLimitError, RequestError
+from dragon.errors import InvalidRequestError
 from dragon.serve.auth import Authenticator
+from dragon.serve.errors import RequestError, error_response
+from dragon.serve.errors import install as install_error_handlers
 from dragon.serve.openapi import document
 from dragon.serve.requests import batch_definition, flag, json_body, moment, number, task_definitions, task_keys
 from dragon.serve.scaling import LongPolls
@@ -44,45 +45,7 @@ app = FastAPI(title="Dragon Tasks API", version="2", description="The Stupeflix 
 app.openapi = lambda: document(app)  # type: ignore[method-assign]
 
 
-def _errors(status: int, name: str, location: str, description: str) -> JSONResponse:
-    body = {"status": "error", "errors": [{"name": name, "location": location, "description": description}]}
-    return JSONResponse(body, status_code=status)
-
-
-@app.exception_handler(RequestError)
-async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
-    return _errors(exc.http_status, exc.name, exc.location, exc.description)
-
-
-@app.exception_handler(AccountLimitError)
-async def _account_limits(_: Request, exc: AccountLimitError) -> JSONResponse:
-    return _errors(401, "tasks", "body", "account limits reached")
-
-
-@app.exception_handler(HTTPException)
-async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return _errors(exc.status_code, "path", "path", f"{exc.detail}: {request.method} {request.url.path}")
-
-
-@app.exception_handler(RequestValidationError)
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
-    location = str(first["loc"][0]) if first["loc"] else "body"
-    return _errors(400, ".".join(map(str, first["loc"][1:])) or location, location, first["msg"])
-
-
-@app.exception_handler(rex.RayActorError)
-@app.exception_handler(rex.ActorUnavailableError)
-@app.exception_handler(asyncio.TimeoutError)
-async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-    log.warning("service unavailable: %s", type(exc).__name__)
-    return _errors(503, "service", "body", "the service is temporarily unavailable, retry later")
-
-
-@app.exception_handler(Exception)
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error")
-    return _errors(500, "service", "body", "internal error")
+install_error_handlers(app)
 
 
 def _lines(first: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]], polls: LongPolls) -> StreamingResponse:
@@ -100,7 +63,7 @@ class Api:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.service = Service.lookup(settings.ray_namespace)
-        self.authenticate = Authenticator(self.service.jobs)
+        self.authenticate = Authenticator(self.service)
         self.backend = open_backend(settings)
         self.long_polls = LongPolls()
 
@@ -115,11 +78,11 @@ class Api:
 
     @app.get("/health")
     async def health(self) -> JSONResponse:
-        """200 once tasks can be created (the job manager has re-queued unfinished tasks)."""
+        """200 once tasks can be created (every shard has queued again its unfinished tasks)."""
         try:
             state = await asyncio.wait_for(self.service.ready(), timeout=10)
         except (asyncio.TimeoutError, rex.RayError):
-            return _errors(503, "service", "body", "the service is starting or unavailable")
+            return error_response(503, "service", "body", "the service is starting or unavailable")
         return JSONResponse({"status": "ok", **state})
 
     @app.post("/v2/create")
@@ -214,7 +177,7 @@ class Api:
         account = await self.authenticate(request, body, secret_only=True)
         urls = body.get("urls")
         if urls is not None and (not isinstance(urls, list) or not all(isinstance(u, str) for u in urls)):
-            raise RequestError("urls", "urls must be a list of URLs")
+            raise InvalidRequestError("urls", "urls must be a list of URLs")
         return await self.service.delete_files(
             account,
             client_path(path),
@@ -259,7 +222,7 @@ class Api:
         account = await self.authenticate(request, body, secret_only=True)
         days = body.get("days")
         if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_EXPIRATION_DAYS:
-            raise RequestError("days", f"days must be an integer from 0 (never delete) to {MAX_EXPIRATION_DAYS}")
+            raise InvalidRequestError("days", f"days must be an integer from 0 (never delete) to {MAX_EXPIRATION_DAYS}")
         return await self.service.expiration(account, days)
 
     # the dashboard: static files, no build step

@@ -1,7 +1,6 @@
 """Credentials for creating tasks: a secret, or an api key plus a whitelisted Referer.
 
-Looked up through the job manager (the journal may live on another node) and cached
-briefly, so a create costs no extra round trip in the common case while a deleted
+Looked up through a shard (the journal may live on another node) and cached briefly, so a create costs no extra round trip in the common case while a deleted
 account stops working within ``TTL`` seconds.
 """
 
@@ -10,18 +9,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import ray
 from starlette.requests import Request
 
 from dragon.accounts import Account, digest
-from dragon.errors import RequestError
+from dragon.errors import CredentialsError
+from dragon.service import Service
 
 TTL = 5.0
 
 
 class Authenticator:
-    def __init__(self, jobs: ray.actor.ActorHandle):
-        self._jobs = jobs
+    def __init__(self, service: Service):
+        self._service = service
         self._cache: dict[tuple[str, str], tuple[float, Account]] = {}
 
     async def __call__(self, request: Request, body: dict[str, Any], secret_only: bool = False) -> Account:
@@ -35,23 +34,23 @@ class Authenticator:
             if account is not None and account.secret_matches(secret):
                 return account
         elif api_key and secret_only:
-            raise RequestError("secret", "this method needs the account's secret", "body", 401)
+            raise CredentialsError("secret", "this method needs the account's secret")
         elif isinstance(api_key, str) and api_key:
             account = await self._lookup("api_key_hash", api_key)
             if account is not None and account.api_key_matches(api_key):
                 if account.referrer_allowed(request.headers.get("referer")):
                     return account
-                raise RequestError("Referer", "the referrer is not in the account's whitelist", "header", 401)
+                raise CredentialsError("Referer", "the referrer is not in the account's whitelist")
         elif secret is None and api_key is None:
-            raise RequestError("secret", "credentials are missing: pass a secret or an api key", "body", 401)
-        raise RequestError("secret", "invalid credentials", "body", 401)
+            raise CredentialsError("secret", "credentials are missing: pass a secret or an api key")
+        raise CredentialsError("secret", "invalid credentials")
 
     async def _lookup(self, column: str, credential: str) -> Account | None:
         hashed = digest(credential)
         cached = self._cache.get((column, hashed))
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        account = await self._jobs.account.remote(**{column: hashed})
+        account = await self._service.account(**{column: hashed})
         if account is not None:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from dragon.errors import RequestError
+from dragon.serve.errors import RequestError
 from dragon.status import is_key
 
 TRUE = {"true", "1", "yes", "on"}

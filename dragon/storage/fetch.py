@@ -72,7 +72,7 @@ def pinned_request(
     url: str,
     allow_private: bool,
     headers: dict[str, str] | None = None,
-    content: bytes | None = None,
+    content: bytes | Iterator[bytes] | None = None,
     **options: Any,
 ) -> httpx.Request:
     """A request that connects to the address checked here, not to whatever a second

@@ -12,7 +12,7 @@ import secrets
 import string
 from urllib.parse import unquote
 
-from dragon.errors import RequestError
+from dragon.errors import InvalidRequestError
 
 PERSISTENT = "persistent"
 VOLATILE = "volatile"
@@ -33,16 +33,16 @@ def account_root(account: str, area: str = PERSISTENT) -> str:
     return f"{area}/{account}/"
 
 
-def client_path(path: str, location: str = "path") -> str:
+def client_path(path: str) -> str:
     """A client path made safe: '' for the root, 'KEY/' style for directories kept as given."""
     decoded = unquote(path or "")
     if "%" in decoded and unquote(decoded) != decoded:
-        raise RequestError("path", "the path is encoded more than once", location)
+        raise InvalidRequestError("path", "the path is encoded more than once")
     if any(ord(c) < 32 or c == "\\" for c in decoded):
-        raise RequestError("path", "the path has forbidden characters", location)
+        raise InvalidRequestError("path", "the path has forbidden characters")
     if decoded.startswith("/") and decoded.strip("/"):
-        raise RequestError("path", "the path must be relative to your storage", location)
+        raise InvalidRequestError("path", "the path must be relative to your storage")
     parts = [p for p in decoded.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise RequestError("path", "the path must not contain '..'", location)
+        raise InvalidRequestError("path", "the path must not contain '..'")
     return "/".join(parts)

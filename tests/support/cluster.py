@@ -123,7 +123,7 @@ class LocalCluster:
 
     def pids(self, node: str | None = None, title: str = "") -> list[int]:
         """Processes of one node (or of the whole cluster): raylet, agents, workers;
-        only those whose command line contains ``title`` (e.g. an actor's, "ray::StatusShard")."""
+        only those whose command line contains ``title`` (e.g. an actor's, "ray::TaskShard")."""
         return [pid for pid, name in self.processes(title) if node is None or name == node]
 
     def processes(self, title: str = "") -> list[tuple[int, str]]:
@@ -156,17 +156,22 @@ class LocalCluster:
             except OSError:
                 continue
             fields = stat.rsplit(")", 1)[1].split()
-            # an actor's or task's title ("ray::StatusShard"), else the program's name
+            # an actor's or task's title ("ray::TaskShard"), else the program's name
             name = argv0 if argv0.startswith("ray::") else Path(argv0.split()[0] if argv0 else "?").name
             times[pid] = (node, name, (int(fields[11]) + int(fields[12])) / tick)  # utime, stime
         return times
 
     def alive_nodes(self) -> list[dict[str, Any]]:
-        """The nodes Ray counts alive: ``{"node_id", "resources", "labels"}`` each, asked
-        from a separate driver so the test process never joins the cluster."""
-        script = (f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
-                  "print(json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources'], 'labels': n['Labels']} "
-                  "for n in ray.nodes() if n['Alive']]))")
+        """The nodes Ray counts alive: ``{"node_id", "resources", "labels"}`` each."""
+        return self.ask("json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources'], 'labels': n['Labels']} "
+                        "for n in ray.nodes() if n['Alive']])")
+
+    def ask(self, expression: str) -> Any:
+        """The JSON value of a Python ``expression`` evaluated by a driver of this cluster
+        (``ray`` and ``json`` imported), in a separate process so the test process never
+        joins the cluster."""
+        script = (f"import json, ray; ray.init(address={self.address!r}, namespace='dragon', logging_level='ERROR', "
+                  f"log_to_driver=False); print({expression})")
         done = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise RuntimeError(done.stderr)

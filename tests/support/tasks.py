@@ -6,7 +6,9 @@ restart things while it runs), one that reports progress, and ones that fail or 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import resource
 import signal
 import tempfile
 import time
@@ -109,15 +111,43 @@ def copy(ctx: TaskContext, params: CopyParams) -> dict:
     return result
 
 
+class BigParams(TaskParams):
+    megabytes: int = Field(default=1, ge=1, le=600)
+
+
+@task("test.big", BigParams, resources=Resources(cpus=0.5), files=("output",))
+def big(ctx: TaskContext, params: BigParams) -> dict:
+    """A large output, written a megabyte at a time; says how much the worker's peak
+    memory grew while it was stored (ru_maxrss, KiB)."""
+    path = ctx.scratch / "big.bin"
+    block = os.urandom(1 << 20)
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for i in range(params.megabytes):
+            chunk = block[i:] + block[:i]
+            f.write(chunk)
+            digest.update(chunk)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    url = ctx.store(path, "bin", "application/octet-stream")
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    return {"output": url, "sha256": digest.hexdigest(), "peak_growth_kib": grown}
+
+
 class WhereParams(TaskParams):
     seconds: float = Field(default=0.0, ge=0, le=30)  # held before answering, so tasks overlap
+    store: bool = False  # store an output holding the node's name
 
 
 @task("test.where", WhereParams, resources=Resources(cpus=1.0))
 def where(ctx: TaskContext, params: WhereParams) -> dict:
     """Which node ran the attempt: the cluster tests see tasks spread and move."""
     time.sleep(params.seconds)
-    return _node_report(ctx)
+    report = _node_report(ctx)
+    if params.store:
+        note = ctx.scratch / "node.txt"
+        note.write_text(report["node"] or "")
+        report["output"] = ctx.store(note, "txt", "text/plain")
+    return report
 
 
 @task("test.where_gpu", WhereParams, resources=Resources(cpus=0.5, gpu=0.25))

@@ -1,0 +1,149 @@
+"""What the control plane costs per task, by process, on a simulated many-node cluster,
+and which component saturates first (the capacity model of docs/deployment.md).
+
+A real multi-node Ray cluster on this machine (tests/support/cluster.py): a head with no
+task CPU holding the service (`dragon serve --address`), and ``--nodes`` worker nodes of
+``--cpus`` (simulated) CPUs each; they all share this machine's cores, so the point is
+not the throughput but the CPU each process spends per task. ``--clients`` clients create
+``hello`` tasks in requests of ``--per-request`` for ``--seconds``, then wait for all.
+
+Each single-threaded process (a shard, an API replica, the GCS, a raylet) saturates at
+1000 / (its ms per task) tasks/s: the projection says which one binds first, and how
+the figures scale with shards, replicas and worker nodes.
+
+    python benchmarks/capacity.py [--nodes 8] [--shards 2] [--seconds 20] [--postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.cluster import LocalCluster  # noqa: E402
+from tests.support.servers import PostgresServer  # noqa: E402
+from tests.support.service import DragonProcess  # noqa: E402
+
+ROLES = (  # (role, what the process's title or program name contains), first match wins
+    ("shard", "ray::TaskShard"), ("api replica", "ServeReplica"), ("serve proxy", "ProxyActor"),
+    ("serve controller", "ServeController"), ("storage actor", "ray::StorageActor"), ("task worker", "ray::execute"),
+    ("gcs", "gcs_server"), ("raylet", "raylet"),
+)
+
+
+def role_of(name: str) -> str:
+    return next((role for role, title in ROLES if title in name), "other")
+
+
+def load(url: str, secret: str, clients: int, per_request: int, seconds: float) -> list[str]:
+    """Creates from ``clients`` threads for ``seconds``; every key created."""
+    keys: list[str] = []
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client() -> None:
+        http = httpx.Client(base_url=url, timeout=120)
+        tasks = [{"task_name": "hello", "name": "capacity"}] * per_request
+        while time.monotonic() < stop:
+            r = http.post("/v2/create", json={"secret": secret, "tasks": tasks})
+            r.raise_for_status()
+            with lock:
+                keys.extend(s["key"] for s in r.json())
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return keys
+
+
+def wait_all(url: str, keys: list[str]) -> None:
+    http = httpx.Client(base_url=url, timeout=300)
+    for i in range(0, len(keys), 1000):
+        chunk = keys[i:i + 1000]
+        while True:
+            statuses = http.post("/v2/status", json={"tasks": chunk, "block": True}).json()
+            if all(s["status"] in ("success", "error") for s in statuses):
+                break
+
+
+def measure(nodes: int, cpus: int, shards: int, clients: int, per_request: int, seconds: float,
+            postgres: bool) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="dragon-capacity-"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
+           "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT), "DRAGON_API_REPLICA_CPUS": "0",
+           "DRAGON_SHARDS": str(shards), "DRAGON_BLOCK_TIMEOUT": "30"}
+    db = PostgresServer() if postgres else None
+    if db is not None:
+        env["DRAGON_JOURNAL_DSN"] = db.new_database()
+    cluster = LocalCluster(work, env, head_cpus=0)
+    try:
+        for i in range(nodes):
+            cluster.add_node(f"worker-{i}", cpus=cpus)
+        service = DragonProcess(work / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
+        service.data_dir.mkdir()
+        secret = service.cli("accounts", "create", "bench", "--max-concurrent-tasks", "100000")["secret"]
+        service.start()
+        wait_all(service.url, load(service.url, secret, 2, 50, 3))  # warm workers and connections
+        before = cluster.cpu_times()
+        started = time.monotonic()
+        keys = load(service.url, secret, clients, per_request, seconds)
+        wait_all(service.url, keys)
+        elapsed = time.monotonic() - started
+        after = cluster.cpu_times()
+    finally:
+        cluster.close()
+        if db is not None:
+            db.close()
+        shutil.rmtree(work, ignore_errors=True)
+    spent: dict[tuple[str, str], float] = {}
+    processes: dict[tuple[str, str], set[int]] = {}
+    for pid, (node, name, used) in after.items():
+        key = ("head" if node == "head" else "workers", role_of(name))
+        spent[key] = spent.get(key, 0.0) + used - (before[pid][2] if pid in before else 0.0)
+        processes.setdefault(key, set()).add(pid)
+    tasks = len(keys)
+    rows = sorted(((where, role, 1000 * s / tasks, len(processes[(where, role)])) for (where, role), s in spent.items()),
+                  key=lambda row: -row[2])
+    return {"tasks": tasks, "seconds": round(elapsed, 1), "per_second": round(tasks / elapsed, 1), "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=8)
+    parser.add_argument("--cpus", type=int, default=4, help="simulated CPUs per worker node")
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--per-request", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--postgres", action="store_true", help="the journal on PostgreSQL (else SQLite)")
+    args = parser.parse_args(argv)
+    figures = measure(args.nodes, args.cpus, args.shards, args.clients, args.per_request, args.seconds, args.postgres)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{args.nodes} worker nodes x {args.cpus} simulated CPUs, {args.shards} shards, journal "
+          f"{'PostgreSQL' if args.postgres else 'SQLite'}")
+    print(f"{figures['tasks']} hello tasks in {figures['seconds']} s ({figures['per_second']} tasks/s on this machine)")
+    print(f"{'where':8} {'process':18} {'procs':>5} {'CPU ms/task':>12} {'saturates at (tasks/s)':>24}")
+    for where, role, ms, count in figures["rows"]:
+        if ms >= 0.01:
+            single = role in ("shard", "api replica", "gcs", "raylet", "serve proxy", "storage actor")
+            ceiling = f"{1000 * count / ms:,.0f}" if single else "-"
+            print(f"{where:8} {role:18} {count:5d} {ms:12.2f} {ceiling:>24}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,529 @@
+"""Task shards: each owns the tasks whose key falls in it, from create to end.
+
+A shard (``dragon-shard-N``, a detached async actor) is at once the status store and
+the job manager of its tasks, so one task costs one actor call to create and none after:
+
+1. ``create`` admits the request's tasks within the account's limits (leases from the
+   account's home shard, dragon/actors/ledger.py), commits their ``queued`` statuses to
+   the journal (group commit: one transaction for everything queued meanwhile), and only
+   then answers; with ``block=true`` it answers once they have ended.
+2. It starts each task as a stateless Ray task (``execute``, dragon/actors/worker.py)
+   that it owns; the worker's return value *is* the outcome, committed and published
+   here. Workers report ``executing`` and progress with one-way calls.
+3. A lost worker or node is retried (``task_max_attempts``); cancel interrupts, then kills.
+4. Statuses are published only once committed; long polls (``block``, streams) wait on
+   them here (dragon/actors/book.py). Its tasks' callbacks are sent from here too.
+5. On start (first start, actor restart, service restart) it queues again every task of
+   its bucket the journal has not seen end: execution is at-least-once.
+
+The service picks a shard per create request (so load spreads) and draws the tasks'
+keys so that ``shard_of(key)`` names it: any process routes any key with no lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import ray
+from ray import exceptions as rex
+
+from dragon import registry
+from dragon.accounts import Account
+from dragon.actors.book import Found, StatusBook
+from dragon.actors.callbacks import Deliverer
+from dragon.actors.ledger import Home, Ledger, LimitReached, Scheduler, home_of
+from dragon.actors.messages import Change, Details, Finished, Holding, Idempotency, Submission
+from dragon.actors.storage import local_storage
+from dragon.actors.worker import execute
+from dragon.config import Settings
+from dragon.errors import AccountLimitError, CanceledError, InvalidRequestError, UnavailableError, WorkerCrashedError
+from dragon.journal import open_journal
+from dragon.placement import GpuRule
+from dragon.status import TaskRecord, TaskStatus
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ACTOR_PREFIX = "dragon-shard-"
+CANCELED = str(CanceledError("the task was canceled by its owner"))
+CANCEL_GRACE = 5.0  # seconds a canceled task has to stop before its worker is killed
+TICK = 1.0  # seconds between looks at stalled queues
+
+# Failures of the machinery, not of the task: worth another attempt elsewhere.
+RETRYABLE = (
+    rex.WorkerCrashedError,
+    rex.NodeDiedError,
+    rex.OutOfMemoryError,
+    rex.ObjectLostError,
+    rex.LocalRayletDiedError,
+    rex.RaySystemError,
+)
+
+
+def actor_name(shard: int) -> str:
+    return f"{ACTOR_PREFIX}{shard}"
+
+
+@dataclass
+class _Write:
+    """What one caller queued for the next group commit."""
+
+    created: list[tuple[TaskRecord, TaskStatus]]
+    updated: list[TaskStatus]
+    done: asyncio.Future
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=100_000)
+class TaskShard:
+    def __init__(self, settings: Settings, shard: int):
+        self._settings = settings
+        self._shard, self._shards = shard, settings.shards
+        self._incarnation = uuid.uuid4().hex
+        self._journal = open_journal(settings)
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._book = StatusBook()
+        self._writes: list[_Write] = []
+        self._flushing = False
+        self._peers: dict[int, ray.actor.ActorHandle] = {}
+        self._ledger = Ledger(self._shards, _Peers(self))
+        self._scheduler = Scheduler(shard, self._incarnation, self._home, self._start)
+        self._local_home = _LocalHome(self._ledger)
+        self._records: dict[str, TaskRecord] = {}  # queued or running here
+        self._running: dict[str, ray.ObjectRef] = {}
+        self._canceled: set[str] = set()
+        self._resumed: set[str] = set()  # queued again at start: an earlier run may have stored outputs
+        self._creating: dict[tuple[str, str], asyncio.Future] = {}
+        self._ticking: asyncio.Future | None = None
+        self._deliverer = Deliverer(settings, self._journal, shard, self._shards,
+                                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="callbacks"))
+        self._gpus = GpuRule(settings.use_gpus)
+        registry.load(settings.task_modules)
+        # An async actor is built on its event loop: recovery starts now, also after a
+        # crash, when nobody calls until a task is due.
+        self._recovered: asyncio.Future = asyncio.ensure_future(self._recover())
+
+    # life
+
+    async def ready(self) -> dict[str, Any]:
+        """Answers once the tasks from before a restart are queued again."""
+        await self._recover_once()
+        return {"shard": self._shard, "pid": os.getpid(), "running": len(self._running),
+                "queued": len(self._records) - len(self._running), "waiting": self._book.waiting}
+
+    def settings(self) -> Settings:
+        return self._settings
+
+    async def account(self, *, name: str | None = None, secret_hash: str | None = None,
+                      api_key_hash: str | None = None) -> Account | None:
+        if name is not None:
+            return await self._db(self._journal.account, name)
+        if secret_hash is not None:
+            return await self._db(self._journal.account_by_secret_hash, secret_hash)
+        if api_key_hash is not None:
+            return await self._db(self._journal.account_by_api_key_hash, api_key_hash)
+        return None
+
+    # creating and running tasks
+
+    async def create(self, submission: Submission) -> list[dict[str, Any]]:
+        """Create the tasks (keys drawn for this shard); their public statuses, in order."""
+        await self._recover_once()
+        keys = [t.record.key for t in submission.tasks]
+        if submission.idempotency is not None:
+            earlier = await self._idempotent(submission.account.name, submission.idempotency, keys)
+            if earlier is not None:
+                return await self._answer(earlier, submission.wait)
+            try:
+                await self._create(submission)
+            finally:
+                self._creating.pop((submission.account.name, submission.idempotency.key)).set_result(None)
+        else:
+            await self._create(submission)
+        return await self._answer(keys, submission.wait)
+
+    async def _create(self, submission: Submission) -> None:
+        account = submission.account
+        runnable = [t.record for t in submission.tasks if t.error is None]
+        self._scheduler.limits(account.name, account.max_concurrent_tasks, account.max_queued_tasks)
+        if runnable:
+            try:
+                await self._scheduler.admit(account.name, len(runnable))
+            except LimitReached:
+                raise AccountLimitError() from None
+        items = []
+        for task in submission.tasks:
+            status = TaskStatus.queued(task.record)
+            if task.error is not None:
+                status = Finished(error=task.error).apply(status) or status
+            items.append((task.record, self._book.add(status)))
+        try:
+            await self._persist(items, [])
+        except Exception:
+            self._scheduler.unreserve(account.name, len(runnable))
+            self._book.forget(record.key for record, _ in items)
+            log.exception("could not write new tasks to the journal")
+            raise UnavailableError() from None
+        self._records.update((r.key, r) for r in runnable)
+        self._scheduler.enqueue(account.name, runnable, len(runnable))
+
+    async def _answer(self, keys: list[str], wait: float) -> list[dict[str, Any]]:
+        await self._load(keys)
+        if wait > 0:
+            pending = self._book.unended(keys)
+            if pending:
+                await self._book.wait(pending, until_all_ended=True, timeout=wait)
+        return [found[1] for found in self._book.found(keys) if found is not None]
+
+    async def _idempotent(self, account: str, idempotency: Idempotency, keys: list[str]) -> list[str] | None:
+        """The keys of an earlier request with the same Idempotency-Key, or None after
+        claiming it for this one. Requests with one key all come to one shard, so
+        concurrent duplicates wait here for the first to be created."""
+        now = time.time()
+        since = now - self._settings.idempotency_window
+        earlier = await self._db(self._journal.claim_idempotency, account, idempotency.key, idempotency.body_hash,
+                                 keys, since, now)
+        if earlier is None:
+            self._creating[(account, idempotency.key)] = asyncio.get_running_loop().create_future()
+            return None
+        earlier_hash, earlier_keys = earlier
+        if earlier_hash != idempotency.body_hash:
+            raise InvalidRequestError("Idempotency-Key", "this key was used for a different request")
+        pending = self._creating.get((account, idempotency.key))
+        if pending is not None:  # the first request is still creating its tasks
+            await asyncio.shield(pending)
+        return earlier_keys
+
+    def _start(self, record: TaskRecord) -> None:
+        asyncio.ensure_future(self._run(record))
+
+    async def _run(self, record: TaskRecord) -> None:
+        try:
+            await self._end(record.key, await self._attempts(record))
+        except Exception:
+            log.exception("could not finish task %s", record.key)
+        finally:
+            self._running.pop(record.key, None)
+            self._records.pop(record.key, None)
+            if record.key in self._canceled:
+                self._canceled.discard(record.key)
+                for scratch in self._settings.scratch_dir.glob(f"{record.key}-*"):
+                    shutil.rmtree(scratch, ignore_errors=True)
+            self._scheduler.finished(record.account)
+
+    async def _attempts(self, record: TaskRecord) -> Finished:
+        """The outcome of the first attempt whose worker survives, or a WorkerCrashedError."""
+        options = self._options(record.task_name)
+        attempts = self._settings.task_max_attempts
+        last: Exception | None = None
+        if record.key in self._resumed:  # what a run before the restart stored belongs to no result
+            self._resumed.discard(record.key)
+            await local_storage(self._settings).discard.remote(record.account, record.key)
+        for attempt in range(1, attempts + 1):
+            if record.key in self._canceled:
+                return Finished(error=CANCELED)
+            ref = execute.options(**options).remote(record, attempt, self._settings.ray_namespace, self._shard,
+                                                    self._incarnation)
+            self._running[record.key] = ref
+            try:
+                return await ref
+            except (rex.TaskCancelledError, *RETRYABLE) as exc:
+                if record.key in self._canceled:
+                    return Finished(error=CANCELED)
+                if isinstance(exc, rex.TaskCancelledError):
+                    raise
+                last = exc
+                log.warning("task %s: attempt %d of %d lost its worker: %s", record.key, attempt, attempts, type(exc).__name__)
+        reason = type(last).__name__ if last else "unknown failure"
+        # What the dead attempts stored belongs to no result: it would be orphaned.
+        await local_storage(self._settings).discard.remote(record.account, record.key)
+        return Finished(error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})")))
+
+    def _options(self, task_name: str) -> dict[str, Any]:
+        task_type = registry.get(task_name)
+        if task_type is None:
+            return {"num_cpus": 1.0}
+        res = task_type.resources
+        options: dict[str, Any] = {"num_cpus": res.cpus}
+        if res.gpu and self._gpus.ask():
+            options["num_gpus"] = res.gpu
+        if res.memory_mb:
+            options["memory"] = res.memory_mb * 1024 * 1024
+        return options
+
+    async def _end(self, key: str, outcome: Finished, *, retry: bool = True) -> None:
+        """Commit a task's end. A worker's outcome is retried while the journal is down:
+        it is never dropped, nor shown before it is durable; a cancel answers 503."""
+        status = self._book.apply(key, outcome)
+        delay = 0.2
+        while status is not None:
+            try:
+                await self._persist([], [status])
+                return
+            except Exception:
+                if not retry:
+                    self._book.revert(status)
+                    raise UnavailableError() from None
+                log.warning("the journal is unavailable; the end of task %s waits to be written", key)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def report(self, key: str, change: Change) -> None:
+        """``executing`` and progress from a worker (one-way: workers do not wait)."""
+        status = self._book.apply(key, change)
+        if status is not None:
+            try:
+                await self._persist([], [status])
+            except Exception:  # a progress report is not worth a retry: the next one comes
+                self._book.revert(status)
+                log.warning("could not write a progress report of %s", key)
+
+    async def cancel(self, account: str, keys: list[str]) -> dict[str, str]:
+        """Cancel queued and running tasks of ``account``: key -> canceled | ended | unknown."""
+        await self._load(keys)
+        records = await self._db(self._journal.records, [k for k in keys if k not in self._records])
+        outcome: dict[str, str] = {}
+        for key in dict.fromkeys(keys):
+            record = self._records.get(key) or records.get(key)
+            if record is None or record.account != account:
+                outcome[key] = "unknown"
+                continue
+            if self._scheduler.cancel(account, key):
+                self._records.pop(key, None)
+            else:
+                self._canceled.add(key)
+            latest = self._book.latest(key)
+            outcome[key] = "ended" if latest is None or latest.ended else "canceled"
+            await self._end(key, Finished(error=CANCELED), retry=False)
+            ref = self._running.get(key)
+            if ref is not None:
+                ray.cancel(ref)  # KeyboardInterrupt in the task: its cleanup runs
+                asyncio.ensure_future(self._force_cancel(key, ref))
+        return outcome
+
+    async def _force_cancel(self, key: str, ref: ray.ObjectRef) -> None:
+        """Work that ignores the interrupt (native encoders) has its worker killed."""
+        await asyncio.sleep(CANCEL_GRACE)
+        if self._running.get(key) is ref:
+            ray.cancel(ref, force=True)
+
+    # reading statuses
+
+    async def get(self, keys: list[str]) -> list[Found]:
+        await self._load(keys)
+        return self._book.found(keys)
+
+    async def wait_ended(self, keys: list[str], timeout: float) -> list[Found]:
+        """Wait until every key has ended, or ``timeout``; then answer as :meth:`get`."""
+        await self._load(keys)
+        pending = self._book.unended(keys)
+        if pending:
+            await self._book.wait(pending, until_all_ended=True, timeout=timeout)
+        return self._book.found(keys)
+
+    async def changes(self, cursors: dict[str, int], timeout: float) -> list[tuple[str, int, dict[str, Any]]]:
+        """Changes newer than ``cursors`` (key -> last version seen), waiting up to ``timeout``."""
+        await self._load(list(cursors))
+        found = self._book.newer(cursors)
+        if not found and timeout > 0:
+            await self._book.wait(cursors, until_all_ended=False, timeout=timeout)
+            found = self._book.newer(cursors)
+        return found
+
+    async def details(self, keys: list[str]) -> dict[str, Details]:
+        """Definitions, attempt counts, callback deliveries and warnings, for ``details=true``."""
+        records = await self._db(self._journal.records, keys)
+        deliveries = await self._db(self._journal.deliveries, keys)
+        await self._load(list(records))
+        found = {}
+        for key, record in records.items():
+            latest = self._book.latest(key)
+            delivery = deliveries.get(key)
+            found[key] = Details(
+                record, latest.attempts if latest else 0, list(latest.warnings) if latest else [],
+                delivery and {"id": delivery.id, "url": delivery.url, "state": delivery.state,
+                              "attempts": delivery.attempts},
+            )
+        return found
+
+    # the ledger of the accounts whose home this shard is (dragon/actors/ledger.py)
+
+    async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding, open_needed: int,
+                      force: bool) -> tuple[int, int]:
+        return await self._ledger.acquire(account, max_running, max_open, asker, open_needed, force=force)
+
+    def release(self, account: str, giver: Holding, wants: int | None) -> None:
+        self._ledger.release(account, giver, wants)
+
+    def give_back_unused(self, account: str, run: bool, open: bool) -> Holding:
+        return self._scheduler.give_back_unused(account, run=run, open=open)
+
+    def set_target(self, account: str, target: int | None) -> Holding:
+        return self._scheduler.set_target(account, target)
+
+    def granted(self, account: str, run: int, more: bool) -> None:
+        self._scheduler.granted(account, run, more=more)
+
+    def holding(self, account: str) -> Holding:
+        return self._scheduler.holding(account)
+
+    # internals
+
+    async def _db(self, method: Callable[..., T], *args: Any) -> T:
+        """A journal call on the journal's thread: the event loop never waits on the database."""
+        return await asyncio.get_running_loop().run_in_executor(self._io, method, *args)
+
+    async def _load(self, keys: list[str]) -> None:
+        """Bring journal statuses into memory (after a restart, or evicted ended ones)."""
+        missing = self._book.missing(keys)
+        if missing:
+            self._book.load((await self._db(self._journal.statuses, missing)).values())
+
+    async def _persist(self, created: list[tuple[TaskRecord, TaskStatus]], updated: list[TaskStatus]) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._writes.append(_Write(created, updated, done))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.ensure_future(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        """Group commit: everything queued while the previous write ran goes in one transaction."""
+        try:
+            while self._writes:
+                batch, self._writes = self._writes, []
+                created = [item for w in batch for item in w.created]
+                updated = [status for w in batch for status in w.updated]
+                try:
+                    await self._db(self._journal.write, created, updated)
+                except Exception as exc:  # the journal is down: callers see it, nothing is published
+                    log.warning("journal write failed: %s", type(exc).__name__)
+                    for w in batch:
+                        if not w.done.done():
+                            w.done.set_exception(exc)
+                    continue
+                callbacks = False
+                for status in [s for _, s in created] + updated:
+                    self._book.publish(status)
+                    callbacks = callbacks or status.callback_url() is not None
+                if callbacks:
+                    self._deliverer.wake()
+                for w in batch:
+                    if not w.done.done():
+                        w.done.set_result(None)
+        finally:
+            self._flushing = False
+
+    async def _recover_once(self) -> None:
+        """Wait for recovery; one that failed (the journal was down) is tried again."""
+        if self._recovered.done() and self._recovered.exception():
+            self._recovered = asyncio.ensure_future(self._recover())
+        await asyncio.shield(self._recovered)
+
+    async def _recover(self) -> None:
+        """Queue again this shard's tasks the journal has not seen end. They were accepted
+        before: they count against their account's limits without asking (the next
+        create of the account settles the open slots with its home)."""
+        self._deliverer.start()
+        if self._ticking is None:
+            self._ticking = asyncio.ensure_future(self._tick())
+        unfinished = await self._db(self._journal.unfinished, self._shard, self._shards)
+        self._book.load(status for _, status in unfinished)
+        accounts: dict[str, list[TaskRecord]] = {}
+        for record, _ in unfinished:
+            accounts.setdefault(record.account, []).append(record)
+            self._records[record.key] = record
+            self._resumed.add(record.key)
+        for name, records in accounts.items():
+            account = await self._db(self._journal.account, name)
+            s = self._settings
+            self._scheduler.limits(name, account.max_concurrent_tasks if account else s.default_max_concurrent_tasks,
+                                   account.max_queued_tasks if account else s.default_max_queued_tasks)
+            self._scheduler.enqueue(name, records, 0)
+        if unfinished:
+            log.warning("shard %d re-queued %d tasks that had not ended", self._shard, len(unfinished))
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            self._scheduler.ask_again()
+
+    def _peer(self, shard: int) -> ray.actor.ActorHandle:
+        handle = self._peers.get(shard)
+        if handle is None:
+            handle = self._peers[shard] = ray.get_actor(actor_name(shard), namespace=self._settings.ray_namespace)
+        return handle
+
+    def _home(self, account: str) -> Home:
+        home = home_of(account, self._shards)
+        return self._local_home if home == self._shard else _RemoteHome(self._peer(home))
+
+
+class _LocalHome:
+    """This shard is the account's home: its ledger, called in the event loop's next turn
+    as a remote home would be."""
+
+    def __init__(self, ledger: Ledger):
+        self._ledger = ledger
+
+    async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding,
+                      open_needed: int = 0, *, force: bool = False) -> tuple[int, int]:
+        return await self._ledger.acquire(account, max_running, max_open, asker, open_needed, force=force)
+
+    def release(self, account: str, giver: Holding, wants: int | None = None) -> None:
+        asyncio.get_running_loop().call_soon(self._ledger.release, account, giver, wants)
+
+
+class _RemoteHome:
+    def __init__(self, handle: ray.actor.ActorHandle):
+        self._handle = handle
+
+    async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding,
+                      open_needed: int = 0, *, force: bool = False) -> tuple[int, int]:
+        try:
+            return await self._handle.acquire.remote(account, max_running, max_open, asker, open_needed, force)
+        except rex.RayTaskError as exc:
+            if isinstance(exc.cause, LimitReached):
+                raise LimitReached(account) from None
+            raise
+
+    def release(self, account: str, giver: Holding, wants: int | None = None) -> None:
+        self._handle.release.remote(account, giver, wants)
+
+
+class _Peers:
+    """How this shard, as a home, reaches the shards that lease from it (itself included)."""
+
+    def __init__(self, shard: TaskShard):
+        self._shard = shard
+
+    def _local(self, shard: int) -> bool:
+        return shard == self._shard._shard
+
+    async def give_back_unused(self, shard: int, account: str, *, run: bool, open: bool) -> Holding:
+        if self._local(shard):
+            return self._shard._scheduler.give_back_unused(account, run=run, open=open)
+        return await self._shard._peer(shard).give_back_unused.remote(account, run, open)
+
+    async def set_target(self, shard: int, account: str, target: int | None) -> Holding:
+        if self._local(shard):
+            return self._shard._scheduler.set_target(account, target)
+        return await self._shard._peer(shard).set_target.remote(account, target)
+
+    def granted(self, shard: int, account: str, run: int, *, more: bool) -> None:
+        if self._local(shard):
+            asyncio.get_running_loop().call_soon(lambda: self._shard._scheduler.granted(account, run, more=more))
+        else:
+            self._shard._peer(shard).granted.remote(account, run, more)
+
+    async def holding(self, shard: int, account: str) -> Holding:
+        if self._local(shard):
+            return self._shard._scheduler.holding(account)
+        return await self._shard._peer(shard).holding.remote(account)
