@@ -17,9 +17,9 @@ import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
 from dragon.accounts import Account, digest, new_secret  # noqa: E402
-from dragon.actors import shard, storage  # noqa: E402
+from dragon.actors import control, storage  # noqa: E402
 from dragon.journal import open_journal  # noqa: E402
-from dragon.placement import control_options, head_node_id  # noqa: E402
+from dragon.placement import HEAD_NODE_RESOURCE, SHARE, head_node_id  # noqa: E402
 from dragon.status import now_iso  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -67,20 +67,18 @@ def ensure_dev_account(settings: Settings) -> str | None:
 
 
 def start_actors(settings: Settings) -> None:
-    """Create (or find) the detached task shards and the head's storage actor (which runs
-    the expiry sweeper); returns once every shard has queued again its unfinished tasks.
+    """Create (or find) the control actor, which starts the task shards, and the head's
+    storage actor (which runs the expiry sweeper); returns once every shard has queued
+    again its unfinished tasks.
 
     Where shards run is dragon/placement.py's rule. The namespace is explicit because
     Serve's application builder runs outside the deploying driver's namespace.
     """
-    placement = control_options(settings)
-    shards = [
-        shard.TaskShard.options(name=shard.actor_name(i), namespace=settings.ray_namespace, lifetime="detached",
-                                get_if_exists=True, **placement).remote(settings, i)
-        for i in range(settings.shards)
-    ]
+    head = {"resources": {HEAD_NODE_RESOURCE: SHARE}}
+    control_actor = control.Control.options(name=control.ACTOR_NAME, namespace=settings.ray_namespace,
+                                            lifetime="detached", get_if_exists=True, **head).remote(settings)
     storage.storage_on(head_node_id(), settings, sweeper=True)
-    ray.get([s.ready.remote() for s in shards])
+    ray.get(control_actor.ready.remote())
 
 
 def app_builder(args: dict[str, Any]) -> serve.Application:
@@ -109,7 +107,7 @@ def shutdown(settings: Settings) -> None:
     """Stop the Serve app and the actors, then Ray itself. Tasks that have not ended
     stay in the journal and run again at the next start."""
     serve.shutdown()
-    names = [shard.actor_name(i) for i in range(settings.shards)]
+    names = [control.ACTOR_NAME]  # its shards go with it
     names += [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
               if a["namespace"] == settings.ray_namespace and a["name"].startswith(storage.ACTOR_PREFIX)]
     for name in names:

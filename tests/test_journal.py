@@ -372,3 +372,13 @@ def test_a_journal_newer_than_this_release_is_refused(settings: Settings, reopen
     journal.close()
     with pytest.raises(RuntimeError, match="newer than this release"):
         reopen()
+
+
+def test_several_changes_of_one_task_in_one_write_keep_the_newest(journal: Journal) -> None:
+    record, queued = _task()
+    executing = TaskStatus(key=record.key, status="executing", events=queued.events, progress=10, version=2)
+    later = TaskStatus(key=record.key, status="executing", events=queued.events, progress=90, version=3)
+    journal.write([(record, queued)], [executing, later])
+    assert journal.statuses([record.key])[record.key] == later
+    journal.write([], [executing, later, _ended(later)])
+    assert journal.statuses([record.key])[record.key].status == "success"

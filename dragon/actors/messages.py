@@ -50,6 +50,7 @@ class Finished:
     error: Any = None
     started: Started | None = None  # for tasks that ended before "executing" was sent
     warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # how long the task function ran (the shard groups tiny tasks)
 
     def apply(self, s: TaskStatus) -> TaskStatus | None:
         if s.ended:

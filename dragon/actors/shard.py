@@ -72,6 +72,34 @@ def actor_name(shard: int) -> str:
     return f"{ACTOR_PREFIX}{shard}"
 
 
+class Durations:
+    """How long each task type takes to run, so that tiny tasks share Ray tasks.
+
+    A Ray task costs the cluster about a millisecond of CPU to schedule and run, more
+    than a tiny task itself (a hello, an image.info of a header). When many tasks of a
+    kind whose runs take under ``TINY`` seconds start at once, they go in groups, about
+    ``SPREAD`` groups so the cluster's workers still share them, of at most ``GROUP``.
+    A task type's first runs go alone, until its duration is known.
+    """
+
+    TINY = 0.01
+    SPREAD = 16
+    GROUP = 32
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+
+    def note(self, task_name: str, seconds: float) -> None:
+        known = self._seconds.get(task_name)
+        self._seconds[task_name] = seconds if known is None else 0.8 * known + 0.2 * seconds
+
+    def group_size(self, task_name: str, starting: int) -> int:
+        seconds = self._seconds.get(task_name)
+        if seconds is None or seconds > self.TINY:
+            return 1
+        return max(1, min(self.GROUP, -(-starting // self.SPREAD)))
+
+
 @dataclass
 class _Write:
     """What one caller queued for the next group commit."""
@@ -97,6 +125,8 @@ class TaskShard:
         self._scheduler = Scheduler(shard, self._incarnation, self._home, self._start)
         self._local_home = _LocalHome(self._ledger)
         self._records: dict[str, TaskRecord] = {}  # queued or running here
+        self._starting: list[TaskRecord] = []
+        self._durations = Durations()
         self._running: dict[str, ray.ObjectRef] = {}
         self._canceled: set[str] = set()
         self._resumed: set[str] = set()  # queued again at start: an earlier run may have stored outputs
@@ -105,6 +135,11 @@ class TaskShard:
         self._deliverer = Deliverer(settings, self._journal, shard, self._shards,
                                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="callbacks"))
         self._gpus = GpuRule(settings.use_gpus)
+        self._remotes: dict[tuple[float, float, int | None], Any] = {}
+        # Workers get the settings as a resolved argument: serialised once here, and no
+        # worker ever blocks to ask for them (a task blocked in ray.get makes Ray start
+        # more worker processes).
+        self._settings_ref = ray.put(settings)
         registry.load(settings.task_modules)
         # An async actor is built on its event loop: recovery starts now, also after a
         # crash, when nobody calls until a task is due.
@@ -164,15 +199,29 @@ class TaskShard:
             if task.error is not None:
                 status = Finished(error=task.error).apply(status) or status
             items.append((task.record, self._book.add(status)))
-        try:
-            await self._persist(items, [])
-        except Exception:
-            self._scheduler.unreserve(account.name, len(runnable))
-            self._book.forget(record.key for record, _ in items)
-            log.exception("could not write new tasks to the journal")
-            raise UnavailableError() from None
+        # The tasks start while their creation is being written: their ends are written
+        # after it, and nobody sees them before it has committed.
+        written = asyncio.ensure_future(self._persist(items, []))
         self._records.update((r.key, r) for r in runnable)
         self._scheduler.enqueue(account.name, runnable, len(runnable))
+        try:
+            await written
+        except Exception:
+            log.warning("could not write new tasks to the journal")
+            self._book.forget(record.key for record, _ in items)
+            for record in runnable:
+                self._abandon(record)
+            raise UnavailableError() from None
+
+    def _abandon(self, record: TaskRecord) -> None:
+        """A task whose creation was not written: out of the queue, or stopped at once."""
+        if self._scheduler.cancel(record.account, record.key):
+            self._records.pop(record.key, None)
+            return
+        self._canceled.add(record.key)
+        ref = self._running.get(record.key)
+        if ref is not None and self._all_canceled(ref):
+            ray.cancel(ref, force=True)
 
     async def _answer(self, keys: list[str], wait: float) -> list[dict[str, Any]]:
         await self._load(keys)
@@ -202,61 +251,94 @@ class TaskShard:
         return earlier_keys
 
     def _start(self, record: TaskRecord) -> None:
-        asyncio.ensure_future(self._run(record))
+        """Called for each task the scheduler starts; they leave together, once the
+        scheduler is done starting, so that tiny tasks can share a Ray task."""
+        self._starting.append(record)
+        if len(self._starting) == 1:
+            asyncio.get_running_loop().call_soon(self._launch)
 
-    async def _run(self, record: TaskRecord) -> None:
+    def _launch(self) -> None:
+        starting, self._starting = self._starting, []
+        kinds: dict[str, list[TaskRecord]] = {}
+        for record in starting:
+            kinds.setdefault(record.task_name, []).append(record)
+        for task_name, records in kinds.items():
+            size = self._durations.group_size(task_name, len(records))
+            for i in range(0, len(records), size):
+                asyncio.ensure_future(self._run(records[i : i + size]))
+
+    async def _run(self, records: list[TaskRecord]) -> None:
         try:
-            await self._end(record.key, await self._attempts(record))
+            outcomes = await self._attempts(records)
+            await asyncio.gather(*(self._end(key, outcome) for key, outcome in outcomes.items()))
         except Exception:
-            log.exception("could not finish task %s", record.key)
+            log.exception("could not finish tasks %s", [r.key for r in records])
         finally:
-            self._running.pop(record.key, None)
-            self._records.pop(record.key, None)
-            if record.key in self._canceled:
-                self._canceled.discard(record.key)
-                for scratch in self._settings.scratch_dir.glob(f"{record.key}-*"):
-                    shutil.rmtree(scratch, ignore_errors=True)
-            self._scheduler.finished(record.account)
-
-    async def _attempts(self, record: TaskRecord) -> Finished:
-        """The outcome of the first attempt whose worker survives, or a WorkerCrashedError."""
-        options = self._options(record.task_name)
-        attempts = self._settings.task_max_attempts
-        last: Exception | None = None
-        if record.key in self._resumed:  # what a run before the restart stored belongs to no result
-            self._resumed.discard(record.key)
-            await local_storage(self._settings).discard.remote(record.account, record.key)
-        for attempt in range(1, attempts + 1):
-            if record.key in self._canceled:
-                return Finished(error=CANCELED)
-            ref = execute.options(**options).remote(record, attempt, self._settings.ray_namespace, self._shard,
-                                                    self._incarnation)
-            self._running[record.key] = ref
-            try:
-                return await ref
-            except (rex.TaskCancelledError, *RETRYABLE) as exc:
+            for record in records:
+                self._running.pop(record.key, None)
+                self._records.pop(record.key, None)
                 if record.key in self._canceled:
-                    return Finished(error=CANCELED)
-                if isinstance(exc, rex.TaskCancelledError):
+                    self._canceled.discard(record.key)
+                    for scratch in self._settings.scratch_dir.glob(f"{record.key}-*"):
+                        shutil.rmtree(scratch, ignore_errors=True)
+                self._scheduler.finished(record.account)
+
+    async def _attempts(self, records: list[TaskRecord]) -> dict[str, Finished]:
+        """Each task's outcome: that of the first attempt whose worker survives, or a
+        WorkerCrashedError. Tasks of one kind run in one Ray task (dragon/actors/worker.py)."""
+        remote = self._options(records[0].task_name)
+        attempts = self._settings.task_max_attempts
+        outcomes: dict[str, Finished] = {}
+        last: Exception | None = None
+        for record in records:
+            if record.key in self._resumed:  # what a run before the restart stored belongs to no result
+                self._resumed.discard(record.key)
+                await local_storage(self._settings).discard.remote(record.account, record.key)
+        for attempt in range(1, attempts + 1):
+            left = [r for r in records if r.key not in outcomes]
+            outcomes.update((r.key, Finished(error=CANCELED)) for r in left if r.key in self._canceled)
+            left = [r for r in left if r.key not in outcomes]
+            if not left:
+                return outcomes
+            ref = remote.remote(left, attempt, self._settings_ref, self._shard)
+            self._running.update((r.key, ref) for r in left)
+            try:
+                ended = await ref
+                outcomes.update(zip((r.key for r in left), ended))
+                self._durations.note(left[0].task_name, sum(f.seconds for f in ended) / len(ended))
+                return outcomes
+            except (rex.TaskCancelledError, *RETRYABLE) as exc:
+                outcomes.update((r.key, Finished(error=CANCELED)) for r in left if r.key in self._canceled)
+                if isinstance(exc, rex.TaskCancelledError) and len(outcomes) < len(records):
                     raise
                 last = exc
-                log.warning("task %s: attempt %d of %d lost its worker: %s", record.key, attempt, attempts, type(exc).__name__)
+                log.warning("tasks %s: attempt %d of %d lost its worker: %s", [r.key for r in left], attempt, attempts,
+                            type(exc).__name__)
         reason = type(last).__name__ if last else "unknown failure"
-        # What the dead attempts stored belongs to no result: it would be orphaned.
-        await local_storage(self._settings).discard.remote(record.account, record.key)
-        return Finished(error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})")))
+        crashed = Finished(error=str(WorkerCrashedError(
+            f"the worker running this task died on all {attempts} attempts ({reason})")))
+        for record in records:
+            if record.key not in outcomes:
+                # What the dead attempts stored belongs to no result: it would be orphaned.
+                await local_storage(self._settings).discard.remote(record.account, record.key)
+                outcomes[record.key] = crashed
+        return outcomes
 
-    def _options(self, task_name: str) -> dict[str, Any]:
+    def _options(self, task_name: str) -> Any:
+        """``execute`` with the resources of the task type (built once per kind of ask)."""
         task_type = registry.get(task_name)
-        if task_type is None:
-            return {"num_cpus": 1.0}
-        res = task_type.resources
-        options: dict[str, Any] = {"num_cpus": res.cpus}
-        if res.gpu and self._gpus.ask():
-            options["num_gpus"] = res.gpu
-        if res.memory_mb:
-            options["memory"] = res.memory_mb * 1024 * 1024
-        return options
+        res = task_type.resources if task_type is not None else registry.Resources()
+        gpu = res.gpu if res.gpu and self._gpus.ask() else 0.0
+        key = (res.cpus, gpu, res.memory_mb)
+        remote = self._remotes.get(key)
+        if remote is None:
+            options: dict[str, Any] = {"num_cpus": res.cpus}
+            if gpu:
+                options["num_gpus"] = gpu
+            if res.memory_mb:
+                options["memory"] = res.memory_mb * 1024 * 1024
+            remote = self._remotes[key] = execute.options(**options)
+        return remote
 
     async def _end(self, key: str, outcome: Finished, *, retry: bool = True) -> None:
         """Commit a task's end. A worker's outcome is retried while the journal is down:
@@ -303,10 +385,13 @@ class TaskShard:
             outcome[key] = "ended" if latest is None or latest.ended else "canceled"
             await self._end(key, Finished(error=CANCELED), retry=False)
             ref = self._running.get(key)
-            if ref is not None:
+            if ref is not None and self._all_canceled(ref):  # a group of tiny tasks runs on for the others
                 ray.cancel(ref)  # KeyboardInterrupt in the task: its cleanup runs
                 asyncio.ensure_future(self._force_cancel(key, ref))
         return outcome
+
+    def _all_canceled(self, ref: ray.ObjectRef) -> bool:
+        return all(key in self._canceled for key, running in self._running.items() if running is ref)
 
     async def _force_cancel(self, key: str, ref: ray.ObjectRef) -> None:
         """Work that ignores the interrupt (native encoders) has its worker killed."""

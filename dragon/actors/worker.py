@@ -40,37 +40,42 @@ REPORT_WAIT = 10.0  # seconds a finished task waits for its last partial result 
 
 
 @ray.remote(max_retries=0)
-def execute(record: TaskRecord, attempt: int, namespace: str, shard: int, incarnation: str) -> Finished:
-    """One attempt of ``record``, owned by shard ``shard`` (its life ``incarnation``)."""
-    owner, settings = _owner(namespace, shard, incarnation)
+def execute(records: list[TaskRecord], attempt: int, settings: Settings, shard: int) -> list[Finished]:
+    """One attempt of each of ``records`` (tasks of one kind, one after another: usually
+    one, or a group of tiny ones), owned by shard ``shard``."""
+    owner = _owner(settings.ray_namespace, shard)
     registry.load(settings.task_modules)
     storage = local_storage(settings)
+    return [_attempt(record, attempt, settings, owner, storage) for record in records]
+
+
+def _attempt(record: TaskRecord, attempt: int, settings: Settings, owner: ray.actor.ActorHandle,
+             storage: ray.actor.ActorHandle) -> Finished:
     if attempt > 1:  # a new attempt starts clean: no orphaned output of a dead one
         ray.get(storage.discard.remote(record.account, record.key))
     io = _WorkerIO(settings, record, owner, storage, Started(attempt, now_iso()))
     ctx = registry.TaskContext(record.key, record.account, attempt, io.scratch, io, settings, record.task_store)
+    began = time.monotonic()
     try:
         outcome = run_task(ctx, record)
     finally:
         io.close()
         if io.scratch.exists():
             shutil.rmtree(io.scratch, ignore_errors=True)
-    return io.finish(outcome)
+    return io.finish(outcome, time.monotonic() - began)
 
 
-_owners: dict[tuple[str, int], tuple[str, ray.actor.ActorHandle, Settings]] = {}
+_owners: dict[tuple[str, int], ray.actor.ActorHandle] = {}
 
 
-def _owner(namespace: str, shard: int, incarnation: str) -> tuple[ray.actor.ActorHandle, Settings]:
-    """The shard's handle and the service's settings, asked once per worker process
-    (and again when the shard restarted), instead of sent with every task."""
-    cached = _owners.get((namespace, shard))
-    if cached is None or cached[0] != incarnation:
+def _owner(namespace: str, shard: int) -> ray.actor.ActorHandle:
+    """The handle of the shard that owns the task (looked up once per worker process)."""
+    handle = _owners.get((namespace, shard))
+    if handle is None:
         from dragon.actors.shard import actor_name  # the shard module imports this one
 
-        handle = ray.get_actor(actor_name(shard), namespace=namespace)
-        cached = _owners[(namespace, shard)] = (incarnation, handle, ray.get(handle.settings.remote()))
-    return cached[1], cached[2]
+        handle = _owners[(namespace, shard)] = ray.get_actor(actor_name(shard), namespace=namespace)
+    return handle
 
 
 class RunIO:
@@ -147,7 +152,7 @@ class _WorkerIO(RunIO):
     def close(self) -> None:
         _timer.disarm()
 
-    def finish(self, outcome: Finished) -> Finished:
+    def finish(self, outcome: Finished, seconds: float) -> Finished:
         """The outcome the shard commits; it carries the start, whether or not the
         "executing" change was sent. The outcome travels apart from the reports, so a task
         that sent partial results waits for the last to be applied: streams see each before
@@ -157,7 +162,7 @@ class _WorkerIO(RunIO):
                 ray.get(self._partial, timeout=REPORT_WAIT)
             except Exception:  # the shard restarting: the outcome matters more
                 log.warning("the last report of %s was not acknowledged", self._record.key)
-        return Finished(outcome.result, outcome.error, self._started, outcome.warnings)
+        return Finished(outcome.result, outcome.error, self._started, outcome.warnings, seconds)
 
 
 class _Timer:

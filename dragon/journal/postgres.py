@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -25,6 +25,8 @@ from dragon.journal.rows import (
     DELIVERY_COLUMNS, TASK_COLUMNS, account_from_json, account_to_json, delivery_from_row, write_rows,
 )
 from dragon.status import TaskRecord, TaskStatus, bucket
+
+T = TypeVar("T")
 
 # Several processes open the journal at once: migrations run under this advisory lock,
 # each version once (docs/journal.md). Never edit a released step: add one.
@@ -109,19 +111,29 @@ class PostgresJournal(Journal):
         rows = write_rows(created, updated)
         if not rows:
             return
-        with self._conn() as conn, conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({_marks(TASK_COLUMNS)}) ON CONFLICT (key) DO UPDATE SET"
-                " account = excluded.account, task_name = excluded.task_name, state = excluded.state,"
-                " record = excluded.record, status = excluded.status, created_at = excluded.created_at,"
-                " updated_at = excluded.updated_at, bucket = excluded.bucket, seq = excluded.seq",
-                rows.created,
-            )
-            cur.executemany("UPDATE tasks SET state = %s, status = %s, updated_at = %s WHERE key = %s", rows.updated)
-            cur.executemany(
-                f"INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ({_marks(DELIVERY_COLUMNS)}) ON CONFLICT DO NOTHING",
-                rows.deliveries,
-            )
+        # Many rows per statement: one round trip, and one GIL hand-off, per chunk.
+        with self._conn() as conn:
+            for chunk in _chunks(list({row[0]: row for row in rows.created}.values())):
+                conn.execute(
+                    f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES {_rows(TASK_COLUMNS, len(chunk))} ON CONFLICT (key) DO UPDATE"
+                    " SET account = excluded.account, task_name = excluded.task_name, state = excluded.state,"
+                    " record = excluded.record, status = excluded.status, created_at = excluded.created_at,"
+                    " updated_at = excluded.updated_at, bucket = excluded.bucket, seq = excluded.seq",
+                    [value for row in chunk for value in row],
+                )
+            for chunk in _chunks(list({row[3]: row for row in rows.updated}.values())):  # a key's newest
+                conn.execute(
+                    f"UPDATE tasks SET state = v.state, status = v.status::json, updated_at = v.updated_at"
+                    f" FROM (VALUES {_rows('a, b, c, d', len(chunk))}) AS v(state, status, updated_at, key)"
+                    " WHERE tasks.key = v.key",
+                    [value for row in chunk for value in row],
+                )
+            for chunk in _chunks(rows.deliveries):
+                conn.execute(
+                    f"INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {_rows(DELIVERY_COLUMNS, len(chunk))}"
+                    " ON CONFLICT DO NOTHING",
+                    [value for row in chunk for value in row],
+                )
 
     def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:
         with self._conn() as conn:
@@ -226,8 +238,15 @@ class PostgresJournal(Journal):
         self._pool.close()
 
 
-def _marks(columns: str) -> str:
-    return ", ".join("%s" for _ in columns.split(","))
+def _rows(columns: str, count: int) -> str:
+    """``(%s, ...), (%s, ...)``: ``count`` rows of placeholders for ``columns``."""
+    row = "(" + ", ".join("%s" for _ in columns.split(",")) + ")"
+    return ", ".join([row] * count)
+
+
+def _chunks(rows: list[T], size: int = 200) -> Iterator[list[T]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
 
 
 def _version(conn: Any) -> int:

@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from dragon.accounts import Account
 from dragon.journal import Delivery, Journal
@@ -22,8 +22,15 @@ from dragon.status import TaskRecord, TaskStatus, bucket
 T = TypeVar("T")
 
 
-def _marks(columns: str) -> str:
-    return ", ".join("?" for _ in columns.split(","))
+def _rows(columns: str, count: int) -> str:
+    """``(?, ?, ...), (?, ?, ...)``: ``count`` rows of placeholders for ``columns``."""
+    row = "(" + ", ".join("?" for _ in columns.split(",")) + ")"
+    return ", ".join([row] * count)
+
+
+def _chunks(rows: list[T], size: int = 200) -> Iterator[list[T]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
 
 # The schema of each version, in order; a journal at version N runs the steps after N,
 # once, in one transaction (docs/journal.md). Never edit a released step: add one.
@@ -98,14 +105,24 @@ class SQLiteJournal(Journal):
         rows = write_rows(created, updated)
         if not rows:
             return
+        # Many rows per statement: the sqlite3 module lets go of the GIL around every
+        # statement it runs, and a writer thread that must win the GIL back once per row
+        # from a busy event loop waits a switch interval (5 ms) per row.
         def work() -> None:
-            self._db.executemany(f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES ({_marks(TASK_COLUMNS)})",
-                                 rows.created)
-            self._db.executemany("UPDATE tasks SET state = ?, status = ?, updated_at = ? WHERE key = ?", rows.updated)
-            self._db.executemany(
-                f"INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES ({_marks(DELIVERY_COLUMNS)})",
-                rows.deliveries,
-            )
+            for chunk in _chunks(rows.created):
+                self._db.execute(f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES {_rows(TASK_COLUMNS, len(chunk))}",
+                                 [value for row in chunk for value in row])
+            for chunk in _chunks(list({row[3]: row for row in rows.updated}.values())):  # a key's newest
+                self._db.execute(
+                    f"WITH v(state, status, updated_at, key) AS (VALUES {_rows('a, b, c, d', len(chunk))}) UPDATE tasks"
+                    " SET state = v.state, status = v.status, updated_at = v.updated_at FROM v WHERE tasks.key = v.key",
+                    [value for row in chunk for value in row],
+                )
+            for chunk in _chunks(rows.deliveries):
+                self._db.execute(
+                    f"INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES {_rows(DELIVERY_COLUMNS, len(chunk))}",
+                    [value for row in chunk for value in row],
+                )
 
         with self._lock:
             self._transaction(work)
