@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.timing import best  # noqa: E402
-from dragon.media import images, video  # noqa: E402
+from dragon.media import images  # noqa: E402
+from dragon.media.video import codecs, frames, transcode  # noqa: E402
 
 
 def make_source(path: Path, seconds: int) -> None:
@@ -75,18 +76,18 @@ def main() -> None:
     if args.keep:
         shutil.copy(source, args.keep)
     ffmpeg = shutil.which("ffmpeg")
-    enc = video.Encoding(640, 360, False)
+    enc = codecs.Encoding(640, 360, False)
     times = [i * 3.0 for i in range(10)]
 
     def ours_convert() -> None:
-        video.convert(source, work / "ours.mp4", enc, lambda done: None)
+        transcode.convert(source, work / "ours.mp4", enc, lambda done: None)
 
     def ours_thumb() -> None:
-        [frame] = video.frames_at(source, [20.0])
+        [frame] = frames.frames_at(source, [20.0])
         images.save(frame, work / "ours.jpg", "jpeg")
 
     def ours_strip() -> None:
-        for frame in video.frames_at(source, times):
+        for frame in frames.frames_at(source, times):
             images.resize_to(frame, (192, 108), False)
 
     rows = [("convert 1080p -> 360p", best(ours_convert)), ("thumb at 20 s", best(ours_thumb)), ("strip of 10 frames", best(ours_strip))]
@@ -100,9 +101,9 @@ def main() -> None:
         refs[1] = best(lambda: subprocess.run([*q, "-ss", "20", "-i", str(source), "-frames:v", "1", str(work / "ref.jpg")], check=True))
         refs[2] = best(lambda: [subprocess.run([*q, "-ss", str(t), "-i", str(source), "-frames:v", "1", str(work / f"ref{i}.jpg")], check=True)
                                 for i, t in enumerate(times)])
-    encoder = video.h264_encoder(enc)
-    with video.open_video(source) as probe_container:
-        decoder = video.Decoder(probe_container, probe_container.streams.video[0]).name
+    encoder = codecs.h264_encoder(enc)
+    with frames.open_video(source) as probe_container:
+        decoder = frames.Decoder(probe_container, probe_container.streams.video[0]).name
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PyAV {av.__version__}, "
           f"decoder {decoder}, encoder {encoder}, source {args.seconds} s 1080p30")
     print(f"{'measure':28} {'dragon s':>9} {'ffmpeg s':>9} {'ratio':>7}")
