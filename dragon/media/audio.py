@@ -20,7 +20,8 @@ from PIL import Image
 
 from dragon.errors import InvalidContentError
 from dragon.media import lame
-from dragon.media.containers import MAX_DURATION, Source, open_input, reason
+from dragon.media import Source
+from dragon.media.containers import MAX_DURATION, open_input, reason
 from dragon.media.containers import duration as media_duration
 from dragon.media.threads import read_ahead
 

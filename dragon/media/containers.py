@@ -12,15 +12,13 @@ PyAV's Python I/O, asking only for the bytes it needs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import BinaryIO
 
 import av
 
 from dragon.errors import InvalidContentError
+from dragon.media import Source
 
 MAX_DURATION = 48 * 3600.0  # seconds; longer declared durations are refused
-
-Source = Path | BinaryIO
 
 
 def open_input(source: Source, demuxers: tuple[str, ...], what: str, needs: str) -> av.container.InputContainer:

@@ -35,7 +35,8 @@ class InfoParams(TaskParams):
 )
 def video_info(ctx: TaskContext, params: InfoParams) -> dict:
     """Probes the container and decodes one frame (for the display rotation)."""
-    return probe(ctx.fetch(params.url, MAX_INPUT_BYTES).path).values()
+    with ctx.open(params.url, MAX_INPUT_BYTES) as source:
+        return probe(source).values()
 
 
 class ThumbParams(TaskParams):
@@ -58,9 +59,9 @@ class ThumbParams(TaskParams):
 )
 def video_thumb(ctx: TaskContext, params: ThumbParams) -> dict:
     """The frame at ``time`` (the last frame when ``time`` is past the end)."""
-    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
-    info = probe(source)
-    [frame] = frames_at(source, [min(params.time, info.duration)])
+    with ctx.open(params.url, MAX_INPUT_BYTES) as source:
+        info = probe(source)
+        [frame] = frames_at(source, [min(params.time, info.duration)])
     size = images.target_size(frame.width, frame.height, params.width, params.height, params.crop)
     thumb = images.resize_to(frame, size, params.crop)
     if params.poster:
@@ -106,16 +107,16 @@ class StripParams(TaskParams):
 def video_strip(ctx: TaskContext, params: StripParams) -> dict:
     """``count`` frames at equal intervals from ``start`` to ``end`` (both included),
     each seeked to rather than decoded through."""
-    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
-    info = probe(source)
-    end = min(params.end if params.end is not None else info.duration, info.duration)
-    start = min(params.start, end)
-    step = (end - start) / (params.count - 1) if params.count > 1 else 0.0
-    times = [start + i * step for i in range(params.count)]
-    cell = (params.width, params.height)
-    strip = images.strip(
-        frames_at(source, times), params.count, cell, params.crop, params.wrap, params.format == "png", ctx.progress
-    )
+    with ctx.open(params.url, MAX_INPUT_BYTES) as source:
+        info = probe(source)
+        end = min(params.end if params.end is not None else info.duration, info.duration)
+        start = min(params.start, end)
+        step = (end - start) / (params.count - 1) if params.count > 1 else 0.0
+        times = [start + i * step for i in range(params.count)]
+        cell = (params.width, params.height)
+        strip = images.strip(
+            frames_at(source, times), params.count, cell, params.crop, params.wrap, params.format == "png", ctx.progress
+        )
     out = ctx.scratch / "strip"
     extension, content_type = images.save(strip, out, params.format)
     return {

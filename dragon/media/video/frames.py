@@ -14,7 +14,8 @@ import av
 from PIL import Image
 
 from dragon.errors import InvalidContentError
-from dragon.media.containers import Source, open_input, reason
+from dragon.media import Source
+from dragon.media.containers import open_input, reason
 from dragon.media.video.codecs import cuvid_decoder, nvdec_wanted
 from dragon.media.gpu import gpu_assigned
 

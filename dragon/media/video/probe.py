@@ -10,7 +10,8 @@ from typing import Any
 import av
 
 from dragon.errors import InvalidContentError
-from dragon.media.containers import MAX_DURATION, Source
+from dragon.media import Source
+from dragon.media.containers import MAX_DURATION
 from dragon.media.containers import duration as media_duration
 from dragon.media.video.frames import decode_frames, open_video
 
