@@ -150,7 +150,7 @@ OUTPUT_VALUES = ("content_type", "width", "height", "original_width", "original_
                  "audio_codec", "video_codec", "alpha", "rotation")
 
 
-@task("transcode.convert", ConvertParams, resources=VIDEO, values=OUTPUT_VALUES, files=("output",))
+@task("video.convert", ConvertParams, resources=VIDEO, values=OUTPUT_VALUES, files=("output",))
 def video_convert(ctx: TaskContext, params: ConvertParams) -> dict:
     """H.264 with the chosen audio codec, upright, in MP4 with its index first (ASF for
     WMA audio); progress is the percentage of the source encoded."""
