@@ -130,7 +130,7 @@ def check_movie(files: dict[str, Path], seconds: float, antialias: int, accel: s
     """``accel``: the device of the second run ("cuda", or "cpu" to check the check), or None."""
     photos = [files[k] for k in sorted(files) if k.startswith("photo")]
     job = Job(definition(photos, seconds), "360p", antialias, {"music": audio.probe(files["music"]).duration})
-    runs = []
+    runs: list[tuple[Movie, float]] = []
     for device in ("cpu", accel) if accel else ("cpu",):
         with gpu_visible(len(runs) == 1):
             movie = Movie(job, files)
@@ -183,7 +183,7 @@ def check_beats(clips: list[Path], accel: str | None) -> Check:
     if not accel:
         return Check(name, speed[0], "-", "not run: no CUDA")
     problems = []
-    for clip, on_cpu, on_cuda in zip(clips, found[0], found[1]):
+    for clip, on_cpu, on_cuda in zip(clips, found[0], found[1], strict=True):
         for what in ("beats", "downbeats"):
             a, b = np.array(getattr(on_cpu, what)), np.array(getattr(on_cuda, what))
             if a.shape != b.shape or (a.size and np.abs(a - b).max() > BEAT_TOLERANCE):
@@ -213,7 +213,7 @@ def check_nvdec(work: Path, accel: str | None) -> Check:
     gpu_name, gpu_frames = first_frames(source, 30, gpu=True)
     if gpu_name == cpu_name:
         return Check("NVDEC, 30 frames of 1080p H.264", cpu_name, gpu_name, "FAILED: h264_cuvid did not open")
-    diff = max(float(np.abs(g.astype(np.int16) - c.astype(np.int16)).mean()) for g, c in zip(gpu_frames, cpu_frames))
+    diff = max(float(np.abs(g.astype(np.int16) - c.astype(np.int16)).mean()) for g, c in zip(gpu_frames, cpu_frames, strict=False))
     with gpu_visible(True):
         out = work / "converted.mp4"
         transcode.convert(source, out, codecs.Encoding(640, 360, False), lambda done: None)

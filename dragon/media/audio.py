@@ -19,8 +19,7 @@ import numpy as np
 from PIL import Image
 
 from dragon.errors import InvalidContentError
-from dragon.media import lame
-from dragon.media import Source
+from dragon.media import Source, lame
 from dragon.media.containers import MAX_DURATION, open_input, reason
 from dragon.media.containers import duration as media_duration
 from dragon.media.threads import read_ahead
@@ -225,7 +224,7 @@ def _batches(
     consumed = 0
     for frame in itertools.chain(_frames(container, stream), [None]):
         done = frame is None or (frame.time is not None and frame.time >= stop)
-        if not done:
+        if frame is not None and not done:
             if frame.time is None:
                 continue
             if origin is None:

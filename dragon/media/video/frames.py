@@ -16,8 +16,8 @@ from PIL import Image
 from dragon.errors import InvalidContentError
 from dragon.media import Source
 from dragon.media.containers import open_input, reason
-from dragon.media.video.codecs import cuvid_decoder, nvdec_wanted
 from dragon.media.gpu import gpu_assigned
+from dragon.media.video.codecs import cuvid_decoder, nvdec_wanted
 
 # Container demuxers a video input may use (FFmpeg names).
 DEMUXERS = (
