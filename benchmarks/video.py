@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import best  # noqa: E402
+from benchmarks.timing import best, load  # noqa: E402
 from dragon.config import Settings  # noqa: E402
 from dragon.media import images  # noqa: E402
 from dragon.media.video import codecs, frames, transcode  # noqa: E402
@@ -114,7 +114,7 @@ def main() -> None:
     with frames.open_video(source) as probe_container:
         decoder = frames.Decoder(probe_container, probe_container.streams.video[0]).name
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PyAV {av.__version__}, "
-          f"decoder {decoder}, encoder {encoder}, source {args.seconds} s 1080p30")
+          f"decoder {decoder}, encoder {encoder}, source {args.seconds} s 1080p30, {load()}")
     print(f"{'measure':28} {'dragon s':>9} {'ffmpeg s':>9} {'ratio':>7}")
     for (name, ours), ref in zip(rows, refs):
         print(f"{name:28} {ours:9.3f} {ref if ref is not None else float('nan'):9.3f} {ours / ref if ref else float('nan'):7.2f}")
@@ -174,7 +174,7 @@ def remote_thumb(work: Path, source: Path, gigabytes: float, ffmpeg: str | None)
     finally:
         origin.close()
     print(f"remote thumb at 20 s of a {size / 1e9:.2f} GB MP4 over loopback, ranges: dragon {mine:.3f} s reading "
-          f"{100 * mine_share:.2f}% of it; ffmpeg {ref:.3f} s reading {100 * ref_share:.2f}%; ratio {mine / ref:.2f}")
+          f"{100 * mine_share:.2f}% of it; ffmpeg {ref:.3f} s reading {100 * ref_share:.2f}%; ratio {mine / ref:.2f}; {load()}")
 
 
 if __name__ == "__main__":
