@@ -40,7 +40,6 @@ from dragon.media import images  # noqa: E402
 from dragon.media.video import codecs, frames, transcode  # noqa: E402
 from dragon.media.video.probe import probe  # noqa: E402
 from dragon.storage.fetch import Fetcher  # noqa: E402
-from tests.support.servers import Origin  # noqa: E402
 
 
 def make_source(path: Path, seconds: int) -> None:
@@ -143,6 +142,8 @@ def repeat(source: Path, dest: Path, size: float) -> None:
 
 
 def remote_thumb(work: Path, source: Path, gigabytes: float, ffmpeg: str | None) -> None:
+    from tests.support.servers import Origin  # here: the test servers' module needs boto3 and psycopg too
+
     big = work / "remote" / "big.mp4"
     big.parent.mkdir()
     repeat(source, big, gigabytes * 1e9)

@@ -146,7 +146,7 @@ class Fetcher:
         try:
             with self.answer(client, url, {"Range": f"bytes=0-{BLOCK - 1}"}, accept=(416,)) as (current, answer):
                 assert isinstance(answer, httpx.Response)
-                size = _total_size(answer)
+                size = ranged_size(answer)
                 if size is None or size == 0:
                     client.close()
                     return None
@@ -205,7 +205,7 @@ CACHED_BLOCKS = 64  # 16 MiB of a file kept in memory
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
-def _total_size(response: httpx.Response) -> int | None:
+def ranged_size(response: httpx.Response) -> int | None:
     """The file's size from a 206's Content-Range (or a 416's ``*/size``); None when
     the answer is not a range (a 200 carries the whole file)."""
     if response.status_code == 416:
