@@ -5,14 +5,14 @@ PYTEST_ARGS ?=
 
 .PHONY: install runtime-deps system-deps serve test bench
 
-# Debian packages the service needs: the DejaVu fonts (regular, bold, italic) for texts
-# and espeak-ng for speech in video.create.
+# Debian packages the service needs: the DejaVu fonts (regular, bold, italic) for texts,
+# espeak-ng for speech in video.create, and LAME (libmp3lame0) for MP3 (docs/audio.md).
 runtime-deps:
 	@ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/dejavu/DejaVuSans-Oblique.ttf \
-	  >/dev/null 2>&1 && command -v espeak-ng >/dev/null || { \
+	  /usr/lib/*/libmp3lame.so.0 >/dev/null 2>&1 && command -v espeak-ng >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    fonts-dejavu-core fonts-dejavu-extra espeak-ng; }
+	    fonts-dejavu-core fonts-dejavu-extra espeak-ng libmp3lame0; }
 
 # And those the tests need: Chromium and its WebDriver for the dashboard test; PostgreSQL
 # for the journal tests (a throwaway cluster per run, not the package's service).

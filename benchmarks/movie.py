@@ -27,7 +27,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per render worker, as 
 import ray  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dragon.media import audio, video  # noqa: E402
+from dragon.media import audio  # noqa: E402
+from dragon.media.video.probe import probe as probe_video  # noqa: E402
 from dragon.movie.render import Job, Movie  # noqa: E402
 from dragon.tasks.movie import export  # noqa: E402
 
@@ -89,7 +90,7 @@ def main() -> None:
         for workers, (wall, out) in sorted(best.items()):
             rows.append((f"Ray segments, {workers} worker{'s' if workers > 1 else ''}", wall, out))
         for name, wall, out in rows:
-            probe = video.probe(out)
+            probe = probe_video(out)
             assert abs(probe.duration - movie.duration) < 0.1 and (probe.width, probe.height) == (640, 360)
             print(f"{name:28s} {wall:6.2f} s wall   {movie.duration / wall:5.2f} s of video per s")
         speedup = rows[1][1] / rows[2][1]

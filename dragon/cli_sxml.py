@@ -56,9 +56,10 @@ class SourceLengths:
             raise click.ClickException(f"line {node.line}: {exc}") from None
 
     def probe(self, tag: str, filename: str) -> float:
-        from dragon.media import audio, video
+        from dragon.media import audio
+        from dragon.media.video.probe import probe as probe_video
 
-        probe = audio.probe if tag == "audio" else video.probe
+        probe = audio.probe if tag == "audio" else probe_video
         try:
             return probe(self.local(filename)).duration
         except TaskError as exc:

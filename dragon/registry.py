@@ -8,15 +8,16 @@ the built-in modules plus any the operator names in ``DRAGON_TASK_MODULES``.
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dragon.config import Settings
 from dragon.errors import InvalidParametersError
-from dragon.storage.fetch import Fetched
+from dragon.storage.fetch import Fetched, Fetcher
 
 BUILTIN_MODULES = (
     "dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video", "dragon.tasks.html",
@@ -79,6 +80,19 @@ class TaskContext:
         """Download an input URL into the scratch directory (SSRF-safe, bounded; with
         ``truncate``, a larger input is cut at the limit instead of refused)."""
         return self._io.fetch(url, max_bytes, truncate)
+
+    @contextmanager
+    def open(self, url: str, max_bytes: int | None = None) -> Iterator[Path | BinaryIO]:
+        """An input for readers that seek (PyAV, Pillow): a file object reading ``url`` by
+        HTTP range where the origin serves ranges, so probing or a few frames cost only
+        the bytes they need (under the same guard and limits as ``fetch``); else the
+        file downloaded by ``fetch`` (our own outputs are read from storage that way)."""
+        remote = Fetcher(self.settings).open(url, max_bytes)
+        if remote is None:
+            yield self.fetch(url, max_bytes).path
+            return
+        with remote:
+            yield remote
 
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
         """Place an output file in the task's store; returns its URL. ``main`` marks the

@@ -182,3 +182,18 @@ def test_silence_has_no_beats(api: Api, origin: Origin) -> None:
         out.mux(stream.encode(None))
     result = api.result({"task_name": "audio.beats", "url": origin.add("silence.wav", buffer.getvalue())})
     assert result == {"beats": [], "downbeats": [], "duration": 5}
+
+
+def test_info_of_a_long_remote_file_reads_its_header(api: Api, origin: Origin) -> None:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=22050, layout="mono")
+        noise = np.random.default_rng(2).integers(-9000, 9000, (1, 22050 * 600), dtype=np.int16)  # 10 minutes
+        frame = av.AudioFrame.from_ndarray(noise, format="s16", layout="mono")
+        frame.sample_rate = 22050
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    url = origin.add("long.wav", buffer.getvalue())
+    info = api.result({"task_name": "audio.info", "url": url})
+    assert info == {"duration": 600.0, "content_type": "audio/wav", "codec": "pcm_s16le"}
+    assert origin.served["/long.wav"] < 0.05 * len(buffer.getvalue())

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from dragon.config import Settings
+from dragon.storage.fetch import CouldNotDownloadError, Fetcher
 from tests.conftest import Api
 from tests.support.servers import Origin, SeaweedS3
 
@@ -119,3 +121,71 @@ def test_s3_backend_sweeps_volatile_files(guarded: Api, s3: SeaweedS3) -> None:
             break
         time.sleep(1)
     assert s3.client.list_objects_v2(Bucket=s3.bucket, Prefix=key).get("KeyCount", 0) == 0
+
+
+# Reading by range (Fetcher.open): what video.info/thumb/strip, audio.info and image.info use.
+
+LOOPBACK_ALLOWED = Settings(allow_private_urls=True)
+
+
+def test_a_ranged_read_fetches_only_the_blocks_read(origin: Origin) -> None:
+    data = os.urandom(3_000_000)
+    url = origin.add("ranged.bin", data)
+    remote = Fetcher(LOOPBACK_ALLOWED).open(url)
+    assert remote is not None and remote.size == len(data)
+    with remote:
+        remote.seek(2_000_000)
+        assert remote.read(1000) == data[2_000_000:2_001_000]
+        remote.seek(-10, os.SEEK_END)
+        assert remote.read() == data[-10:]
+        assert remote.transferred < 1_000_000  # the first block, and the blocks read
+    assert all(r.startswith("bytes=") for r in origin.ranges["/ranged.bin"])
+
+
+def test_a_redirected_ranged_input_is_read_at_its_end(origin: Origin) -> None:
+    data = os.urandom(600_000)
+    target = origin.add("redirected.bin", data)
+    with Fetcher(LOOPBACK_ALLOWED).open(f"{origin.url}/redirect?to={target}") as remote:  # type: ignore[union-attr]
+        assert remote.url == target
+        remote.seek(500_000)
+        assert remote.read(100) == data[500_000:500_100]
+
+
+def test_every_range_request_passes_the_guard(origin: Origin) -> None:
+    url = origin.add("guarded.bin", os.urandom(2_000_000))
+    fetcher = Fetcher(LOOPBACK_ALLOWED)
+    with fetcher.open(url) as remote:  # type: ignore[union-attr]
+        fetcher.settings = Settings(allow_private_urls=False)  # as if the name now resolved to loopback
+        remote.seek(1_500_000)
+        with pytest.raises(CouldNotDownloadError, match="not allowed"):
+            remote.read(10)
+    assert Fetcher(Settings(allow_private_urls=False)).open(url) is None  # refused: the download says why
+
+
+def test_ranged_reads_are_bounded_in_bytes_and_time(origin: Origin) -> None:
+    url = origin.add("bounded.bin", os.urandom(2_000_000))
+    with Fetcher(LOOPBACK_ALLOWED).open(url, max_bytes=600_000) as remote:  # type: ignore[union-attr]
+        with pytest.raises(CouldNotDownloadError, match="more than the limit of 600000 bytes"):
+            remote.read()
+    started = time.monotonic()
+    with pytest.raises(CouldNotDownloadError, match="took too long"):
+        Fetcher(Settings(allow_private_urls=True, fetch_read_timeout=1)).open(f"{url}?trickle=1")
+    assert time.monotonic() - started < 5
+
+
+def test_no_range_support_or_an_empty_file_means_a_download(origin: Origin) -> None:
+    url = origin.add("plain.bin", os.urandom(10_000))
+    assert Fetcher(LOOPBACK_ALLOWED).open(f"{url}?ranges=no") is None
+    assert Fetcher(LOOPBACK_ALLOWED).open(origin.add("nothing.bin", b"")) is None
+    with pytest.raises(CouldNotDownloadError, match="HTTP 404"):
+        Fetcher(LOOPBACK_ALLOWED).open(f"{origin.url}/absent.bin")
+
+
+@pytest.mark.parametrize("task_name", ["video.info", "video.thumb", "audio.info", "image.info"])
+@pytest.mark.parametrize("template", ["http://127.0.0.1:{port}/x", "http://{origin}/redirect?to=http://169.254.169.254/"])
+def test_tasks_reading_by_range_are_guarded(guarded: Api, origin: Origin, task_name: str, template: str) -> None:
+    port = origin.url.rsplit(":", 1)[1]
+    url = template.format(port=port, origin=origin.url.split("//")[1])
+    [status] = guarded.create({"task_name": task_name, "url": url}, block=True)
+    assert status["status"] == "error" and status["error"].startswith("CouldNotDownloadError: ")
+    assert "not allowed" in status["error"]

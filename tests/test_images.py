@@ -191,3 +191,15 @@ def test_gif_frames_loop_and_duration(api: Api, media: Origin) -> None:
     once = api.result({"task_name": "image.gif", "images": urls, "loop": -1, "width": 40, "height": 40})
     image = picture(once["output"])
     assert image.size == (40, 40) and "loop" not in image.info
+
+
+def test_info_of_a_large_remote_image_reads_its_header(api: Api, origin: Origin) -> None:
+    noise = Image.effect_noise((4000, 3000), 80).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn right
+    buffer = io.BytesIO()
+    noise.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    url = origin.add("large.jpg", buffer.getvalue())
+    info = api.result({"task_name": "image.info", "url": url})
+    assert (info["width"], info["height"], info["exif_orientation"], info["rotation"]) == (4000, 3000, 6, 270)
+    assert origin.served["/large.jpg"] < 0.05 * len(buffer.getvalue())

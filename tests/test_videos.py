@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+from fractions import Fraction
 
+import av
 import httpx
+import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
@@ -19,6 +22,27 @@ TRUTH = {c["file"]: c for c in json.loads((MEDIA / SYNTH / "ground_truth.json").
 
 def picture(url: str) -> Image.Image:
     return Image.open(io.BytesIO(httpx.get(url).content))
+
+
+@pytest.fixture(scope="module")
+def large_video(origin: Origin) -> str:
+    """60 s of 640x360 noise at 5 fps, a keyframe every second, the index at the end
+    (as most writers leave it): about 80 MB that compress badly, so a byte count shows
+    what was read. Frame i is lit in proportion to i, so a thumb says which frame it is."""
+    path = origin.root / "large.mp4"
+    rng = np.random.default_rng(5)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.codec_context.options = {"preset": "ultrafast", "crf": "12", "g": "5", "keyint_min": "5"}
+        for i in range(300):
+            level = int(40 + 170 * i / 299)
+            pixels = (level + rng.integers(-30, 30, (360, 640, 3))).clip(0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 5)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return "/large.mp4"
 
 
 @pytest.mark.parametrize("name", sorted(n for n in TRUTH if not n.endswith("hflip.mp4")))
@@ -176,3 +200,29 @@ def test_reverse_plays_backwards(api: Api, media: Origin) -> None:
 def test_convert_parameters_are_validated(api: Api, media: Origin) -> None:
     [status] = api.create({"task_name": "video.convert", "url": f"{media.url}/x", "audio_codec": "flac", "sample_rate": 8000, "crf": 99}, block=True)
     assert set(status["error"]["parameters"]) == {"audio_codec", "sample_rate", "crf"}
+
+
+def _served(origin: Origin, path: str) -> int:
+    return origin.served.get(path, 0)
+
+
+def test_thumb_of_a_large_remote_file_reads_only_what_it_needs(api: Api, origin: Origin, large_video: str) -> None:
+    size = (origin.root / large_video.lstrip("/")).stat().st_size
+    before = _served(origin, large_video)
+    thumb = api.result({"task_name": "video.thumb", "url": origin.url + large_video, "time": 30, "format": "png"})
+    read = _served(origin, large_video) - before
+    assert read < 0.05 * size, f"read {read} of {size} bytes"
+    assert (thumb["width"], thumb["height"], thumb["duration"]) == (640, 360, pytest.approx(60.0, abs=0.01))
+    level = ImageStat.Stat(picture(thumb["output"]).convert("L")).mean[0]
+    assert level == pytest.approx(40 + 170 * 150 / 299, abs=6)  # frame 150: the one at 30 s
+
+
+def test_origins_without_ranges_are_downloaded_whole(api: Api, origin: Origin, large_video: str) -> None:
+    size = (origin.root / large_video.lstrip("/")).stat().st_size
+    ranged = api.result({"task_name": "video.thumb", "url": origin.url + large_video, "time": 30, "format": "png"})
+    before = _served(origin, large_video)
+    whole = api.result({"task_name": "video.thumb", "url": f"{origin.url}{large_video}?ranges=no", "time": 30, "format": "png"})
+    assert _served(origin, large_video) - before >= size  # the fallback downloads all of it
+    assert ImageStat.Stat(ImageChops.difference(picture(ranged["output"]), picture(whole["output"]))).mean == [0, 0, 0]
+    strip = api.result({"task_name": "video.strip", "url": origin.url + large_video, "width": 64, "height": 36, "count": 4})
+    assert strip["count"] == 4 and strip["duration"] == pytest.approx(60.0, abs=0.01)

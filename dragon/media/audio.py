@@ -8,6 +8,7 @@ file in memory: decoding, encoding and the waveform are single streaming passes.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,8 +19,10 @@ import numpy as np
 from PIL import Image
 
 from dragon.errors import InvalidContentError
+from dragon.media import Source, lame
 from dragon.media.containers import MAX_DURATION, open_input, reason
 from dragon.media.containers import duration as media_duration
+from dragon.media.threads import read_ahead
 
 DEMUXERS = (
     "mp3", "aac", "flac", "ogg", "wav", "w64", "aiff", "ape", "amr", "ac3", "eac3", "asf", "mov", "mp4",
@@ -59,13 +62,13 @@ class Probe:
         return {"duration": round(self.duration, 2), "content_type": self.content_type, "codec": self.codec}
 
 
-def open_audio(path: Path) -> av.container.InputContainer:
-    return open_input(path, DEMUXERS, "audio file", "audio")
+def open_audio(source: Source) -> av.container.InputContainer:
+    return open_input(source, DEMUXERS, "audio file", "audio")
 
 
-def probe(path: Path) -> Probe:
+def probe(source: Source) -> Probe:
     """Container facts plus one decoded frame, so a file nothing can be decoded from fails."""
-    with open_audio(path) as container:
+    with open_audio(source) as container:
         stream = container.streams.audio[0]
         duration = media_duration(container, stream)
         if not 0 <= duration <= MAX_DURATION:
@@ -89,13 +92,19 @@ def convert(source: Path, dest: Path, codec: str, force: bool, progress: Callabl
     """Encode to ``codec`` in its usual container; returns the content type.
 
     Without ``force``, an input already in that codec and container is remuxed (its
-    packets copied, no quality lost); ``force`` always re-encodes.
+    packets copied, no quality lost); ``force`` always re-encodes. MP3 goes through the
+    system's LAME where it is installed (:mod:`dragon.media.lame` says why).
     """
     encoder, muxer, _, content_type, bit_rate = TARGETS[codec]
     with open_audio(source) as inp:
         stream = inp.streams.audio[0]
-        duration = media_duration(inp, stream) or 1.0
         same = stream.codec_context.codec.canonical_name == codec and inp.format.name.split(",")[0] in (muxer, "mov")
+        rate = stream.codec_context.sample_rate if stream.codec_context.sample_rate in RATES else 44100
+        layout = "mono" if stream.codec_context.channels == 1 and codec != "vorbis" else "stereo"
+        if codec == "mp3" and lame.available() and (force or not same):
+            pcm = _resampled(inp, stream, av.AudioResampler(format="fltp", layout=layout, rate=rate), progress)
+            lame.encode(pcm, dest, rate, 1 if layout == "mono" else 2, bit_rate)
+            return content_type
         out = av.open(str(dest), "w", format=muxer, options={"movflags": "+faststart"} if muxer == "mp4" else {})
         try:
             if same and not force:
@@ -105,45 +114,55 @@ def convert(source: Path, dest: Path, codec: str, force: bool, progress: Callabl
                         packet.stream = copy
                         out.mux(packet)
             else:
-                rate = stream.codec_context.sample_rate if stream.codec_context.sample_rate in RATES else 44100
-                mono = stream.codec_context.channels == 1 and codec != "vorbis"
-                layout = "mono" if mono else "stereo"
                 target = out.add_stream(encoder, rate=rate)
                 target.bit_rate = bit_rate
                 target.layout = layout
                 if codec == "vorbis":
                     target.codec_context.options = {"strict": "experimental"}
                 resampler = av.AudioResampler(format=target.codec_context.format, layout=layout, rate=rate)
-                reported, written = 0.0, 0
-                fifo = av.AudioFifo()  # batches of decoded frames: fewer trips through Python
-                for frame in itertools.chain(_frames(inp, stream), [None]):  # None flushes
-                    if frame is not None:
-                        at = frame.time
-                        frame.pts = None  # the resampler and fifo keep their own count
-                        fifo.write(frame)
-                        if fifo.samples < BATCH:
-                            continue
-                        if at is not None and at - reported >= 5.0:
-                            reported = at
-                            progress(min(1.0, at / duration))
-                    pending = [fifo.read()] if fifo.samples else []
-                    for chunk in [c for batch in pending for c in resampler.resample(batch)] + (
-                        resampler.resample(None) if frame is None else []
-                    ):
-                        # Timestamps in samples: Ogg writes them as granule positions.
-                        chunk.pts, chunk.time_base = written, Fraction(1, rate)
-                        written += chunk.samples
-                        out.mux(target.encode(chunk))
+                for chunk in _resampled(inp, stream, resampler, progress):
+                    out.mux(target.encode(chunk))
                 out.mux(target.encode(None))
         finally:
             out.close()
     return content_type
 
 
-def peaks(path: Path, columns: int, start: float, end: float | None) -> tuple[np.ndarray, float]:
+def _resampled(
+    inp: av.container.InputContainer, stream: av.audio.stream.AudioStream, resampler: av.AudioResampler,
+    progress: Callable[[float], None],
+) -> Iterator[av.AudioFrame]:
+    """The stream decoded and resampled, in batches (fewer trips through Python), with
+    timestamps in samples (Ogg writes them as granule positions); ``progress`` hears
+    the fraction decoded every 5 s of audio."""
+    duration = media_duration(inp, stream) or 1.0
+    rate = resampler.rate
+    fifo = av.AudioFifo()
+    reported, written = 0.0, 0
+    for frame in itertools.chain(_frames(inp, stream), [None]):  # None flushes
+        if frame is not None:
+            at = frame.time
+            frame.pts = None  # the resampler and fifo keep their own count
+            fifo.write(frame)
+            if fifo.samples < BATCH:
+                continue
+            if at is not None and at - reported >= 5.0:
+                reported = at
+                progress(min(1.0, at / duration))
+        pending = [fifo.read()] if fifo.samples else []
+        for chunk in [c for batch in pending for c in resampler.resample(batch)] + (
+            resampler.resample(None) if frame is None else []
+        ):
+            chunk.pts, chunk.time_base = written, Fraction(1, rate)
+            written += chunk.samples
+            yield chunk
+
+
+def peaks(source: Source, columns: int, start: float, end: float | None) -> tuple[np.ndarray, float]:
     """Peak amplitude (0..1, all channels) per column over [start, end), in one pass;
-    and the file's duration. Samples are binned by their time, so memory is one frame."""
-    with open_audio(path) as container:
+    and the file's duration. Decoding runs a batch ahead in a thread while numpy folds
+    the previous batch into the columns, so memory is two batches."""
+    with open_audio(source) as container:
         stream = container.streams.audio[0]
         duration = media_duration(container, stream)
         stop = min(end, duration) if end is not None and duration else (end or duration)
@@ -151,29 +170,75 @@ def peaks(path: Path, columns: int, start: float, end: float | None) -> tuple[np
             raise InvalidContentError("nothing to draw between start and end")
         if start > 0:
             container.seek(int(start / stream.time_base), stream=stream, backward=True)
-        out = np.zeros(columns, dtype=np.float32)
-        fifo = av.AudioFifo()  # whole batches through numpy, not frame by frame
-        origin: float | None = None  # time of the first sample in the fifo's stream
-        consumed = 0
-        for frame in itertools.chain(_frames(container, stream), [None]):
-            done = frame is None or (frame.time is not None and frame.time >= stop)
-            if not done:
-                if frame.time is None:
-                    continue
-                if origin is None:
-                    origin = frame.time
-                frame.pts = None
-                fifo.write(frame)
-                if fifo.samples < BATCH:
-                    continue
-            if fifo.samples:
-                batch = fifo.read()
-                first = origin + consumed / batch.sample_rate  # type: ignore[operator]
-                consumed += batch.samples
-                _bin(out, _mono_peak(batch), first, batch.sample_rate, start, stop, columns)
-            if done:
-                break
-        return out.clip(0, 1), duration
+        bins = Columns(columns, start, stop)
+        for first, rate, block in read_ahead(_batches(container, stream, stop)):
+            bins.add(first, rate, block)
+        return bins.peaks.clip(0, 1), duration
+
+
+class Columns:
+    """Peaks per column of [start, stop): a column takes the samples whose time ``t``
+    has ``floor((t - start) / (stop - start) * columns)`` as its index. Work is per
+    batch in sample indices (column edges found by arithmetic, maxima by
+    ``reduceat``), not per sample in Python or in float64 times."""
+
+    def __init__(self, columns: int, start: float, stop: float):
+        self.columns, self.start, self.span = columns, start, stop - start
+        self.peaks = np.zeros(columns, dtype=np.float32)
+
+    def add(self, first: float, rate: int, block: np.ndarray) -> None:
+        """``block``: planar samples (channels x n) from -1 to 1, the first at time ``first``."""
+        n = block.shape[1]
+        lo = min(n, max(0, math.ceil((self.start - first) * rate)))
+        hi = min(n, max(0, math.ceil((self.start + self.span - first) * rate)))
+        if lo >= hi:
+            return
+        c0, c1 = (int(self._columns(np.array([k]), first, rate)[0]) for k in (lo, hi - 1))
+        inner = np.arange(c0 + 1, c1 + 1)
+        edges = np.ceil((self.start + inner * self.span / self.columns - first) * rate).astype(np.int64)
+        # Rounding may put an edge one sample off: settle it by the samples' own columns.
+        edges -= self._columns(edges - 1, first, rate) >= inner
+        edges += self._columns(edges, first, rate) < inner
+        bounds = np.concatenate(([lo], edges.clip(lo, hi), [hi]))
+        filled = bounds[1:] > bounds[:-1]  # narrower columns than a sample get none
+        cuts = bounds[:-1][filled] - lo
+        part = block[:, lo:hi]
+        top = np.maximum.reduceat(part, cuts, axis=1).max(axis=0)
+        bottom = np.minimum.reduceat(part, cuts, axis=1).min(axis=0)
+        index = np.arange(c0, c1 + 1)[filled]
+        self.peaks[index] = np.maximum(self.peaks[index], np.maximum(top, -bottom))
+
+    def _columns(self, samples: np.ndarray, first: float, rate: int) -> np.ndarray:
+        """The column of each sample index, by the definition above."""
+        times = first + samples / rate
+        return np.floor((times - self.start) / self.span * self.columns).astype(np.int64).clip(0, self.columns - 1)
+
+
+def _batches(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, stop: float
+) -> Iterator[tuple[float, int, np.ndarray]]:
+    """(time of the first sample, rate, planar float32 samples) of about BATCH samples
+    each, from the current position until ``stop``; frames are taken as contiguous."""
+    fifo = av.AudioFifo()
+    origin: float | None = None
+    consumed = 0
+    for frame in itertools.chain(_frames(container, stream), [None]):
+        done = frame is None or (frame.time is not None and frame.time >= stop)
+        if frame is not None and not done:
+            if frame.time is None:
+                continue
+            if origin is None:
+                origin = frame.time
+            frame.pts = None
+            fifo.write(frame)
+            if fifo.samples < BATCH:
+                continue
+        if fifo.samples and origin is not None:
+            batch = fifo.read()
+            yield origin + consumed / batch.sample_rate, batch.sample_rate, _planar_float(batch)
+            consumed += batch.samples
+        if done:
+            return
 
 
 def mono(path: Path, rate: int, limit: float = MAX_DURATION) -> Iterator[np.ndarray]:
@@ -202,32 +267,21 @@ def mono(path: Path, rate: int, limit: float = MAX_DURATION) -> Iterator[np.ndar
                     return
 
 
-def _bin(out: np.ndarray, levels: np.ndarray, first: float, rate: int, start: float, stop: float, columns: int) -> None:
-    """Fold per-sample levels starting at time ``first`` into the column maxima."""
-    times = first + np.arange(levels.size) / rate
-    keep = (times >= start) & (times < stop)
-    if not keep.any():
-        return
-    index = ((times[keep] - start) / (stop - start) * columns).astype(np.int64).clip(0, columns - 1)
-    levels = levels[keep]
-    edges = np.flatnonzero(np.diff(index)) + 1  # index only grows: columns are runs
-    starts = np.concatenate(([0], edges))
-    np.maximum.at(out, index[starts], np.maximum.reduceat(levels, starts))
-
-
-def _mono_peak(frame: av.AudioFrame) -> np.ndarray:
-    """Largest absolute value across channels, as floats in -1..1."""
+def _planar_float(frame: av.AudioFrame) -> np.ndarray:
+    """Samples as float32 in -1..1, one row per channel."""
     data = frame.to_ndarray()
     kind = frame.format.name.rstrip("p")
-    if kind in ("s16",):
+    if kind == "s16":
         data = data.astype(np.float32) / 32768
-    elif kind in ("s32",):
+    elif kind == "s32":
         data = data.astype(np.float32) / 2147483648
-    elif kind in ("u8",):
+    elif kind == "u8":
         data = (data.astype(np.float32) - 128) / 128
+    elif kind == "dbl":
+        data = data.astype(np.float32)
     if not frame.format.is_planar:
         data = data.reshape(-1, len(frame.layout.channels)).T
-    return np.abs(data).max(axis=0)
+    return data
 
 
 def _frames(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> Iterator[av.AudioFrame]:

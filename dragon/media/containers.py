@@ -3,6 +3,10 @@
 Only the ``file`` protocol and a whitelist of container demuxers are allowed, so a
 playlist (HLS), a concat script or an image-sequence pattern can never make FFmpeg read
 other local files or URLs. Shared by the audio and video helpers.
+
+An input is a local file or a seekable binary file object: a remote input read by HTTP
+range (:class:`dragon.storage.fetch.RangedFile`) is one, and FFmpeg reads it through
+PyAV's Python I/O, asking only for the bytes it needs.
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ from pathlib import Path
 import av
 
 from dragon.errors import InvalidContentError
+from dragon.media import Source
 
 MAX_DURATION = 48 * 3600.0  # seconds; longer declared durations are refused
 
 
-def open_input(path: Path, demuxers: tuple[str, ...], what: str, needs: str) -> av.container.InputContainer:
-    """Open ``path`` with only ``demuxers``; it must hold a ``needs`` ("audio" or "video") stream."""
+def open_input(source: Source, demuxers: tuple[str, ...], what: str, needs: str) -> av.container.InputContainer:
+    """Open ``source`` with only ``demuxers``; it must hold a ``needs`` ("audio" or "video") stream."""
     options = {"protocol_whitelist": "file", "format_whitelist": ",".join(demuxers)}
+    if not isinstance(source, Path):
+        source.seek(0)  # a file object may have been read by an earlier open
     try:
-        container = av.open(str(path), options=options)
+        container = av.open(str(source) if isinstance(source, Path) else source, "r", options=options)
     except (av.FFmpegError, EOFError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidContentError(f"not a readable {what} ({reason(exc)})") from None
     if not getattr(container.streams, needs):

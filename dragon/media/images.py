@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from dragon.errors import InvalidImageError, InvalidParametersError
+from dragon.media import Source
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ class Limits:
     max_frames: int = 500
 
 
-def _decoding(path: Path, action: Callable[[], T]) -> T:
+def _decoding(source: Source, action: Callable[[], T]) -> T:
     """Run ``action``; any failure to read the image becomes an InvalidImageError."""
     try:
         with warnings.catch_warnings():
@@ -48,7 +49,7 @@ def _decoding(path: Path, action: Callable[[], T]) -> T:
     except InvalidImageError:
         raise
     except UnidentifiedImageError:
-        raise InvalidImageError(f"{_size_note(path)}not a readable image") from None
+        raise InvalidImageError(f"{_size_note(source)}not a readable image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImageError(f"the image is too large to decode ({exc})") from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError, RuntimeError) as exc:
@@ -56,18 +57,20 @@ def _decoding(path: Path, action: Callable[[], T]) -> T:
         raise InvalidImageError(f"the image could not be decoded: {exc}") from None
 
 
-def _size_note(path: Path) -> str:
+def _size_note(source: Source) -> str:
+    if not isinstance(source, Path):
+        return ""  # a remote input read by range is never empty (an empty one is downloaded)
     try:
-        return "the file is empty: " if path.stat().st_size == 0 else ""
+        return "the file is empty: " if source.stat().st_size == 0 else ""
     except OSError:
         return ""
 
 
-def open_image(path: Path, limits: Limits) -> Image.Image:
+def open_image(source: Source, limits: Limits) -> Image.Image:
     """Open lazily, refusing images whose header declares too many pixels."""
 
     def action() -> Image.Image:
-        image = Image.open(path)
+        image = Image.open(source)
         width, height = image.size
         if width <= 0 or height <= 0:
             raise InvalidImageError("the image has no pixels")
@@ -77,7 +80,7 @@ def open_image(path: Path, limits: Limits) -> Image.Image:
             raise InvalidImageError(f"more than {limits.max_frames} frames")
         return image
 
-    return _decoding(path, action)
+    return _decoding(source, action)
 
 
 def orientation(image: Image.Image) -> int | None:
@@ -88,9 +91,10 @@ def orientation(image: Image.Image) -> int | None:
     return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
 
 
-def info(path: Path, limits: Limits) -> dict[str, Any]:
-    """The values of image.info; width and height are the stored (undecoded) size."""
-    image = open_image(path, limits)
+def info(source: Source, limits: Limits) -> dict[str, Any]:
+    """The values of image.info; width and height are the stored (undecoded) size.
+    Only the header and EXIF are read: a remote input by range costs a block or two."""
+    image = open_image(source, limits)
     exif = _exif(image)
     orient = orientation(image)
     return {

@@ -10,7 +10,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from dragon.media import video
+from dragon.media.video.codecs import Encoding, h264_stream
 from dragon.movie.mixer import RATE
 
 AUDIO_FRAME = 1024  # samples per AAC frame
@@ -23,8 +23,8 @@ class SegmentWriter:
     def __init__(self, dest: Path, width: int, height: int, rate: Fraction, video_bitrate: int, preset: str | None = None,
                  threads: int = 0):
         self.out = av.open(str(dest), "w", format="mp4")
-        enc = video.Encoding(width=width, height=height, crop=False, gop=int(2 * rate), video_bitrate=video_bitrate // 1000)
-        self.stream = video.h264_stream(self.out, enc, rate)
+        enc = Encoding(width=width, height=height, crop=False, gop=int(2 * rate), video_bitrate=video_bitrate // 1000)
+        self.stream = h264_stream(self.out, enc, rate)
         if preset and self.stream.codec_context.name == "libx264":
             self.stream.codec_context.options = {**self.stream.codec_context.options, "preset": preset}
         if threads:  # a segment worker owns one core: the parallelism is across segments

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dragon.media import video
+from dragon.media.video.codecs import even_size
 from dragon.media.gpu import gpu_assigned
 from dragon.movie import mixer
 from dragon.movie.canvas import Canvas, downsample, to_rgb24
@@ -64,7 +64,7 @@ class Movie:
         self.duration = resolve(self.document.movie, self._length)
         self.profile = profiles.profile(job.profile)
         self.rate = self.profile.fps
-        self.width, self.height = video.even_size(round(self.profile.width * scale), round(self.profile.height * scale))
+        self.width, self.height = even_size(round(self.profile.width * scale), round(self.profile.height * scale))
         samples = antialias if antialias is not None else job.antialias
         supersample = math.sqrt(max(1, samples))
         device = torch.device("cuda") if gpu_assigned() and torch.cuda.is_available() else torch.device("cpu")

@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 
 from dragon.errors import InvalidContentError
-from dragon.media import images, video
+from dragon.media import images
+from dragon.media.video.frames import Decoder, open_video
+from dragon.media.video.probe import probe
 from dragon.media import text as texts
 from dragon.movie.canvas import Canvas, from_rgba
 
@@ -136,10 +138,10 @@ class _VideoReader:
     asked to jump back or far ahead."""
 
     def __init__(self, path: Path, device: torch.device):
-        self.probe = video.probe(path)
-        self.container = video.open_video(path)
+        self.probe = probe(path)
+        self.container = open_video(path)
         self.stream = self.container.streams.video[0]
-        self.decoder = video.Decoder(self.container, self.stream)
+        self.decoder = Decoder(self.container, self.stream)
         self.device = device
         self.size = (self.probe.width, self.probe.height)
         self._frames: Any = None

@@ -21,7 +21,8 @@ class InfoParams(TaskParams):
 @task("audio.info", InfoParams, resources=Resources(cpus=0.5, memory_mb=256), values=("duration", "content_type", "codec"))
 def audio_info(ctx: TaskContext, params: InfoParams) -> dict:
     """Duration rounded to 1/100 s; a cover picture in the file is not a video."""
-    return audio.probe(ctx.fetch(params.url, MAX_INPUT_BYTES).path).values()
+    with ctx.open(params.url, MAX_INPUT_BYTES) as source:
+        return audio.probe(source).values()
 
 
 class ConvertParams(TaskParams):

@@ -31,7 +31,8 @@ class InfoParams(TaskParams):
 )
 def image_info(ctx: TaskContext, params: InfoParams) -> dict:
     """EXIF fields that cannot be read are null; width and height are the stored size."""
-    return images.info(ctx.fetch(params.url, MAX_INPUT_BYTES).path, LIMITS)
+    with ctx.open(params.url, MAX_INPUT_BYTES) as source:
+        return images.info(source, LIMITS)
 
 
 class ThumbParams(TaskParams):

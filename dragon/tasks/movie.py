@@ -19,7 +19,8 @@ from pydantic import Field, field_validator
 from ray.exceptions import RayTaskError
 
 from dragon.errors import TaskError
-from dragon.media import audio, speech, video
+from dragon.media import audio, speech
+from dragon.media.video.probe import probe as probe_video
 from dragon.placement import GpuRule
 from dragon.registry import Resources, TaskContext, TaskParams, task
 from dragon.sxml import Document, parse, profiles
@@ -104,7 +105,7 @@ def _gather(ctx: TaskContext, document: Document) -> tuple[dict[str, Path], dict
     def measure(node: Any) -> None:
         key = media_key(node)
         if key in files and key not in lengths and node.tag in ("audio", "video"):
-            lengths[key] = video.probe(files[key]).duration if node.tag == "video" else audio.probe(files[key]).duration
+            lengths[key] = probe_video(files[key]).duration if node.tag == "video" else audio.probe(files[key]).duration
         for child in node.children:
             measure(child)
 

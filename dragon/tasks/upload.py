@@ -13,7 +13,7 @@ from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
-from dragon.media import video
+from dragon.media.video.probe import probe
 from dragon.platforms import facebook, vimeo, youtube
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
@@ -23,7 +23,7 @@ UPLOAD = Resources(cpus=0.25, memory_mb=256)
 
 def _source(ctx: TaskContext, url: str) -> tuple[Path, float]:
     path = ctx.fetch(url, MAX_INPUT_BYTES).path
-    return path, round(video.probe(path).duration, 3)
+    return path, round(probe(path).duration, 3)
 
 
 def _progress(ctx: TaskContext) -> Callable[[float], None]:

@@ -11,7 +11,10 @@ from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
-from dragon.media import images, video
+from dragon.media import images
+from dragon.media.video import codecs, transcode
+from dragon.media.video.frames import frames_at
+from dragon.media.video.probe import Probe, probe
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
 MAX_INPUT_BYTES = 4 * 1024**3
@@ -32,7 +35,8 @@ class InfoParams(TaskParams):
 )
 def video_info(ctx: TaskContext, params: InfoParams) -> dict:
     """Probes the container and decodes one frame (for the display rotation)."""
-    return video.probe(ctx.fetch(params.url, MAX_INPUT_BYTES).path).values()
+    with ctx.open(params.url, MAX_INPUT_BYTES) as source:
+        return probe(source).values()
 
 
 class ThumbParams(TaskParams):
@@ -55,9 +59,9 @@ class ThumbParams(TaskParams):
 )
 def video_thumb(ctx: TaskContext, params: ThumbParams) -> dict:
     """The frame at ``time`` (the last frame when ``time`` is past the end)."""
-    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
-    info = video.probe(source)
-    [frame] = video.frames_at(source, [min(params.time, info.duration)])
+    with ctx.open(params.url, MAX_INPUT_BYTES) as source:
+        info = probe(source)
+        [frame] = frames_at(source, [min(params.time, info.duration)])
     size = images.target_size(frame.width, frame.height, params.width, params.height, params.crop)
     thumb = images.resize_to(frame, size, params.crop)
     if params.poster:
@@ -103,16 +107,16 @@ class StripParams(TaskParams):
 def video_strip(ctx: TaskContext, params: StripParams) -> dict:
     """``count`` frames at equal intervals from ``start`` to ``end`` (both included),
     each seeked to rather than decoded through."""
-    source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
-    info = video.probe(source)
-    end = min(params.end if params.end is not None else info.duration, info.duration)
-    start = min(params.start, end)
-    step = (end - start) / (params.count - 1) if params.count > 1 else 0.0
-    times = [start + i * step for i in range(params.count)]
-    cell = (params.width, params.height)
-    strip = images.strip(
-        video.frames_at(source, times), params.count, cell, params.crop, params.wrap, params.format == "png", ctx.progress
-    )
+    with ctx.open(params.url, MAX_INPUT_BYTES) as source:
+        info = probe(source)
+        end = min(params.end if params.end is not None else info.duration, info.duration)
+        start = min(params.start, end)
+        step = (end - start) / (params.count - 1) if params.count > 1 else 0.0
+        times = [start + i * step for i in range(params.count)]
+        cell = (params.width, params.height)
+        strip = images.strip(
+            frames_at(source, times), params.count, cell, params.crop, params.wrap, params.format == "png", ctx.progress
+        )
     out = ctx.scratch / "strip"
     extension, content_type = images.save(strip, out, params.format)
     return {
@@ -151,13 +155,13 @@ def video_convert(ctx: TaskContext, params: ConvertParams) -> dict:
     """H.264 with the chosen audio codec, upright, in MP4 with its index first (ASF for
     WMA audio); progress is the percentage of the source encoded."""
     source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
-    info = video.probe(source)
-    enc = video.Encoding(
+    info = probe(source)
+    enc = codecs.Encoding(
         *_output_size(info, params.width, params.height, params.crop),
         crop=params.crop, crf=params.crf, gop=params.gop, video_bitrate=params.video_bitrate,
         audio_codec=params.audio_codec, audio_bitrate=params.audio_bitrate, sample_rate=params.sample_rate,
     )
-    return _encoded(ctx, info, enc, video.convert, source)
+    return _encoded(ctx, info, enc, transcode.convert, source)
 
 
 class ReverseParams(TaskParams):
@@ -175,26 +179,26 @@ class ReverseParams(TaskParams):
 def video_reverse(ctx: TaskContext, params: ReverseParams) -> dict:
     """The picture played backwards (no audio track), one keyframe interval at a time."""
     source = ctx.fetch(params.url, MAX_INPUT_BYTES).path
-    info = video.probe(source)
-    enc = video.Encoding(
+    info = probe(source)
+    enc = codecs.Encoding(
         *_output_size(info, params.width, params.height, params.crop),
         crop=params.crop, crf=params.crf, gop=params.gop,
         video_bitrate=params.video_bitrate or info.video_bitrate, audio_codec=None,
     )
-    return _encoded(ctx, info, enc, video.reverse, source)
+    return _encoded(ctx, info, enc, transcode.reverse, source)
 
 
-def _output_size(info: video.Probe, width: int | None, height: int | None, crop: bool) -> tuple[int, int]:
-    return video.even_size(*images.target_size(info.width, info.height, width, height, crop))
+def _output_size(info: Probe, width: int | None, height: int | None, crop: bool) -> tuple[int, int]:
+    return codecs.even_size(*images.target_size(info.width, info.height, width, height, crop))
 
 
 def _encoded(
-    ctx: TaskContext, info: video.Probe, enc: video.Encoding, run: Callable[..., None], source: Path
+    ctx: TaskContext, info: Probe, enc: codecs.Encoding, run: Callable[..., None], source: Path
 ) -> dict:
     _, extension, content_type = enc.container
     out = ctx.scratch / f"output.{extension}"
     run(source, out, enc, lambda done: ctx.progress(round(100 * done)))
-    result = video.probe(out).values()
+    result = probe(out).values()
     if result["audio_codec"] is not None:
         # MP4 tags MPEG audio layers II and III alike; say what was encoded.
         result["audio_codec"] = enc.audio_codec

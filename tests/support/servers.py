@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -38,16 +39,31 @@ def free_port() -> int:
     raise RuntimeError("no free port between 20000 and 32767")
 
 
+class _OriginServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up early (a ranged reader that has what it needs, a
+        fallback that drops a 200) is normal here; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class Origin:
-    """Serves files from a directory (``?type=`` sets the Content-Type), plus a few
-    misbehaving routes: /redirect?to=URL, /loop, /slow (trickles bytes), /liar (declares
-    a huge length)."""
+    """Serves files from a directory (``?type=`` sets the Content-Type), with byte ranges
+    (``Range: bytes=a-b``, one range; ``?ranges=no`` ignores them, as origins without
+    range support do; ``?trickle=1`` sends 4 KiB every 50 ms), plus a few misbehaving routes: /redirect?to=URL, /loop, /slow
+    (trickles bytes), /liar (declares a huge length). ``served[path]`` counts the body
+    bytes sent for each file path and ``ranges[path]`` the Range headers received."""
 
     def __init__(self, root: Path):
         self.root = root
+        self.served: dict[str, int] = {}
+        self.ranges: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
         origin = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real origins: ranged reads reuse the connection
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -73,17 +89,55 @@ class Origin:
                     self.send_response(200)
                     self.send_header("Content-Length", str(10**12))
                     self.end_headers()
+                    self.close_connection = True
                 else:
-                    file = (origin.root / parts.path.lstrip("/")).resolve()
-                    if not file.is_file() or not file.is_relative_to(origin.root.resolve()):
-                        self.send_error(404)
+                    self._file(parts.path, query)
+
+            def _file(self, path: str, query: dict[str, list[str]]) -> None:
+                file = (origin.root / path.lstrip("/")).resolve()
+                if not file.is_file() or not file.is_relative_to(origin.root.resolve()):
+                    self.send_error(404)
+                    return
+                size = file.stat().st_size
+                asked = self.headers.get("Range")
+                with origin._lock:
+                    origin.ranges.setdefault(path, []).append(asked or "")
+                start, end = 0, size - 1
+                ranged = asked is not None and query.get("ranges") != ["no"]
+                if ranged:
+                    found = re.fullmatch(r"bytes=(\d+)-(\d*)", asked.strip())
+                    if not found or int(found.group(1)) >= size:
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{size}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
                         return
-                    data = file.read_bytes()
-                    self.send_response(200)
-                    self.send_header("Content-Type", query.get("type", ["application/octet-stream"])[0])
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    start = int(found.group(1))
+                    end = min(int(found.group(2) or size - 1), size - 1)
+                self.send_response(206 if ranged else 200)
+                self.send_header("Content-Type", query.get("type", ["application/octet-stream"])[0])
+                self.send_header("Content-Length", str(end - start + 1))
+                if ranged:
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                if query.get("ranges") != ["no"]:
+                    self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                with open(file, "rb") as data:
+                    data.seek(start)
+                    left = end - start + 1
+                    try:
+                        while left > 0:
+                            chunk = data.read(min(left, 4096 if query.get("trickle") else 256 * 1024))
+                            if not chunk:
+                                break
+                            self.wfile.write(chunk)
+                            left -= len(chunk)
+                            if query.get("trickle"):
+                                time.sleep(0.05)
+                            with origin._lock:
+                                origin.served[path] = origin.served.get(path, 0) + len(chunk)
+                    except OSError:  # the client went away (it had read what it needed)
+                        self.close_connection = True
 
             def _redirect(self, to: str) -> None:
                 self.send_response(302)
@@ -91,7 +145,7 @@ class Origin:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _OriginServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
