@@ -121,7 +121,7 @@ def _inline(job: Job, files: dict[str, Path], into: Path) -> Path:
 
 
 def _export(job: Job, files: dict[str, Path], into: Path, *, workers: int, segment_seconds: float = 5.0) -> Path:
-    production = Production(job, files, RenderSettings(into, segment_seconds, workers), lambda percent: None,
+    production = Production(job, files, RenderSettings(scratch_root=into, segment_seconds=segment_seconds, parallel=workers), lambda percent: None,
                             preview=False, export=True)
     try:
         return production.export(into)

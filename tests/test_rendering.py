@@ -16,6 +16,7 @@ from dragon.movie.effects import EFFECT_TYPES
 from dragon.movie.render import Job, Movie, split
 from dragon.movie.transitions import TRANSITION_TYPES
 from tests.conftest import MEDIA
+from tests.support.supersampling import Supersampled, psnr
 
 PHOTO = MEDIA / "images_exif" / "exif_samples" / "Canon_40D.jpg"
 RED, BLUE, GREEN, BLACK = "#ff0000", "#0000ff", "#00ff00", "#000000"
@@ -117,13 +118,13 @@ def test_later_children_of_a_stack_are_drawn_on_top() -> None:
 
 
 def test_filters_change_the_picture_as_documented() -> None:
-    negative = at(movie(f'<stack><effect type="none" duration="2"><image color="#ff0000"><filter type="colormap" preset="negative"/></image></effect></stack>'), 1)
+    negative = at(movie('<stack><effect type="none" duration="2"><image color="#ff0000"><filter type="colormap" preset="negative"/></image></effect></stack>'), 1)
     assert negative[120, 160].tolist() == [0, 255, 255]
-    grey = at(movie(f'<effect type="none" duration="2"><image color="#ff0000"/><filter type="colormap"/></effect>'), 1)
+    grey = at(movie('<effect type="none" duration="2"><image color="#ff0000"/><filter type="colormap"/></effect>'), 1)
     assert grey[120, 160, 0] == grey[120, 160, 1] == grey[120, 160, 2]
-    fade = movie(f'<effect type="none" duration="2"><image color="#ffffff"/><filter type="alpha" alphaStart="0" alphaEnd="1"/></effect>')
+    fade = movie('<effect type="none" duration="2"><image color="#ffffff"/><filter type="alpha" alphaStart="0" alphaEnd="1"/></effect>')
     assert at(fade, 0)[120, 160, 0] < 10 and at(fade, 1.0)[120, 160, 0] == pytest.approx(128, abs=4)
-    framed = at(movie(f'<effect type="none" duration="2"><image color="#000000"/><filter type="frame" width="10" color="#00ff00"/></effect>'), 1)
+    framed = at(movie('<effect type="none" duration="2"><image color="#000000"/><filter type="frame" width="10" color="#00ff00"/></effect>'), 1)
     assert framed[2, 160].tolist() == [0, 255, 0] and framed[120, 160].tolist() == [0, 0, 0]
 
 
@@ -256,7 +257,7 @@ def test_a_camera_moving_right_shifts_the_whole_stack_left() -> None:
 
 def test_the_export_keeps_to_the_profiles_bitrates(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 6, 500)}
-    m = movie(f'<stack><effect type="kenburns" duration="6"><image filename="p"/></effect><audio filename="a" duration=".."/></stack>',
+    m = movie('<stack><effect type="kenburns" duration="6"><image filename="p"/></effect><audio filename="a" duration=".."/></stack>',
               {**files, "p": PHOTO}, {"a": 6.0}, profile="quicktime-small")
     out = m.finish([segment(m, 0, m.frames, tmp_path / "v.nut")], tmp_path / "movie.mp4")
     with av.open(str(out)) as container:
@@ -270,3 +271,50 @@ def test_a_recoloured_overlay_keeps_its_opacity_over_what_is_beneath() -> None:
                '<filter type="colormap" preset="negative"/></image></overlay>')
     frame = at(movie(f"<stack>{plate(RED)}{overlay}</stack>"), 1)
     assert frame[150, 200].tolist() == [255, 255, 0] and frame[20, 20].tolist() == [255, 0, 0]
+
+
+# -- antialiasing: filtered sampling at the output size against 4x supersampling ------------
+
+DETAILED = MEDIA / "images_exif" / "exif_samples" / "gps_DSCN0010.jpg"  # foliage: fine detail everywhere
+LOGO = MEDIA / "images_exif" / "pillow" / "exif_imagemagick_orientation.png"  # hard black and white edges
+CLIP = MEDIA / "video" / "js_ffmpeg" / "video-640-360.mp4"
+PICTURE = '<effect type="none" duration="3"><image filename="photo"/></effect>'
+BOX = 'left="0.3" top="0.3" width="0.4" height="0.4"'
+
+
+def scenes() -> dict[str, str]:
+    """The renderer's scenes: every effect, every transition, texts, moved layers, a camera, a video."""
+    found = {f"effect-{kind}": f'<effect type="{kind}" duration="3"><image filename="photo"/><image filename="logo"/></effect>'
+             if kind in ("diving", "rotator", "sliding", "square") else
+             f'<effect type="{kind}" duration="3"><image filename="photo"/></effect>' for kind in EFFECT_TYPES}
+    found |= {f"transition-{kind}": PICTURE + f'<transition type="{kind}" duration="2"/>' +
+              '<effect type="kenburns" duration="3"><image filename="logo"/></effect>' for kind in TRANSITION_TYPES}
+    found |= {
+        "texts": (f'<stack>{PICTURE}<text type="zone" top="0.05" height="0.3">Summer 2026 in the mountains</text>'
+                  '<text type="legend">A caption under it</text>'
+                  '<text type="advanced" fontsize="18" align="left,top" reference="Reference">Advanced</text></stack>'),
+        "rot-in": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/><animator type="rot-in" angle="30" duration="3"/></overlay></stack>',
+        "grow": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/><animator type="grow" growStart="-2" growEnd="0.5" duration="3"/></overlay></stack>',
+        "slide-in": (f'<stack>{PICTURE}<text type="zone" width="0.5" height="0.3">Sliding'
+                     '<animator type="slide-in" direction="left" duration="3"/></text></stack>'),
+        "camera": (f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/></overlay><camera><animator type="custom" duration="3">'
+                   '<key time="0" pos="0,0,0"/><key time="3" pos="0.3,0.1,0.2" rot="20,0,0,1"/></animator></camera></stack>'),
+        "overlay-fit": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"><filter type="fitAdapter"/></image></overlay></stack>',
+        "video": '<effect type="kenburns"><video filename="clip" duration="3"/></effect>',
+    }
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(scenes()))
+def test_antialias_4_matches_4x_supersampling_without_drawing_4x_the_pixels(name: str) -> None:
+    files, lengths = {"photo": DETAILED, "logo": LOGO, "clip": CLIP}, {"clip": 5.0}
+    m = movie(scenes()[name], files, lengths, antialias=4)
+    reference = Supersampled(m.job, files)
+    try:
+        assert (m.canvas.width, m.canvas.height) == (m.width, m.height) == (320, 240)  # drawn at the output size
+        scores = [psnr(m.picture(i), reference.picture(i)) for i in (round(m.frames * f) for f in (0.2, 0.5, 0.8))]
+    finally:
+        m.close()
+        reference.close()
+    print(f"{name}: PSNR against 4x supersampling {min(scores):.1f} dB (frames: {', '.join(f'{s:.1f}' for s in scores)})")
+    assert min(scores) >= 40, scores

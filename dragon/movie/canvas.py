@@ -179,7 +179,9 @@ def _points(canvas: Canvas, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
     return torch.stack([xs.expand(len(ys), -1), ys[:, None].expand(-1, len(xs)), torch.ones(len(ys), len(xs), device=xs.device)], -1).view(-1, 3)
 
 
-BOXED = (1.5, 2.5)  # texels per pixel for which a lookup takes the box-filtered copy (exact at 2)
+# Texels per pixel between which a lookup takes the box-filtered copy (exact at 2): up to 2.4, the
+# range of kenburns, which zooms 1.2x into a picture that has 2 texels per pixel at its closest.
+FILTERED = (1.0, 2.4)
 
 
 class Texture:
@@ -189,8 +191,10 @@ class Texture:
     a picture has two texels per pixel (what a canvas's detail gives it), those taps sit
     half a texel apart, and their mean is exactly one bilinear tap into the picture
     filtered by a 2x2 box and shifted by half a texel: the same result at the cost of one
-    tap. A picture drawn larger than its texels is smooth already and is read as it is;
-    one shrunk further than ``BOXED`` allows is supersampled."""
+    tap. Between one and two texels per pixel, the four taps are closer together: the
+    lookup mixes the plain and the boxed tap in the proportion that blurs as much (the
+    taps' spread squared). A picture drawn larger than its texels is smooth already and
+    is read as it is; one shrunk beyond ``FILTERED`` is supersampled."""
 
     def __init__(self, pixels: torch.Tensor):
         self.pixels = pixels
@@ -211,12 +215,15 @@ class Texture:
         height, width = self.pixels.shape[1:]
         # Texels per pixel along each texture axis: how far one pixel's box reaches in it.
         per_pixel = float((to_source[:2, :2].abs().sum(dim=1) * torch.tensor([width, height], dtype=torch.float64)).max()) / canvas.height
-        if not canvas.filtered or per_pixel < BOXED[0]:
+        if not canvas.filtered or per_pixel < FILTERED[0]:
             return sample(self.pixels, canvas, to_source, region)
-        if per_pixel > BOXED[1]:
+        if per_pixel > FILTERED[1]:
             return sample(self.pixels, canvas, to_source, region, supersample=True)
         # The boxed copy spans half a texel more on each side.
-        return sample(self.boxed, canvas, scaling(width / (width + 1), height / (height + 1)) @ to_source, region)
+        boxed = sample(self.boxed, canvas, scaling(width / (width + 1), height / (height + 1)) @ to_source, region)
+        if per_pixel >= 2:
+            return boxed
+        return torch.lerp(sample(self.pixels, canvas, to_source, region), boxed, per_pixel**2 / 4)
 
 
 def place(source: Texture, canvas: Canvas, transform: Matrix) -> Layer | None:

@@ -48,7 +48,7 @@ class Output:
     @classmethod
     def preview(cls, profile: Profile) -> Output:
         """Half the displayed size, square pixels, as fast as H.264 encodes, in FLV."""
-        width, height = profile.display_size
+        width, height = cls.export(profile).display_size
         return cls(PREVIEW, width, height, profile.fps, profile.video_bitrate, profile.audio_bitrate,
                    preset=PREVIEW_PRESET).scaled(0.5)
 

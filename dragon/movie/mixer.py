@@ -10,6 +10,7 @@ first chunk: a first pass reads the masters alone and keeps one loudness value p
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +158,7 @@ class _Source:
         while have < upto and not self.ended:
             piece = next(self.frames, None)
             if piece is None:
-                self._reopen()
+                self._reopen(have)
                 continue
             pieces.append(piece)
             have += piece.shape[1]
@@ -167,10 +168,10 @@ class _Source:
         cut = max(0, min(before - self.base, self.buffer.shape[1]))
         self.buffer, self.base = self.buffer[:, cut:], self.base + cut
 
-    def _reopen(self) -> None:
-        """The file is read: again from ``skip`` for a loop, unless that pass gave nothing."""
+    def _reopen(self, have: int) -> None:
+        """The file is read up to source index ``have``: again from ``skip`` for a loop,
+        unless that pass gave nothing."""
         self.close()
-        have = self.base + self.buffer.shape[1]
         if self.loop and have > self.pass_start:
             self.pass_start = have
             self._open()
@@ -193,8 +194,8 @@ class _Source:
                 container.seek(int(self.skip * av.time_base), backward=True)
             mono = stream.codec_context.channels == 1
             resampler = av.AudioResampler(format="fltp", layout="mono" if mono else "stereo", rate=RATE)
-            for frame in container.decode(stream):
-                first = frame.time
+            for frame in itertools.chain(container.decode(stream), [None]):  # None: what the resampler holds back
+                first = frame.time if frame is not None else None
                 for out in resampler.resample(frame):
                     data = out.to_ndarray()
                     data = np.repeat(data, 2, axis=0) if mono else data.reshape(2, -1)

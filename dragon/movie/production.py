@@ -22,7 +22,7 @@ from dragon.movie.segments import Inputs, render_segments
 from dragon.sxml import profiles
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RenderSettings:
     """Where and how an export renders: segments of ``segment_seconds`` on Ray workers,
     at most ``parallel`` at once (0: as Ray allows), each with half a GPU if ``gpu``,

@@ -102,11 +102,8 @@ class Sources:
         x0, y0, x1, y1 = fine.pixels(box)
         if x1 - x0 < 1 or y1 - y0 < 1 or not node.text:
             return None
-        pixels = from_rgba(texts.render_text(
-            node.text,
+        style = texts.TextStyle(
             kind=node.attrs.get("type", "zone"),
-            width=x1 - x0,
-            height=y1 - y0,
             fontname=node.attrs.get("fontname") or node.attrs.get("face"),
             fontsize=node.number("fontsize", 0.0) or None,
             color=node.color("fontcolor", "#ffffff") or (255, 255, 255, 255),
@@ -117,8 +114,8 @@ class Sources:
             weight=node.attrs.get("weight"),
             style=node.attrs.get("style"),
             interlign=node.number("interlign", 0.0) or None,
-            scale=fine.scale,
-        ), canvas.device)
+        )
+        pixels = from_rgba(texts.render_text(node.text, (x1 - x0, y1 - y0), style, scale=fine.scale), canvas.device)
         if fine.width == canvas.width:
             return patch(pixels, x0, y0, canvas)
         # Finer than the screen: drawn like a picture, through the canvas's box filter.

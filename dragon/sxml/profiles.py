@@ -53,7 +53,7 @@ PREVIEW = FLV_H264  # the spec's previews are FLV streams ("…/360p/preview.flv
 @dataclass(frozen=True)
 class Profile:
     name: str
-    width: int  # stored size; displayed size is width × pixel_aspect by height
+    width: int  # stored size; the picture's shape is width × pixel_aspect by height
     height: int
     fps: Fraction
     video_bitrate: int  # kbit/s
@@ -64,12 +64,6 @@ class Profile:
     @property
     def audio_rate(self) -> int:
         return self.format.audio_rate
-
-    @property
-    def display_size(self) -> tuple[int, int]:
-        """The size frames are drawn at (square pixels), before they are stored."""
-        width = round(self.width * self.pixel_aspect)
-        return width + width % 2, self.height
 
 
 # base name -> (width, height, video kbit/s, audio kbit/s, fps or None for the default / the suffix)

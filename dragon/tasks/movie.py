@@ -52,8 +52,9 @@ def video_create(ctx: TaskContext, params: CreateParams) -> dict:
     document = parse(params.definition)
     files = _gather(ctx, document)
     job = Job(params.definition, params.profile, params.antialias, lengths(document, files))
-    settings = RenderSettings(ctx.settings.scratch_dir, ctx.settings.render_segment_seconds, ctx.settings.render_parallel,
-                              GpuRule(ctx.settings.use_gpus).ask() if params.export else False)
+    settings = RenderSettings(scratch_root=ctx.settings.scratch_dir, segment_seconds=ctx.settings.render_segment_seconds,
+                              parallel=ctx.settings.render_parallel,
+                              gpu=GpuRule(ctx.settings.use_gpus).ask() if params.export else False)
     production = Production(job, files, settings, ctx.progress, preview=params.preview, export=params.export)
     try:
         movie = production.movie
