@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -111,7 +112,7 @@ def _video_stream(out: av.container.OutputContainer, output: Output) -> av.Video
         if output.preset and stream.codec_context.name == "libx264":
             stream.codec_context.options = {**stream.codec_context.options, "preset": output.preset}
     else:
-        stream = out.add_stream(fmt.video, rate=output.rate)
+        stream = cast(av.VideoStream, out.add_stream(fmt.video, rate=output.rate))
         stream.width, stream.height, stream.pix_fmt = output.width, output.height, "yuv420p"
         stream.gop_size = output.gop
         stream.bit_rate = output.video_bitrate * 1000
@@ -135,7 +136,7 @@ def encode_sound(chunks: Iterable[np.ndarray], dest: Path, output: Output) -> Pa
                 continue
             if out is None:
                 out = av.open(str(dest), "w", format=TRANSIT)
-                stream = out.add_stream(output.format.audio, rate=output.format.audio_rate)
+                stream = cast(av.AudioStream, out.add_stream(output.format.audio, rate=output.format.audio_rate))
                 stream.layout = "stereo"
                 stream.bit_rate = output.audio_bitrate * 1000
                 written = 0
@@ -189,24 +190,24 @@ def _append(out: av.container.OutputContainer, vout: av.VideoStream, part: av.co
     the shift takes the segment's first packet, its opening keyframe, which shows
     first, as its start."""
     vin = part.streams.video[0]
+    time_base = Fraction(vin.time_base or 1)
     shift: int | None = None
     end = offset
-    for packet in _decode_times(part, vin):
+    for packet, pts, dts in _decode_times(part, vin):
         if shift is None:
-            shift = round(offset / vin.time_base) - packet.pts
-        packet.pts += shift
-        packet.dts += shift
-        end = max(end, float((packet.pts + (packet.duration or 0)) * vin.time_base))
-        audio.until(float(packet.dts * vin.time_base))
+            shift = round(offset / time_base) - pts
+        packet.pts, packet.dts = pts + shift, dts + shift
+        end = max(end, float((pts + shift + (packet.duration or 0)) * time_base))
+        audio.until(float((dts + shift) * time_base))
         packet.stream = vout
         out.mux(packet)
     return end
 
 
-def _decode_times(part: av.container.InputContainer, vin: av.VideoStream) -> Iterator[av.Packet]:
-    """The segment's packets with both timestamps. NUT keeps no decoding time for the
-    packets that precede the first one a B-frame delay makes known: each comes its
-    duration before the next."""
+def _decode_times(part: av.container.InputContainer, vin: av.VideoStream) -> Iterator[tuple[av.Packet, int, int]]:
+    """The segment's packets with their presentation and decoding times. NUT keeps no
+    decoding time for the packets that precede the first one a B-frame delay makes
+    known: each comes its duration before the next."""
     waiting: list[av.Packet] = []
     for packet in part.demux(vin):
         if not packet.size:
@@ -214,17 +215,16 @@ def _decode_times(part: av.container.InputContainer, vin: av.VideoStream) -> Ite
         if packet.dts is None:
             waiting.append(packet)
             continue
-        later = packet.dts
+        earlier, times = packet.dts, []
         for early in reversed(waiting):
-            early.dts = later = later - (early.duration or packet.duration or 1)
-        yield from waiting
+            earlier -= early.duration or packet.duration or 1
+            times.append(earlier)
+        for early, dts in zip(waiting, reversed(times)):
+            yield early, early.pts if early.pts is not None else dts, dts
         waiting.clear()
-        if packet.pts is None:
-            packet.pts = packet.dts
-        yield packet
+        yield packet, packet.pts if packet.pts is not None else packet.dts, packet.dts
     for packet in waiting:  # a segment too short to learn its delay: shown in order
-        packet.dts = packet.pts
-        yield packet
+        yield packet, packet.pts or 0, packet.pts or 0
 
 
 class _Interleaved:

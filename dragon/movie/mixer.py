@@ -197,7 +197,7 @@ class _Source:
             for frame in itertools.chain(container.decode(stream), [None]):  # None: what the resampler holds back
                 first = frame.time if frame is not None else None
                 for out in resampler.resample(frame):
-                    data = out.to_ndarray()
+                    data: np.ndarray = out.to_ndarray()
                     data = np.repeat(data, 2, axis=0) if mono else data.reshape(2, -1)
                     if first is not None and first < self.skip:  # the seek landed before the skip point
                         data, first = data[:, round((self.skip - first) * RATE) :], None
@@ -282,5 +282,5 @@ def _duck_gain(track: Track, total: int) -> _DuckGain:
     if reach > 0:
         loud = (np.convolve(loud, np.ones(2 * reach + 1), mode="same") > 0).astype(np.float32)
     smooth = max(1, round(fade / WINDOW))
-    loud = np.convolve(loud, np.ones(smooth) / smooth, mode="same")
-    return _DuckGain((1.0 - (1.0 - level) * np.clip(loud, 0, 1)).astype(np.float32), window)
+    eased = np.convolve(loud, np.ones(smooth) / smooth, mode="same")
+    return _DuckGain((1.0 - (1.0 - level) * np.clip(eased, 0, 1)).astype(np.float32), window)

@@ -191,15 +191,16 @@ class Scene:
                 return f.attrs["type"]
         return default
 
-    def _framed(self, layer: Layer, transform: torch.Tensor, size: tuple[int, int]) -> Layer | None:
+    def _framed(self, layer: Layer, transform: torch.Tensor, size: tuple[int, int]) -> Layer:
         """A white border around a posed medium: a slightly larger white card beneath it,
-        with about a texel per pixel, so that its edges are as sharp as the medium's."""
+        with as many texels as the medium (``size`` pixels at the canvas's detail), so
+        that its edges are as sharp."""
         w, h = (max(1, round(side * self.canvas.detail)) for side in size)
         if (w, h) not in self._cards:
             self._cards[(w, h)] = Texture(torch.ones(4, 1, 1, device=self.canvas.device).expand(4, h, w))
-        card = self._cards[(w, h)]
-        border = transform @ scaling(1.04, 1.04)
-        return over(layer, place(card, self.canvas, border), self.canvas)
+        card = place(self._cards[(w, h)], self.canvas, transform @ scaling(1.04, 1.04))
+        framed = over(layer, card, self.canvas)
+        return layer if framed is None else framed
 
     def _media_filters(self, media: Node, layer: Layer, t: float, box: tuple[int, int, int, int]) -> Layer:
         for f in media.find("filter"):

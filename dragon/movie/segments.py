@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray.exceptions import RayTaskError
@@ -90,7 +90,7 @@ def render_segments(job: Job, inputs: Inputs, ranges: list[tuple[int, int]], int
             while queue and len(running) < window:
                 i, (first, stop) = queue.pop(0)
                 running[_segment.options(**options).remote(job, inputs, first, stop, str(scratch_root))] = i
-            [ready], _ = ray.wait(list(running), num_returns=1)
+            ready = cast(ray.ObjectRefGenerator, ray.wait(list(running), num_returns=1)[0][0])
             i = running[ready]
             report = next(ready, None)
             if report is None:  # the generator has ended

@@ -185,21 +185,21 @@ class _VideoReader:
         target = t + start
         behind = self._current is not None and (self._current.time or 0.0) > target + 1e-3
         far = self._current is not None and target - (self._current.time or 0.0) > 3.0
-        if self._frames is None or behind or far:
-            self._seek(target)
+        frames = self._seek(target) if self._frames is None or behind or far else self._frames
         while True:
             if self._next is None:
-                self._next = next(self._frames, None)
+                self._next = next(frames, None)
                 if self._next is None:
                     return self._current  # past the end: hold the last frame
             if self._current is not None and (self._next.time or 0.0) > target + 1e-4:
                 return self._current
             self._current, self._next = self._next, None
 
-    def _seek(self, target: float) -> None:
+    def _seek(self, target: float) -> Iterator[av.VideoFrame]:
         self.decoder.seek(int(max(0.0, target - 0.05) / self.stream.time_base))
         self._frames = self.decoder.frames()
         self._current = self._next = None
+        return self._frames
 
     def close(self) -> None:
         self.container.close()
