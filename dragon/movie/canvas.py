@@ -179,9 +179,11 @@ def _points(canvas: Canvas, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
     return torch.stack([xs.expand(len(ys), -1), ys[:, None].expand(-1, len(xs)), torch.ones(len(ys), len(xs), device=xs.device)], -1).view(-1, 3)
 
 
-# Texels per pixel between which a lookup takes the box-filtered copy (exact at 2): up to 2.4, the
-# range of kenburns, which zooms 1.2x into a picture that has 2 texels per pixel at its closest.
-FILTERED = (1.0, 2.4)
+# Texels per pixel between which a lookup takes the box-filtered copy (exact at 2). From 0.5: below,
+# the four taps of supersampling fall within an eighth of a texel, and mixing in the boxed tap
+# (weight 1/16 at most) changes nothing visible. Up to 2.4: kenburns zooms 1.2x into a picture that
+# has 2 texels per pixel at its closest.
+FILTERED = (0.5, 2.4)
 
 
 class Texture:
@@ -191,10 +193,10 @@ class Texture:
     a picture has two texels per pixel (what a canvas's detail gives it), those taps sit
     half a texel apart, and their mean is exactly one bilinear tap into the picture
     filtered by a 2x2 box and shifted by half a texel: the same result at the cost of one
-    tap. Between one and two texels per pixel, the four taps are closer together: the
-    lookup mixes the plain and the boxed tap in the proportion that blurs as much (the
-    taps' spread squared). A picture drawn larger than its texels is smooth already and
-    is read as it is; one shrunk beyond ``FILTERED`` is supersampled."""
+    tap. Below two texels per pixel the four taps are closer together: the lookup mixes
+    the plain and the boxed tap in the proportion that blurs as much (the taps' spread
+    squared). A picture drawn much larger than its texels (below ``FILTERED``) is read
+    as it is; one shrunk beyond it is supersampled."""
 
     def __init__(self, pixels: torch.Tensor):
         self.pixels = pixels

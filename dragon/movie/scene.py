@@ -72,7 +72,7 @@ class Scene:
     def draw(self, node: Node, t: float) -> Layer | None:
         if not active(node, t):
             return None
-        if self.canvas.antialias > 1 and self._resampled(node, t):
+        if self.canvas.filtered and self._resampled(node, t):
             fine = self.fine
             layer = fine.draw(node, t)
             return None if layer is None else reduce(full(layer, fine.canvas), self.canvas)
