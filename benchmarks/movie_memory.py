@@ -12,6 +12,7 @@ noise (every frame a keyframe, so it does not compress) with a PCM sound track.
 
     python benchmarks/movie_memory.py            # 20 min against 3 h; 200 MB against 2 GB
     python benchmarks/movie_memory.py --quick    # 1 min against 10 min; 50 MB against 200 MB
+    python benchmarks/movie_memory.py --only soundtrack   # or --only render
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -94,10 +97,42 @@ def make_video(path: Path, size_bytes: int) -> float:
 
 def peak_mb(pid: int | str = "self") -> float:
     """The peak resident memory of a process so far, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    return status_mb(pid, "VmHWM")
+
+
+def status_mb(pid: int | str, field: str) -> float:
+    """A memory field of /proc/PID/status, in MB (0 for a process that is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
+
+
+class Peaks:
+    """The largest private (anonymous) and shared-memory resident sizes any of some
+    processes reaches, sampled every 20 ms. Resident memory also counts the pages of
+    Ray's object store that a process maps (shared memory, which the store reserves
+    whatever the processes do) and the libraries' code."""
+
+    def __init__(self, pids: Callable[[], list[int]]):
+        self.pids, self.private, self.shared = pids, 0.0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            pids = self.pids()
+            self.private = max([self.private, *(status_mb(pid, "RssAnon") for pid in pids)])
+            self.shared = max([self.shared, *(status_mb(pid, "RssShmem") for pid in pids)])
+
+    def stop(self) -> tuple[float, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.private, self.shared
 
 
 def workers_of(root: int) -> list[int]:
@@ -160,14 +195,16 @@ def measure_render(video_path: Path, skip: float, work: Path, nodes: int) -> dic
         settings = RenderSettings(scratch_root=work, segment_seconds=CLIP_SECONDS / 2, parallel=2)
         production = Production(job, files, settings, lambda percent: None, preview=False, export=True)
         before = peak_mb()
+        peaks = Peaks(workers)
         started = time.perf_counter()
         out = production.export(work)
         wall = time.perf_counter() - started
         production.close()
         assert abs(video.probe(out).duration - CLIP_SECONDS) < 0.1
         worker_peaks = [peak_mb(pid) for pid in workers()]
+        private, shared = peaks.stop()
         return {"baseline_mb": before, "peak_mb": peak_mb(), "workers_peak_mb": max(worker_peaks, default=0.0),
-                "workers": len(worker_peaks), "seconds": wall}
+                "workers_private_mb": private, "workers_shared_mb": shared, "workers": len(worker_peaks), "seconds": wall}
     finally:
         ray.shutdown()
         if cluster is not None:
@@ -192,19 +229,20 @@ def main() -> None:
         print(json.dumps(result))
         return
     quick = "--quick" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     lengths = (60.0, 600.0) if quick else (1200.0, 3 * 3600.0)
     sizes = (50 * 10**6, 200 * 10**6) if quick else (200 * 10**6, 2 * 10**9)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
           f"task memory request {TASK_MEMORY_MB} MB; peak resident memory (VmHWM), after imports in brackets")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for seconds in lengths:
+        for seconds in lengths if only in (None, "soundtrack") else ():
             into = work / f"sound-{seconds:.0f}"
             into.mkdir()
             r = run("soundtrack", str(seconds), str(into))
             print(f"soundtrack of {seconds / 60:5.0f} min (mix + encode)      peak {r['peak_mb']:6.0f} MB "
                   f"(imports {r['baseline_mb']:.0f} MB)  {r['seconds']:6.1f} s")
-        for size in sizes:
+        for size in sizes if only in (None, "render") else ():
             path = work / f"input-{size}.mkv"
             started = time.perf_counter()
             duration = make_video(path, size)
@@ -215,9 +253,10 @@ def main() -> None:
                 into.mkdir()
                 r = run("render", str(path), str(duration / 2), str(nodes), str(into))
                 where = "same node" if nodes == 1 else "other node"
-                print(f"  {CLIP_SECONDS:.0f} s clip, segments on the {where:10s} task peak {r['peak_mb']:6.0f} MB "
-                      f"(imports {r['baseline_mb']:.0f} MB), worst of {r['workers']} workers {r['workers_peak_mb']:6.0f} MB"
-                      f"  {r['seconds']:5.1f} s")
+                print(f"  {CLIP_SECONDS:.0f} s clip, segments on the {where:10s} task peak {r['peak_mb']:5.0f} MB "
+                      f"(imports {r['baseline_mb']:.0f} MB), worst of {r['workers']} workers {r['workers_peak_mb']:5.0f} MB "
+                      f"(private {r['workers_private_mb']:.0f}, object store {r['workers_shared_mb']:.0f})  "
+                      f"{r['seconds']:5.1f} s")
             path.unlink()
 
 
