@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, Api
+from tests.conftest import ROOT, Api, DragonProcess
 from tests.support.servers import Origin
 
 FIXTURES = ROOT / "tests" / "fixtures" / "sxml"
@@ -21,20 +22,28 @@ PHOTOS = "images_exif/exif_samples"
 
 
 def probe(url: str, tmp_path: Path) -> dict[str, Any]:
-    """What a player sees: every frame decoded, the streams' sizes and durations."""
-    path = tmp_path / "movie.mp4"
-    path.write_bytes(httpx.get(url, timeout=60).content)
+    """What a player sees: every frame decoded, the container, the streams' codecs, sizes and durations."""
+    path = tmp_path / url.rsplit("/", 1)[-1]
+    response = httpx.get(url, timeout=60)
+    path.write_bytes(response.content)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
-        return {
+        sound = container.streams.audio[0] if container.streams.audio else None
+        seen = {
+            "content_type": response.headers.get("content-type"),
+            "format": container.format.name,
+            "video_codec": stream.codec_context.codec.canonical_name,
+            "audio_codec": sound.codec_context.codec.canonical_name if sound else None,
+            "audio_rate": sound.rate if sound else None,
             "width": stream.codec_context.width,
             "height": stream.codec_context.height,
-            "frames": frames,
-            "rate": float(stream.average_rate),
+            "aspect": float(stream.sample_aspect_ratio or 1),
+            "rate": float(stream.average_rate or stream.guessed_rate),
             "duration": container.duration / 1_000_000,
-            "audio": bool(container.streams.audio),
+            "audio": sound is not None,
         }
+        seen["frames"] = sum(1 for _ in container.decode(stream))
+        return seen
 
 
 def create(api: Api, definition: str, **params: Any) -> dict[str, Any]:
@@ -84,20 +93,73 @@ def test_a_preview_is_published_as_a_partial_result_before_the_export(api: Api, 
     definition = (f'<effect type="kenburns" duration="3"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
                   '<transition type="circle"/>'
                   f'<effect type="panel" duration="3"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>')
-    body = {"secret": api.secret, "tasks": [{"task_name": "video.create", "definition": definition, "preview": True,
-                                             "antialias": 1, "profile": "quicktime-small"}]}
-    statuses = []
-    with api.http.stream("POST", "/v2/create_stream", json=body, timeout=120) as response:
-        for line in response.iter_lines():
-            if line:
-                statuses.append(json.loads(line))
+    statuses = stream(api, {"task_name": "video.create", "definition": definition, "preview": True, "antialias": 1,
+                            "profile": "quicktime-small"})
     partial = [s for s in statuses[1:] if s["status"] == "executing" and s.get("result")]
     assert partial, statuses
     assert set(partial[0]["result"]) == {"duration", "preview"} and partial[0]["result"]["duration"] == pytest.approx(5.0)
     final = statuses[-1]
     assert final["status"] == "success" and final["result"]["preview"] == partial[0]["result"]["preview"]
+    # The spec's previews are FLV streams ("…/preview.flv").
+    assert final["result"]["preview"].endswith(".flv")
     preview = probe(final["result"]["preview"], tmp_path)
+    assert (preview["format"], preview["video_codec"]) == ("flv", "h264")
     assert (preview["width"], preview["height"]) == (160, 120) and preview["frames"] == 5 * 25
+
+
+def test_progress_moves_as_frames_render_through_the_preview_and_the_export(api: Api, media: Origin) -> None:
+    definition = (f'<effect type="kenburns" duration="4"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
+                  '<transition type="crossfade"/>'
+                  f'<effect type="kenburns" duration="4"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>')
+    statuses = stream(api, {"task_name": "video.create", "definition": definition, "preview": True, "antialias": 1,
+                            "profile": "quicktime-small"})
+    assert statuses[-1]["status"] == "success", statuses[-1].get("error")
+    executing = [s for s in statuses[1:] if s["status"] == "executing"]
+    at = next(i for i, s in enumerate(executing) if s.get("result"))  # the partial result: later statuses keep it
+    progress = [s["progress"] for s in executing if s.get("progress") is not None]
+    assert progress == sorted(progress), progress
+    # The preview has a quarter of the export's pixels: it is the first fifth of the work.
+    assert executing[at]["progress"] == 20
+    before = {s["progress"] for s in executing[:at] if s.get("progress") is not None}
+    after = {s["progress"] for s in executing[at + 1 :] if s.get("progress") is not None}
+    assert len({p for p in before if 0 < p < 20}) >= 3, progress  # during the preview, not a jump at its end
+    assert len({p for p in after if 20 < p < 100}) >= 3, progress
+
+
+def stream(api: Api, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every status line of one task created with /v2/create_stream, until it ends."""
+    body = {"secret": api.secret, "tasks": [task]}
+    with api.http.stream("POST", "/v2/create_stream", json=body, timeout=180) as response:
+        return [json.loads(line) for line in response.iter_lines() if line]
+
+
+@pytest.mark.parametrize("profile, container, video, audio, size, rate", [
+    ("flash-small", "flv", "flv1", "mp3", (320, 240), 44100),
+    ("flash-h264", "flv", "h264", "aac", (640, 480), 44100),
+    ("wmv1", "asf", "wmv1", "wmav1", (640, 480), 44100),
+    ("mobile-small", "mov,mp4,m4a,3gp,3g2,mj2", "mpeg4", "aac", (176, 144), 44100),
+    ("dvd-ntsc-16-9-h", "mpeg", "mpeg2video", "mp2", (352, 240), 48000),
+    ("dvd-mpeg1-small", "mpeg", "mpeg1video", "mp2", (176, 144), 44100),
+])
+def test_profiles_write_the_container_and_codecs_they_name(api: Api, media: Origin, tmp_path: Path, profile: str,
+                                                           container: str, video: str, audio: str,
+                                                           size: tuple[int, int], rate: int) -> None:
+    definition = ('<stack><effect type="none" duration="2"><image color="#2060a0"/></effect>'
+                  f'<audio filename="{media.url}/audio_formats/file_type/fixture.mp3" duration=".."/></stack>')
+    status = create(api, definition, profile=profile)
+    assert status["status"] == "success", status.get("error")
+    url = status["result"]["export"]
+    extension, content_type = {"flv": ("flv", "video/x-flv"), "asf": ("wmv", "video/x-ms-wmv"),
+                               "mpeg": ("mpg", "video/mpeg")}.get(container, ("mp4", "video/mp4"))
+    assert url.endswith(f".{extension}")
+    seen = probe(url, tmp_path)
+    assert seen["content_type"] == content_type
+    assert (seen["format"], seen["video_codec"], seen["audio_codec"]) == (container, video, audio)
+    assert ((seen["width"], seen["height"]), seen["audio_rate"]) == (size, rate)
+    assert (status["result"]["width"], status["result"]["height"]) == size
+    assert seen["frames"] == round(2 * seen["rate"])
+    if profile.startswith("dvd-ntsc-16-9"):  # stored at 352 columns, shown at 16:9
+        assert seen["width"] * seen["aspect"] / seen["height"] == pytest.approx(16 / 9)
 
 
 def test_a_long_movie_renders_in_segments_that_join_seamlessly(api: Api, tmp_path: Path) -> None:
@@ -109,7 +171,7 @@ def test_a_long_movie_renders_in_segments_that_join_seamlessly(api: Api, tmp_pat
     with api.http.stream("POST", "/v2/create_stream", json=body, timeout=120) as response:
         statuses = [json.loads(line) for line in response.iter_lines() if line]
     progress = [s["progress"] for s in statuses[1:] if s["status"] == "executing" and s.get("progress") is not None]
-    assert progress == sorted(progress) and len(set(progress)) >= 3, progress  # one step per segment
+    assert progress == sorted(progress) and len(set(progress)) >= 3, progress  # segments report frames as they render
     final = statuses[-1]
     assert final["status"] == "success", final.get("error")
     path = tmp_path / "movie.mp4"
@@ -197,3 +259,24 @@ def test_a_long_nested_document_with_animators_filters_and_overlays_renders(api:
     assert status["result"]["duration"] == pytest.approx(20.0)
     seen = probe(status["result"]["export"], tmp_path)
     assert seen["frames"] == 20 * 15 and seen["audio"]
+
+
+def test_segments_read_inputs_in_place_on_the_tasks_node_and_copy_them_in_chunks_elsewhere(
+        dragon: DragonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    from dragon.movie import segments
+
+    monkeypatch.setattr(segments, "CHUNK_BYTES", 1024**2)
+    data = os.urandom(3 * 1024**2 + 12345)  # three whole chunks and a part
+    (tmp_path / "input.bin").write_bytes(data)
+    (tmp_path / "empty.bin").write_bytes(b"")
+    ray.init(address=dragon.ray_address, logging_level="ERROR", log_to_driver=False)
+    try:
+        inputs = segments.Inputs.here({"a": tmp_path / "input.bin"})
+        assert inputs.localised(tmp_path / "unused") == {"a": tmp_path / "input.bin"}  # same node: the task's own file
+        for name in ("input.bin", "empty.bin"):  # what a segment on another node does, from the task's node
+            segments.copy_from_node(inputs.node, str(tmp_path / name), tmp_path / f"copy-{name}")
+            assert (tmp_path / f"copy-{name}").read_bytes() == (tmp_path / name).read_bytes()
+    finally:
+        ray.shutdown()

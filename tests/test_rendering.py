@@ -16,6 +16,7 @@ from dragon.movie.effects import EFFECT_TYPES
 from dragon.movie.render import Job, Movie, split
 from dragon.movie.transitions import TRANSITION_TYPES
 from tests.conftest import MEDIA
+from tests.support.supersampling import Supersampled, psnr
 
 PHOTO = MEDIA / "images_exif" / "exif_samples" / "Canon_40D.jpg"
 RED, BLUE, GREEN, BLACK = "#ff0000", "#0000ff", "#00ff00", "#000000"
@@ -33,6 +34,18 @@ def plate(colour: str, seconds: float = 2.0) -> str:
 
 def at(m: Movie, seconds: float) -> np.ndarray:
     return m.picture(round(seconds * float(m.rate))).astype(int)
+
+
+def segment(m: Movie, first: int, stop: int, dest: Path) -> Path:
+    """Frames [first, stop) rendered to ``dest``."""
+    for _ in m.render(first, stop, dest):
+        pass
+    return dest
+
+
+def soundtrack(m: Movie) -> np.ndarray:
+    """The whole soundtrack at once (short test movies only)."""
+    return np.concatenate(list(m.soundtrack()), axis=1)
 
 
 def test_a_crossfade_midpoint_is_a_blend_of_both_sides() -> None:
@@ -105,13 +118,13 @@ def test_later_children_of_a_stack_are_drawn_on_top() -> None:
 
 
 def test_filters_change_the_picture_as_documented() -> None:
-    negative = at(movie(f'<stack><effect type="none" duration="2"><image color="#ff0000"><filter type="colormap" preset="negative"/></image></effect></stack>'), 1)
+    negative = at(movie('<stack><effect type="none" duration="2"><image color="#ff0000"><filter type="colormap" preset="negative"/></image></effect></stack>'), 1)
     assert negative[120, 160].tolist() == [0, 255, 255]
-    grey = at(movie(f'<effect type="none" duration="2"><image color="#ff0000"/><filter type="colormap"/></effect>'), 1)
+    grey = at(movie('<effect type="none" duration="2"><image color="#ff0000"/><filter type="colormap"/></effect>'), 1)
     assert grey[120, 160, 0] == grey[120, 160, 1] == grey[120, 160, 2]
-    fade = movie(f'<effect type="none" duration="2"><image color="#ffffff"/><filter type="alpha" alphaStart="0" alphaEnd="1"/></effect>')
+    fade = movie('<effect type="none" duration="2"><image color="#ffffff"/><filter type="alpha" alphaStart="0" alphaEnd="1"/></effect>')
     assert at(fade, 0)[120, 160, 0] < 10 and at(fade, 1.0)[120, 160, 0] == pytest.approx(128, abs=4)
-    framed = at(movie(f'<effect type="none" duration="2"><image color="#000000"/><filter type="frame" width="10" color="#00ff00"/></effect>'), 1)
+    framed = at(movie('<effect type="none" duration="2"><image color="#000000"/><filter type="frame" width="10" color="#00ff00"/></effect>'), 1)
     assert framed[2, 160].tolist() == [0, 255, 0] and framed[120, 160].tolist() == [0, 0, 0]
 
 
@@ -136,7 +149,7 @@ def test_a_video_inside_an_effect_plays_at_its_speed_from_its_skip() -> None:
 
 def test_segments_join_into_one_movie_without_re_encoding(tmp_path: Path) -> None:
     m = movie(plate(RED, 2) + plate(GREEN, 2) + plate(BLUE, 2))
-    parts = [m.render(a, b, tmp_path / f"part-{i}.mp4") for i, (a, b) in enumerate(split(m.frames, 3))]
+    parts = [segment(m, a, b, tmp_path / f"part-{i}.nut") for i, (a, b) in enumerate(split(m.frames, 3))]
     out = m.finish(parts, tmp_path / "movie.mp4")
     with av.open(str(out)) as container:
         frames = [f.to_ndarray(format="rgb24")[120, 160].astype(int) for f in container.decode(video=0)]
@@ -164,8 +177,8 @@ def loudness(sound: np.ndarray, start: float, end: float) -> float:
 def test_audio_fades_in_and_out_over_the_given_seconds(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 10)}
     m = movie(f'<stack>{plate(BLACK, 6)}<audio filename="a" duration=".." fadein="2" fadeout="2"/></stack>', files, {"a": 10.0})
-    sound = m.soundtrack()
-    assert sound is not None and sound.shape[1] == pytest.approx(6 * mixer.RATE, abs=2)
+    sound = soundtrack(m)
+    assert sound.shape[1] == pytest.approx(6 * mixer.RATE, abs=2)
     full = loudness(sound, 2.5, 3.5)
     assert full == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
     assert loudness(sound, 0, 0.2) < 0.1 * full and loudness(sound, 5.8, 6.0) < 0.1 * full
@@ -175,7 +188,7 @@ def test_audio_fades_in_and_out_over_the_given_seconds(tmp_path: Path) -> None:
 def test_margins_leave_silence_around_an_audio(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 30)}
     m = movie(f'<stack>{plate(BLACK, 15)}<audio filename="a" margin-both="2" fadeout="2"/></stack>', files, {"a": 30.0})
-    sound = m.soundtrack()
+    sound = soundtrack(m)
     assert loudness(sound, 0, 1.9) == 0 and loudness(sound, 13.1, 15) == 0 and loudness(sound, 3, 10) > 0.3
 
 
@@ -184,9 +197,8 @@ def test_a_ducking_master_lowers_the_other_tracks_while_it_sounds(tmp_path: Path
     m = movie(f'<stack>{plate(BLACK, 12)}<audio filename="music" duration=".."/>'
               '<audio filename="voice" margin-start="4" duck-others="0.2" duck-margin="0.5" duck-fade="0.5"/></stack>',
               files, {"music": 12.0, "voice": 3.0})
-    movie_sound = m.soundtrack()
-    assert movie_sound is not None
-    music_only = mixer.mix(m.document.movie, m.duration, {"music": files["music"]})
+    movie_sound = soundtrack(m)
+    music_only = np.concatenate(list(mixer.mix(m.document.movie, m.duration, {"music": files["music"]})), axis=1)
     alone, ducked = loudness(music_only, 1, 2), loudness(movie_sound, 5, 6)
     assert loudness(movie_sound, 1, 2) == pytest.approx(alone, rel=0.02), "ducked before the voice"
     # During the voice: the voice plus the music at 20%.
@@ -199,7 +211,7 @@ def test_transitions_crossfade_the_sound_of_both_sides(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 10, 300), "b": tone(tmp_path / "b.wav", 10, 600)}
     body = (f'<stack>{plate(RED, 4)}<audio filename="a" duration=".."/></stack><transition type="crossfade" duration="2"/>'
             f'<stack>{plate(BLUE, 4)}<audio filename="b" duration=".."/></stack>')
-    sound = movie(body, files, {"a": 10.0, "b": 10.0}).soundtrack()
+    sound = soundtrack(movie(body, files, {"a": 10.0, "b": 10.0}))
     steady = loudness(sound, 0.5, 1.5)
     assert loudness(sound, 2.0, 2.1) == pytest.approx(steady, rel=0.05)  # a at full, b silent
     assert loudness(sound, 3.95, 4.05) < steady  # both half way: partly cancelled, never louder
@@ -245,9 +257,9 @@ def test_a_camera_moving_right_shifts_the_whole_stack_left() -> None:
 
 def test_the_export_keeps_to_the_profiles_bitrates(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 6, 500)}
-    m = movie(f'<stack><effect type="kenburns" duration="6"><image filename="p"/></effect><audio filename="a" duration=".."/></stack>',
+    m = movie('<stack><effect type="kenburns" duration="6"><image filename="p"/></effect><audio filename="a" duration=".."/></stack>',
               {**files, "p": PHOTO}, {"a": 6.0}, profile="quicktime-small")
-    out = m.finish([m.render(0, m.frames, tmp_path / "v.mp4")], tmp_path / "movie.mp4")
+    out = m.finish([segment(m, 0, m.frames, tmp_path / "v.nut")], tmp_path / "movie.mp4")
     with av.open(str(out)) as container:
         video_kbps = container.streams.video[0].bit_rate / 1000
         audio_kbps = container.streams.audio[0].bit_rate / 1000
@@ -259,3 +271,50 @@ def test_a_recoloured_overlay_keeps_its_opacity_over_what_is_beneath() -> None:
                '<filter type="colormap" preset="negative"/></image></overlay>')
     frame = at(movie(f"<stack>{plate(RED)}{overlay}</stack>"), 1)
     assert frame[150, 200].tolist() == [255, 255, 0] and frame[20, 20].tolist() == [255, 0, 0]
+
+
+# -- antialiasing: filtered sampling at the output size against 4x supersampling ------------
+
+DETAILED = MEDIA / "images_exif" / "exif_samples" / "gps_DSCN0010.jpg"  # foliage: fine detail everywhere
+LOGO = MEDIA / "images_exif" / "pillow" / "exif_imagemagick_orientation.png"  # hard black and white edges
+CLIP = MEDIA / "video" / "js_ffmpeg" / "video-640-360.mp4"
+PICTURE = '<effect type="none" duration="3"><image filename="photo"/></effect>'
+BOX = 'left="0.3" top="0.3" width="0.4" height="0.4"'
+
+
+def scenes() -> dict[str, str]:
+    """The renderer's scenes: every effect, every transition, texts, moved layers, a camera, a video."""
+    found = {f"effect-{kind}": f'<effect type="{kind}" duration="3"><image filename="photo"/><image filename="logo"/></effect>'
+             if kind in ("diving", "rotator", "sliding", "square") else
+             f'<effect type="{kind}" duration="3"><image filename="photo"/></effect>' for kind in EFFECT_TYPES}
+    found |= {f"transition-{kind}": PICTURE + f'<transition type="{kind}" duration="2"/>' +
+              '<effect type="kenburns" duration="3"><image filename="logo"/></effect>' for kind in TRANSITION_TYPES}
+    found |= {
+        "texts": (f'<stack>{PICTURE}<text type="zone" top="0.05" height="0.3">Summer 2026 in the mountains</text>'
+                  '<text type="legend">A caption under it</text>'
+                  '<text type="advanced" fontsize="18" align="left,top" reference="Reference">Advanced</text></stack>'),
+        "rot-in": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/><animator type="rot-in" angle="30" duration="3"/></overlay></stack>',
+        "grow": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/><animator type="grow" growStart="-2" growEnd="0.5" duration="3"/></overlay></stack>',
+        "slide-in": (f'<stack>{PICTURE}<text type="zone" width="0.5" height="0.3">Sliding'
+                     '<animator type="slide-in" direction="left" duration="3"/></text></stack>'),
+        "camera": (f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/></overlay><camera><animator type="custom" duration="3">'
+                   '<key time="0" pos="0,0,0"/><key time="3" pos="0.3,0.1,0.2" rot="20,0,0,1"/></animator></camera></stack>'),
+        "overlay-fit": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"><filter type="fitAdapter"/></image></overlay></stack>',
+        "video": '<effect type="kenburns"><video filename="clip" duration="3"/></effect>',
+    }
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(scenes()))
+def test_antialias_4_matches_4x_supersampling_without_drawing_4x_the_pixels(name: str) -> None:
+    files, lengths = {"photo": DETAILED, "logo": LOGO, "clip": CLIP}, {"clip": 5.0}
+    m = movie(scenes()[name], files, lengths, antialias=4)
+    reference = Supersampled(m.job, files)
+    try:
+        assert (m.canvas.width, m.canvas.height) == (m.width, m.height) == (320, 240)  # drawn at the output size
+        scores = [psnr(m.picture(i), reference.picture(i)) for i in (round(m.frames * f) for f in (0.2, 0.5, 0.8))]
+    finally:
+        m.close()
+        reference.close()
+    print(f"{name}: PSNR against 4x supersampling {min(scores):.1f} dB (frames: {', '.join(f'{s:.1f}' for s in scores)})")
+    assert min(scores) >= 40, scores

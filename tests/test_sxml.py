@@ -4,9 +4,8 @@ and the ``dragon sxml`` command."""
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -518,7 +517,8 @@ def test_all_66_profile_names_resolve_to_even_sizes():
     for name in PROFILE_NAMES:
         p = profile(name)
         assert p.width % 2 == 0 and p.height % 2 == 0 and p.width > 0 and p.height > 0, name
-        assert p.video_bitrate > 0 and p.audio_bitrate > 0 and p.audio_rate == 44100
+        assert p.video_bitrate > 0 and p.audio_bitrate > 0
+        assert p.audio_rate == (48000 if name.startswith(("dvd-ntsc", "dvd-pal")) else 44100), name
     assert DOCUMENTED_NAMES <= set(PROFILE_NAMES)
 
 
@@ -532,8 +532,7 @@ def test_documented_profiles_match_the_2012_table():
              "720p": (1280, 720, 25, 1500, 256)}
     for name, (width, height, fps, video, audio) in table.items():
         p = profile(name)
-        assert (p.width, p.height, p.fps, p.video_bitrate, p.audio_bitrate) == \
-               (width, height, fps, video * 1000, audio * 1000), name
+        assert (p.width, p.height, p.fps, p.video_bitrate, p.audio_bitrate) == (width, height, fps, video, audio), name
     for name, size, fps in [("dvd-ntsc-4-3", (720, 480), Fraction(30000, 1001)),
                             ("dvd-ntsc-16-9-h", (352, 240), Fraction(30000, 1001)),
                             ("dvd-pal-16-9", (720, 576), 25), ("dvd-pal-4-3-h", (352, 288), 25)]:
@@ -553,6 +552,30 @@ def test_documented_profiles_match_the_2012_table():
 def test_inferred_profiles_and_frame_rate_suffixes(name: str, size: tuple[int, int], fps: Fraction):
     p = profile(name)
     assert ((p.width, p.height), p.fps) == (size, fps)
+
+
+@pytest.mark.parametrize("name, muxer, video, audio, extension", [
+    ("360p", "mp4", "h264", "aac", "mp4"), ("flash", "flv", "flv", "libmp3lame", "flv"),
+    ("youtube-slow-flv", "flv", "flv", "libmp3lame", "flv"), ("flash-h264", "flv", "h264", "aac", "flv"),
+    ("mobile-small", "mp4", "mpeg4", "aac", "mp4"), ("wmv1", "asf", "wmv1", "wmav1", "wmv"),
+    ("ntsc-wide-wmv", "asf", "wmv2", "wmav1", "wmv"), ("dvd-pal-16-9-h", "dvd", "mpeg2video", "mp2", "mpg"),
+    ("dvd-mpeg1", "mpeg", "mpeg1video", "mp2", "mpg"),
+])
+def test_profiles_name_the_container_and_codecs_of_the_2012_table(name: str, muxer: str, video: str, audio: str,
+                                                                   extension: str):
+    fmt = profile(name).format
+    assert (fmt.muxer, fmt.video, fmt.audio, fmt.extension) == (muxer, video, audio, extension)
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("dvd-ntsc-16-9", Fraction(16, 9)), ("dvd-ntsc-4-3", Fraction(4, 3)), ("dvd-pal-16-9", Fraction(16, 9)),
+    ("dvd-pal-4-3-h", Fraction(4, 3)), ("dvd-ntsc-16-9-h", Fraction(16, 9)), ("360p", Fraction(16, 9)),
+    ("quicktime", Fraction(4, 3)),
+])
+def test_dvd_pixels_are_stretched_to_a_4_3_or_16_9_picture(name: str, shape: Fraction):
+    p = profile(name)
+    assert Fraction(p.width, p.height) * p.pixel_aspect == shape
+    assert (p.pixel_aspect == 1) == (not name.startswith("dvd"))
 
 
 def test_an_unknown_profile_is_a_key_error_and_the_default_is_360p():

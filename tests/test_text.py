@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dragon.errors import InvalidContentError, InvalidFontError
-from dragon.media.text import render_text
+from dragon.media.text import TextStyle, render_text
 
 W, H = 640, 360
 LONG = "The quick brown fox jumps over the lazy dog and keeps running through the whole field " * 3
@@ -29,8 +29,12 @@ def bands(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
+def text(content: str, kind: str, size: tuple[int, int] = (W, H), scale: float = 1.0, **style) -> np.ndarray:
+    return render_text(content, size, TextStyle(kind=kind, **style), scale=scale)
+
+
 def zone(content: str, **options) -> np.ndarray:
-    return render_text(content, kind="zone", width=options.pop("width", W), height=options.pop("height", H), **options)
+    return text(content, "zone", **options)
 
 
 def test_output_is_the_box_as_straight_alpha_rgba() -> None:
@@ -120,8 +124,8 @@ def test_justify_ends_every_line_but_the_last_at_the_right_margin() -> None:
 
 
 def test_scale_two_doubles_the_ink_extent() -> None:
-    one = bbox(ink(zone("Scaled text", fontsize=24, width=320, height=180, scale=1.0)))
-    two = bbox(ink(zone("Scaled text", fontsize=24, width=640, height=360, scale=2.0)))
+    one = bbox(ink(zone("Scaled text", fontsize=24, size=(320, 180), scale=1.0)))
+    two = bbox(ink(zone("Scaled text", fontsize=24, size=(640, 360), scale=2.0)))
     assert (two[2] - two[0]) / (one[2] - one[0]) == pytest.approx(2.0, rel=0.05)
     assert (two[3] - two[1]) / (one[3] - one[1]) == pytest.approx(2.0, rel=0.1)
 
@@ -152,11 +156,11 @@ def test_bad_align_and_type_are_invalid_content() -> None:
     with pytest.raises(InvalidContentError, match="align 'middle'"):
         zone("Hi", align="middle")
     with pytest.raises(InvalidContentError, match="text type 'banner'"):
-        render_text("Hi", kind="banner", width=W, height=H)
+        text("Hi", "banner")
 
 
 def advanced(content: str, reference: str, **options) -> np.ndarray:
-    return render_text(content, kind="advanced", width=W, height=H, reference=reference, fontsize=30, **options)
+    return text(content, "advanced", reference=reference, fontsize=30, **options)
 
 
 def test_advanced_one_line_reference_cuts_the_text_with_an_ellipsis() -> None:
@@ -187,28 +191,28 @@ def test_advanced_text_sits_at_the_centre_and_moves_with_align() -> None:
 
 
 def test_legend_is_a_caption_band_at_the_bottom() -> None:
-    image = render_text("A short caption", kind="legend", width=W, height=H)
+    image = text("A short caption", "legend")
     alpha = image[..., 3]
     assert (alpha[: H // 2] == 0).all()  # nothing over the picture
     assert alpha[-1, 0] == 160 and (image[-1, 0, :3] == 0).all()  # translucent dark band
     band_top = int(np.flatnonzero(alpha[:, 0])[0])
     assert H - band_top < H / 4
-    text = image[..., 0] > 128
-    left, _, right, _ = bbox(text)
+    letters = image[..., 0] > 128
+    left, _, right, _ = bbox(letters)
     assert abs((left + right) / 2 - W / 2) < 4  # centred
 
 
 def test_an_empty_legend_draws_no_band() -> None:
-    assert not render_text("  ", kind="legend", width=W, height=H)[..., 3].any()
+    assert not text("  ", "legend")[..., 3].any()
 
 
 def test_legend_keeps_at_most_two_lines() -> None:
-    image = render_text(LONG * 3, kind="legend", width=W, height=H)
+    image = text(LONG * 3, "legend")
     assert len(bands(image[..., 0] > 128)) == 2
     assert (image[: H // 2, :, 3] == 0).all()
 
 
 def test_a_huge_unwrapped_line_at_a_large_size_renders_only_what_shows() -> None:
-    image = render_text("W" * 10_000, kind="zone", width=1920, height=1080, wrap=False, fontsize=300, scale=3)
+    image = text("W" * 10_000, "zone", (1920, 1080), scale=3, wrap=False, fontsize=300)
     assert image.shape == (1080, 1920, 4)
     assert ink(image)[:, 0].any() and ink(image)[:, -1].any()

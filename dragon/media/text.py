@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,7 @@ RGBA = tuple[int, int, int, int]
 @dataclass(frozen=True)
 class Line:
     words: tuple[str, ...]
+    _: KW_ONLY
     last: bool = True  # the last line of its paragraph: never stretched by justify
     cut: bool = False  # holds a piece of a word too wide for a line
 
@@ -93,52 +94,65 @@ class Block:
         return (len(self.lines) - 1) * self.advance + ascent + descent if self.lines else 0.0
 
 
-def render_text(
-    content: str, *, kind: str, width: int, height: int,
-    fontname: str | None = None, fontsize: float | None = None,
-    color: RGBA = (255, 255, 255, 255), background: RGBA | None = None,
-    align: str = "center,center", wrap: bool = True, reference: str | None = None,
-    weight: str | None = None, style: str | None = None, interlign: float | None = None,
-    scale: float = 1.0,
-) -> np.ndarray:
+@dataclass(frozen=True, kw_only=True)
+class TextStyle:
+    """How a text is laid out and drawn: SXML's ``<text>`` attributes. ``kind`` is its
+    ``type``; ``fontsize`` is in SXML units, None meaning automatic; ``interlign``
+    multiplies the font's line height."""
+
+    kind: str = "zone"
+    fontname: str | None = None
+    fontsize: float | None = None
+    color: RGBA = (255, 255, 255, 255)
+    background: RGBA | None = None
+    align: str = "center,center"
+    wrap: bool = True
+    reference: str | None = None
+    weight: str | None = None
+    style: str | None = None
+    interlign: float | None = None
+
+
+def render_text(content: str, size: tuple[int, int], style: TextStyle = TextStyle(), *, scale: float = 1.0) -> np.ndarray:
     """The text as a (height, width, 4) uint8 RGBA array with straight (not premultiplied) alpha.
 
-    ``width`` x ``height`` is the text's box in output pixels; ``fontsize`` is in SXML units,
-    ``None`` meaning automatic; ``interlign`` multiplies the font's line height.
+    ``size`` (width, height) is the text's box in output pixels.
     """
-    if kind not in KINDS:
-        raise InvalidContentError(f"text type '{kind}' is not one of {', '.join(KINDS)}")
+    if style.kind not in KINDS:
+        raise InvalidContentError(f"text type '{style.kind}' is not one of {', '.join(KINDS)}")
     if len(content) > MAX_CHARACTERS:
         raise InvalidContentError(f"a text has at most {MAX_CHARACTERS} characters")
-    if fontsize is not None and not 0 < fontsize <= 1000:
-        raise InvalidContentError(f"fontsize {fontsize} is not between 0 and 1000")
-    if interlign is not None and not 0 < interlign <= 10:
-        raise InvalidContentError(f"interlign {interlign} is not between 0 and 10")
-    file = font_file(fontname, weight, style)
-    h, v = parse_align(align)
+    if style.fontsize is not None and not 0 < style.fontsize <= 1000:
+        raise InvalidContentError(f"fontsize {style.fontsize} is not between 0 and 1000")
+    if style.interlign is not None and not 0 < style.interlign <= 10:
+        raise InvalidContentError(f"interlign {style.interlign} is not between 0 and 10")
+    file = font_file(style.fontname, style.weight, style.style)
+    h, v = parse_align(style.align)
+    width, height = size
     if width < 1 or height < 1:
         return np.zeros((max(height, 0), max(width, 0), 4), dtype=np.uint8)
     paragraphs = [part.split() for part in LINE_BREAK.split(content.strip())]
-    pixels = None if fontsize is None else min(height, max(1, round(fontsize * scale)))
-    spacing = interlign or 1.0
+    pixels = None if style.fontsize is None else min(height, max(1, round(style.fontsize * scale)))
+    spacing = style.interlign or 1.0
     canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     mask = Image.new("L", (width, height), 0)
-    if kind == "zone":
+    if style.kind == "zone":
         margin = round(ZONE_MARGIN * min(width, height))
         inner = (max(1, width - 2 * margin), max(1, height - 2 * margin))
-        block = zone_block(paragraphs, file, inner, pixels, wrap, spacing, round(AUTO_MAX_FONTSIZE * scale))
-        if background:
-            ImageDraw.Draw(canvas).rectangle((0, 0, width, height), fill=background)
+        block = zone_block(paragraphs, file, inner, pixels, spacing, round(AUTO_MAX_FONTSIZE * scale), wrap=style.wrap)
+        if style.background:
+            ImageDraw.Draw(canvas).rectangle((0, 0, width, height), fill=style.background)
         top = margin + (inner[1] - block.height) * VERTICAL[v]
         draw_block(mask, block, margin, top, inner[0], h)
-    elif kind == "legend":
-        size = pixels or max(1, round(height * LEGEND_SIZE))
-        legend(canvas, mask, paragraphs, file, size, wrap, spacing, background or LEGEND_BACKGROUND, h, v)
+    elif style.kind == "legend":
+        font_pixels = pixels or max(1, round(height * LEGEND_SIZE))
+        legend(canvas, mask, paragraphs, file, font_pixels, spacing, style.background or LEGEND_BACKGROUND, h, v,
+               wrap=style.wrap)
     else:
-        size = pixels or min(height, max(1, round(DEFAULT_FONTSIZE * scale)))
-        advanced(canvas, mask, paragraphs, reference, file, size, spacing, background, h, v)
-    ink = Image.new("RGBA", (width, height), color[:3] + (0,))
-    ink.putalpha(mask.point(lambda level: level * color[3] // 255))
+        font_pixels = pixels or min(height, max(1, round(DEFAULT_FONTSIZE * scale)))
+        advanced(canvas, mask, paragraphs, style.reference, file, font_pixels, spacing, style.background, h, v)
+    ink = Image.new("RGBA", (width, height), style.color[:3] + (0,))
+    ink.putalpha(mask.point(lambda level: level * style.color[3] // 255))
     return np.array(Image.alpha_composite(canvas, ink))
 
 
@@ -194,7 +208,7 @@ def make_block(lines: list[Line], file: str, pixels: int, spacing: float) -> Blo
     return Block(lines, font, (ascent + descent) * spacing)
 
 
-def layout_lines(paragraphs: list[list[str]], font: ImageFont.FreeTypeFont, width: float, wrap: bool) -> list[Line]:
+def layout_lines(paragraphs: list[list[str]], font: ImageFont.FreeTypeFont, width: float, *, wrap: bool) -> list[Line]:
     """One line per paragraph, or, with ``wrap``, greedy word wrap within ``width``, a word
     wider than that being cut between characters."""
     if not wrap:
@@ -258,15 +272,15 @@ def ellipsize(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
 
 
 def zone_block(
-    paragraphs: list[list[str]], file: str, box: tuple[int, int], pixels: int | None, wrap: bool,
-    spacing: float, cap: int,
+    paragraphs: list[list[str]], file: str, box: tuple[int, int], pixels: int | None, spacing: float, cap: int, *,
+    wrap: bool,
 ) -> Block:
     """A zone's lines: at ``pixels``, or at the largest size up to ``cap`` where they fit the box
     without cutting a word (bisection: a larger size never fits better)."""
     width, height = box
 
     def layout(size: int) -> Block:
-        return make_block(layout_lines(paragraphs, load_font(file, size), width, wrap), file, size, spacing)
+        return make_block(layout_lines(paragraphs, load_font(file, size), width, wrap=wrap), file, size, spacing)
 
     def fits(size: int) -> bool:
         block = layout(size)
@@ -281,8 +295,8 @@ def zone_block(
 
 
 def legend(
-    canvas: Image.Image, mask: Image.Image, paragraphs: list[list[str]], file: str, pixels: int, wrap: bool,
-    spacing: float, background: RGBA, h: str, v: str,
+    canvas: Image.Image, mask: Image.Image, paragraphs: list[list[str]], file: str, pixels: int, spacing: float,
+    background: RGBA, h: str, v: str, *, wrap: bool,
 ) -> None:
     """A caption: at most two lines on a band across the bottom (or the top, for ``v`` top);
     no band for a caption with no words."""
@@ -293,16 +307,16 @@ def legend(
     inner = max(1, width - 2 * margin)
 
     def fits(size: int) -> bool:
-        return len(layout_lines(paragraphs, load_font(file, size), inner, wrap)) <= LEGEND_LINES
+        return len(layout_lines(paragraphs, load_font(file, size), inner, wrap=wrap)) <= LEGEND_LINES
 
     size = largest(min(pixels, max(MIN_PIXELS, round(pixels * LEGEND_SHRINK))), pixels, fits)
     font = load_font(file, size)
-    lines = layout_lines(paragraphs, font, inner, wrap)
+    lines = layout_lines(paragraphs, font, inner, wrap=wrap)
     if len(lines) > LEGEND_LINES:
         kept = lines[: LEGEND_LINES - 1]
         rest = " ".join(line.text for line in lines[LEGEND_LINES - 1:])
         lines = [*kept, Line((ellipsize(rest, font, inner),))]
-    lines = [Line((ellipsize(line.text, font, inner),), line.last) if font.getlength(line.text) > inner else line
+    lines = [Line((ellipsize(line.text, font, inner),), last=line.last) if font.getlength(line.text) > inner else line
              for line in lines]
     block = make_block(lines, file, size, spacing)
     pad = round(0.4 * block.advance)

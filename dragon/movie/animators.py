@@ -8,17 +8,17 @@ perspective scale 1 / (1 - z): z = 0.1 brings a node about 11% closer.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
 from dragon.movie.canvas import Matrix, about, rotation, scaling, translate
 from dragon.movie.transitions import direction_vector
+from dragon.sxml import Node
 
 ANIMATOR_TYPES = ("slide", "slide-in", "slide-out", "rot-in", "rot-out", "grow", "custom")
 
 
-def matrix(node: Any, t: float, centre: tuple[float, float], aspect: float) -> Matrix:
+def matrix(node: Node, t: float, centre: tuple[float, float], aspect: float) -> Matrix:
     """The animator's transform at movie time ``t``, about the node's ``centre``.
     Before its time it holds its first pose, after it its last."""
     p = 0.0 if node.duration <= 0 else min(1.0, max(0.0, (t - node.start) / node.duration))
@@ -47,7 +47,7 @@ def _depth(z: float) -> float:
     return 1.0 / max(0.05, 1.0 - z)
 
 
-def _custom(node: Any, local: float, centre: tuple[float, float]) -> Matrix:
+def _custom(node: Node, local: float, centre: tuple[float, float]) -> Matrix:
     """Keys interpolated linearly; within a key: scale, then pos, orient and rot."""
     keys = sorted(node.find("key"), key=lambda k: k.number("time", 0.0))
     if not keys:

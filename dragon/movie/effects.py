@@ -9,7 +9,7 @@ opacity and optionally a reveal mask; :mod:`dragon.movie.scene` draws them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Callable
 
 import torch
@@ -32,6 +32,7 @@ class Pose:
 
     index: int  # which medium
     motion: Matrix  # applied on top of the medium's base rectangle, in screen coordinates
+    _: KW_ONLY
     alpha: float = 1.0
     mask: Mask | None = None
     frame: bool = False  # draw a white border around it (square)

@@ -8,11 +8,11 @@ draw are reported once as a warning in the task's details, never an error.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
 from dragon.movie.canvas import Canvas, gaussian_blur
+from dragon.sxml import Node
 from dragon.sxml.model import parse_color
 
 ADAPTERS = ("fitAdapter", "zoomAdapter", "panoramicAdapter", "fixedAdapter", "kenburnsAdapter")
@@ -21,7 +21,7 @@ Box = tuple[int, int, int, int]  # pixel bounds x0, y0, x1, y1 of the node's con
 LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
 
 
-def apply(kind: str, node: Any, layer: torch.Tensor, p: float, box: Box, canvas: Canvas) -> torch.Tensor:
+def apply(kind: str, node: Node, layer: torch.Tensor, p: float, box: Box, canvas: Canvas) -> torch.Tensor:
     """``layer`` filtered; ``p`` is the filter's own progress (0..1) over its time."""
     fn = FILTERS.get(kind)
     return layer if fn is None else fn(node, layer, p, box, canvas)

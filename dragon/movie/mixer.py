@@ -1,15 +1,19 @@
 """The movie's soundtrack: every audio node and every video's own sound, placed in
 time, faded, cross-faded under transitions and ducked under "master" tracks.
 
-Mixed once per render as float32 stereo for the whole movie; cheap next to the
-pictures, and the segments of a parallel render all share it.
+Mixed in chunks of a few seconds, each track decoded as the chunks reach it, so the
+memory a soundtrack takes does not grow with the movie's length (float32 stereo for the
+3-hour cap would be 3.8 GB). Ducking needs to know where each master sounds before the
+first chunk: a first pass reads the masters alone and keeps one loudness value per
+50 ms window.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
 import av
 import numpy as np
@@ -18,24 +22,31 @@ from dragon.errors import InvalidContentError
 from dragon.media import audio as audio_media
 from dragon.media.containers import reason
 from dragon.movie.sources import media_key
+from dragon.sxml import Node
 
 RATE = 44100
+CHUNK = 10 * RATE  # samples mixed at a time
 WINDOW = 0.05  # seconds per loudness measurement for ducking
+MAX_SOURCE_SPAN = RATE * 10  # source samples a sped-up track resamples at a time
 
 
 @dataclass
 class Track:
     """One source of sound in the movie."""
 
-    node: Any  # the <audio> or <video> node
+    node: Node  # the <audio> or <video> node
     path: Path
     master: float | None  # duck-others level when this track ducks the others
 
+    @property
+    def start(self) -> int:
+        return round(self.node.start * RATE)
 
-def tracks(movie: Any, files: dict[str, Path]) -> list[Track]:
+
+def tracks(movie: Node, files: dict[str, Path]) -> list[Track]:
     """``files`` maps media keys (:func:`media_key`) to local files, voices included."""
     found = []
-    for node in _walk(movie):
+    for node in movie.walk():
         if node.tag == "audio" or (node.tag == "video" and node.flag("audio", True)):
             path = files.get(media_key(node) or "")
         else:
@@ -47,60 +58,166 @@ def tracks(movie: Any, files: dict[str, Path]) -> list[Track]:
     return found
 
 
-def mix(movie: Any, duration: float, files: dict[str, Path]) -> np.ndarray:
-    """(2, samples) float32 in [-1, 1] for the whole movie."""
+def mix(movie: Node, duration: float, files: dict[str, Path], *, chunk: int = CHUNK) -> Iterator[np.ndarray]:
+    """The soundtrack from start to end, as (2, n) float32 chunks in [-1, 1] of ``chunk``
+    samples (the last one shorter)."""
     total = round(duration * RATE)
-    masters = np.zeros((2, total), np.float32)
-    others = np.zeros((2, total), np.float32)
-    ducks: list[tuple[Track, np.ndarray]] = []
-    for track in tracks(movie, files):
-        placed = _place(track, total)
-        if placed is None:
-            continue
-        start, clip = placed
-        target = others if track.master is None else masters
-        target[:, start : start + clip.shape[1]] += clip
-        if track.master is not None:
-            alone = np.zeros((2, total), np.float32)  # a master's own sound, where it plays
-            alone[:, start : start + clip.shape[1]] = clip
-            ducks.append((track, alone))
-    for track, alone in ducks:
-        others *= _duck_gain(track, alone)
-    return np.clip(masters + others, -1.0, 1.0)
+    found = [track for track in tracks(movie, files) if _length(track, total) > 0]
+    ducks = [_duck_gain(track, total) for track in found if track.master is not None]
+    playing: dict[int, _Clip] = {}
+    for first in range(0, total, chunk):
+        stop = min(total, first + chunk)
+        masters = np.zeros((2, stop - first), np.float32)
+        others = np.zeros((2, stop - first), np.float32)
+        for i, track in enumerate(found):
+            start, end = track.start, track.start + _length(track, total)
+            if end <= first or start >= stop:
+                continue
+            if i not in playing:
+                playing[i] = _Clip(track)
+            a, b = max(first, start), min(stop, end)
+            (masters if track.master is not None else others)[:, a - first : b - first] += playing[i].read(b - a)
+            if end <= stop:
+                playing.pop(i).close()
+        for gain in ducks:
+            others *= gain.between(first, stop)
+        yield np.clip(masters + others, -1.0, 1.0)
 
 
-def _walk(node: Any) -> Iterator[Any]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
+def _length(track: Track, total: int) -> int:
+    """Samples the track plays, cut at the movie's end."""
+    return min(round(track.node.duration * RATE), total - track.start)
 
 
-def _place(track: Track, total: int) -> tuple[int, np.ndarray] | None:
-    """Where the track starts (in samples) and its sound there, enveloped."""
-    node = track.node
-    start = round(node.start * RATE)
-    length = min(round(node.duration * RATE), total - start)
-    if length <= 0:
-        return None
-    speed = node.number("speed", 1.0)
-    skip = node.number("skip", 0.0)
-    samples = _decode(track.path, skip, length / RATE * speed)
-    if speed != 1.0 and samples.shape[1] > 1:  # played faster or slower: so is the pitch
-        positions = np.arange(int(samples.shape[1] / speed)) * speed
-        samples = np.stack([np.interp(positions, np.arange(samples.shape[1]), ch) for ch in samples]).astype(np.float32)
-    if node.flag("loop", False) and 0 < samples.shape[1] < length:
-        samples = np.tile(samples, (1, length // samples.shape[1] + 1))
-    clip = np.zeros((2, length), np.float32)
-    clip[:, : min(length, samples.shape[1])] = samples[:, :length]
-    clip *= node.number("volume", 1.0) * _envelope(node, length)
-    return start, clip
+class _Clip:
+    """A track's sound as it plays in the movie, read front to back: from ``skip``, at
+    its ``speed`` (pitch follows), looped if asked, silent once its source ends,
+    scaled by ``volume`` and enveloped (:func:`_envelope`)."""
+
+    def __init__(self, track: Track):
+        node = self.node = track.node
+        self.start = track.start
+        self.done = 0  # samples of the clip read so far
+        self.speed = node.number("speed", 1.0)
+        self.volume = node.number("volume", 1.0)
+        self.source = _Source(track.path, node.number("skip", 0.0), loop=node.flag("loop", False))
+
+    def read(self, count: int) -> np.ndarray:
+        if self.speed == 1.0:
+            out = self.source.read(count)
+        else:  # positions in the source, a bounded span of it at a time however fast it plays
+            step = max(1, int(MAX_SOURCE_SPAN / self.speed))
+            out = np.concatenate([self.source.interpolate((self.done + np.arange(at, min(count, at + step))) * self.speed)
+                                  for at in range(0, count, step)], axis=1)
+        times = (self.start + self.done + np.arange(count)) / RATE
+        self.done += count
+        return out * (self.volume * _envelope(self.node, times))
+
+    def close(self) -> None:
+        self.source.close()
 
 
-def _envelope(node: Any, length: int) -> np.ndarray:
-    """Fades of the node itself and the cross-fades of the transitions around it and
-    around each of its ancestors in a sequence."""
-    t = node.start + np.arange(length) / RATE
-    gain = np.ones(length, np.float32)
+class _Source:
+    """A file's sound as (2, n) float32 at RATE from ``skip``, decoded as it is read; a
+    mono file is copied to both sides at full level. Past its end: silence, or, with
+    ``loop``, the same sound again from ``skip``. A video without sound is silent."""
+
+    def __init__(self, path: Path, skip: float, *, loop: bool):
+        self.path, self.skip, self.loop = path, skip, loop
+        self.buffer = np.zeros((2, 0), np.float32)
+        self.base = 0  # source index of buffer[:, 0]
+        self.pass_start = 0  # source index where the current pass over the file began
+        self.ended = False
+        self.container: av.container.InputContainer | None = None
+        self.frames: Iterator[np.ndarray] = iter(())
+        self._open()
+
+    def read(self, count: int) -> np.ndarray:
+        self._fill(self.base + count)
+        out = self.buffer[:, :count]
+        if out.shape[1] < count:
+            out = np.concatenate([out, np.zeros((2, count - out.shape[1]), np.float32)], axis=1)
+        self._drop(self.base + count)
+        return out
+
+    def interpolate(self, positions: np.ndarray) -> np.ndarray:
+        """The sound at fractional source positions (increasing, from where the last call ended)."""
+        self._fill(int(positions[-1]) + 2)
+        index = np.arange(self.base, self.base + self.buffer.shape[1])
+        out = np.zeros((2, positions.size), np.float32)
+        if index.size:
+            for side in range(2):
+                out[side] = np.interp(positions, index, self.buffer[side], right=0.0)
+        self._drop(int(positions[-1]))
+        return out
+
+    def _fill(self, upto: int) -> None:
+        """Decode until the buffer holds source samples up to index ``upto`` (or the end)."""
+        pieces = [self.buffer]
+        have = self.base + self.buffer.shape[1]
+        while have < upto and not self.ended:
+            piece = next(self.frames, None)
+            if piece is None:
+                self._reopen(have)
+                continue
+            pieces.append(piece)
+            have += piece.shape[1]
+        self.buffer = np.concatenate(pieces, axis=1) if len(pieces) > 1 else self.buffer
+
+    def _drop(self, before: int) -> None:
+        cut = max(0, min(before - self.base, self.buffer.shape[1]))
+        self.buffer, self.base = self.buffer[:, cut:], self.base + cut
+
+    def _reopen(self, have: int) -> None:
+        """The file is read up to source index ``have``: again from ``skip`` for a loop,
+        unless that pass gave nothing."""
+        self.close()
+        if self.loop and have > self.pass_start:
+            self.pass_start = have
+            self._open()
+        else:
+            self.ended = True
+
+    def _open(self) -> None:
+        try:
+            self.container = audio_media.open_audio(self.path)
+        except (av.FFmpegError, InvalidContentError) as exc:
+            raise self._error(exc) from None
+        self.frames = self._decode(self.container)
+
+    def _decode(self, container: av.container.InputContainer) -> Iterator[np.ndarray]:
+        try:
+            if not container.streams.audio:
+                return
+            stream = container.streams.audio[0]
+            if self.skip > 0:
+                container.seek(int(self.skip * av.time_base), backward=True)
+            mono = stream.codec_context.channels == 1
+            resampler = av.AudioResampler(format="fltp", layout="mono" if mono else "stereo", rate=RATE)
+            for frame in itertools.chain(container.decode(stream), [None]):  # None: what the resampler holds back
+                first = frame.time if frame is not None else None
+                for out in resampler.resample(frame):
+                    data: np.ndarray = out.to_ndarray()
+                    data = np.repeat(data, 2, axis=0) if mono else data.reshape(2, -1)
+                    if first is not None and first < self.skip:  # the seek landed before the skip point
+                        data, first = data[:, round((self.skip - first) * RATE) :], None
+                    yield data.astype(np.float32, copy=False)
+        except (av.FFmpegError, InvalidContentError) as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: Exception) -> InvalidContentError:
+        return InvalidContentError(f"the sound of {self.path.name} could not be decoded ({reason(exc)})")
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+
+def _envelope(node: Node, t: np.ndarray) -> np.ndarray:
+    """Gain at movie times ``t``: fades of the node itself and the cross-fades of the
+    transitions around it and around each of its ancestors in a sequence."""
+    gain = np.ones(t.size, np.float32)
     fadein, fadeout = node.number("fadein", 0.0), node.number("fadeout", 0.0)
     end = node.start + node.duration
     if fadein > 0:
@@ -122,58 +239,48 @@ def _envelope(node: Any, length: int) -> np.ndarray:
     return gain
 
 
-def _duck_gain(track: Track, placed: np.ndarray) -> np.ndarray:
+class _DuckGain:
+    """The gain a master puts on the other tracks, one value per loudness window."""
+
+    def __init__(self, per_window: np.ndarray, window: int):
+        self.per_window, self.window = per_window, window
+
+    def between(self, first: int, stop: int) -> np.ndarray:
+        index = np.minimum(np.arange(first, stop) // self.window, self.per_window.size - 1)
+        return self.per_window[index]
+
+
+def _duck_gain(track: Track, total: int) -> _DuckGain:
     """Gain of the other tracks: ``duck-others`` wherever this master sounds (above
-    ``duck-threshold`` of its peak), widened by ``duck-margin`` and eased over ``duck-fade``."""
+    ``duck-threshold`` of its peak), widened by ``duck-margin`` and eased over ``duck-fade``.
+    The master is read once here, chunk by chunk, for its loudness per window."""
     node = track.node
     level = float(track.master or 0.0)
     threshold = node.number("duck-threshold", 0.05)
     margin, fade = node.number("duck-margin", 0.5), node.number("duck-fade", 1.0)
     window = int(WINDOW * RATE)
-    total = placed.shape[1]
     blocks = max(1, total // window)
-    energy = np.abs(placed[:, : blocks * window]).max(axis=0).reshape(blocks, window).max(axis=1)
+    energy = np.zeros(blocks, np.float32)
+    start, length = track.start, _length(track, total)
+    clip = _Clip(track)
+    try:
+        for at in range(start, start + length, CHUNK):
+            sound = np.abs(clip.read(min(CHUNK, start + length - at))).max(axis=0)
+            # Padded with silence to whole windows of the movie's time, which cannot raise a maximum.
+            first = at // window
+            padded = np.zeros(-(-(at - first * window + sound.size) // window) * window, np.float32)
+            padded[at - first * window :][: sound.size] = sound
+            peaks = padded.reshape(-1, window).max(axis=1)[: max(0, blocks - first)]
+            energy[first : first + peaks.size] = np.maximum(energy[first : first + peaks.size], peaks)
+    finally:
+        clip.close()
     peak = float(energy.max())
     if peak <= 0:
-        return np.ones(total, np.float32)
+        return _DuckGain(np.ones(1, np.float32), window)
     loud = (energy > threshold * peak).astype(np.float32)
     reach = round(margin / WINDOW)
     if reach > 0:
-        loud = np.convolve(loud, np.ones(2 * reach + 1), mode="same") > 0
+        loud = (np.convolve(loud, np.ones(2 * reach + 1), mode="same") > 0).astype(np.float32)
     smooth = max(1, round(fade / WINDOW))
-    loud = np.convolve(loud.astype(np.float32), np.ones(smooth) / smooth, mode="same")
-    per_sample = np.repeat(loud, window)
-    per_sample = np.concatenate([per_sample, np.full(total - per_sample.size, per_sample[-1] if per_sample.size else 0)])
-    return (1.0 - (1.0 - level) * np.clip(per_sample, 0, 1)).astype(np.float32)
-
-
-def _decode(path: Path, skip: float, seconds: float) -> np.ndarray:
-    """(2, n) float32 at RATE from ``skip`` for ``seconds`` (less if the file ends).
-    A video without a sound track gives silence."""
-    wanted = round(seconds * RATE) + RATE // 10
-    chunks: list[np.ndarray] = []
-    have = 0
-    try:
-        with audio_media.open_audio(path) as container:
-            if not container.streams.audio:
-                return np.zeros((2, 0), np.float32)
-            stream = container.streams.audio[0]
-            if skip > 0:
-                container.seek(int(skip * av.time_base), backward=True)
-            mono = stream.codec_context.channels == 1  # copied to both sides at full level, not panned
-            resampler = av.AudioResampler(format="fltp", layout="mono" if mono else "stereo", rate=RATE)
-            for frame in container.decode(stream):
-                first = frame.time
-                for out in resampler.resample(frame):
-                    data = out.to_ndarray()
-                    data = np.repeat(data, 2, axis=0) if mono else data.reshape(2, -1)
-                    if first is not None and first < skip:  # the seek landed before the skip point
-                        cut = round((skip - first) * RATE)
-                        data, first = data[:, cut:], None
-                    chunks.append(data)
-                    have += data.shape[1]
-                if have >= wanted:
-                    break
-    except (av.FFmpegError, InvalidContentError) as exc:
-        raise InvalidContentError(f"the sound of {path.name} could not be decoded ({reason(exc)})") from None
-    return np.concatenate(chunks, axis=1)[:, :wanted] if chunks else np.zeros((2, 0), np.float32)
+    eased = np.convolve(loud, np.ones(smooth) / smooth, mode="same")
+    return _DuckGain((1.0 - (1.0 - level) * np.clip(eased, 0, 1)).astype(np.float32), window)

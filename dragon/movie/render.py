@@ -1,5 +1,5 @@
-"""One movie, parsed, timed and ready to draw: any range of its frames to an H.264
-segment, one frame to a thumbnail, and its soundtrack.
+"""One movie, parsed, timed and ready to draw: any range of its frames to a video
+segment in its profile's codec, one frame to a thumbnail, and its soundtrack.
 
 Everything a render needs travels in a :class:`Job` (the SXML, the profile and the
 lengths of the media, measured once), so a segment rendered on another worker resolves
@@ -8,23 +8,25 @@ exactly the same timeline.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from dragon.media.video.codecs import even_size
+from dragon.media import audio
+from dragon.media.video.probe import probe as probe_video
 from dragon.media.gpu import gpu_assigned
 from dragon.movie import mixer
-from dragon.movie.canvas import Canvas, downsample, to_rgb24
-from dragon.movie.encode import SegmentWriter, encode_sound, join
+from dragon.movie.canvas import Canvas, to_rgb24
+from dragon.movie.encode import Output, SegmentWriter, encode_sound, join
 from dragon.movie.scene import Scene
 from dragon.movie.sources import Sources, media_key
-from dragon.sxml import Document, parse, profiles, resolve
+from dragon.sxml import Document, Node, parse, profiles, resolve
+
+PROGRESS_STEP = 5  # frames between progress reports
 
 
 @dataclass(frozen=True)
@@ -35,40 +37,50 @@ class Job:
     lengths: dict[str, float] = field(default_factory=dict)  # media key -> seconds
 
 
-def inputs(document: Document) -> tuple[set[str], list[Any]]:
+def inputs(document: Document) -> tuple[set[str], list[Node]]:
     """Files the movie reads (URLs) and its text-to-speech nodes."""
     urls: set[str] = set()
-    voices: list[Any] = []
+    voices: list[Node] = []
 
-    def walk(node: Any) -> None:
+    for node in document.movie.walk():
         key = media_key(node)
         if key is not None and key.startswith("voice:"):
             voices.append(node)
         elif key is not None and node.tag in ("image", "video", "audio"):
             urls.add(key)
-        for child in node.children:
-            walk(child)
-
-    walk(document.movie)
     return urls, voices
 
 
-class Movie:
-    """``files`` maps media keys (URLs and voice keys) to local files. ``scale`` shrinks
-    the output (previews)."""
+def lengths(document: Document, files: dict[str, Path]) -> dict[str, float]:
+    """Seconds of every audio and video file the movie plays, by media key."""
+    found: dict[str, float] = {}
+    for node in document.movie.walk():
+        key = media_key(node)
+        if key in files and key not in found and node.tag in ("audio", "video"):
+            probe = probe_video if node.tag == "video" else audio.probe
+            found[key] = probe(files[key]).duration
+    return found
 
-    def __init__(self, job: Job, files: dict[str, Path], scale: float = 1.0, antialias: int | None = None):
+
+def pictured(document: Document) -> set[str]:
+    """Media keys of the files the pictures show (images and videos): what a segment reads."""
+    return {key for node in document.movie.walk() if node.tag in ("image", "video") and (key := media_key(node))}
+
+
+class Movie:
+    """``files`` maps media keys (URLs and voice keys) to local files; ``output`` is what
+    renders write (the job's profile by default; a preview's is smaller)."""
+
+    def __init__(self, job: Job, files: dict[str, Path], output: Output | None = None, antialias: int | None = None):
         self.job = job
         self.document = parse(job.definition)
         self.warnings = list(self.document.warnings)
         self.duration = resolve(self.document.movie, self._length)
-        self.profile = profiles.profile(job.profile)
-        self.rate = self.profile.fps
-        self.width, self.height = even_size(round(self.profile.width * scale), round(self.profile.height * scale))
-        samples = antialias if antialias is not None else job.antialias
-        supersample = math.sqrt(max(1, samples))
+        self.output = output or Output.export(profiles.profile(job.profile))
+        self.rate = self.output.rate
+        self.width, self.height = self.output.width, self.output.height
         device = torch.device("cuda") if gpu_assigned() and torch.cuda.is_available() else torch.device("cpu")
-        self.canvas = Canvas(round(self.width * supersample), round(self.height * supersample), device)
+        self.canvas = Canvas(*self.output.display_size, device, job.antialias if antialias is None else antialias)
         self.files = files
         self.sources = Sources(files, self.canvas)
         self.scene = Scene(self.document.movie, self.sources, self.canvas, self.warnings)
@@ -77,42 +89,41 @@ class Movie:
     def frames(self) -> int:
         return max(1, round(self.duration * self.rate))
 
-    def _length(self, node: Any) -> float | None:
+    def _length(self, node: Node) -> float | None:
         key = media_key(node)
         return self.job.lengths.get(key) if key else None
 
     @torch.inference_mode()
     def picture(self, index: int) -> np.ndarray:
-        """Frame ``index`` as (H, W, 3) uint8 RGB."""
-        layer = self.scene.frame(index / float(self.rate))
-        return to_rgb24(downsample(layer, self.width, self.height))
+        """Frame ``index`` as (H, W, 3) uint8 RGB at the displayed size."""
+        return to_rgb24(self.scene.frame(index / float(self.rate)))
 
-    def render(self, first: int, stop: int, dest: Path, progress: Callable[[int], None] | None = None,
-               preset: str | None = None, threads: int = 0) -> Path:
-        """Frames [first, stop) to an H.264 segment (``threads``: the encoder's, 0 for its choice)."""
-        with SegmentWriter(dest, self.width, self.height, self.rate, self.profile.video_bitrate, preset, threads) as writer:
+    def render(self, first: int, stop: int, dest: Path, *, threads: int = 0) -> Iterator[int]:
+        """Frames [first, stop) to the video segment ``dest`` (``threads``: the encoder's,
+        0 for its choice), as it is iterated: it yields the frames done every
+        ``PROGRESS_STEP`` frames and once the segment is written."""
+        with SegmentWriter(dest, self.output, threads=threads) as writer:
             for done, index in enumerate(range(first, stop), 1):
                 writer.write(self.picture(index))
-                if progress is not None and done % 25 == 0:
-                    progress(done)
-        return dest
+                if done % PROGRESS_STEP == 0 and index < stop - 1:
+                    yield done
+        yield stop - first
 
-    def soundtrack(self) -> np.ndarray | None:
-        """The mixed sound, or None for a silent movie."""
-        sound = mixer.mix(self.document.movie, self.duration, self.files)
-        return sound if np.any(sound) else None
+    def soundtrack(self) -> Iterator[np.ndarray]:
+        """The mixed sound, chunk by chunk (see :func:`mixer.mix`)."""
+        return mixer.mix(self.document.movie, self.duration, self.files)
 
     def encoded_soundtrack(self, dest: Path) -> Path | None:
-        """The soundtrack encoded (AAC in MP4), or None for a silent movie."""
-        sound = self.soundtrack()
-        return None if sound is None else encode_sound(sound, dest, self.profile.audio_bitrate)
+        """The soundtrack encoded in the output's audio codec, or None for a silent movie."""
+        return encode_sound(self.soundtrack(), dest, self.output)
 
     def finish(self, segments: list[Path], dest: Path) -> Path:
         """Segments and the soundtrack joined into ``dest``."""
-        join(segments, self.encoded_soundtrack(dest.with_name(dest.stem + "-sound.mp4")), dest)
+        join(segments, self.encoded_soundtrack(dest.with_name(dest.stem + "-sound.nut")), dest, self.output.format)
         return dest
 
     def thumbnail(self, at: float, dest: Path) -> Path:
+        """The frame at ``at`` seconds (clamped to the movie) as a JPEG at the displayed size."""
         index = min(self.frames - 1, max(0, int(at * float(self.rate))))
         Image.fromarray(self.picture(index)).save(dest, "JPEG", quality=85)
         return dest

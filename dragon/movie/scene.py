@@ -8,23 +8,22 @@ its animators. Nodes outside their time draw nothing. Timing (``start`` and
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from dragon.movie import animators, effects, filters, transitions
-from dragon.movie.canvas import Canvas, Layer, full, over, patch, place, rect, scaling, warp
+from dragon.movie.canvas import Canvas, Layer, Matrix, Texture, full, is_identity, over, place, rect, reduce, scaling, warp
 from dragon.movie.sources import Sources
+from dragon.sxml import Node
 
 VISUAL = ("sequence", "stack", "effect", "text", "overlay", "body")
 EPSILON = 1e-6
 
 
-def active(node: Any, t: float) -> bool:
+def active(node: Node, t: float) -> bool:
     return node.start - EPSILON <= t < node.start + node.duration - EPSILON
 
 
-def progress(node: Any, t: float) -> float:
+def progress(node: Node, t: float) -> float:
     return 1.0 if node.duration <= 0 else min(1.0, max(0.0, (t - node.start) / node.duration))
 
 
@@ -50,21 +49,33 @@ def layout(placement: dict[str, float | None], media_aspect: float | None, scree
 
 
 class Scene:
-    def __init__(self, movie: Any, sources: Sources, canvas: Canvas, warnings: list[str]):
+    """Draws on ``canvas``. A node whose layer would be resampled a second time (moved
+    by an animator or a camera, or by a transition that moves or bends its sides) is
+    drawn on a finer canvas, then reduced: resampling a resampled layer loses the detail
+    that the canvas's filtering keeps everywhere else."""
+
+    def __init__(self, movie: Node, sources: Sources, canvas: Canvas, warnings: list[str]):
+        self.movie = movie
         self.body = movie.find("body")[0]
         self.sources = sources
         self.canvas = canvas
         self.warnings = warnings
         self._warned: set[str] = set()
+        self._fine: Scene | None = None
+        self._cards: dict[tuple[int, int], Texture] = {}
 
     def frame(self, t: float) -> torch.Tensor:
         """The picture at movie time ``t``, over black."""
         layer = self.draw(self.body, t)
         return self.canvas.blank() if layer is None else full(layer, self.canvas)
 
-    def draw(self, node: Any, t: float) -> Layer | None:
+    def draw(self, node: Node, t: float) -> Layer | None:
         if not active(node, t):
             return None
+        if self.canvas.filtered and self._resampled(node, t):
+            fine = self.fine
+            layer = fine.draw(node, t)
+            return None if layer is None else reduce(full(layer, fine.canvas), self.canvas)
         layer = getattr(self, f"_draw_{node.tag}")(node, t)
         if layer is None:
             return None
@@ -76,10 +87,10 @@ class Scene:
 
     # --- node types -------------------------------------------------------------
 
-    def _draw_body(self, node: Any, t: float) -> Layer | None:
+    def _draw_body(self, node: Node, t: float) -> Layer | None:
         return self._draw_sequence(node, t)
 
-    def _draw_sequence(self, node: Any, t: float) -> Layer | None:
+    def _draw_sequence(self, node: Node, t: float) -> Layer | None:
         children = node.children
         for i, child in enumerate(children):
             if child.tag == "transition" and active(child, t):
@@ -95,22 +106,15 @@ class Scene:
                 return self.draw(child, t)
         return None
 
-    def _draw_stack(self, node: Any, t: float) -> Layer | None:
+    def _draw_stack(self, node: Node, t: float) -> Layer | None:
         layer = None
         for child in node.children:
             if child.tag in VISUAL:
                 layer = over(self.draw(child, t), layer, self.canvas)
-        for camera in node.find("camera"):
-            if layer is not None and active(camera, t):
-                # The camera moves the other way from the world: invert its transforms, last first.
-                moves = [animators.matrix(a, t, (0.0, 0.0), self.canvas.aspect) for a in camera.find("animator")]
-                total = torch.eye(3, dtype=torch.float64)
-                for m in moves:
-                    total = total @ m
-                layer = warp(layer, self.canvas, torch.linalg.inv(total))
-        return layer
+        view = self._camera(node, t)
+        return layer if layer is None or view is None else warp(layer, self.canvas, view)
 
-    def _draw_effect(self, node: Any, t: float) -> Layer | None:
+    def _draw_effect(self, node: Node, t: float) -> Layer | None:
         kind = node.attrs.get("type", "none")
         media = node.media()
         layer = None
@@ -123,13 +127,10 @@ class Scene:
                 layer = over(self.draw(child, t), layer, self.canvas)
         return layer
 
-    def _draw_text(self, node: Any, t: float) -> Layer | None:
-        x0, y0, x1, y1 = self.canvas.pixels(layout(node.placement(), None, self.canvas.aspect))
-        if x1 - x0 < 1 or y1 - y0 < 1 or not node.text:
-            return None
-        return patch(self.sources.text(node, (x1 - x0, y1 - y0)), x0, y0, self.canvas)
+    def _draw_text(self, node: Node, t: float) -> Layer | None:
+        return self.sources.text(node, layout(node.placement(), None, self.canvas.aspect), self.canvas)
 
-    def _draw_overlay(self, node: Any, t: float) -> Layer | None:
+    def _draw_overlay(self, node: Node, t: float) -> Layer | None:
         media = node.media()
         layer = None
         for m in media:
@@ -143,7 +144,7 @@ class Scene:
                 fit = min(hx / (mw / mh), hy)
                 hx, hy = fit * mw / mh, fit
             need = (round(hx / a * self.canvas.width), round(hy * self.canvas.height))
-            drawn = place(self.sources.pixels(m, need, t), self.canvas, rect(cx, cy, hx, hy))
+            drawn = place(self.sources.pixels(m, need, t, self.canvas), self.canvas, rect(cx, cy, hx, hy))
             if drawn is not None:
                 layer = over(self._media_filters(m, drawn, t, self.canvas.pixels((x0, y0, x1, y1))), layer, self.canvas)
         for child in node.children:
@@ -153,18 +154,18 @@ class Scene:
 
     # --- helpers ----------------------------------------------------------------
 
-    def _pose(self, effect: Any, media: Any, pose: effects.Pose, t: float) -> Layer | None:
+    def _pose(self, effect: Node, media: Node, pose: effects.Pose, t: float) -> Layer | None:
         mw, mh = self.sources.size(media)
         default = "fitAdapter" if effect.attrs.get("type") == "square" else "kenburnsAdapter"  # a framed card
         hx, hy = self._base(mw / mh, self._adapter(media, effect.attrs.get("adapter", default)), mw, mh)
         # Decoded once per medium with kenburns' zoom to spare (not per frame at its current zoom).
         need = (round(hx / self.canvas.aspect * self.canvas.width * effects.ZOOM), round(hy * self.canvas.height * effects.ZOOM))
         transform = pose.motion @ scaling(hx, hy)
-        layer = place(self.sources.pixels(media, need, t), self.canvas, transform)
+        layer = place(self.sources.pixels(media, need, t, self.canvas), self.canvas, transform)
         if layer is None:
             return None
         if pose.frame:
-            layer = self._framed(layer, transform)
+            layer = self._framed(layer, transform, need)
         if pose.alpha < 1 or pose.mask is not None:
             layer = full(layer, self.canvas) * pose.alpha
             if pose.mask is not None:
@@ -184,43 +185,82 @@ class Scene:
             return max(aspect, screen), 1.0
         return (aspect, 1.0) if aspect > screen else (screen, screen / aspect)  # cover: zoom/kenburns adapters
 
-    def _adapter(self, media: Any, default: str) -> str:
+    def _adapter(self, media: Node, default: str) -> str:
         for f in media.find("filter"):
             if f.attrs.get("type") in filters.ADAPTERS:
                 return f.attrs["type"]
         return default
 
-    def _framed(self, layer: Layer, transform: torch.Tensor) -> Layer | None:
-        """A white border around a posed medium: a slightly larger white card beneath it."""
-        card = torch.ones(4, 2, 2, device=self.canvas.device)
-        border = transform @ scaling(1.04, 1.04)
-        return over(layer, place(card, self.canvas, border), self.canvas)
+    def _framed(self, layer: Layer, transform: torch.Tensor, size: tuple[int, int]) -> Layer:
+        """A white border around a posed medium: a slightly larger white card beneath it,
+        with as many texels as the medium (``size`` pixels at the canvas's detail), so
+        that its edges are as sharp."""
+        w, h = (max(1, round(side * self.canvas.detail)) for side in size)
+        if (w, h) not in self._cards:
+            self._cards[(w, h)] = Texture(torch.ones(4, 1, 1, device=self.canvas.device).expand(4, h, w))
+        card = place(self._cards[(w, h)], self.canvas, transform @ scaling(1.04, 1.04))
+        framed = over(layer, card, self.canvas)
+        return layer if framed is None else framed
 
-    def _media_filters(self, media: Any, layer: Layer, t: float, box: tuple[int, int, int, int]) -> Layer:
+    def _media_filters(self, media: Node, layer: Layer, t: float, box: tuple[int, int, int, int]) -> Layer:
         for f in media.find("filter"):
             if f.attrs.get("type") not in filters.ADAPTERS and active(f, t):
                 layer = self._filter(f, full(layer, self.canvas), t, box)
         return layer
 
-    def _filter(self, node: Any, layer: torch.Tensor, t: float, box: tuple[int, int, int, int]) -> torch.Tensor:
+    def _filter(self, node: Node, layer: torch.Tensor, t: float, box: tuple[int, int, int, int]) -> torch.Tensor:
         kind = node.attrs.get("type", "")
         if kind not in filters.RENDERED and kind not in self._warned:
             self._warned.add(kind)
             self.warnings.append(f"line {node.line}: filter type '{kind}' is not rendered by Dragon; it is ignored")
         return filters.apply(kind, node, layer, progress(node, t), box, self.canvas)
 
-    def _animate(self, node: Any, layer: Layer, t: float, box: tuple[int, int, int, int]) -> Layer:
+    def _animate(self, node: Node, layer: Layer, t: float, box: tuple[int, int, int, int]) -> Layer:
+        motion = self._motion(node, t, box)
+        return layer if motion is None else warp(layer, self.canvas, motion)
+
+    def _motion(self, node: Node, t: float, box: tuple[int, int, int, int]) -> Matrix | None:
+        """Where the node's animators move its layer at ``t``; None when they leave it in place."""
         moves = node.find("animator")
         if not moves:
-            return layer
+            return None
         x0, y0, x1, y1 = box
         centre = ((x0 + x1) / self.canvas.width - 1) * self.canvas.aspect, (y0 + y1) / self.canvas.height - 1
         total = torch.eye(3, dtype=torch.float64)
         for animator in moves:  # in document order: the first applies first
             total = animators.matrix(animator, t, centre, self.canvas.aspect) @ total
-        return warp(layer, self.canvas, total)
+        return None if is_identity(total) else total
 
-    def _box(self, node: Any) -> tuple[int, int, int, int]:
+    def _camera(self, node: Node, t: float) -> Matrix | None:
+        """How a stack's active cameras move the view at ``t``; None when they do not."""
+        total = torch.eye(3, dtype=torch.float64)
+        for camera in node.find("camera"):
+            if active(camera, t):
+                # The camera moves the other way from the world: invert its transforms, last first.
+                for animator in camera.find("animator"):
+                    total = total @ animators.matrix(animator, t, (0.0, 0.0), self.canvas.aspect)
+        return None if is_identity(total) else torch.linalg.inv(total)
+
+    def _resampled(self, node: Node, t: float) -> bool:
+        """Whether the node's layer is resampled after it is drawn, at ``t``."""
+        if node.tag in ("sequence", "body"):
+            return any(c.tag == "transition" and active(c, t) and c.attrs.get("type", "crossfade") in transitions.RESAMPLING
+                       for c in node.children)
+        if node.tag == "stack" and self._camera(node, t) is not None:
+            return True
+        return self._motion(node, t, self._box(node)) is not None
+
+    @property
+    def fine(self) -> Scene:
+        """The same movie drawn on a canvas √antialias times finer, unfiltered."""
+        if self._fine is None:
+            c = self.canvas
+            canvas = Canvas(round(c.width * c.detail), round(c.height * c.detail), c.device)
+            self._fine = Scene(self.movie, self.sources, canvas, self.warnings)
+            self._fine._warned = self._warned
+        return self._fine
+
+    def _box(self, node: Node) -> tuple[int, int, int, int]:
         if node.tag == "text":
             return self.canvas.pixels(layout(node.placement(), None, self.canvas.aspect))
         if node.tag == "overlay":

@@ -17,6 +17,7 @@ TRANSITION_TYPES = (
     "crossfade", "waterdrop", "circle", "radial", "swirl", "strip", "scan", "scans", "move", "over", "under", "cube",
     "spiral", "dualmove",
 )
+RESAMPLING = frozenset({"waterdrop", "swirl", "move", "over", "under", "cube", "spiral", "dualmove"})  # move or bend their sides
 SOFT = 0.04  # width of the soft edge of wipes, in screen units
 
 

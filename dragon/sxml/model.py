@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dragon.errors import InvalidXMLError
@@ -109,6 +110,12 @@ class Node:
     def find(self, tag: str) -> list[Node]:
         """The direct children with this tag."""
         return [child for child in self.children if child.tag == tag]
+
+    def walk(self) -> Iterator[Node]:
+        """This node and all below it, in document order."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
 
 
 @dataclass

@@ -1,14 +1,15 @@
 """Output profiles of ``video.create``: the 66 names the 2014 docs listed.
 
 Sizes are those documented in 2012 where a table gives them, inferred otherwise (see
-docs/sxml.md, "Profiles"). Whatever the historical container (FLV, WMV, MPEG-2), every
-profile renders MP4 with H.264 video and AAC audio; the name only picks the size, the
-frame rate and the bitrates.
+docs/sxml.md, "Profiles"). Each profile writes the container and codecs the 2012 table
+gives it (FLV with Sorenson Spark and MP3, ASF with WMV and WMA, MPEG-2 program streams
+for DVD, MPEG-4 Part 2 for mobiles); the others, H.264 and AAC in MP4. Bitrates are in
+kbit/s from here to the encoder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 DEFAULT_PROFILE = "360p"
@@ -16,15 +17,53 @@ DEFAULT_FPS = Fraction(25)
 AUDIO_RATE = 44100
 
 
+@dataclass(frozen=True, eq=False)
+class Format:
+    """A file's container and codecs, by their FFmpeg names. ``video`` "h264" is H.264
+    from whichever encoder the worker has (NVENC or libx264); ``max_gop`` caps the frames
+    between keyframes where the format demands it; ``video_options`` go to the encoder
+    and ``muxer_options`` to the muxer."""
+
+    muxer: str
+    video: str
+    audio: str
+    extension: str
+    content_type: str
+    audio_rate: int = AUDIO_RATE
+    max_gop: int | None = None
+    video_options: dict[str, str] = field(default_factory=dict)
+    muxer_options: dict[str, str] = field(default_factory=dict)
+
+
+MP4 = Format("mp4", "h264", "aac", "mp4", "video/mp4", muxer_options={"movflags": "+faststart"})
+MP4_PART2 = Format("mp4", "mpeg4", "aac", "mp4", "video/mp4", muxer_options={"movflags": "+faststart"})
+FLV = Format("flv", "flv", "libmp3lame", "flv", "video/x-flv")
+FLV_H264 = Format("flv", "h264", "aac", "flv", "video/x-flv")
+WMV1 = Format("asf", "wmv1", "wmav1", "wmv", "video/x-ms-wmv")
+WMV2 = Format("asf", "wmv2", "wmav1", "wmv", "video/x-ms-wmv")
+# DVD-Video: MPEG-2 and MPEG audio layer 2 at 48 kHz in 2048-byte packs, at most 15 frames a GOP
+# and 9.8 Mbit/s with the VBV buffer of the DVD profile (what ``ffmpeg -target dvd`` sets).
+DVD = Format("dvd", "mpeg2video", "mp2", "mpg", "video/mpeg", audio_rate=48000, max_gop=15,
+             video_options={"maxrate": "9000k", "bufsize": "1835008"},
+             muxer_options={"muxrate": "10080000", "packetsize": "2048"})
+MPEG1 = Format("mpeg", "mpeg1video", "mp2", "mpg", "video/mpeg")
+PREVIEW = FLV_H264  # the spec's previews are FLV streams ("…/360p/preview.flv")
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
-    width: int
+    width: int  # stored size; the picture's shape is width × pixel_aspect by height
     height: int
     fps: Fraction
-    video_bitrate: int  # bits per second
-    audio_bitrate: int
-    audio_rate: int = AUDIO_RATE
+    video_bitrate: int  # kbit/s
+    audio_bitrate: int  # kbit/s
+    format: Format = MP4
+    pixel_aspect: Fraction = Fraction(1)
+
+    @property
+    def audio_rate(self) -> int:
+        return self.format.audio_rate
 
 
 # base name -> (width, height, video kbit/s, audio kbit/s, fps or None for the default / the suffix)
@@ -115,6 +154,30 @@ _KNOWN = frozenset(PROFILE_NAMES)
 _SIZES = {**_INFERRED, **_DOCUMENTED}
 
 
+# Containers and codecs other than H.264 in MP4 (the 2012 table; the -flv, -wmv and
+# flash names it does not list follow their family, dvd-mpeg1 is VCD-like MPEG-1).
+_FORMATS: dict[str, Format] = {
+    **dict.fromkeys(("flash-small", "iphone-flv", "youtube-flv", "flash", "flash-hq", "flash-large-4-3",
+                     "flash-med-16-9", "youtube-slow-flv"), FLV),
+    "flash-h264": FLV_H264,
+    **dict.fromkeys(("mobile-small", "mobile"), MP4_PART2),
+    "wmv1": WMV1,
+    **dict.fromkeys(("wmv2", "wmv2-large-4-3", "ntsc-wide-wmv"), WMV2),
+    **dict.fromkeys((f"dvd-{system}-{shape}{half}" for system in ("ntsc", "pal") for shape in ("4-3", "16-9")
+                     for half in ("", "-h")), DVD),
+    **dict.fromkeys(("dvd-mpeg1", "dvd-mpeg1-small"), MPEG1),
+}
+
+
+def _pixel_aspect(base: str, width: int, height: int) -> Fraction:
+    """DVD frames are stored at 720 (or 352) columns whatever their shape: their pixels
+    are stretched to a 4:3 or 16:9 picture."""
+    if not base.startswith(("dvd-ntsc", "dvd-pal")):
+        return Fraction(1)
+    shape = Fraction(16, 9) if "16-9" in base else Fraction(4, 3)
+    return shape / Fraction(width, height)
+
+
 def profile(name: str) -> Profile:
     """The profile called ``name``; KeyError for a name the API never listed."""
     if name not in _KNOWN:
@@ -125,4 +188,5 @@ def profile(name: str) -> Profile:
             base, fps = name[: -len(suffix)], rate
             break
     width, height, video_kbps, audio_kbps, base_fps = _SIZES[base]
-    return Profile(name, width, height, fps or base_fps or DEFAULT_FPS, video_kbps * 1000, audio_kbps * 1000)
+    return Profile(name, width, height, fps or base_fps or DEFAULT_FPS, video_kbps, audio_kbps,
+                   _FORMATS.get(base, MP4), _pixel_aspect(base, width, height))
