@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from dragon.journal import Journal
 
 SERVER_MODULES = ("ray", "pydantic_settings", "av", "torch")  # a few the `server` extra brings
-DEV_ACCOUNT = "dev"  # the account the first `dragon serve` creates (dragon.runtime.DEV_ACCOUNT)
 
 
 def _require_server() -> None:
@@ -91,7 +90,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     click.echo(f"Journal: {describe_journal(settings)}")
     click.echo(f"Dragon is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir.absolute()})")
     if secret:
-        _announce(secret)
+        _announce(runtime.DEV_ACCOUNT, secret)
     if ray_address:
         return
     stopping: list[int] = []  # set from a signal handler: no locks there
@@ -104,14 +103,14 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     runtime.shutdown(settings)
 
 
-def _announce(secret: str) -> None:
+def _announce(account: str, secret: str) -> None:
     """The only time the development secret is shown: last, framed, with its use."""
     rule = "=" * 72
     click.secho(f"\n{rule}", bold=True)
-    click.secho(f"Created the development account '{DEV_ACCOUNT}'. Its secret, shown only this once:\n", bold=True)
+    click.secho(f"Created the development account '{account}'. Its secret, shown only this once:\n", bold=True)
     click.secho(f"    {secret}\n", bold=True, fg="green")
     click.echo(f"For the dragon commands:  export DRAGON_SECRET={secret}")
-    click.echo(f"A new secret at any time: dragon accounts rotate {DEV_ACCOUNT}")
+    click.echo(f"A new secret at any time: dragon accounts rotate {account}")
     click.secho(rule, bold=True)
 
 
