@@ -48,22 +48,27 @@ def describe(schema: dict[str, Any]) -> str:
     for low, high, unit in (("minimum", "maximum", ""), ("minLength", "maxLength", " characters"),
                             ("minItems", "maxItems", " items")):
         if low in schema and high in schema:
-            bounds.append(f"{schema[low]} to {schema[high]}{unit}")
+            bounds.append(f"{number(schema[low])} to {number(schema[high])}{unit}")
         elif low in schema:
-            bounds.append(f"at least {schema[low]}{unit}")
+            bounds.append(f"at least {number(schema[low])}{unit}")
         elif high in schema:
-            bounds.append(f"at most {schema[high]}{unit}")
+            bounds.append(f"at most {number(schema[high])}{unit}")
     if "exclusiveMinimum" in schema:
-        bounds.append(f"more than {schema['exclusiveMinimum']}")
+        bounds.append(f"more than {number(schema['exclusiveMinimum'])}")
     if "pattern" in schema:
         bounds.append(f"matching `{schema['pattern']}`")
     return ", ".join([kind, *bounds])
 
 
+def number(value: float) -> str:
+    """0 for 0 and 0.0 alike: pydantic writes a float bound either way, by version."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def resources(task: registry.TaskType) -> str:
-    asked = [f"{task.resources.cpus:g} CPU"]
+    asked = [f"{task.resources.cpus} CPU"]
     if task.resources.gpu:
-        asked.append(f"{task.resources.gpu:g} GPU where GPUs are used (docs/deployment.md)")
+        asked.append(f"{task.resources.gpu} GPU where GPUs are used (docs/deployment.md)")
     if task.resources.memory_mb:
         asked.append(f"{task.resources.memory_mb} MB of memory")
     return ", ".join(asked)
