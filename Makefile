@@ -2,35 +2,47 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Every pip install here takes the versions of constraints.txt (`make lock` refreshes it).
+PIP_INSTALL = $(PY) -m pip install --quiet -c constraints.txt
 
-.PHONY: install runtime-deps system-deps serve test bench
+.PHONY: install install-test runtime-deps system-deps serve test bench lock
 
-# Debian packages the service needs: the DejaVu fonts (regular, bold, italic) for texts,
-# espeak-ng for speech in video.create, and LAME (libmp3lame0) for MP3 (docs/audio.md).
+# Debian packages: those the service needs are listed once, in deploy/system-packages.txt
+# (also installed by deploy/Dockerfile and cluster.yaml); the tests add Chromium and its
+# WebDriver (the dashboard test) and PostgreSQL (a throwaway cluster per run).
+RUNTIME_PACKAGES := $(strip $(shell sed 's/\#.*//' deploy/system-packages.txt))
+TEST_PACKAGES := chromium chromium-driver postgresql
+
+# Installs the Debian packages named in $(1) that are not installed yet.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+endef
+
 runtime-deps:
-	@ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/dejavu/DejaVuSans-Oblique.ttf \
-	  /usr/lib/*/libmp3lame.so.0 >/dev/null 2>&1 && command -v espeak-ng >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    fonts-dejavu-core fonts-dejavu-extra espeak-ng libmp3lame0; }
+	$(call apt_install,$(RUNTIME_PACKAGES))
 
-# And those the tests need: Chromium and its WebDriver for the dashboard test; PostgreSQL
-# for the journal tests (a throwaway cluster per run, not the package's service).
 system-deps: runtime-deps
-	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+	$(call apt_install,$(TEST_PACKAGES))
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+
+# `make serve` installs what serving needs; `make test` adds the test tools.
+$(VENV)/.installed-server: pyproject.toml constraints.txt | $(PY)
+	$(PIP_INSTALL) -e '.[server]'
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed-server
+	$(PIP_INSTALL) -e '.[server,test]'
+	touch $@
+
+install: $(VENV)/.installed-server
+install-test: $(VENV)/.installed-test
 
 serve: install runtime-deps
 	$(VENV)/bin/dragon serve
@@ -41,12 +53,17 @@ PG_SUITES ?= tests/test_tasks_api.py tests/test_requests_and_auth.py tests/test_
 PYTEST_RUNS = "$(PYTEST_ARGS)" $(if $(PYTEST_ARGS),,"--journal=postgres $(PG_SUITES)")
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
-test: install system-deps
+test: install-test system-deps
 	@for run in $(PYTEST_RUNS); do \
 	  echo "== pytest $$run"; $(PY) -m pytest $$run; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	done
 
-bench: install
+bench: install-test
 	$(PY) benchmarks/api.py
+
+# Re-resolve constraints.txt from pyproject.toml's ranges (newest versions that fit), then
+# run `make test` before committing it (README.md, "Dependencies").
+lock: | $(PY)
+	$(PY) deploy/lock.py

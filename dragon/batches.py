@@ -4,7 +4,8 @@ The manifest (Parquet, CSV or JSON Lines) gives one row per item, with at least 
 fixed parameters come from the caller. Rows run through the same task functions as
 single tasks (:func:`dragon.actors.worker.run_task`), in a Ray Data actor pool whose
 streaming executor bounds what is in flight. Results go to a directory of Parquet parts,
-one row per input: ``key``, ``status``, ``error``, the task's values and file URLs.
+one row per input: ``key``, the input's ``url`` (when the manifest has one), ``status``,
+``error``, the task's values and file URLs.
 
 Every part is written whole (temporary name, then rename) at most every PART_ROWS rows or
 PART_SECONDS seconds, so an interrupted batch keeps what it finished; running it again
@@ -39,6 +40,7 @@ from dragon.status import TaskRecord
 
 PART_ROWS = 1000
 PART_SECONDS = 10.0
+KEPT_INPUTS = ("url",)  # manifest columns copied into the results, to join them back without the key
 MAX_BLOCK_ROWS = 1000  # manifest rows per Ray Data block: about 200 blocks, 8 to 1000 rows each
 ROWS_PER_CALL = 16  # rows a pool actor runs per call: small, so progress and backpressure stay fine-grained
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json", ".ndjson": "json"}
@@ -127,10 +129,10 @@ def run(
     return progress
 
 
-def read_results(output: Path) -> pa.Table:
+def read_results(output: str | Path) -> pa.Table:
     """Every part of a results directory as one table (parts written before any row
     succeeded may lack a column's type; the schemas are unified)."""
-    files = sorted(output.glob("part-*.parquet"))
+    files = sorted(Path(output).glob("part-*.parquet"))
     if not files:
         return pa.table({"key": pa.array([], pa.string()), "status": pa.array([], pa.string())})
     tables = [pq.read_table(f) for f in files]
@@ -163,13 +165,15 @@ class _Rows:
     def __call__(self, batch: pa.Table) -> pa.Table:
         assert self._task is not None
         rows = []
+        kept = tuple(name for name in KEPT_INPUTS if name in batch.column_names)
         for row in batch.to_pylist():
             key = row_key(row)
+            inputs = {name: row[name] for name in kept}
             if self._done.size and np.isin(_digest(key), self._done):
-                rows.append({"key": key, "status": "skipped"})
+                rows.append({"key": key, **inputs, "status": "skipped"})
                 continue
-            rows.append({"key": key, **self._run(key, {k: v for k, v in row.items() if k != "key"})})
-        return _table(rows, self._task.values, self._task.files)
+            rows.append({"key": key, **inputs, **self._run(key, {k: v for k, v in row.items() if k != "key"})})
+        return _table(rows, kept, self._task.values, self._task.files)
 
     def _run(self, key: str, row: dict[str, Any]) -> dict[str, Any]:
         """One row's outcome; nothing a row does stops the batch. Its outputs are stored
@@ -208,10 +212,11 @@ def _given(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def _table(rows: list[dict[str, Any]], values: tuple[str, ...], files: tuple[str, ...]) -> pa.Table:
+def _table(rows: list[dict[str, Any]], inputs: tuple[str, ...], values: tuple[str, ...],
+           files: tuple[str, ...]) -> pa.Table:
     """Rows as Arrow columns: scalars and lists keep their types, objects become JSON. A
     task type that declares no values or files gets its whole result in ``result``."""
-    columns: dict[str, list[Any]] = {"key": [], "status": [], "error": []}
+    columns: dict[str, list[Any]] = {"key": [], **{name: [] for name in inputs}, "status": [], "error": []}
     for name in (*values, *files) if values or files else ("result",):
         columns[name] = []
     for row in rows:

@@ -3,7 +3,9 @@ create, status, watch, cancel, upload, files, expiration.
 
 Where the service is and who calls: ``--url`` (``DRAGON_URL``, default
 http://127.0.0.1:8000) and ``--secret`` (``DRAGON_SECRET``) or ``--api-key``
-(``DRAGON_API_KEY``). ``--json`` prints machine-readable output and no progress bars.
+(``DRAGON_API_KEY``); ``status`` and ``watch`` need neither, as their routes do not.
+``--json`` prints machine-readable output and no progress bars. A service that cannot be
+reached is one line on stderr and exit code 69 (EX_UNAVAILABLE), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from typing import Any, Callable, Iterable
 
 import click
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -21,10 +24,16 @@ from rich.table import Table
 from dragon.client import ApiError, Client, Status
 
 console = Console(stderr=True)
+EX_UNAVAILABLE = 69  # sysexits.h: "a service is unavailable"
+# GET/POST /v2/status and /v2/status_stream take no credentials, but Client insists on
+# one: without the caller's, these commands send this one, which those routes ignore.
+ANONYMOUS = "anonymous"
 
 
-def connection(command: Callable) -> Callable:
+def connection(command: Callable | None = None, *, credentials: bool = True) -> Callable:
     """The options every client command takes, turned into a ``client`` argument."""
+    if command is None:
+        return functools.partial(connection, credentials=credentials)
 
     @click.option("--url", envvar="DRAGON_URL", default="http://127.0.0.1:8000", show_default=True, help="The service.")
     @click.option("--secret", envvar="DRAGON_SECRET", help="The account's secret (or DRAGON_SECRET).")
@@ -33,12 +42,18 @@ def connection(command: Callable) -> Callable:
     @functools.wraps(command)
     def wrapper(url: str, secret: str | None, api_key: str | None, as_json: bool, **kwargs: Any) -> None:
         if not secret and not api_key:
-            raise click.UsageError("give --secret (or DRAGON_SECRET) or --api-key")
+            if credentials:
+                raise click.UsageError("give --secret (or DRAGON_SECRET) or --api-key")
+            api_key = ANONYMOUS
         with Client(url, secret=secret, api_key=api_key) as client:
             try:
                 command(client=client, as_json=as_json, **kwargs)
             except ApiError as exc:
                 raise click.ClickException(str(exc)) from None
+            except httpx.TransportError as exc:
+                click.echo(f"dragon: the service at {url} is not reachable ({exc or type(exc).__name__}); "
+                           "start it with `dragon serve`, or give its URL with --url or DRAGON_URL", err=True)
+                sys.exit(EX_UNAVAILABLE)
 
     return wrapper
 
@@ -72,7 +87,7 @@ def create(client: Client, as_json: bool, task_name: str, params: tuple[str, ...
 @click.command()
 @click.argument("keys", nargs=-1, required=True)
 @click.option("--details", is_flag=True, help="Add each task's definition (credentials redacted).")
-@connection
+@connection(credentials=False)
 def status(client: Client, as_json: bool, keys: tuple[str, ...], details: bool) -> None:
     """Show the statuses of tasks."""
     emit(client.status(list(keys), details=details), as_json)
@@ -80,7 +95,7 @@ def status(client: Client, as_json: bool, keys: tuple[str, ...], details: bool) 
 
 @click.command()
 @click.argument("keys", nargs=-1, required=True)
-@connection
+@connection(credentials=False)
 def watch(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
     """Follow tasks live (a progress bar each) until all have ended."""
     finished = follow(client, list(keys), as_json)

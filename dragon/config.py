@@ -14,12 +14,21 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+def default_data_dir() -> Path:
+    """The same place whatever the working directory, so every command finds the data of
+    the service: $XDG_DATA_HOME/dragon, i.e. ~/.local/share/dragon by default."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "dragon"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRAGON_", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = 8000
-    data_dir: Path = Path("dragon-data")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Journal (SQLite), output files, scratch and the Ray address `dragon serve` records.",
+    )
     journal_dsn: str | None = Field(
         default=None,
         repr=False,  # it usually holds a password: never in reprs, logs or statuses
@@ -121,6 +130,19 @@ class Settings(BaseSettings):
     @property
     def scratch_dir(self) -> Path:
         return self.data_dir.absolute() / "scratch"
+
+    @property
+    def ray_address_file(self) -> Path:
+        return self.data_dir.absolute() / "ray-address"
+
+    def recorded_ray_address(self) -> str | None:
+        """The Ray cluster that `dragon serve` last ran on with this data dir: what
+        ``dragon batch`` and ``dragon.connect()`` join when not told, instead of Ray's
+        ``auto``, which is ambiguous with two clusters on a machine."""
+        try:
+            return self.ray_address_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
 
     @property
     def base_url(self) -> str:

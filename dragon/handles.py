@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from dragon.config import prepare_ray_environment
+from dragon.config import Settings, prepare_ray_environment
 
 if TYPE_CHECKING:
     from dragon.batches import Progress
@@ -69,15 +69,16 @@ class Dragon:
                            on_progress, concurrency, part_rows=part_rows or batches.PART_ROWS)
 
 
-def connect(account: str = "dev", address: str = "auto", namespace: str = "dragon") -> Dragon:
-    """Attach to a running Dragon deployment on the Ray cluster at ``address``."""
+def connect(account: str = "dev", address: str | None = None, namespace: str = "dragon") -> Dragon:
+    """Attach to a running Dragon deployment on the Ray cluster at ``address`` (default:
+    the one `dragon serve` recorded in its data dir, else Ray's ``auto``)."""
     prepare_ray_environment()
     import ray
 
     from dragon.service import Service
 
     if not ray.is_initialized():
-        ray.init(address=address, namespace=namespace)
+        ray.init(address=address or Settings().recorded_ray_address() or "auto", namespace=namespace)
     service = Service.lookup(namespace)
     found = ray.get(service.shards.handles[0].account.remote(name=account))
     if found is None:
@@ -86,7 +87,7 @@ def connect(account: str = "dev", address: str = "auto", namespace: str = "drago
 
 
 def batch(task_name: str, input: str | Path, output: str | Path, params: dict[str, Any] | None = None,
-          account: str = "dev", address: str = "auto", **options: Any) -> Progress:
+          account: str = "dev", address: str | None = None, **options: Any) -> Progress:
     """``connect(account, address).batch(...)``: one task type over a manifest."""
     return connect(account, address).batch(task_name, input, output, params, **options)
 

@@ -30,8 +30,10 @@ class TaskParams(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    url_callback: str | None = Field(default=None, pattern=r"^https?://", max_length=2048)
-    url_errback: str | None = Field(default=None, pattern=r"^https?://", max_length=2048)
+    url_callback: str | None = Field(default=None, pattern=r"^https?://", max_length=2048,
+                                     description="POSTed the final status when the task succeeds (docs/callbacks.md).")
+    url_errback: str | None = Field(default=None, pattern=r"^https?://", max_length=2048,
+                                    description="POSTed the final status when the task fails or is canceled.")
 
 
 @dataclass(frozen=True)

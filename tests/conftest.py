@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
@@ -17,8 +18,19 @@ from tests.support.platforms import Platforms
 from tests.support.servers import Origin, PostgresServer, SeaweedS3
 from tests.support.service import ROOT, DragonProcess
 
-MEDIA = ROOT.parent / "shared" / "media"
+# The test media (README.md, "Test media"): real files with their provenance and measured
+# reference values, kept outside the repository.
+MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media").absolute()
 __all__ = ["ROOT", "MEDIA", "DragonProcess"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection, which reads reference values from the media: one clear message."""
+    if not (MEDIA / "README.md").is_file():
+        raise pytest.UsageError(
+            f"the test media are not in {MEDIA}: set DRAGON_TEST_MEDIA to the folder that holds them "
+            "(README.md, 'Test media', says what they are and where they come from)"
+        )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -150,7 +162,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
 
 @pytest.fixture(scope="session")
 def media() -> Iterator[Origin]:
-    """../shared/media served read-only on loopback."""
+    """The test media (MEDIA) served read-only on loopback."""
     server = Origin(MEDIA)
     yield server
     server.close()

@@ -150,3 +150,21 @@ def test_unknown_task_types_and_manifests_are_refused(api: Api, photos: Origin) 
     assert final["status"] == "error" and "task" in final["error"]["parameters"]
     r = api.http.post("/v2/batch", json={"secret": api.secret, "input": f"{photos.url}/x.csv"})
     assert r.status_code == 400
+
+
+def test_the_cli_takes_relative_paths_finds_the_cluster_and_keeps_the_url_column(
+    dragon: DragonProcess, account: dict, photos: Origin, tmp_path: Path
+) -> None:
+    """The form docs/batch.md shows, run from the manifest's directory, with no --address:
+    the Ray address comes from the one `dragon serve` recorded in its data dir."""
+    urls = [f"{photos.url}/photo-{i}.png" for i in range(12)]
+    (tmp_path / "photos.csv").write_text("url\n" + "\n".join(urls) + "\n")
+    env = {**dragon.env, "DRAGON_DATA_DIR": str(dragon.data_dir)}
+    done = subprocess.run([sys.executable, "-m", "dragon", "batch", "image.info", "--input", "photos.csv",
+                           "--output", "infos", "--account", "alice", "--json"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["failed"] == 0
+    rows = read_results(str(tmp_path / "infos")).to_pylist()  # a str names the directory too
+    assert sorted(r["url"] for r in rows) == sorted(urls)  # joins back to the manifest without the key
+    assert all(r["width"] == 20 + int(r["url"].rsplit("-", 1)[1].split(".")[0]) % 40 for r in rows)

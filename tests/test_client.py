@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,9 +15,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from dragon import registry
 from dragon.client import ApiError, AsyncClient, Client, Status
 from tests.conftest import ROOT, Api, DragonProcess
-from tests.support.servers import DroppingProxy
+from tests.support.servers import DroppingProxy, free_port
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +171,99 @@ def test_cli_files_and_expiration(dragon: DragonProcess, account: dict, photo: P
     assert dragon_cli(dragon, account, "files", "rm").returncode != 0  # never the whole account by default
 
 
+def test_status_needs_no_secret_and_an_unreachable_service_is_one_line_and_exit_69(
+    dragon: DragonProcess, account: dict
+) -> None:
+    [task] = Client(dragon.url, secret=account["secret"]).create({"task_name": "hello", "name": "anyone"}, block=True)
+    env = {k: v for k, v in dragon.env.items() if k not in ("DRAGON_SECRET", "DRAGON_API_KEY")}
+    shown = subprocess.run([sys.executable, "-m", "dragon", "status", task.key, "--url", dragon.url, "--json"],
+                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)[0]["result"] == "Hello anyone"
+    down = f"http://127.0.0.1:{free_port()}"
+    for args in (["status", task.key], ["create", "hello", "name=x", "--secret", "s"]):
+        refused = subprocess.run([sys.executable, "-m", "dragon", *args, "--url", down], env=env, cwd=ROOT,
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 69, refused.stderr  # EX_UNAVAILABLE
+        assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]  # one line, no traceback
+        assert f"the service at {down} is not reachable" in refused.stderr
+
+
+def test_accounts_rotate_gives_a_new_secret_and_the_old_one_stops_working(dragon: DragonProcess) -> None:
+    old = dragon.cli("accounts", "create", "rotating")["secret"]
+    new = dragon.cli("accounts", "rotate", "rotating")["secret"]
+    assert new != old
+    deadline = time.monotonic() + 30  # the replicas cache credentials for a few seconds
+    with Client(dragon.url, secret=old) as before, Client(dragon.url, secret=new) as after:
+        while True:
+            try:
+                before.create({"task_name": "hello", "name": "old"})
+            except ApiError as refused:
+                assert refused.status_code == 401
+                break
+            assert time.monotonic() < deadline, "the old secret still works"
+            time.sleep(0.5)
+        [done] = after.create({"task_name": "hello", "name": "new"}, block=True)
+    assert done.result == "Hello new"
+    with pytest.raises(RuntimeError, match="no account named 'nobody'"):
+        dragon.cli("accounts", "rotate", "nobody")
+
+
+def test_commands_that_read_never_create_an_empty_data_dir(dragon: DragonProcess, tmp_path: Path) -> None:
+    missing = tmp_path / "elsewhere"
+    for args in (["accounts", "list"], ["accounts", "delete", "x"], ["accounts", "rotate", "x"]):
+        done = subprocess.run([sys.executable, "-m", "dragon", *args, "--data-dir", str(missing)], env=dragon.env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and f"no Dragon data in {missing}" in done.stderr
+    assert not missing.exists() and not (tmp_path / "dragon-data").exists()
+
+
+def test_the_dev_secret_is_the_last_thing_serve_prints(dragon: DragonProcess) -> None:
+    serving = next(i for i, line in enumerate(dragon.output) if line.startswith("Dragon is serving on"))
+    created = next(i for i, line in enumerate(dragon.output) if line.startswith("Created the development account"))
+    assert serving < created
+    assert any(line.startswith("A new secret at any time: dragon accounts rotate dev") for line in dragon.output[created:])
+
+
+def test_the_client_installs_without_the_server_and_calls_the_service(
+    dragon: DragonProcess, account: dict, tmp_path: Path
+) -> None:
+    """`pip install dragon-tasks` (no extra) into a fresh venv: no Ray, no torch, and the
+    HTTP commands and dragon.client work against the running service."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True, timeout=120)
+    [wheel] = (tmp_path / "dist").glob("dragon_tasks-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    installed = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+                                str(wheel)], env=env, capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    python, command = str(venv / "bin" / "python"), str(venv / "bin" / "dragon")
+    absent = subprocess.run([python, "-c", "import importlib.util as u; print([m for m in ('ray', 'torch', 'av', "
+                             "'fastapi', 'pydantic_settings') if u.find_spec(m)])"], env=env, capture_output=True,
+                            text=True, check=True)
+    assert absent.stdout.strip() == "[]"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([command, *args], env={**env, "DRAGON_URL": dragon.url}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("--help").returncode == 0
+    created = run("create", "hello", "name=light", "--secret", account["secret"], "--wait", "--json")
+    assert created.returncode == 0, created.stderr
+    [status] = json.loads(created.stdout)
+    assert status["result"] == "Hello light"
+    assert json.loads(run("status", status["key"], "--json").stdout)[0]["status"] == "success"
+    script = (f"from dragon.client import Client\nwith Client({dragon.url!r}, secret={account['secret']!r}) as d:\n"
+              "    print(d.create({'task_name': 'hello', 'name': 'py'}, block=True)[0].result)")
+    assert subprocess.run([python, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120).stdout.strip() == "Hello py"
+    server = run("accounts", "list")
+    assert server.returncode == 1 and "pip install 'dragon-tasks[server]'" in server.stderr
+    assert "Traceback" not in server.stderr
+
+
 def test_openapi_describes_every_route_and_task(api: Api) -> None:
     from openapi_spec_validator import validate
 
@@ -184,6 +280,18 @@ def test_openapi_describes_every_route_and_task(api: Api) -> None:
     thumb = schemas["Task.image.thumb"]
     assert thumb["required"][0] == "task_name" and "url" in thumb["required"] and "width" in thumb["properties"]
     assert api.http.get("/docs").status_code == 200
+
+
+def test_every_task_parameter_has_a_description_in_openapi_and_docs_tasks_md_is_current(api: Api) -> None:
+    schemas = api.http.get("/openapi.json").json()["components"]["schemas"]
+    registry.load()
+    for name in registry.names():
+        properties = schemas[f"Task.{name}"]["properties"]
+        for field in registry.get(name).params.model_fields:  # type: ignore[union-attr]
+            assert properties[field].get("description"), f"{name}.{field}"
+    check = subprocess.run([sys.executable, "docs/make_tasks.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "| `width` | integer, 1 to 10000 or null | `null` |" in (ROOT / "docs" / "tasks.md").read_text()
 
 
 def test_the_task_schemas_accept_real_definitions_and_refuse_bad_ones(api: Api) -> None:

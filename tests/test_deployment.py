@@ -1,6 +1,8 @@
 """The deployment files: cluster.yaml (Ray cluster launcher), deploy/serve.yaml (Serve
-config) and deploy/kuberay-rayservice.yaml (KubeRay), checked with Ray's own validators
-and run where that is cheap: the Serve config is `serve run` on a local Ray. No cloud calls."""
+config), deploy/kuberay-rayservice.yaml (KubeRay) and deploy/Dockerfile, checked with
+Ray's own validators and run where that is cheap: the Serve config is `serve run` on a
+local Ray. Also what every deployment installs: the one list of Debian packages, the
+lock (constraints.txt) and the package's own metadata. No cloud calls."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import shutil
 import time
 import tomllib
 from pathlib import Path
@@ -23,10 +26,13 @@ from ray._common.utils import import_attr
 from ray.autoscaler._private.util import prepare_config, validate_config
 from ray.serve.autoscaling_policy import replica_queue_length_autoscaling_policy
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
+from packaging.requirements import Requirement
+from packaging.version import Version
 from ray.serve.schema import ServeDeploySchema
 
 from dragon import runtime
 from dragon.config import Settings
+from dragon.media import speech, text
 from dragon.serve.scaling import METRIC, LongPolls, scale_on_quick_requests
 from tests.support.servers import free_port
 from tests.support.service import ROOT
@@ -35,6 +41,10 @@ CLUSTER = ROOT / "cluster.yaml"
 SERVE = ROOT / "deploy" / "serve.yaml"
 KUBERAY = ROOT / "deploy" / "kuberay-rayservice.yaml"
 ENV_EXAMPLE = ROOT / "deploy" / "dragon.env.example"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+SYSTEM_PACKAGES = ROOT / "deploy" / "system-packages.txt"
+CONSTRAINTS = ROOT / "constraints.txt"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SETTINGS = {f"DRAGON_{name.upper()}" for name in Settings.model_fields}
 JOURNAL_DSN = "DRAGON_JOURNAL_DSN"  # the PostgreSQL journal's setting
 
@@ -43,10 +53,27 @@ def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
+def requirements() -> list[Requirement]:
+    """Everything pyproject.toml asks for: the base install and every extra."""
+    project = PYPROJECT["project"]
+    named = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    return [r for r in map(Requirement, named) if r.name != project["name"]]
+
+
 def pinned_ray() -> str:
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    [version] = [re.search(r"==(\S+)", d).group(1) for d in dependencies if re.match(r"ray\[", d)]  # type: ignore[union-attr]
-    return version
+    [ray] = [r for r in requirements() if r.name == "ray"]
+    [spec] = ray.specifier
+    assert spec.operator == "=="
+    return spec.version
+
+
+def locked() -> dict[str, str]:
+    pins = [Requirement(line) for line in CONSTRAINTS.read_text().splitlines() if line and not line.startswith("#")]
+    return {r.name.lower().replace("_", "-"): next(iter(r.specifier)).version for r in pins}
+
+
+def system_packages() -> list[str]:
+    return [line.split("#")[0].strip() for line in SYSTEM_PACKAGES.read_text().splitlines() if line.split("#")[0].strip()]
 
 
 def validated_cluster(config: dict[str, Any]) -> dict[str, Any]:
@@ -98,10 +125,16 @@ def test_head_starts_ray_with_token_auth_then_deploys_dragon_on_it() -> None:
     assert all("RAY_AUTH_MODE=token" in c for c in load(CLUSTER)["worker_start_ray_commands"] if "ray start" in c)
 
 
-def test_setup_commands_install_the_ray_version_pinned_in_pyproject() -> None:
-    setup = " ".join(load(CLUSTER)["setup_commands"])
-    assert re.findall(r"ray\[[a-z,]+\]==(\S+?)[\"' ]", setup) == [pinned_ray()]
-    assert "dragon_tasks-" in setup  # the project itself, from the mounted wheel
+def test_setup_commands_install_the_wheel_with_the_lock_and_pinned_tools_only() -> None:
+    config = load(CLUSTER)
+    setup = " ".join(config["setup_commands"])
+    mounted = {Path(source).resolve(): target for target, source in config["file_mounts"].items()}
+    constraints = mounted[CONSTRAINTS]
+    assert re.search(rf"uv pip install .*-c {re.escape(constraints)} .*dragon_tasks-\*\.whl\)\[server\]", setup)
+    assert locked()["ray"] == pinned_ray()
+    assert "| sh" not in setup and "|sh" not in setup and "curl" not in setup  # no installer piped to a shell
+    assert re.search(r"pip install --quiet uv==\d+\.\d+\.\d+", setup)
+    assert re.search(r"uv venv --python 3\.11\.\d+ ", setup)  # one CPython build, the project's minor version
 
 
 def test_every_dragon_variable_the_deployment_files_set_is_a_setting() -> None:
@@ -244,3 +277,114 @@ def test_kuberay_cluster_runs_the_pinned_ray_with_a_gpu_group_and_secrets_in_eve
         for secret in (JOURNAL_DSN, "DRAGON_S3_ACCESS_KEY_ID", "DRAGON_S3_SECRET_ACCESS_KEY"):
             assert "secretKeyRef" in env[secret]["valueFrom"]
         assert env["DRAGON_STORAGE_BACKEND"]["value"] == "s3"
+
+
+def test_kuberay_gpu_pods_get_the_video_driver_capability_and_the_cpu_pods_no_cuda_image() -> None:
+    cluster = load(KUBERAY)["spec"]["rayClusterConfig"]
+    groups = {g["groupName"]: g for g in cluster["workerGroupSpecs"]}
+    [gpu] = groups["gpu"]["template"]["spec"]["containers"]
+    capabilities = {e["name"]: e.get("value") for e in gpu["env"]}["NVIDIA_DRIVER_CAPABILITIES"]
+    assert {"video", "compute", "utility"} <= set(capabilities.split(","))  # NVENC/NVDEC, CUDA, nvidia-smi
+    assert gpu["image"].endswith("-gpu")
+    for pod in (cluster["headGroupSpec"], groups["cpu"]):
+        assert all(c["image"].endswith("-cpu") for c in pod["template"]["spec"]["containers"])
+
+
+def test_kuberay_workers_have_a_scratch_volume_for_the_largest_inputs_they_run_at_once() -> None:
+    """Each attempt holds its input (at most fetch_max_bytes) and an output as large; a
+    pod runs as many video or audio attempts (1 CPU each) as it has CPUs."""
+    largest = Settings().fetch_max_bytes
+    for group in load(KUBERAY)["spec"]["rayClusterConfig"]["workerGroupSpecs"]:
+        pod = group["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        [container] = pod["containers"]
+        data_dir = {e["name"]: e.get("value") for e in container["env"]}["DRAGON_DATA_DIR"]
+        [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == data_dir]
+        size = quantity(volumes[mount["name"]]["emptyDir"]["sizeLimit"])
+        assert size >= int(container["resources"]["limits"]["cpu"]) * 2 * largest, group["groupName"]
+        assert quantity(container["resources"]["requests"]["ephemeral-storage"]) >= size  # scheduled where it fits
+
+
+def quantity(text: str) -> int:
+    """A Kubernetes quantity in bytes (binary suffixes only: what the manifest uses)."""
+    number, unit = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)?", text).groups()  # type: ignore[union-attr]
+    return int(number) * 1024 ** ("_KMGT".index(unit[0]) if unit else 0)
+
+
+# deploy/Dockerfile
+
+
+def test_one_dockerfile_builds_the_cpu_and_the_gpu_image_on_the_pinned_ray() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    assert re.search(r"^ARG FLAVOR=gpu$", dockerfile, re.M)
+    assert f"FROM rayproject/ray:{pinned_ray()}-py311-${{FLAVOR}}" in dockerfile
+    assert re.search(r'if \[ "\$FLAVOR" = cpu \].*download\.pytorch\.org/whl/cpu', dockerfile)  # no CUDA torch
+    assert re.search(r"^ENV NVIDIA_DRIVER_CAPABILITIES=.*\bvideo\b", dockerfile, re.M)
+
+
+def test_the_image_installs_the_wheel_with_the_lock() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    assert re.search(r"^COPY constraints\.txt dist/dragon_tasks-\*\.whl /tmp/dragon/$", dockerfile, re.M)
+    assert re.search(r'pip install .*-c /tmp/dragon/constraints\.txt\s*\\\n\s*"\$\(ls /tmp/dragon/dragon_tasks-\*\.whl\)\[server\]"',
+                     dockerfile)
+
+
+# One list of the Debian packages the service needs
+
+
+def test_make_the_image_and_the_cluster_install_the_one_list_of_system_packages() -> None:
+    packages = system_packages()
+    assert {"fonts-dejavu-core", "fonts-dejavu-extra", "espeak-ng"} <= set(packages)
+    make = subprocess.run(["make", "-n", "runtime-deps"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert re.search(rf"for p in {' '.join(packages)}; do dpkg-query", make.stdout)
+    installs = {
+        DOCKERFILE: (DOCKERFILE.read_text(), "/tmp/dragon/system-packages.txt"),
+        CLUSTER: (" ".join(load(CLUSTER)["setup_commands"]),
+                  {Path(s).resolve(): t for t, s in load(CLUSTER)["file_mounts"].items()}[SYSTEM_PACKAGES]),
+    }
+    assert "COPY deploy/system-packages.txt /tmp/dragon/" in DOCKERFILE.read_text()
+    for path, (commands, listed) in installs.items():
+        assert re.search(rf"sed 's/#\.\*//' {re.escape(listed)}\s*\|\s*xargs sudo DEBIAN_FRONTEND=noninteractive"
+                         r"[\s\\]+apt-get install", commands), path
+    for path in (DOCKERFILE, CLUSTER, ROOT / "Makefile"):  # named in the list only, so they cannot drift apart
+        assert not [p for p in packages if re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", path.read_text())], path
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs a Debian system (make test installs the packages)")
+def test_every_file_the_media_code_loads_comes_from_a_listed_package() -> None:
+    fonts = [text.FONT_DIR / name for family in text.FAMILIES.values() for name in family]
+    espeak = shutil.which(speech.ESPEAK)
+    assert espeak, "make test installs deploy/system-packages.txt"
+    libraries = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
+    fribidi = re.search(r"\s(/\S*libfribidi\.so\.0)\n", libraries)
+    lame = re.search(r"\s(/\S*libmp3lame\.so\.0)\n", libraries)  # dragon/media/lame.py
+    assert fribidi and lame
+    files = [os.path.realpath(f) for f in (*fonts, espeak, fribidi.group(1), lame.group(1))]  # dpkg knows /usr/lib
+    owners = subprocess.run(["dpkg", "-S", *files], capture_output=True, text=True)
+    assert owners.returncode == 0, owners.stderr
+    providing = {line.split(":")[0] for line in owners.stdout.splitlines()}
+    assert providing <= set(system_packages()), providing - set(system_packages())
+
+
+# Dependencies and metadata
+
+
+def test_the_lock_pins_every_dependency_within_pyprojects_ranges() -> None:
+    pins = locked()
+    for requirement in requirements():
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not in constraints.txt: make lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (name, str(requirement.specifier), pins[name])
+    server = [Requirement(d) for d in PYPROJECT["project"]["optional-dependencies"]["server"]]
+    [floor] = next(r for r in server if r.name == "starlette").specifier
+    assert floor.operator == ">=" and Version(floor.version) >= Version("1.5.1")  # FileResponse's Range DoS and later
+
+
+def test_the_package_declares_its_licence_and_its_types() -> None:
+    project = PYPROJECT["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert (ROOT / "dragon" / "py.typed").exists()
+    assert "py.typed" in PYPROJECT["tool"]["setuptools"]["package-data"]["dragon"]
+    base = {Requirement(d).name for d in project["dependencies"]}
+    assert base == {"httpx", "pydantic", "click", "rich"}  # the client installs light; the server is an extra

@@ -89,7 +89,7 @@ def test_private_addresses_are_refused_by_default(guarded: Api, origin: Origin, 
     url = template.format(port=port, origin=origin.url.split("//")[1])
     error = _error_of(guarded, url)
     assert error.startswith("CouldNotDownloadError: ")
-    assert "not allowed" in error
+    assert "not allowed" in error and "--allow-private-urls" in error  # says what to do about it
 
 
 def test_s3_backend_stores_lists_chains_and_deletes(guarded: Api, s3: SeaweedS3) -> None:

@@ -21,10 +21,11 @@ from dragon.sxml.profiles import (
     PROFILE_NAMES,
     profile,
 )
+from tests.conftest import MEDIA
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "sxml"
-VIDEO_2S = Path("/work/shared/media/video/synthetic/h264_160x96_25fps_2s_rot_none.mp4")
+VIDEO_2S = MEDIA / "video" / "synthetic" / "h264_160x96_25fps_2s_rot_none.mp4"
 
 
 def movie(body: str) -> str:

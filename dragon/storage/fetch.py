@@ -70,7 +70,11 @@ def resolve(host: str, port: int, allow_private: bool) -> Address:
     for ip in addresses:
         if allow_private or is_public(ip):
             return ip
-    raise UnsafeURLError(f"{host!r} resolves to a non-public address ({addresses[0]}), which is not allowed")
+    raise UnsafeURLError(
+        f"{host!r} resolves to a non-public address ({addresses[0]}), which is not allowed; a local file "
+        "can be sent with `dragon upload FILE` (its URL is a task input), and a service for local development "
+        "can allow such addresses (`dragon serve --allow-private-urls`, or DRAGON_ALLOW_PRIVATE_URLS=1)"
+    )
 
 
 def pinned_request(

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from dragon.media import audio, images
 from dragon.registry import Resources, TaskContext, TaskParams, task
+from dragon.tasks.fields import InputUrl
 
 MAX_INPUT_BYTES = 2 * 1024**3
 AUDIO = Resources(cpus=1.0, memory_mb=512)
@@ -15,7 +16,7 @@ COLOUR = r"^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"  # #RRGGBB or #RRGGBBAA
 
 
 class InfoParams(TaskParams):
-    url: str
+    url: InputUrl
 
 
 @task("audio.info", InfoParams, resources=Resources(cpus=0.5, memory_mb=256), values=("duration", "content_type", "codec"))
@@ -26,9 +27,10 @@ def audio_info(ctx: TaskContext, params: InfoParams) -> dict:
 
 
 class ConvertParams(TaskParams):
-    url: str
-    codec: Literal["mp3", "vorbis", "aac"] = "mp3"
-    force: bool = False
+    url: InputUrl
+    codec: Literal["mp3", "vorbis", "aac"] = Field(
+        default="mp3", description="mp3 (192 kb/s, .mp3), vorbis (160 kb/s, .ogg) or aac (160 kb/s, .m4a).")
+    force: bool = Field(default=False, description="Re-encode an input that is already in this codec and container.")
 
 
 @task("audio.convert", ConvertParams, resources=AUDIO, values=("duration", "content_type"), files=("output",))
@@ -48,15 +50,15 @@ def audio_convert(ctx: TaskContext, params: ConvertParams) -> dict:
 
 
 class WaveformParams(TaskParams):
-    url: str
-    width: int = Field(default=1024, ge=1, le=16384)
-    height: int = Field(default=60, ge=1, le=4096)
-    vmargin: int = Field(default=0, ge=0)
-    fill: str = Field(default="#000000", pattern=COLOUR)
-    background: str = Field(default="#FFFFFF", pattern=COLOUR)
-    start: float = Field(default=0.0, ge=0)
-    end: float | None = Field(default=None, gt=0)
-    format: Literal["png", "jpeg"] = "jpeg"
+    url: InputUrl
+    width: int = Field(default=1024, ge=1, le=16384, description="Image width in pixels: one peak per column.")
+    height: int = Field(default=60, ge=1, le=4096, description="Image height in pixels.")
+    vmargin: int = Field(default=0, ge=0, description="Pixels left empty above and below the waveform.")
+    fill: str = Field(default="#000000", pattern=COLOUR, description="Colour of the waveform, #RRGGBB or #RRGGBBAA.")
+    background: str = Field(default="#FFFFFF", pattern=COLOUR, description="Colour of the background, #RRGGBB or #RRGGBBAA.")
+    start: float = Field(default=0.0, ge=0, description="Where the waveform starts in the audio, in seconds.")
+    end: float | None = Field(default=None, gt=0, description="Where it ends, in seconds; unset: the end of the audio.")
+    format: Literal["png", "jpeg"] = Field(default="jpeg", description="Image format of the output.")
 
     @model_validator(mode="after")
     def _ordered(self) -> WaveformParams:
@@ -91,7 +93,7 @@ def audio_waveform(ctx: TaskContext, params: WaveformParams) -> dict:
 
 
 class BeatsParams(TaskParams):
-    url: str
+    url: InputUrl
 
 
 @task(

@@ -25,9 +25,10 @@ MAX_MANIFEST_BYTES = 1024**3
 
 
 class BatchParams(TaskParams):
-    task: str = Field(description="the task type every row runs")
-    input: str = Field(pattern=r"^https?://", max_length=2048, description="URL of a .parquet, .csv or .jsonl manifest")
-    params: dict[str, Any] = Field(default_factory=dict, description="parameters shared by every row")
+    task: str = Field(description="The task type every row runs.")
+    input: str = Field(pattern=r"^https?://", max_length=2048,
+                       description="URL of the manifest: .parquet, .csv or .jsonl, one row of parameters per item.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameters of every row; a row's own value wins.")
 
     @field_validator("task")
     @classmethod

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
 
 class HelloParams(TaskParams):
-    name: str
+    name: str = Field(description="Who to greet.")
 
 
 @task("hello", HelloParams, resources=Resources(cpus=0.25))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from email.message import Message
 
+from pydantic import Field
+
 from dragon.media import pages
 from dragon.registry import Resources, TaskContext, TaskParams, task
 
@@ -11,7 +13,7 @@ MAX_PAGE_BYTES = 5 * 1024**2  # a longer page is read up to here, not refused
 
 
 class ScrapeParams(TaskParams):
-    url: str
+    url: str = Field(description="The page to read (its first bytes when it is large), or an image or video URL.")
 
 
 @task("html.scrape", ScrapeParams, resources=Resources(cpus=0.25, memory_mb=256), values=("page_title", "hits"))

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from dragon.errors import InvalidParametersError
 from dragon.media import images
 from dragon.registry import Resources, TaskContext, TaskParams, task
+from dragon.tasks.fields import CellHeight, CellWidth, Crop, Height, InputUrl, Poster, Width, Wrap
 
 LIMITS = images.Limits()
 MAX_INPUT_BYTES = 256 * 1024 * 1024
@@ -19,7 +20,7 @@ Size = Field(default=None, ge=1, le=10_000)
 
 
 class InfoParams(TaskParams):
-    url: str
+    url: InputUrl
 
 
 @task(
@@ -36,13 +37,14 @@ def image_info(ctx: TaskContext, params: InfoParams) -> dict:
 
 
 class ThumbParams(TaskParams):
-    url: str
-    width: int | None = Size
-    height: int | None = Size
-    crop: bool = False
-    rotation: Literal[0, 90, 180, 270] = 0
-    poster: bool = False
-    format: Literal["jpeg", "gif", "png"] = "jpeg"
+    url: InputUrl
+    width: Width = Size
+    height: Height = Size
+    crop: Crop = False
+    rotation: Literal[0, 90, 180, 270] = Field(
+        default=0, description="Counter-clockwise rotation in degrees, after EXIF orientation and sizing.")
+    poster: Poster = False
+    format: Literal["jpeg", "gif", "png"] = Field(default="jpeg", description="Image format of the output.")
 
 
 @task(
@@ -84,12 +86,12 @@ def _cover(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
 
 
 class StripParams(TaskParams):
-    urls: list[str] = Field(min_length=1, max_length=LIMITS.max_frames)
-    width: int = Field(ge=1, le=4096)
-    height: int = Field(ge=1, le=4096)
-    crop: bool = False
-    wrap: int | None = Field(default=None, ge=1)
-    format: Literal["jpeg", "png"] = "jpeg"
+    urls: list[str] = Field(min_length=1, max_length=LIMITS.max_frames, description="The images, one cell each, in order.")
+    width: CellWidth = Field(ge=1, le=4096)
+    height: CellHeight = Field(ge=1, le=4096)
+    crop: Crop = False
+    wrap: Wrap = Field(default=None, ge=1)
+    format: Literal["jpeg", "png"] = Field(default="jpeg", description="Image format (PNG keeps empty cells transparent).")
 
 
 @task("image.strip", StripParams, resources=IMAGE, values=("count", "width", "height", "content_type"), files=("output",))
@@ -120,11 +122,11 @@ def _displayed(paths: list[Path], cell: tuple[int, int]) -> Iterator[Image.Image
 
 
 class GifParams(TaskParams):
-    images: list[str] = Field(min_length=1, max_length=LIMITS.max_frames)
-    loop: int = Field(default=0, ge=-1, le=65535)
-    frame_duration: float = Field(default=0.1, gt=0, le=655.35)
-    width: int | None = Size
-    height: int | None = Size
+    images: list[str] = Field(min_length=1, max_length=LIMITS.max_frames, description="The images, one frame each, in order.")
+    loop: int = Field(default=0, ge=-1, le=65535, description="0: loop forever; -1: play once; N: repeat N times.")
+    frame_duration: float = Field(default=0.1, gt=0, le=655.35, description="Seconds each frame shows (to 1/100 s).")
+    width: Width = Size
+    height: Height = Size
 
     @field_validator("frame_duration")
     @classmethod

@@ -22,12 +22,13 @@ MAX_INPUT_BYTES = 2 * 1024**3
 
 
 class CreateParams(TaskParams):
-    definition: str = Field(min_length=1, max_length=MAX_DEFINITION, description="the SXML movie")
-    profile: str = "360p"
-    preview: bool = False
-    export: bool = True
-    thumbnail_time: float = Field(default=1.0, ge=0)
-    antialias: Literal[1, 2, 4] = 4
+    definition: str = Field(min_length=1, max_length=MAX_DEFINITION,
+                            description="The movie, in SXML (docs/sxml.md); media by http(s) URL.")
+    profile: str = Field(default="360p", description="Output size and encoding, e.g. 360p, 720p, 1080p (docs/sxml.md).")
+    preview: bool = Field(default=False, description="Also publish a half-size preview first, as a partial result.")
+    export: bool = Field(default=True, description="Render the full movie; false: the thumbnail (and preview) only.")
+    thumbnail_time: float = Field(default=1.0, ge=0, description="Second of the movie the thumbnail shows.")
+    antialias: Literal[1, 2, 4] = Field(default=4, description="Supersampling of moving pictures and texts (1: none).")
 
     @field_validator("profile")
     @classmethod

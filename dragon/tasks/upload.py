@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from dragon.media.video.probe import probe
 from dragon.platforms import facebook, vimeo, youtube
 from dragon.registry import Resources, TaskContext, TaskParams, task
+from dragon.tasks.fields import Description, InputUrl, Title
 
 MAX_INPUT_BYTES = 4 * 1024**3
 UPLOAD = Resources(cpus=0.25, memory_mb=256)
@@ -32,14 +33,14 @@ def _progress(ctx: TaskContext) -> Callable[[float], None]:
 
 
 class YouTubeParams(TaskParams):
-    url: str
-    access_token: str = Field(min_length=1)
-    developer_key: str = Field(min_length=1)
-    title: str = Field(min_length=1, max_length=100)
-    description: str = Field(default="", max_length=5000)
-    tags: list[str] = []
-    category_id: int = 22
-    privacy_status: Literal["public", "private", "unlisted"] = "public"
+    url: InputUrl
+    access_token: str = Field(min_length=1, description="OAuth2 access token of the YouTube channel.")
+    developer_key: str = Field(min_length=1, description="API key of the Google project.")
+    title: Title = Field(min_length=1, max_length=100)
+    description: Description = Field(default="", max_length=5000)
+    tags: list[str] = Field(default=[], description="Keywords of the video.")
+    category_id: int = Field(default=22, description="YouTube category id (22: People & Blogs).")
+    privacy_status: Literal["public", "private", "unlisted"] = Field(default="public", description="Who can watch it.")
 
 
 @task("video.upload.youtube", YouTubeParams, resources=UPLOAD, values=("output", "duration"))
@@ -52,14 +53,15 @@ def upload_youtube(ctx: TaskContext, params: YouTubeParams) -> dict:
 
 
 class FacebookParams(TaskParams):
-    url: str
-    access_token: str = Field(min_length=1)
-    title: str = ""
-    description: str = ""
-    privacy: Literal["AUTO", "EVERYONE", "ALL_FRIENDS", "FRIENDS_OF_FRIENDS", "SELF"] = "AUTO"
-    no_story: bool = False
-    api_key: str = "-"
-    app_secret: str = "-"
+    url: InputUrl
+    access_token: str = Field(min_length=1, description="Access token of the user or page that publishes.")
+    title: Title = ""
+    description: Description = ""
+    privacy: Literal["AUTO", "EVERYONE", "ALL_FRIENDS", "FRIENDS_OF_FRIENDS", "SELF"] = Field(
+        default="AUTO", description="Who can watch it (AUTO: the app's default).")
+    no_story: bool = Field(default=False, description="Publish without a story in the feed.")
+    api_key: str = Field(default="-", description="Accepted and unused: the Graph API knows the app by its token.")
+    app_secret: str = Field(default="-", description="The app's secret, to sign each call (appsecret_proof); '-': none.")
 
 
 @task("video.upload.fb", FacebookParams, resources=UPLOAD, values=("duration", "output"))
@@ -74,14 +76,14 @@ def upload_facebook(ctx: TaskContext, params: FacebookParams) -> dict:
 
 
 class VimeoParams(TaskParams):
-    url: str
-    title: str = ""
-    description: str = ""
-    consumer_key: str | None = None
-    consumer_secret: str | None = None
-    access_token_key: str | None = None
-    access_token_secret: str | None = None
-    oauth2_token: str | None = None
+    url: InputUrl
+    title: Title = ""
+    description: Description = ""
+    consumer_key: str | None = Field(default=None, description="OAuth1 consumer key (API v2), with the three below.")
+    consumer_secret: str | None = Field(default=None, description="OAuth1 consumer secret.")
+    access_token_key: str | None = Field(default=None, description="OAuth1 access token.")
+    access_token_secret: str | None = Field(default=None, description="OAuth1 access token secret.")
+    oauth2_token: str | None = Field(default=None, description="OAuth2 token (API v3, tus uploads): used when given.")
 
     @model_validator(mode="after")
     def _credentials(self) -> VimeoParams:

@@ -16,6 +16,7 @@ from dragon.media.video import codecs, transcode
 from dragon.media.video.frames import frames_at
 from dragon.media.video.probe import Probe, probe
 from dragon.registry import Resources, TaskContext, TaskParams, task
+from dragon.tasks.fields import CellHeight, CellWidth, Crf, Crop, Gop, Height, InputUrl, Poster, Width, Wrap
 
 MAX_INPUT_BYTES = 4 * 1024**3
 VIDEO = Resources(cpus=1.0, gpu=1.0, memory_mb=1024)  # transcodes: NVDEC and NVENC where there is a GPU
@@ -24,7 +25,7 @@ Size = Field(default=None, ge=1, le=8192)
 
 
 class InfoParams(TaskParams):
-    url: str
+    url: InputUrl
 
 
 @task(
@@ -40,14 +41,14 @@ def video_info(ctx: TaskContext, params: InfoParams) -> dict:
 
 
 class ThumbParams(TaskParams):
-    url: str
-    width: int | None = Size
-    height: int | None = Size
-    crop: bool = False
-    time: float = Field(default=0.0, ge=0)
-    format: Literal["jpeg", "png"] = "jpeg"
-    poster: bool = False
-    quality: int = Field(default=75, ge=1, le=95)
+    url: InputUrl
+    width: Width = Size
+    height: Height = Size
+    crop: Crop = False
+    time: float = Field(default=0.0, ge=0, description="Second of the frame; past the end, the last frame.")
+    format: Literal["jpeg", "png"] = Field(default="jpeg", description="Image format of the output.")
+    poster: Poster = False
+    quality: int = Field(default=75, ge=1, le=95, description="JPEG quality.")
 
 
 @task(
@@ -80,15 +81,15 @@ def video_thumb(ctx: TaskContext, params: ThumbParams) -> dict:
 
 
 class StripParams(TaskParams):
-    url: str
-    width: int = Field(ge=1, le=2048)
-    height: int = Field(ge=1, le=2048)
-    crop: bool = False
-    wrap: int | None = Field(default=None, ge=1)
-    start: float = Field(default=0.0, ge=0)
-    end: float | None = Field(default=None, ge=0)
-    count: int = Field(default=10, ge=1, le=500)
-    format: Literal["jpeg", "png"] = "jpeg"
+    url: InputUrl
+    width: CellWidth = Field(ge=1, le=2048)
+    height: CellHeight = Field(ge=1, le=2048)
+    crop: Crop = False
+    wrap: Wrap = Field(default=None, ge=1)
+    start: float = Field(default=0.0, ge=0, description="Second of the first frame.")
+    end: float | None = Field(default=None, ge=0, description="Second of the last frame; unset or past it: the end.")
+    count: int = Field(default=10, ge=1, le=500, description="Frames, at equal intervals from start to end.")
+    format: Literal["jpeg", "png"] = Field(default="jpeg", description="Image format of the output.")
 
     @model_validator(mode="after")
     def _ordered(self) -> StripParams:
@@ -133,17 +134,18 @@ def video_strip(ctx: TaskContext, params: StripParams) -> dict:
 
 
 class ConvertParams(TaskParams):
-    url: str
-    width: int | None = Size
-    height: int | None = Size
-    crop: bool = False
-    audio_codec: Literal["mp2", "mp3", "aac", "wmav1", "wmav2"] = "aac"
-    video_codec: Literal["h264"] = "h264"
-    video_bitrate: int = Field(default=3000, ge=50, le=200_000)
-    audio_bitrate: int = Field(default=128, ge=8, le=512)
-    sample_rate: Literal[22050, 44100, 48000] = 44100
-    crf: int = Field(default=23, ge=0, le=51)
-    gop: int = Field(default=250, ge=1, le=1000)
+    url: InputUrl
+    width: Width = Size
+    height: Height = Size
+    crop: Crop = False
+    audio_codec: Literal["mp2", "mp3", "aac", "wmav1", "wmav2"] = Field(
+        default="aac", description="Audio codec; the WMA codecs come in ASF, the others in MP4.")
+    video_codec: Literal["h264"] = Field(default="h264", description="Video codec of the output.")
+    video_bitrate: int = Field(default=3000, ge=50, le=200_000, description="Most video bit rate, in kb/s.")
+    audio_bitrate: int = Field(default=128, ge=8, le=512, description="Audio bit rate, in kb/s.")
+    sample_rate: Literal[22050, 44100, 48000] = Field(default=44100, description="Audio sample rate, in Hz.")
+    crf: Crf = Field(default=23, ge=0, le=51)
+    gop: Gop = Field(default=250, ge=1, le=1000)
 
 
 OUTPUT_VALUES = ("content_type", "width", "height", "original_width", "original_height", "duration", "frame_rate",
@@ -165,14 +167,15 @@ def video_convert(ctx: TaskContext, params: ConvertParams) -> dict:
 
 
 class ReverseParams(TaskParams):
-    url: str
-    width: int | None = Size
-    height: int | None = Size
-    crop: bool = False
-    video_codec: Literal["h264"] = "h264"
-    video_bitrate: int | None = Field(default=None, ge=50, le=200_000)
-    crf: int = Field(default=23, ge=0, le=51)
-    gop: int = Field(default=250, ge=1, le=1000)
+    url: InputUrl
+    width: Width = Size
+    height: Height = Size
+    crop: Crop = False
+    video_codec: Literal["h264"] = Field(default="h264", description="Video codec of the output.")
+    video_bitrate: int | None = Field(
+        default=None, ge=50, le=200_000, description="Most video bit rate, in kb/s; unset: the source's.")
+    crf: Crf = Field(default=23, ge=0, le=51)
+    gop: Gop = Field(default=250, ge=1, le=1000)
 
 
 @task("video.reverse", ReverseParams, resources=VIDEO, values=OUTPUT_VALUES, files=("output",))
