@@ -78,7 +78,11 @@ class Settings(BaseSettings):
     vimeo_v2_url: str = "https://vimeo.com/api/rest/v2"
     vimeo_video_url: str = "https://vimeo.com/"
     upload_chunk_bytes: int = Field(default=8 * 1024**2, description="Bytes per upload request; YouTube needs multiples of 256 KiB.")
-    max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest file POST /v2/storage/upload takes.")
+    max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest file a client may upload (in parts).")
+    max_upload_request_bytes: int = Field(default=64 * 1024**2, description="Largest file POST /v2/storage/upload "
+                                          "takes in one request; larger ones go in parts (POST /v2/storage/uploads).")
+    upload_part_bytes: int = Field(default=8 * 1024**2, ge=5 * 1024**2, description="Bytes per part of an upload "
+                                   "in parts (S3 wants 5 MiB at least); a replica holds one part at a time.")
     upload_resumes: int = Field(default=5, description="Interrupted chunks resumed per upload before giving up.")
 
     # Input fetching (dragon/storage/fetch.py)

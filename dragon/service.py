@@ -138,6 +138,21 @@ class Service:
         except ray.exceptions.RayTaskError:
             raise UnavailableError("body", "the upload could not be stored") from None
 
+    async def begin_upload(self, account: Account, extension: str, content_type: str) -> str:
+        """An upload in parts (a file larger than one request should carry): its id."""
+        return await refusals(self.storage.begin_upload.remote(account.name, extension, content_type))
+
+    async def upload_part(self, account: Account, upload: str, number: int, path: Path) -> None:
+        """Part ``number`` of an upload, from a file on this node."""
+        return await refusals(self.storage.upload_part.remote(account.name, upload, number, str(path)))
+
+    async def finish_upload(self, account: Account, upload: str) -> tuple[str, int]:
+        """Join the parts: the file's URL (an input like any other) and size."""
+        return await refusals(self.storage.finish_upload.remote(account.name, upload))
+
+    async def abort_upload(self, account: Account, upload: str) -> None:
+        await refusals(self.storage.abort_upload.remote(account.name, upload))
+
     async def expiration(self, account: Account, days: int | None = None) -> int:
         return await refusals(self.storage.expiration.remote(account.name, days))
 

@@ -24,11 +24,14 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from dragon.config import Settings
-from dragon.errors import CredentialsError, TaskError
+from dragon.errors import CredentialsError, InvalidRequestError, TaskError
 from dragon.journal import open_journal
 from dragon.storage import Entry, open_backend
 from dragon.storage.fetch import UnsafeURLError, pinned_request, tls_context
-from dragon.storage.paths import PERSISTENT, VOLATILE, account_root, output_name
+from dragon.status import new_key
+from dragon.storage.paths import (
+    PERSISTENT, VOLATILE, UnknownUploadError, account_root, output_name, read_upload_id, upload_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,37 @@ class StorageActor:
         if r.status_code >= 300:
             raise StorageError(f"the signed URL refused the upload: HTTP {r.status_code}")
         return url.split("?", 1)[0]
+
+    # a client's file in parts (POST /v2/storage/uploads): each part is a file on this node
+
+    def begin_upload(self, account: str, extension: str, content_type: str) -> str:
+        name = output_name(PERSISTENT, account, new_key(), "upload", extension)
+        return upload_id(account, name, self.backend.start_upload(name, content_type))
+
+    def upload_part(self, account: str, upload: str, number: int, path: str) -> None:
+        name, backend_upload = read_upload_id(upload, account)
+        try:
+            self.backend.put_part(name, backend_upload, number, Path(path))
+        except FileNotFoundError:
+            raise UnknownUploadError(upload) from None
+
+    def finish_upload(self, account: str, upload: str) -> tuple[str, int]:
+        """The URL and size of the joined file."""
+        name, backend_upload = read_upload_id(upload, account)
+        try:
+            size = self.backend.finish_upload(name, backend_upload, self.settings.upload_part_bytes)
+        except FileNotFoundError:
+            raise UnknownUploadError(upload) from None
+        except ValueError as exc:
+            raise InvalidRequestError("upload", str(exc)) from None
+        return self.backend.url(name), size
+
+    def abort_upload(self, account: str, upload: str) -> None:
+        name, backend_upload = read_upload_id(upload, account)
+        try:
+            self.backend.abort_upload(name, backend_upload)
+        except FileNotFoundError:
+            raise UnknownUploadError(upload) from None
 
     def discard(self, account: str, key: str) -> int:
         """Removes what earlier attempts of a task stored (a worker that died after storing

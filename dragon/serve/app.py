@@ -8,6 +8,7 @@ so that autoscaling can leave them out (dragon/serve/scaling.py).
 
 
 import asyncio
+import contextlib
 import json
 import logging
 import mimetypes
@@ -192,24 +193,64 @@ class Api:
     async def upload(self, request: Request) -> dict[str, Any]:
         """A local file as a task input (not in the v2 spec): the raw body goes to the
         caller's persistent storage; the answer's ``url`` works as any task's input.
-        Credentials come in the Authorization header or the query (the body is the file)."""
+        Credentials come in the Authorization header or the query (the body is the file).
+        Files over ``max_upload_request_bytes`` go in parts (``/v2/storage/uploads``)."""
         account = await self.authenticate(request, {}, secret_only=True)
-        name = request.query_params.get("filename") or "upload"
-        extension = "".join(c for c in Path(name).suffix.lstrip(".").lower() if c.isalnum())[:16]
-        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        extension, content_type = _file_type(request)
+        limit = self.settings.max_upload_request_bytes
+        async with self._received(request, limit, "send larger files in parts (POST /v2/storage/uploads)") as (path, size):
+            url = await self.service.store_upload(account, path, extension, content_type)
+        return {"url": url, "size": size, "content_type": content_type}
+
+    @app.post("/v2/storage/uploads")
+    async def upload_begin(self, request: Request) -> dict[str, Any]:
+        """Begin an upload in parts (not in the v2 spec), for files of any size up to
+        ``max_upload_bytes``: PUT each part (``part_bytes`` long but the last) to
+        ``/v2/storage/uploads/{upload}/{number}``, then POST ``/v2/storage/uploads/{upload}``.
+        A part sent again replaces the first: an interrupted upload resumes."""
+        account = await self.authenticate(request, {}, secret_only=True)
+        extension, content_type = _file_type(request)
+        upload = await self.service.begin_upload(account, extension, content_type)
+        return {"upload": upload, "part_bytes": self.settings.upload_part_bytes, "content_type": content_type,
+                "max_parts": -(-self.settings.max_upload_bytes // self.settings.upload_part_bytes)}
+
+    @app.put("/v2/storage/uploads/{upload}/{number}")
+    async def upload_part(self, request: Request, upload: str, number: int) -> dict[str, Any]:
+        account = await self.authenticate(request, {}, secret_only=True)
+        if not 1 <= number <= -(-self.settings.max_upload_bytes // self.settings.upload_part_bytes):
+            raise RequestError("number", "a part's number goes from 1 to the upload's max_parts", "path")
+        async with self._received(request, self.settings.upload_part_bytes, "a part is part_bytes long at most") as (path, size):
+            await self.service.upload_part(account, upload, number, path)
+        return {"part": number, "size": size}
+
+    @app.post("/v2/storage/uploads/{upload}")
+    async def upload_finish(self, request: Request, upload: str) -> dict[str, Any]:
+        account = await self.authenticate(request, {}, secret_only=True)
+        url, size = await self.service.finish_upload(account, upload)
+        content_type = mimetypes.guess_type(url.split("?", 1)[0])[0] or "application/octet-stream"
+        return {"url": url, "size": size, "content_type": content_type}
+
+    @app.delete("/v2/storage/uploads/{upload}")
+    async def upload_abort(self, request: Request, upload: str) -> dict[str, Any]:
+        account = await self.authenticate(request, {}, secret_only=True)
+        await self.service.abort_upload(account, upload)
+        return {"aborted": upload}
+
+    @contextlib.asynccontextmanager
+    async def _received(self, request: Request, limit: int, hint: str) -> AsyncIterator[tuple[Path, int]]:
+        """The request's body in a file of this node's scratch (removed after), and its size."""
         self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.settings.scratch_dir, prefix="upload-") as tmp:
             size = 0
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > self.settings.max_upload_bytes:
-                    raise RequestError("body", f"the file is larger than {self.settings.max_upload_bytes} bytes", "body", 413)
+                if size > limit:
+                    raise RequestError("body", f"the file is larger than {limit} bytes: {hint}", "body", 413)
                 tmp.write(chunk)
             tmp.flush()
             if not size:
                 raise RequestError("body", "the file is empty")
-            url = await self.service.store_upload(account, Path(tmp.name), extension, content_type)
-        return {"url": url, "size": size, "content_type": content_type}
+            yield Path(tmp.name), size
 
     @app.get("/v2/storage/expiration")
     async def expiration_get(self, request: Request) -> int:
@@ -249,6 +290,13 @@ class Api:
         if not path.is_file():
             raise HTTPException(404, "Not Found")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+
+def _file_type(request: Request) -> tuple[str, str]:
+    """The extension and content type of an uploaded file, from its ``filename``."""
+    name = request.query_params.get("filename") or "upload"
+    extension = "".join(c for c in Path(name).suffix.lstrip(".").lower() if c.isalnum())[:16]
+    return extension, mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def build(settings: Settings) -> serve.Application:

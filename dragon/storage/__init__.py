@@ -43,9 +43,37 @@ class Backend(ABC):
     def url(self, name: str) -> str:
         """An absolute URL a client can download the object from."""
 
+    # uploads in parts (a client's large file, a part per request)
+
+    @abstractmethod
+    def start_upload(self, name: str, content_type: str) -> str:
+        """Begin an object put in numbered parts; returns the upload's id."""
+
+    @abstractmethod
+    def put_part(self, name: str, upload: str, number: int, source: Path) -> None:
+        """Store part ``number`` (1, 2...) from a file; putting a part again replaces it."""
+
+    @abstractmethod
+    def finish_upload(self, name: str, upload: str, part_bytes: int) -> int:
+        """Join the parts, in order, into the object; returns its size. ValueError unless
+        the parts are numbered 1 to n and all but the last are ``part_bytes`` long."""
+
+    @abstractmethod
+    def abort_upload(self, name: str, upload: str) -> None: ...
+
     @abstractmethod
     def name_of(self, url: str) -> str | None:
         """The object name behind one of our own URLs, else None."""
+
+
+def check_parts(sizes: list[tuple[int, int]], part_bytes: int) -> None:
+    """(number, size) of an upload's parts, in order: 1 to n, all but the last full."""
+    if not sizes:
+        raise ValueError("the upload has no part")
+    if [number for number, _ in sizes] != list(range(1, len(sizes) + 1)):
+        raise ValueError("the parts must be numbered 1, 2, 3... with none missing")
+    if any(size != part_bytes for _, size in sizes[:-1]):
+        raise ValueError(f"every part but the last must be {part_bytes} bytes long")
 
 
 def open_backend(settings: Settings) -> Backend:

@@ -7,6 +7,8 @@ no backslashes or control characters, nothing encoded to look harmless.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import secrets
 import string
@@ -46,3 +48,35 @@ def client_path(path: str) -> str:
     if any(p == ".." for p in parts):
         raise InvalidRequestError("path", "the path must not contain '..'")
     return "/".join(parts)
+
+
+_UPLOAD_NAME = re.compile(r"^persistent/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/[A-Z2-7]{26}/dragon-upload-[A-Za-z0-9]{6}(\.[A-Za-z0-9]{1,16})?$")
+
+
+def upload_id(account: str, name: str, upload: str) -> str:
+    """The id a client names an upload in parts by: which object, and the backend's id."""
+    return base64.urlsafe_b64encode(json.dumps([account, name, upload]).encode()).decode().rstrip("=")
+
+
+def read_upload_id(value: str, account: str) -> tuple[str, str]:
+    """(object name, backend upload id) of an upload of ``account``'s; refuses any id
+    that would name another account's object, or anything but an upload's name."""
+    try:
+        owner, name, upload = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (ValueError, TypeError):
+        raise UnknownUploadError(value) from None
+    match = _UPLOAD_NAME.match(name) if isinstance(name, str) else None
+    if owner != account or match is None or match.group(1) != account or not isinstance(upload, str) or not upload:
+        raise UnknownUploadError(value)
+    return name, upload
+
+
+class UnknownUploadError(InvalidRequestError):
+    """An upload id that names no upload of this account (or one already finished)."""
+
+    def __init__(self, value: str):
+        super().__init__("upload", f"there is no upload with this id: {value[:80]}")
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.value,))

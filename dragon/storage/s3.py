@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import boto3
@@ -11,7 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from dragon.config import Settings
-from dragon.storage import Backend, Entry
+from dragon.storage import Backend, Entry, check_parts
 
 
 class S3Backend(Backend):
@@ -60,6 +60,37 @@ class S3Backend(Backend):
         for i in range(0, len(names), 1000):
             objects = [{"Key": self._key(n)} for n in names[i : i + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+
+    def start_upload(self, name: str, content_type: str) -> str:
+        answer = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(name), ContentType=content_type)
+        return answer["UploadId"]
+
+    def put_part(self, name: str, upload: str, number: int, source: Path) -> None:
+        with open(source, "rb") as body:
+            self._upload_call(self.client.upload_part, Bucket=self.bucket, Key=self._key(name), UploadId=upload,
+                              PartNumber=number, Body=body)
+
+    def finish_upload(self, name: str, upload: str, part_bytes: int) -> int:
+        parts = []
+        for page in self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=self._key(name),
+                                                                      UploadId=upload):
+            parts += [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]} for p in page.get("Parts", [])]
+        parts.sort(key=lambda p: p["PartNumber"])
+        check_parts([(p["PartNumber"], p["Size"]) for p in parts], part_bytes)
+        self._upload_call(self.client.complete_multipart_upload, Bucket=self.bucket, Key=self._key(name), UploadId=upload,
+                          MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]})
+        return sum(p["Size"] for p in parts)
+
+    def abort_upload(self, name: str, upload: str) -> None:
+        self._upload_call(self.client.abort_multipart_upload, Bucket=self.bucket, Key=self._key(name), UploadId=upload)
+
+    def _upload_call(self, method: Any, **params: Any) -> Any:
+        try:
+            return method(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "NoSuchKey", "404"):
+                raise FileNotFoundError(params.get("UploadId", "")) from None
+            raise
 
     def url(self, name: str) -> str:
         if self.public_url:
