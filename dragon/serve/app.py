@@ -58,6 +58,15 @@ def _lines(first: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]], pol
     return StreamingResponse(polls.stream(body()), media_type=STREAM_MEDIA_TYPE)
 
 
+def _file_type(request: Request) -> tuple[str, str]:
+    """The extension and content type of an uploaded file, from its ``filename``."""
+    name = request.query_params.get("filename") or "upload"
+    extension = "".join(c for c in Path(name).suffix.lstrip(".").lower() if c.isalnum())[:16]
+    return extension, mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+# Module functions the routes use are defined above the class: serve.ingress takes a
+# copy of the routes (and of the globals they name) when it decorates the class.
 @serve.deployment(max_ongoing_requests=10_000, graceful_shutdown_timeout_s=5)
 @serve.ingress(app)
 class Api:
@@ -290,13 +299,6 @@ class Api:
         if not path.is_file():
             raise HTTPException(404, "Not Found")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-
-
-def _file_type(request: Request) -> tuple[str, str]:
-    """The extension and content type of an uploaded file, from its ``filename``."""
-    name = request.query_params.get("filename") or "upload"
-    extension = "".join(c for c in Path(name).suffix.lstrip(".").lower() if c.isalnum())[:16]
-    return extension, mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def build(settings: Settings) -> serve.Application:
