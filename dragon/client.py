@@ -2,49 +2,44 @@
 (:class:`AsyncClient`), on httpx::
 
     from dragon.client import Client
-    with Client("http://127.0.0.1:8000", secret="...") as dragon:
+    with Client() as dragon:                          # DRAGON_URL and DRAGON_SECRET by default
         [task] = dragon.create({"task_name": "image.thumb", "url": dragon.upload("photo.jpg"), "width": 200})
         for status in dragon.stream([task.key]):
             print(status.key, status.status, status.progress)
 
-Statuses are :class:`Status` models; API errors raise :class:`ApiError` (with the
-API's ``errors`` list). Requests are retried on 503 and on connection failures with
-back-off; ``create`` sends an ``Idempotency-Key`` so a retried create cannot run twice;
-streams reconnect through ``status_stream`` after a dropped connection.
+Statuses are :class:`Status` models. Refusals raise an :class:`ApiError` subclass by
+kind (:class:`AuthError`, :class:`NotFoundError`, :class:`LimitError`,
+:class:`UnavailableError`), with the API's ``errors``; ``wait(..., check=True)``
+raises :class:`TaskFailedError` for a task that ended in error. Requests are retried on
+429, 502, 503, 504 and dropped connections, honouring ``Retry-After``; ``create`` sends
+an ``Idempotency-Key`` so a retried create cannot run twice; streams reconnect through
+``status_stream``; large files upload in parts, each part retried on its own.
+
+Both clients share :class:`_Core`, which makes every decision that needs no I/O (what
+to send, what an answer means, whether and when to retry); each only sends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import httpx
-from pydantic import BaseModel, ConfigDict
 
-ENDED = ("success", "error")
-RETRIES = 5
+from dragon.protocol import CreateRequest, DeleteFilesRequest, ExpirationRequest, KeysRequest, Status, StatusRequest
 
+__all__ = ["Client", "AsyncClient", "Status", "ApiError", "AuthError", "NotFoundError", "LimitError",
+           "UnavailableError", "TaskFailedError"]
 
-class Status(BaseModel):
-    """A task's status as the API sends it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    key: str
-    status: str
-    events: dict[str, str] = {}
-    progress: Any = None
-    result: Any = None
-    error: Any = None
-    details: dict[str, Any] | None = None
-
-    @property
-    def ended(self) -> bool:
-        return self.status in ENDED
+RETRIED = (429, 502, 503, 504)
+DROPPED = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+SINGLE_UPLOAD = 32 * 1024 * 1024  # bytes a file may have to go in one request; larger go in parts
 
 
 class ApiError(Exception):
@@ -58,12 +53,194 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status_code}: {text}")
 
 
-def _error(response: httpx.Response) -> ApiError:
-    try:
-        errors = response.json().get("errors", [])
-    except (ValueError, AttributeError):
-        errors = []
-    return ApiError(response.status_code, errors if isinstance(errors, list) else [])
+class AuthError(ApiError):
+    """401: the credentials are missing or refused."""
+
+
+class LimitError(ApiError):
+    """401 "account limits reached", or 429: too many tasks or requests for now."""
+
+
+class NotFoundError(ApiError):
+    """404, or 400 naming a task key that does not exist."""
+
+
+class UnavailableError(ApiError):
+    """503 (or 502, 504) after every retry: the service is down for now."""
+
+
+class TaskFailedError(Exception):
+    """A task the caller waited for ended in error (``wait(..., check=True)``)."""
+
+    def __init__(self, status: Status):
+        self.status = status
+        super().__init__(f"task {status.key} failed: {status.error}")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request to make."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+
+
+class _Core:
+    """Everything both clients decide without I/O."""
+
+    def __init__(self, base_url: str | None, secret: str | None, api_key: str | None, referer: str | None,
+                 retries: int, backoff: float):
+        self.base_url = base_url or os.environ.get("DRAGON_URL", "http://127.0.0.1:8000")
+        secret = secret or (None if api_key else os.environ.get("DRAGON_SECRET"))
+        if not secret and not api_key:
+            raise ValueError("give a secret or an api key (or set DRAGON_SECRET)")
+        self.headers = {"Authorization": f"Secret {secret}" if secret else f"Api-Key {api_key}"}
+        if referer:
+            self.headers["Referer"] = referer
+        self.retries = retries
+        self.backoff = backoff
+
+    # requests
+
+    @staticmethod
+    def create(tasks: dict[str, Any] | Iterable[dict[str, Any]], block: bool) -> Call:
+        body = CreateRequest.model_construct(tasks=_tasks(tasks), block=block).body()
+        return Call("POST", "/v2/create", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+
+    @staticmethod
+    def status(keys: str | Iterable[str], *, block: bool = False, details: bool = False) -> Call:
+        return Call("POST", "/v2/status", json=StatusRequest.model_construct(tasks=_keys(keys), block=block, details=details).body())
+
+    @staticmethod
+    def cancel(keys: str | Iterable[str]) -> Call:
+        return Call("POST", "/v2/cancel", json=KeysRequest.model_construct(tasks=_keys(keys)).body())
+
+    @staticmethod
+    def list_files(path: str, recursive: bool) -> Call:
+        return Call("GET", f"/v2/storage/files/{path}", params={"recursive": str(recursive).lower()})
+
+    @staticmethod
+    def delete_files(path: str, selection: dict[str, Any]) -> Call:
+        return Call("DELETE", f"/v2/storage/files/{path}", json=DeleteFilesRequest.model_construct(**selection).body())
+
+    @staticmethod
+    def expiration(days: int | None = None) -> Call:
+        if days is None:
+            return Call("GET", "/v2/storage/expiration")
+        return Call("POST", "/v2/storage/expiration", json=ExpirationRequest.model_construct(days=days).body())
+
+    # answers
+
+    @staticmethod
+    def statuses(response: httpx.Response) -> list[Status]:
+        return [Status.model_validate(doc) for doc in response.json()]
+
+    @staticmethod
+    def error(response: httpx.Response) -> ApiError:
+        try:
+            errors = response.json().get("errors", [])
+        except (ValueError, AttributeError):
+            errors = []
+        errors = errors if isinstance(errors, list) else []
+        code = response.status_code
+        words = " ".join(str(e.get("description", "")) for e in errors)
+        kind: type[ApiError] = ApiError
+        if code == 429 or (code == 401 and "limits" in words):
+            kind = LimitError
+        elif code == 401:
+            kind = AuthError
+        elif code == 404 or (code == 400 and "no task with this ID" in words):
+            kind = NotFoundError
+        elif code in RETRIED:
+            kind = UnavailableError
+        return kind(code, errors)
+
+    @staticmethod
+    def check(statuses: list[Status]) -> list[Status]:
+        for status in statuses:
+            if status.status == "error":
+                raise TaskFailedError(status)
+        return statuses
+
+    # retries
+
+    def pause(self, attempt: int, response: httpx.Response | None) -> float | None:
+        """Seconds to wait before trying again (``Retry-After`` when the answer says), or
+        None when this failure is final."""
+        if attempt >= self.retries:
+            return None
+        if response is not None:
+            if response.status_code not in RETRIED:
+                return None
+            after = response.headers.get("retry-after", "")
+            if after.isdigit():
+                return min(float(after), 60.0)
+        return min(5.0, self.backoff * 2**attempt)
+
+
+class _Stream:
+    """A stream of status changes that survives reconnections: statuses a reconnection
+    repeats are skipped, and it ends once every task has ended."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        self.seen: dict[str, Status] = {}
+
+    def call(self) -> Call:
+        return Call("POST", "/v2/status_stream", json=KeysRequest.model_construct(tasks=self.keys).body())
+
+    def feed(self, line: str) -> list[Status]:
+        if not line.strip():
+            return []
+        data = json.loads(line)
+        changes = []
+        for doc in data if isinstance(data, list) else [data]:
+            status = Status.model_validate(doc)
+            if self.seen.get(status.key) != status:
+                self.seen[status.key] = status
+                changes.append(status)
+        return changes
+
+    @property
+    def done(self) -> bool:
+        return len(self.seen) == len(set(self.keys)) and all(s.ended for s in self.seen.values())
+
+
+@dataclass(frozen=True)
+class _Upload:
+    """A local file's upload: one request for a small file, else parts (resumable: a
+    failed part is sent again alone)."""
+
+    path: Path
+    size: int
+
+    @property
+    def in_parts(self) -> bool:
+        return self.size > SINGLE_UPLOAD
+
+    def single(self) -> Call:
+        return Call("POST", "/v2/storage/upload", params={"filename": self.path.name},
+                    headers={"Content-Type": "application/octet-stream"}, content=self.path.read_bytes())
+
+    def begin(self) -> Call:
+        return Call("POST", "/v2/storage/uploads", params={"filename": self.path.name})
+
+    def parts(self, upload: str, part_bytes: int) -> Iterator[tuple[Call, int]]:
+        """Each part's request and the bytes sent once it is in."""
+        with self.path.open("rb") as f:
+            number = 0
+            while chunk := f.read(part_bytes):
+                number += 1
+                yield Call("PUT", f"/v2/storage/uploads/{upload}/{number}", content=chunk,
+                           headers={"Content-Type": "application/octet-stream"}), min(number * part_bytes, self.size)
+
+    @staticmethod
+    def finish(upload: str) -> Call:
+        return Call("POST", f"/v2/storage/uploads/{upload}")
 
 
 def _keys(keys: str | Iterable[str]) -> list[str]:
@@ -74,53 +251,15 @@ def _tasks(tasks: dict[str, Any] | Iterable[dict[str, Any]]) -> list[dict[str, A
     return [tasks] if isinstance(tasks, dict) else list(tasks)
 
 
-def _read(f: Any, size: int, on_progress: Callable[[int, int], None] | None) -> Iterator[bytes]:
-    sent = 0
-    while block := f.read(1 << 20):
-        sent += len(block)
-        if on_progress:
-            on_progress(sent, size)
-        yield block
+def _kwargs(call: Call) -> dict[str, Any]:
+    return {"json": call.json, "params": call.params, "headers": call.headers, "content": call.content}
 
 
-def _pause(attempt: int) -> float:
-    return min(5.0, 0.2 * 2**attempt)
-
-
-class _Shape:
-    """What both clients share: credentials, request shapes, answers as models."""
-
-    def __init__(self, secret: str | None, api_key: str | None, referer: str | None):
-        if not secret and not api_key:
-            raise ValueError("give a secret or an api key")
-        self._auth = {"Authorization": f"secret {secret}" if secret else f"api-key {api_key}"}
-        if referer:
-            self._auth["Referer"] = referer
-
-    @staticmethod
-    def _statuses(response: httpx.Response) -> list[Status]:
-        return [Status.model_validate(doc) for doc in response.json()]
-
-    @staticmethod
-    def _changes(lines: Iterable[str], seen: dict[str, Status]) -> Iterator[Status]:
-        """New statuses of a stream: the first line's array, then one per line; what a
-        reconnection repeats (same status as last seen) is skipped."""
-        for line in lines:
-            if not line.strip():
-                continue
-            data = json.loads(line)
-            for doc in data if isinstance(data, list) else [data]:
-                status = Status.model_validate(doc)
-                if seen.get(status.key) != status:
-                    seen[status.key] = status
-                    yield status
-
-
-class Client(_Shape):
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, secret: str | None = None, api_key: str | None = None,
-                 referer: str | None = None, timeout: float = 660.0):
-        super().__init__(secret, api_key, referer)
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=self._auth)
+class Client:
+    def __init__(self, base_url: str | None = None, *, secret: str | None = None, api_key: str | None = None,
+                 referer: str | None = None, timeout: float = 660.0, retries: int = 5, backoff: float = 0.2):
+        self._core = _Core(base_url, secret, api_key, referer, retries, backoff)
+        self._http = httpx.Client(base_url=self._core.base_url, timeout=timeout, headers=self._core.headers)
         self.files = _Files(self)
         self.expiration = _Expiration(self)
 
@@ -133,57 +272,64 @@ class Client(_Shape):
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, retries: int = RETRIES, **kwargs: Any) -> httpx.Response:
-        """One API call, retried on 503 and connection failures; other errors raise."""
-        for attempt in range(retries + 1):
+    def send(self, call: Call) -> httpx.Response:
+        """One API call, retried as the core says; a refusal raises its ApiError."""
+        attempt = 0
+        while True:
             try:
-                response = self._http.request(method, path, **kwargs)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
-                if attempt == retries:
+                response = self._http.request(call.method, call.path, **_kwargs(call))
+            except DROPPED:
+                pause = self._core.pause(attempt, None)
+                if pause is None:
                     raise
-                time.sleep(_pause(attempt))
-                continue
-            if response.status_code == 503 and attempt < retries:
-                time.sleep(_pause(attempt))
-                continue
-            if response.status_code >= 400:
-                raise _error(response)
-            return response
-        raise AssertionError("unreachable")
+            else:
+                if response.status_code < 400:
+                    return response
+                pause = self._core.pause(attempt, response)
+                if pause is None:
+                    raise self._core.error(response)
+            time.sleep(pause)
+            attempt += 1
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.send(Call(method, path, **kwargs))
 
     def create(self, tasks: dict[str, Any] | Iterable[dict[str, Any]], block: bool = False) -> list[Status]:
-        headers = {"Idempotency-Key": uuid.uuid4().hex}
-        return self._statuses(self.request("POST", "/v2/create", json={"tasks": _tasks(tasks), "block": block},
-                                           headers=headers))
+        return self._core.statuses(self.send(self._core.create(tasks, block)))
 
     def status(self, keys: str | Iterable[str], details: bool = False) -> list[Status]:
-        return self._statuses(self.request("POST", "/v2/status", json={"tasks": _keys(keys), "details": details}))
+        return self._core.statuses(self.send(self._core.status(keys, details=details)))
 
-    def wait(self, keys: str | Iterable[str]) -> list[Status]:
-        """Final statuses, however long the tasks take (block=true, asked again as needed)."""
+    def wait(self, keys: str | Iterable[str], *, check: bool = False) -> list[Status]:
+        """Final statuses, however long the tasks take (block=true, asked again as needed);
+        with ``check``, a task that ended in error raises TaskFailedError."""
         while True:
-            statuses = self._statuses(self.request("POST", "/v2/status", json={"tasks": _keys(keys), "block": True}))
+            statuses = self._core.statuses(self.send(self._core.status(keys, block=True)))
             if all(s.ended for s in statuses):
-                return statuses
+                return self._core.check(statuses) if check else statuses
 
     def stream(self, keys: str | Iterable[str]) -> Iterator[Status]:
         """Every status change of these tasks until all have ended."""
-        keys, seen = _keys(keys), {}
-        for attempt in range(RETRIES * 4):
+        stream, attempt = _Stream(_keys(keys)), 0
+        while True:
             try:
-                with self._http.stream("POST", "/v2/status_stream", json={"tasks": keys}) as response:
+                with self._http.stream("POST", stream.call().path, json=stream.call().json) as response:
                     if response.status_code >= 400:
                         response.read()
-                        if response.status_code != 503:
-                            raise _error(response)
+                        if self._core.pause(0, response) is None:
+                            raise self._core.error(response)
                     else:
-                        yield from self._changes(response.iter_lines(), seen)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+                        for line in response.iter_lines():
+                            yield from stream.feed(line)
+            except DROPPED:
                 pass
-            if len(seen) == len(set(keys)) and all(s.ended for s in seen.values()):
+            if stream.done:
                 return
-            time.sleep(_pause(min(attempt, 4)))
-        raise ApiError(503, [{"name": "stream", "location": "body", "description": "the stream kept breaking off"}])
+            pause = self._core.pause(min(attempt, 4), None)
+            if pause is None or attempt > 4 * self._core.retries:
+                raise UnavailableError(503, [{"name": "stream", "location": "body", "description": "the stream kept breaking off"}])
+            time.sleep(pause)
+            attempt += 1
 
     def create_stream(self, tasks: dict[str, Any] | Iterable[dict[str, Any]]) -> Iterator[Status]:
         created = self.create(tasks)
@@ -192,28 +338,23 @@ class Client(_Shape):
 
     def cancel(self, keys: str | Iterable[str]) -> dict[str, Any]:
         """``{"canceled": [keys], "already_ended": [keys], "statuses": [...]}``."""
-        return self.request("POST", "/v2/cancel", json={"tasks": _keys(keys)}).json()
+        return self.send(self._core.cancel(keys)).json()
 
     def upload(self, path: str | Path, on_progress: Callable[[int, int], None] | None = None) -> str:
         """Puts a local file in the account's storage; returns a URL to use as a task input.
         ``on_progress(sent, size)`` follows the bytes sent."""
-        path = Path(path)
-        size = path.stat().st_size
-        for attempt in range(RETRIES + 1):  # each attempt reads the file again from the start
-            with path.open("rb") as f:
-                try:
-                    response = self.request("POST", "/v2/storage/upload", retries=0, params={"filename": path.name},
-                                            content=_read(f, size, on_progress),
-                                            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
-                    return response.json()["url"]
-                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
-                    if attempt == RETRIES:
-                        raise
-                except ApiError as exc:
-                    if exc.status_code != 503 or attempt == RETRIES:
-                        raise
-            time.sleep(_pause(attempt))
-        raise AssertionError("unreachable")
+        upload = _Upload(Path(path), Path(path).stat().st_size)
+        if not upload.in_parts:
+            url = self.send(upload.single()).json()["url"]
+            if on_progress:
+                on_progress(upload.size, upload.size)
+            return url
+        begun = self.send(upload.begin()).json()
+        for call, sent in upload.parts(begun["upload"], begun["part_bytes"]):
+            self.send(call)
+            if on_progress:
+                on_progress(sent, upload.size)
+        return self.send(upload.finish(begun["upload"])).json()["url"]
 
 
 class _Files:
@@ -221,11 +362,11 @@ class _Files:
         self._client = client
 
     def list(self, path: str = "", recursive: bool = False) -> dict[str, Any]:
-        return self._client.request("GET", f"/v2/storage/files/{path}", params={"recursive": str(recursive).lower()}).json()
+        return self._client.send(_Core.list_files(path, recursive)).json()
 
     def delete(self, path: str = "", **selection: Any) -> dict[str, Any]:
         """``urls=[...]``, ``dry_run``, ``from``/``to`` (ISO dates), ``max_age`` (days)."""
-        return self._client.request("DELETE", f"/v2/storage/files/{path}", json=selection).json()
+        return self._client.send(_Core.delete_files(path, selection)).json()
 
 
 class _Expiration:
@@ -233,17 +374,17 @@ class _Expiration:
         self._client = client
 
     def get(self) -> int:
-        return self._client.request("GET", "/v2/storage/expiration").json()
+        return self._client.send(_Core.expiration()).json()
 
     def set(self, days: int) -> int:
-        return self._client.request("POST", "/v2/storage/expiration", json={"days": days}).json()
+        return self._client.send(_Core.expiration(days)).json()
 
 
-class AsyncClient(_Shape):
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, secret: str | None = None, api_key: str | None = None,
-                 referer: str | None = None, timeout: float = 660.0):
-        super().__init__(secret, api_key, referer)
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=self._auth)
+class AsyncClient:
+    def __init__(self, base_url: str | None = None, *, secret: str | None = None, api_key: str | None = None,
+                 referer: str | None = None, timeout: float = 660.0, retries: int = 5, backoff: float = 0.2):
+        self._core = _Core(base_url, secret, api_key, referer, retries, backoff)
+        self._http = httpx.AsyncClient(base_url=self._core.base_url, timeout=timeout, headers=self._core.headers)
         self.files = _AsyncFiles(self)
         self.expiration = _AsyncExpiration(self)
 
@@ -256,56 +397,61 @@ class AsyncClient(_Shape):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, retries: int = RETRIES, **kwargs: Any) -> httpx.Response:
-        for attempt in range(retries + 1):
+    async def send(self, call: Call) -> httpx.Response:
+        attempt = 0
+        while True:
             try:
-                response = await self._http.request(method, path, **kwargs)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
-                if attempt == retries:
+                response = await self._http.request(call.method, call.path, **_kwargs(call))
+            except DROPPED:
+                pause = self._core.pause(attempt, None)
+                if pause is None:
                     raise
-                await asyncio.sleep(_pause(attempt))
-                continue
-            if response.status_code == 503 and attempt < retries:
-                await asyncio.sleep(_pause(attempt))
-                continue
-            if response.status_code >= 400:
-                raise _error(response)
-            return response
-        raise AssertionError("unreachable")
+            else:
+                if response.status_code < 400:
+                    return response
+                pause = self._core.pause(attempt, response)
+                if pause is None:
+                    raise self._core.error(response)
+            await asyncio.sleep(pause)
+            attempt += 1
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.send(Call(method, path, **kwargs))
 
     async def create(self, tasks: dict[str, Any] | Iterable[dict[str, Any]], block: bool = False) -> list[Status]:
-        headers = {"Idempotency-Key": uuid.uuid4().hex}
-        return self._statuses(await self.request("POST", "/v2/create", json={"tasks": _tasks(tasks), "block": block},
-                                                 headers=headers))
+        return self._core.statuses(await self.send(self._core.create(tasks, block)))
 
     async def status(self, keys: str | Iterable[str], details: bool = False) -> list[Status]:
-        return self._statuses(await self.request("POST", "/v2/status", json={"tasks": _keys(keys), "details": details}))
+        return self._core.statuses(await self.send(self._core.status(keys, details=details)))
 
-    async def wait(self, keys: str | Iterable[str]) -> list[Status]:
+    async def wait(self, keys: str | Iterable[str], *, check: bool = False) -> list[Status]:
         while True:
-            statuses = self._statuses(await self.request("POST", "/v2/status", json={"tasks": _keys(keys), "block": True}))
+            statuses = self._core.statuses(await self.send(self._core.status(keys, block=True)))
             if all(s.ended for s in statuses):
-                return statuses
+                return self._core.check(statuses) if check else statuses
 
     async def stream(self, keys: str | Iterable[str]) -> AsyncIterator[Status]:
-        keys, seen = _keys(keys), {}
-        for attempt in range(RETRIES * 4):
+        stream, attempt = _Stream(_keys(keys)), 0
+        while True:
             try:
-                async with self._http.stream("POST", "/v2/status_stream", json={"tasks": keys}) as response:
+                async with self._http.stream("POST", stream.call().path, json=stream.call().json) as response:
                     if response.status_code >= 400:
                         await response.aread()
-                        if response.status_code != 503:
-                            raise _error(response)
+                        if self._core.pause(0, response) is None:
+                            raise self._core.error(response)
                     else:
                         async for line in response.aiter_lines():
-                            for status in self._changes([line], seen):
+                            for status in stream.feed(line):
                                 yield status
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+            except DROPPED:
                 pass
-            if len(seen) == len(set(keys)) and all(s.ended for s in seen.values()):
+            if stream.done:
                 return
-            await asyncio.sleep(_pause(min(attempt, 4)))
-        raise ApiError(503, [{"name": "stream", "location": "body", "description": "the stream kept breaking off"}])
+            pause = self._core.pause(min(attempt, 4), None)
+            if pause is None or attempt > 4 * self._core.retries:
+                raise UnavailableError(503, [{"name": "stream", "location": "body", "description": "the stream kept breaking off"}])
+            await asyncio.sleep(pause)
+            attempt += 1
 
     async def create_stream(self, tasks: dict[str, Any] | Iterable[dict[str, Any]]) -> AsyncIterator[Status]:
         created = await self.create(tasks)
@@ -315,19 +461,21 @@ class AsyncClient(_Shape):
             yield status
 
     async def cancel(self, keys: str | Iterable[str]) -> dict[str, Any]:
-        return (await self.request("POST", "/v2/cancel", json={"tasks": _keys(keys)})).json()
+        return (await self.send(self._core.cancel(keys))).json()
 
-    async def upload(self, path: str | Path) -> str:
-        path = Path(path)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            with path.open("rb") as f:
-                while block := f.read(1 << 20):
-                    yield block
-
-        response = await self.request("POST", "/v2/storage/upload", retries=0, params={"filename": path.name},
-                                      content=chunks(), headers={"Content-Type": "application/octet-stream"})
-        return response.json()["url"]
+    async def upload(self, path: str | Path, on_progress: Callable[[int, int], None] | None = None) -> str:
+        upload = _Upload(Path(path), Path(path).stat().st_size)
+        if not upload.in_parts:
+            url = (await self.send(upload.single())).json()["url"]
+            if on_progress:
+                on_progress(upload.size, upload.size)
+            return url
+        begun = (await self.send(upload.begin())).json()
+        for call, sent in upload.parts(begun["upload"], begun["part_bytes"]):
+            await self.send(call)
+            if on_progress:
+                on_progress(sent, upload.size)
+        return (await self.send(upload.finish(begun["upload"]))).json()["url"]
 
 
 class _AsyncFiles:
@@ -335,11 +483,10 @@ class _AsyncFiles:
         self._client = client
 
     async def list(self, path: str = "", recursive: bool = False) -> dict[str, Any]:
-        params = {"recursive": str(recursive).lower()}
-        return (await self._client.request("GET", f"/v2/storage/files/{path}", params=params)).json()
+        return (await self._client.send(_Core.list_files(path, recursive))).json()
 
     async def delete(self, path: str = "", **selection: Any) -> dict[str, Any]:
-        return (await self._client.request("DELETE", f"/v2/storage/files/{path}", json=selection)).json()
+        return (await self._client.send(_Core.delete_files(path, selection))).json()
 
 
 class _AsyncExpiration:
@@ -347,7 +494,7 @@ class _AsyncExpiration:
         self._client = client
 
     async def get(self) -> int:
-        return (await self._client.request("GET", "/v2/storage/expiration")).json()
+        return (await self._client.send(_Core.expiration())).json()
 
     async def set(self, days: int) -> int:
-        return (await self._client.request("POST", "/v2/storage/expiration", json={"days": days})).json()
+        return (await self._client.send(_Core.expiration(days))).json()

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     block_timeout: float = Field(default=600.0, gt=0, description="Server-side cap of block=true, seconds.")
     stream_poll_timeout: float = Field(default=15.0, gt=0)
     max_request_bytes: int = 8 * 1024 * 1024
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins whose pages may read every answer, besides those the accounts' "
+        "referrer whitelists allow (comma-separated; * for any). docs/api.md, Browsers.")
     max_tasks_per_request: int = 10_000
 
     # Execution
@@ -116,7 +119,7 @@ class Settings(BaseSettings):
     default_max_concurrent_tasks: int = 256
     default_max_queued_tasks: int = 100_000
 
-    @field_validator("task_modules", mode="before")
+    @field_validator("task_modules", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

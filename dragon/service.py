@@ -43,6 +43,9 @@ class Service:
     async def ready(self) -> dict[str, Any]:
         return await self.shards.ready()
 
+    async def accounts(self) -> list[Account]:
+        return await self.shards.accounts()
+
     async def account(self, **credential: str) -> Account | None:
         """By ``name``, ``secret_hash`` or ``api_key_hash``."""
         return await self.shards.account(**credential)

@@ -154,3 +154,30 @@ def test_restart_keeps_statuses_deliveries_and_settings_and_reruns_unfinished_ta
         assert len(receiver.wait_for(3, timeout=60)) == 3
     finally:
         receiver.stop()
+
+
+def test_while_the_database_is_down_the_api_answers_503_and_nothing_is_lost(
+        service: DragonProcess, api: Api, postgres: PostgresServer, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    [waiting] = api.create({"task_name": "test.gate", "gate": str(gate)})
+    api.wait_for(waiting["key"], "executing")
+    [before] = api.create({"task_name": "hello", "name": "before"}, block=True)
+    postgres.stop()
+    try:
+        refused = api.http.post("/v2/create", json={"secret": api.secret, "tasks": {"task_name": "hello", "name": "x"}})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["errors"][0]["name"] == "service"
+        unknown = api.http.get("/v2/status", params={"tasks": "ABCDEFGHIJKLMNOPQRSTUVWXYA"})  # must ask the journal
+        assert unknown.status_code == 503
+        gate.touch()  # the task ends while its end cannot be written: it waits to be
+        time.sleep(2)
+        assert api.status([waiting["key"]])[0]["status"] == "executing"  # nothing shown that is not durable
+    finally:
+        postgres.start()
+    deadline = time.monotonic() + 60
+    while api.status([waiting["key"]])[0]["status"] != "success" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert api.status([waiting["key"]])[0]["status"] == "success"
+    assert api.status([before["key"]]) == [before]
+    assert api.create({"task_name": "hello", "name": "after"}, block=True)[0]["result"] == "Hello after"
+    assert _rows(service, "SELECT state FROM tasks WHERE key = %s", waiting["key"]) == [("success",)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -162,3 +163,47 @@ def test_deleted_account_cannot_create(dragon: DragonProcess) -> None:
 def test_account_listing_never_shows_credentials(dragon: DragonProcess, account: dict) -> None:
     listing = str(dragon.cli("accounts", "list"))
     assert account["secret"] not in listing and account["api_key"] not in listing
+
+
+# The request shapes public clients of the original service send (docs/api.md, "Clients")
+
+
+def test_a_bare_secret_or_any_case_of_the_scheme_in_the_authorization_header(api: Api) -> None:
+    for header in (api.secret, f"SECRET {api.secret}", f"secret {api.secret}"):
+        r = api.http.post("/v2/create", content=json.dumps({"tasks": HELLO}), headers={"Authorization": header})
+        assert r.status_code == 200, (header, r.text)
+
+
+def test_paths_with_doubled_slashes_reach_their_routes(api: Api) -> None:
+    """A base URL ending in "/" joined with "/v2/create"."""
+    headers = {"Authorization": api.secret}
+    [created] = api.http.post(api.url + "//v2/create", content=json.dumps({"tasks": HELLO, "block": True}), headers=headers).json()
+    [status] = api.http.get(api.url + "//v2/status", params={"tasks": created["key"]}, headers=headers).json()
+    assert status["status"] == "success" and status["result"] == "Hello auth"
+
+
+def test_v1_routes_answer_as_v2_with_an_errors_details_also_in_result(api: Api) -> None:
+    body = {"secret": api.secret, "tasks": [{"task_name": "test.fail"}], "block": True}
+    [failed] = api.http.post(api.url + "//v1/create", content=json.dumps(body)).json()
+    assert failed["status"] == "error" and failed["result"] == failed["error"] and failed["error"].startswith("InvalidContentError")
+    [again] = api.http.post("/v1/status", content=json.dumps({"secret": api.secret, "tasks": failed["key"]})).json()
+    assert again["result"] == failed["error"]
+    [v2] = api.status([failed["key"]])
+    assert "result" not in v2
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain;charset=UTF-8", "application/x-www-form-urlencoded; charset=UTF-8",
+                                          "application/json; charset=utf-8"])
+def test_json_bodies_are_read_whatever_their_content_type(api: Api, content_type: str | None) -> None:
+    body = json.dumps({"secret": api.secret, "tasks": {"task_name": "hello", "name": "\u003cform\u003e"}, "block": True},
+                      ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")  # as Gson escapes them
+    headers = {"Content-Type": content_type} if content_type else {}
+    [status] = api.http.post("/v2/create", content=body, headers=headers).json()
+    assert status["result"] == "Hello <form>"
+
+
+def test_a_status_get_with_an_empty_json_body_and_header_credentials(api: Api) -> None:
+    [created] = api.create(HELLO, block=True)
+    r = api.http.request("GET", "/v2/status", params={"tasks": created["key"]}, content=b"{}",
+                         headers={"Authorization": f"Secret {api.secret}", "Content-Length": "2"})
+    assert r.status_code == 200 and r.json()[0]["status"] == "success"

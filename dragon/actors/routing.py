@@ -59,7 +59,10 @@ class Shards:
         lookups of many credentials spread over them."""
         value = next(iter(credential.values()))
         shard = int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big") % len(self.handles)
-        return await self.handles[shard].account.remote(**credential)
+        return await refusals(self.handles[shard].account.remote(**credential))
+
+    async def accounts(self) -> list[Account]:
+        return await refusals(self.handles[next(self._turn) % len(self.handles)].accounts.remote())
 
     async def create(self, shard: int, submission: Submission) -> list[dict[str, Any]]:
         return await refusals(self.handles[shard].create.remote(submission))
@@ -86,7 +89,7 @@ class Shards:
 
     async def details(self, keys: list[str]) -> dict[str, Details]:
         groups = self._split(keys)
-        answers = await asyncio.gather(*(self.handles[i].details.remote(ks) for i, ks in groups.items()))
+        answers = await asyncio.gather(*(refusals(self.handles[i].details.remote(ks)) for i, ks in groups.items()))
         return {k: v for answer in answers for k, v in answer.items()}
 
     async def cancel(self, account: str, keys: list[str]) -> dict[str, str]:
@@ -106,7 +109,7 @@ class Shards:
         """Call ``method`` on each shard with its keys; answers come back in ``keys`` order."""
         groups = self._split(list(dict.fromkeys(keys)))
         answers = await asyncio.gather(
-            *(getattr(self.handles[i], method).remote(ks, *args) for i, ks in groups.items())
+            *(refusals(getattr(self.handles[i], method).remote(ks, *args)) for i, ks in groups.items())
         )
         found = {k: a for ks, ans in zip(groups.values(), answers) for k, a in zip(ks, ans)}
         return [found[k] for k in keys]
@@ -125,7 +128,7 @@ async def refusals(call: Awaitable[T]) -> T:
 async def _cancel_on_exit(ref: ray.ObjectRef) -> Any:
     """Await an actor call; if the caller goes away (client disconnected), cancel it too."""
     try:
-        return await ref
+        return await refusals(ref)
     except asyncio.CancelledError:
         ray.cancel(ref)
         raise

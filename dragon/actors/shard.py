@@ -156,6 +156,9 @@ class TaskShard:
     def settings(self) -> Settings:
         return self._settings
 
+    async def accounts(self) -> list[Account]:
+        return await self._db(self._journal.accounts)
+
     async def account(self, *, name: str | None = None, secret_hash: str | None = None,
                       api_key_hash: str | None = None) -> Account | None:
         if name is not None:
@@ -462,8 +465,14 @@ class TaskShard:
     # internals
 
     async def _db(self, method: Callable[..., T], *args: Any) -> T:
-        """A journal call on the journal's thread: the event loop never waits on the database."""
-        return await asyncio.get_running_loop().run_in_executor(self._io, method, *args)
+        """A journal call on the journal's thread: the event loop never waits on the
+        database. The database down (stopped, unreachable, its disk full) is a refusal
+        the API answers with 503: retry later."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._io, method, *args)
+        except Exception as exc:
+            log.warning("journal call %s failed: %s", getattr(method, "__name__", method), type(exc).__name__)
+            raise UnavailableError("service", "the journal is unavailable, retry later") from None
 
     async def _load(self, keys: list[str]) -> None:
         """Bring journal statuses into memory (after a restart, or evicted ended ones)."""

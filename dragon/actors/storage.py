@@ -12,19 +12,20 @@ sweeper.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from dragon.config import Settings
-from dragon.errors import CredentialsError, InvalidRequestError, TaskError
+from dragon.errors import CredentialsError, InvalidRequestError, RefusedError, TaskError, UnavailableError
 from dragon.journal import open_journal
 from dragon.storage import Entry, open_backend
 from dragon.storage.fetch import UnsafeURLError, pinned_request, tls_context
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 ACTOR_PREFIX = "dragon-storage-"
 _local: dict[tuple[str, str], ray.actor.ActorHandle] = {}
+
+
+T = TypeVar("T")
 
 
 def actor_name(node_id: str) -> str:
@@ -66,6 +70,23 @@ class StorageError(TaskError):
     """An output file could not be placed where the task's store says."""
 
 
+def _available(method: Callable[..., T]) -> Callable[..., T]:
+    """A Storage API call whose backend or journal is down is refused with 503 (retry
+    later), never a 500; the API's own refusals pass as they are."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except RefusedError:
+            raise
+        except Exception as exc:
+            log.warning("storage call %s failed: %s", method.__name__, type(exc).__name__)
+            raise UnavailableError("service", "the storage is unavailable, retry later") from None
+
+    return call
+
+
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=16)
 class StorageActor:
     def __init__(self, settings: Settings, sweeper: bool = False):
@@ -91,8 +112,12 @@ class StorageActor:
             return self._put_signed(task_store["url"], source, content_type)
         area = PERSISTENT if kind == "persistent" else VOLATILE  # youtube and s3_signed side files: volatile
         name = output_name(area, account, key, task_name, extension)
-        self.backend.put(name, source, content_type)
-        return self.backend.url(name)
+        try:
+            self.backend.put(name, source, content_type)
+            return self.backend.url(name)
+        except Exception as exc:  # the store is down or refuses: the task ends saying so
+            log.warning("storing %s failed: %s", name, type(exc).__name__)
+            raise StorageError(f"the output could not be stored ({type(exc).__name__})") from None
 
     def _put_signed(self, url: str, path: Path, content_type: str) -> str:
         # A URL signed without a Content-Type accepts none on some servers; one signed
@@ -115,10 +140,12 @@ class StorageActor:
 
     # a client's file in parts (POST /v2/storage/uploads): each part is a file on this node
 
+    @_available
     def begin_upload(self, account: str, extension: str, content_type: str) -> str:
         name = output_name(PERSISTENT, account, new_key(), "upload", extension)
         return upload_id(account, name, self.backend.start_upload(name, content_type))
 
+    @_available
     def upload_part(self, account: str, upload: str, number: int, path: str) -> None:
         name, backend_upload = read_upload_id(upload, account)
         try:
@@ -126,6 +153,7 @@ class StorageActor:
         except FileNotFoundError:
             raise UnknownUploadError(upload) from None
 
+    @_available
     def finish_upload(self, account: str, upload: str) -> tuple[str, int]:
         """The URL and size of the joined file."""
         name, backend_upload = read_upload_id(upload, account)
@@ -137,6 +165,7 @@ class StorageActor:
             raise InvalidRequestError("upload", str(exc)) from None
         return self.backend.url(name), size
 
+    @_available
     def abort_upload(self, account: str, upload: str) -> None:
         name, backend_upload = read_upload_id(upload, account)
         try:
@@ -154,6 +183,7 @@ class StorageActor:
 
     # the Storage API
 
+    @_available
     def listing(self, account: str, path: str, recursive: bool) -> dict[str, Any]:
         entries, base = self._select(account_root(account), path)
         files, directories = [], set()
@@ -167,6 +197,7 @@ class StorageActor:
             files.append({"name": rel, "size": e.size, "last_modified": _stamp(e.last_modified)})
         return {"files": files, "directories": sorted(directories), "usage": sum(e.size for e in entries)}
 
+    @_available
     def delete(
         self, account: str, path: str, urls: list[str] | None, dry_run: bool,
         start: datetime | None, end: datetime | None, max_age: float | None,
@@ -194,6 +225,7 @@ class StorageActor:
             "usage": usage,
         }
 
+    @_available
     def expiration(self, account: str, days: int | None = None) -> int:
         found = self.journal.account(account)
         if found is None:

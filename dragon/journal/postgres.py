@@ -80,6 +80,7 @@ BACKFILL = {2: (("tasks", "key"), ("deliveries", "task_key"))}  # version: (tabl
 
 POOL_SIZE = 4  # connections per process at most; shards call from a few threads
 CONNECT_TIMEOUT = 30.0
+WAIT = 5.0  # seconds a call waits for a pooled connection: with the server down, requests fail fast (503)
 DELIVERY_SELECT = "id, task_key, account, url, state, attempts::text, first_at, next_at, bucket"
 
 
@@ -98,7 +99,7 @@ class PostgresJournal(Journal):
         # The DSN parsed and connected above, so the pool's own connections can only fail
         # later for reasons libpq words without the password (server down, refused).
         self._pool = ConnectionPool(dsn, min_size=1, max_size=POOL_SIZE, open=False, name="dragon-journal",
-                                    check=ConnectionPool.check_connection, timeout=CONNECT_TIMEOUT)
+                                    check=ConnectionPool.check_connection, timeout=WAIT)
         self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
 
     def _conn(self) -> Any:

@@ -24,11 +24,10 @@ class Authenticator:
         self._cache: dict[tuple[str, str], tuple[float, Account]] = {}
 
     async def __call__(self, request: Request, body: dict[str, Any], secret_only: bool = False) -> Account:
-        scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
-        scheme = scheme.lower()
+        header_secret, header_key = _authorization(request.headers.get("authorization", ""))
         query = request.query_params if request.method in ("GET", "HEAD") else {}
-        secret = body.get("secret") or (value.strip() if scheme == "secret" else None) or query.get("secret")
-        api_key = body.get("api_key") or (value.strip() if scheme == "api-key" else None) or query.get("api_key")
+        secret = body.get("secret") or header_secret or query.get("secret")
+        api_key = body.get("api_key") or header_key or query.get("api_key")
         if isinstance(secret, str) and secret:
             account = await self._lookup("secret_hash", secret)
             if account is not None and account.secret_matches(secret):
@@ -56,3 +55,14 @@ class Authenticator:
                 self._cache.clear()
             self._cache[(column, hashed)] = (time.monotonic() + TTL, account)
         return account
+
+
+def _authorization(header: str) -> tuple[str | None, str | None]:
+    """(secret, api key) of an Authorization header: ``Secret <s>`` or ``Api-Key <k>``, the
+    scheme in any case, as the spec and its clients write it; a lone token is a secret
+    (clients of the original send their secret bare)."""
+    scheme, _, value = header.strip().partition(" ")
+    if not value:
+        return (scheme or None), None
+    scheme = scheme.lower()
+    return (value.strip() if scheme == "secret" else None), (value.strip() if scheme in ("api-key", "apikey") else None)

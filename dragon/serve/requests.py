@@ -1,25 +1,26 @@
-"""Reading requests the way the original clients send them.
-
-Bodies are JSON whatever their Content-Type; booleans come as JSON booleans or as
-querystring words; ``tasks`` is a list or a single value.
-"""
+"""Reading requests the way the original clients send them: the body is JSON whatever
+its Content-Type (or none), and a GET may carry a body nobody reads. The shapes are in
+dragon/protocol.py; :func:`body_as` and :func:`query_as` parse with them."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from starlette.requests import Request
 
+from dragon.protocol import parse
 from dragon.serve.errors import RequestError
-from dragon.status import is_key
 
-TRUE = {"true", "1", "yes", "on"}
-FALSE = {"false", "0", "no", "off", ""}
+M = TypeVar("M", bound=BaseModel)
 
 
 async def json_body(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object; {} when there is none. Read once, then kept."""
+    cached = getattr(request.state, "json", None)
+    if cached is not None:
+        return cached
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise RequestError("body", f"the body is larger than {limit} bytes")
@@ -28,75 +29,23 @@ async def json_body(request: Request, limit: int) -> dict[str, Any]:
         raw += chunk
         if len(raw) > limit:
             raise RequestError("body", f"the body is larger than {limit} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise RequestError("body", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise RequestError("body", "the body must be a JSON object")
+    body: Any = {}
+    if raw.strip() and request.method not in ("GET", "HEAD"):
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise RequestError("body", "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise RequestError("body", "the body must be a JSON object")
+    request.state.json = body
     return body
 
 
-def flag(value: Any, name: str, location: str) -> bool:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
-        return value.strip().lower() in TRUE
-    raise RequestError(name, f"{name} must be a boolean", location)
+def body_as(model: type[M], body: dict[str, Any]) -> M:
+    return parse(model, body)
 
 
-def task_keys(value: Any, location: str) -> list[str]:
-    if value is None or value == [] or value == "":
-        raise RequestError("tasks", "tasks is missing", location)
-    keys = value if isinstance(value, list) else [value]
-    for key in keys:
-        if not is_key(key):
-            raise RequestError("tasks", f"{str(key)[:64]!r} is not a task key", location)
-    return keys
-
-
-def task_definitions(body: dict[str, Any]) -> list[Any]:
-    if "tasks" not in body or body["tasks"] is None:
-        raise RequestError("tasks", "tasks is missing")
-    tasks = body["tasks"]
-    return tasks if isinstance(tasks, list) else [tasks]
-
-
-BATCH_PASSTHROUGH = ("task_store", "url_callback", "url_errback")
-
-
-def batch_definition(body: dict[str, Any]) -> dict[str, Any]:
-    """``POST /v2/batch``'s body as the definition of a ``batch`` task."""
-    if not isinstance(body.get("task_name"), str):
-        raise RequestError("task_name", "task_name is missing")
-    definition = {"task_name": "batch", "task": body["task_name"], "input": body.get("input"),
-                  "params": body.get("params") or {}}
-    definition.update({k: body[k] for k in BATCH_PASSTHROUGH if k in body})
-    return definition
-
-
-def moment(value: Any, name: str) -> datetime | None:
-    """An ISO 8601 date; without a timezone it is UTC, as the spec says."""
-    if value is None or value == "":
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise RequestError(name, f"{name} must be an ISO 8601 date") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def number(value: Any, name: str, location: str = "body", minimum: float = 0) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        raise RequestError(name, f"{name} must be a number", location) from None
-    if not result >= minimum:
-        raise RequestError(name, f"{name} must be at least {minimum}", location)
-    return result
+def query_as(model: type[M], request: Request) -> M:
+    """The query string as ``model``: a parameter given several times is a list."""
+    query = request.query_params
+    return parse(model, {k: (vs if len(vs := query.getlist(k)) > 1 else vs[0]) for k in query})

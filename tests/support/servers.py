@@ -246,9 +246,16 @@ class PostgresServer:
             shutil.chown(pwfile, "postgres", "postgres")
         self._pg("initdb", "-D", str(self.data), "-U", self.USER, f"--pwfile={pwfile}", "--auth-local=trust",
                  "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
+        self.start()
+
+    def start(self) -> None:
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c max_connections=300"
         self._pg("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.workdir / "log"),
                  "-o", options)
+
+    def stop(self) -> None:
+        """Down, as a database server that crashed or is being upgraded (start() again)."""
+        self._pg("pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", str(self.data))
 
     def _pg(self, program: str, *args: str) -> None:
         done = subprocess.run([*self.as_owner, str(self.bin / program), *args], capture_output=True, text=True,

@@ -1,0 +1,214 @@
+"""The Tasks API's request and answer shapes, declared once.
+
+The service parses requests with these models (dragon/serve/), the OpenAPI document is
+generated from them, and the Python client (dragon/client.py) builds its requests and
+reads its answers with them. Parsing is as lenient as the original's clients need: a
+single value where a list is expected, booleans as words or numbers, unknown fields
+ignored. Every refusal names the field at fault (:func:`refusal`), as the spec's errors do.
+
+Credentials (``secret``, ``api_key``) are not part of these shapes: any body may carry
+them, and dragon/serve/auth.py reads them wherever they are.
+
+Imports nothing of the server: the client installs without it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema
+
+from dragon.errors import InvalidRequestError
+from dragon.status import is_key
+
+TRUE = frozenset({"true", "1", "yes", "on"})
+FALSE = frozenset({"false", "0", "no", "off", ""})
+MAX_EXPIRATION_DAYS = 36_500  # a century; larger dates overflow
+
+
+def _flag(value: Any, info: ValidationInfo) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
+        return value.strip().lower() in TRUE
+    raise ValueError(f"{info.field_name} must be a boolean")
+
+
+def _keys(value: Any) -> list[str]:
+    if value is None or value == [] or value == "":
+        raise ValueError("tasks is missing")
+    keys = value if isinstance(value, list) else [value]
+    for key in keys:
+        if not is_key(key):
+            raise ValueError(f"{str(key)[:64]!r} is not a task key")
+    return keys
+
+
+def _definitions(value: Any) -> list[Any]:
+    if value is None:
+        raise ValueError("tasks is missing")
+    return value if isinstance(value, list) else [value]
+
+
+def _moment(value: Any, info: ValidationInfo) -> datetime | None:
+    """An ISO 8601 date; without a timezone it is UTC, as the spec says."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{info.field_name.rstrip('_')} must be an ISO 8601 date") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _days(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("max_age must be a number") from None
+    if not days >= 0:
+        raise ValueError("max_age must be at least 0")
+    return days
+
+
+def _urls(value: Any) -> list[str] | None:
+    if value is not None and (not isinstance(value, list) or not all(isinstance(u, str) for u in value)):
+        raise ValueError("urls must be a list of URLs")
+    return value
+
+
+def _expiration(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_EXPIRATION_DAYS:
+        raise ValueError(f"days must be an integer from 0 (never delete) to {MAX_EXPIRATION_DAYS}")
+    return value
+
+
+KEY = {"type": "string", "pattern": "^[A-Z2-7]{26}$", "description": "a task key"}
+Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"oneOf": [
+    {"type": "boolean"}, {"type": "string", "enum": sorted(TRUE | FALSE - {""})}, {"type": "integer", "enum": [0, 1]}]})]
+Keys = Annotated[list[str], BeforeValidator(_keys), WithJsonSchema({"oneOf": [
+    KEY, {"type": "array", "items": KEY, "minItems": 1}], "description": "task keys (one key alone is also accepted)"})]
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    def body(self) -> dict[str, Any]:
+        """As a client sends it (the client builds it unchecked: the service judges)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True, warnings=False)
+
+
+class CreateRequest(Shape):
+    """``POST /v2/create`` and ``/v2/create_stream``."""
+
+    tasks: Annotated[list[Any], BeforeValidator(_definitions), WithJsonSchema({"oneOf": [
+        {"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+        "description": "task definitions (one definition alone is also accepted): see the Task schemas"})]
+    block: Flag = False
+    idempotency_key: str | None = Field(default=None, description="as the Idempotency-Key header")
+
+
+class StatusRequest(Shape):
+    """``GET|POST /v2/status``: the query string or the body."""
+
+    tasks: Keys
+    block: Flag = False
+    details: Flag = False
+
+
+class KeysRequest(Shape):
+    """``/v2/status_stream``, ``/v2/stream`` and ``/v2/cancel``."""
+
+    tasks: Keys
+
+
+class ListFilesQuery(Shape):
+    recursive: Flag = False
+
+
+class DeleteFilesRequest(Shape):
+    """``DELETE /v2/storage/files/<path>``: given ``urls`` are the whole selection."""
+
+    urls: Annotated[list[str] | None, BeforeValidator(_urls)] = Field(default=None, description="absolute URLs to delete")
+    dry_run: Flag = False
+    from_: Annotated[datetime | None, BeforeValidator(_moment)] = Field(default=None, alias="from")
+    to: Annotated[datetime | None, BeforeValidator(_moment)] = None
+    max_age: Annotated[float | None, BeforeValidator(_days)] = Field(default=None, description="days")
+
+
+class ExpirationRequest(Shape):
+    days: Annotated[int, BeforeValidator(_expiration)] = Field(description="0: never delete")
+
+
+class BatchRequest(Shape):
+    """``POST /v2/batch`` (not in the v2 spec): one task type over a manifest's rows."""
+
+    task_name: str
+    input: str | None = Field(default=None, description="manifest URL (.parquet, .csv or .jsonl)")
+    params: dict[str, Any] = Field(default_factory=dict, description="parameters shared by every row")
+    task_store: dict[str, Any] | None = None
+    url_callback: str | None = None
+    url_errback: str | None = None
+    idempotency_key: str | None = None
+
+    def definition(self) -> dict[str, Any]:
+        """As the definition of a ``batch`` task."""
+        extra = {k: v for k, v in self.model_dump(include={"task_store", "url_callback", "url_errback"}).items()
+                 if v is not None}
+        return {"task_name": "batch", "task": self.task_name, "input": self.input, "params": self.params, **extra}
+
+
+class Status(BaseModel):
+    """A task's status as the API sends it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: str
+    status: str
+    events: dict[str, str] = {}
+    progress: Any = None
+    result: Any = None
+    error: Any = None
+    details: dict[str, Any] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("success", "error")
+
+
+class Problem(BaseModel):
+    name: str
+    location: str
+    description: str
+
+
+class Errors(BaseModel):
+    """Every refusal's body: ``{"status": "error", "errors": [{name, location, description}]}``."""
+
+    status: str = "error"
+    errors: list[Problem]
+
+
+def parse(model: type[BaseModel], data: Any) -> Any:
+    """``data`` as ``model``, or the spec's refusal of its first fault."""
+    if not isinstance(data, dict):
+        raise InvalidRequestError("body", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise refusal(exc) from None
+
+
+def refusal(exc: ValidationError) -> InvalidRequestError:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    field = field.rstrip("_")  # from_ is "from" on the wire
+    if first["type"] == "missing":
+        return InvalidRequestError(field, f"{field} is missing")
+    message = str(first["msg"])
+    return InvalidRequestError(field, message.removeprefix("Value error, "))
