@@ -2,7 +2,9 @@
 
 Starts `dragon serve` on a temporary data dir, then measures:
   1. latency of POST /v2/create with block=true for one hello task, against a bare
-     route (GET /ping) of the same Serve deployment;
+     route (GET /ping) of the same Serve deployment, and a bare route that reads a JSON
+     body as every route does (POST /ping: Serve's replica fetches a body from its proxy
+     in a round trip of its own);
   2. throughput of one create holding N hello tasks until all have ended, against N
      raw Ray tasks (same CPU request) submitted to the same cluster.
 
@@ -49,11 +51,14 @@ def run(url: str, secret: str, ray_address: str, args: argparse.Namespace) -> No
         http.get("/ping")
         http.post("/v2/create", json=hello)
 
-    bare, create = [], []
+    bare, bare_post, create = [], [], []
     for _ in range(args.requests):
         t = time.perf_counter()
         http.get("/ping")
         bare.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        http.post("/ping", json=hello)
+        bare_post.append(time.perf_counter() - t)
         t = time.perf_counter()
         r = http.post("/v2/create", json=hello)
         create.append(time.perf_counter() - t)
@@ -93,12 +98,14 @@ def run(url: str, secret: str, ray_address: str, args: argparse.Namespace) -> No
     ray.shutdown()
 
     b50, b95 = percentiles(bare)
+    p50, p95 = percentiles(bare_post)
     c50, c95 = percentiles(create)
     api_rate, ray_rate = args.batch / api_seconds, args.batch / ray_seconds
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, ray {ray.__version__}")
     print(f"{'measure':44} {'dragon':>10} {'reference':>10} {'ratio':>7}")
     print(f"{'create block=true p50 (ms) vs bare route':44} {c50*1e3:10.2f} {b50*1e3:10.2f} {c50/b50:7.2f}")
     print(f"{'create block=true p95 (ms) vs bare route':44} {c95*1e3:10.2f} {b95*1e3:10.2f} {c95/b95:7.2f}")
+    print(f"{'create block=true p50 (ms) vs bare POST route':44} {c50*1e3:10.2f} {p50*1e3:10.2f} {c50/p50:7.2f}")
     print(f"{f'{args.batch} hello tasks/s vs raw Ray tasks/s':44} {api_rate:10.0f} {ray_rate:10.0f} {api_rate/ray_rate:7.2f}")
 
 

@@ -332,7 +332,10 @@ def _png_header(width: int, height: int) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="the sizes CI runs")
-    size = SIZES["quick" if parser.parse_args().quick else "full"]
+    parser.add_argument("--only", choices=("load", "chaos", "media", "fuzz"), help="run one part alone")
+    args = parser.parse_args()
+    size = SIZES["quick" if args.quick else "full"]
+    wanted = {args.only} if args.only else {"load", "chaos", "media", "fuzz"}
     from benchmarks.service import running_service
 
     work = Path(tempfile.mkdtemp(prefix="dragon-reliability-"))
@@ -341,23 +344,27 @@ def main() -> None:
     env = {"DRAGON_TASK_MODULES": "tests.support.tasks", "DRAGON_TEST_INSTANCE": f"reliability-{os.getpid()}"}
     try:
         with running_service(env) as service:
-            for creators in sorted({max(1, size["creators"] // 8), size["creators"] // 4, size["creators"] // 2,
-                                    size["creators"]}):
-                figures = load(service.url, service.secret, size["streams"], creators, size["load_seconds"])
-                rows.append((f"load, {creators} blocking creators", json.dumps(figures)))
-            rows.append(("largest RSS per process (MiB)", json.dumps(dict(list(rss(service.process).items())[:8]))))
-            rows.append(("slow clients", json.dumps(slow_clients(service.url, size["slow_clients"]))))
-            chaos_args = (service.process, service.secret, origin, size["chaos_tasks"], size["worker_kills"],
-                          size["status_kills"], size["replica_kills"])
-            rows.append(("chaos", json.dumps(chaos(*chaos_args))))
-            rows.append(("chaos with a restart", json.dumps(chaos(*chaos_args, restart=True))))
-            media = hostile_media(service.process, service.secret, origin, work)
-            rows.append(("hostile media", json.dumps({k: v for k, v in media.items() if k not in ("unclear", "crashed")}
-                                                     | {"unclear": len(media["unclear"]), "crashed": len(media["crashed"])})))
-            fuzzed = fuzz(service.url, service.secret, size["fuzz_seconds"])
-            rows.append(("API fuzzing (schemathesis)", json.dumps({k: v for k, v in fuzzed.items() if k != "report"})))
-            if fuzzed["exit"]:
-                print(fuzzed["report"])
+            if "load" in wanted:
+                for creators in sorted({max(1, size["creators"] // 8), size["creators"] // 4, size["creators"] // 2,
+                                        size["creators"]}):
+                    figures = load(service.url, service.secret, size["streams"], creators, size["load_seconds"])
+                    rows.append((f"load, {creators} blocking creators", json.dumps(figures)))
+                rows.append(("largest RSS per process (MiB)", json.dumps(dict(list(rss(service.process).items())[:8]))))
+                rows.append(("slow clients", json.dumps(slow_clients(service.url, size["slow_clients"]))))
+            if "chaos" in wanted:
+                chaos_args = (service.process, service.secret, origin, size["chaos_tasks"], size["worker_kills"],
+                              size["status_kills"], size["replica_kills"])
+                rows.append(("chaos", json.dumps(chaos(*chaos_args))))
+                rows.append(("chaos with a restart", json.dumps(chaos(*chaos_args, restart=True))))
+            if "media" in wanted:
+                media = hostile_media(service.process, service.secret, origin, work)
+                rows.append(("hostile media", json.dumps({k: v for k, v in media.items() if k not in ("unclear", "crashed")}
+                                                         | {"unclear": len(media["unclear"]), "crashed": len(media["crashed"])})))
+            if "fuzz" in wanted:
+                fuzzed = fuzz(service.url, service.secret, size["fuzz_seconds"])
+                rows.append(("API fuzzing (schemathesis)", json.dumps({k: v for k, v in fuzzed.items() if k != "report"})))
+                if fuzzed["exit"]:
+                    print(fuzzed["report"])
     finally:
         origin.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -149,6 +149,13 @@ class Api:
         """Liveness of this replica alone (and the bare route of the API benchmark)."""
         return {"status": "ok"}
 
+    @app.post("/ping", include_in_schema=False)
+    async def ping_body(self, request: Request) -> dict[str, str]:
+        """The bare route with a JSON body, read as every route reads it: Serve's replica
+        fetches a body from its proxy in a round trip of its own (benchmarks/api.py)."""
+        await self._body(request)
+        return {"status": "ok"}
+
     @app.get("/health")
     async def health(self) -> JSONResponse:
         """200 once tasks can be created (every shard has queued again its unfinished tasks)."""
