@@ -1,7 +1,8 @@
 """video.info, video.thumb and video.strip (spec: Tasks Reference).
 
-Width and height in every output describe what a viewer sees: the display rotation is
-applied (docs/video.md).
+video.info reports the stored size and the rotation still to apply, as image.info does;
+pictures and videos that Dragon makes are upright, and their sizes are what a viewer
+sees (docs/api.md, "Spec details").
 """
 
 from __future__ import annotations

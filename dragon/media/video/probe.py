@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+import av.sidedata.sidedata
+import numpy as np
 
 from dragon.errors import InvalidContentError
 from dragon.media import Source
@@ -27,28 +29,31 @@ MAX_SIDE = 16384
 @dataclass(frozen=True)
 class Probe:
     content_type: str
-    width: int  # as displayed: rotation applied
+    width: int  # as displayed: rotation applied (what the movie and the thumbs work with)
     height: int
     coded_width: int
     coded_height: int
     duration: float
     frame_rate: float | None
     alpha: bool
-    rotation: float  # counter-clockwise degrees that show the video as shot
+    rotation: float  # counter-clockwise degrees that show the video as shot, in [0, 360)
     video_codec: str
     audio_codec: str | None
     video_bitrate: int | None = None  # kbps, when the container says
+    mirrored: bool = False
 
     def values(self) -> dict[str, Any]:
-        """The spec's video.info output values."""
+        """The spec's video.info output values, in image.info's terms: the stored size and
+        the rotation still to apply to it (null when a mirror is needed as well), so a
+        client that applies the rotation gets the size a viewer sees."""
         return {
             "content_type": self.content_type,
-            "width": self.width,
-            "height": self.height,
+            "width": self.coded_width,
+            "height": self.coded_height,
             "duration": self.duration,
             "frame_rate": self.frame_rate,
             "alpha": self.alpha,
-            "rotation": self.rotation,
+            "rotation": None if self.mirrored else self.rotation,
             "audio_codec": self.audio_codec,
             "video_codec": self.video_codec,
         }
@@ -66,8 +71,7 @@ def probe(source: Source) -> Probe:
         first = next(decode_frames(container, stream), None)
         if first is None:
             raise InvalidContentError("no frame of the video can be decoded")
-        rotation = float(first.rotation or 0)
-        rotation = 180.0 if rotation == -180.0 else rotation
+        rotation = float(first.rotation or 0) % 360
         swap = round(rotation) % 180 == 90
         rate = stream.average_rate or stream.guessed_rate
         audio = container.streams.audio[0].codec_context.codec.canonical_name if container.streams.audio else None
@@ -84,7 +88,18 @@ def probe(source: Source) -> Probe:
             video_codec=ctx.codec.canonical_name,
             audio_codec=audio,
             video_bitrate=(ctx.bit_rate or container.bit_rate or 0) // 1000 or None,
+            mirrored=_mirrored(first),
         )
+
+
+def _mirrored(frame: av.VideoFrame) -> bool:
+    """Whether the display matrix flips the picture (its 2x2 part has a negative
+    determinant): PyAV's ``rotation`` reads the same angle with or without a flip."""
+    for data in frame.side_data:
+        if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            m = np.frombuffer(bytes(data)[:36], "<i4").astype(np.float64).reshape(3, 3)
+            return m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0] < 0
+    return False
 
 
 def _content_type(container: av.container.InputContainer, video: str, audio: str | None) -> str:
