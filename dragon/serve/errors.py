@@ -38,9 +38,12 @@ class RequestError(Exception):
         self.http_status = http_status
 
 
+RETRY_AFTER = "2"  # seconds a client waits after a 503: a restarting shard is back in about that
+
+
 def error_response(status: int, name: str, location: str, description: str) -> JSONResponse:
     body = {"status": "error", "errors": [{"name": name, "location": location, "description": description}]}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers={"Retry-After": RETRY_AFTER} if status == 503 else None)
 
 
 def location_of(request: Request, field: str) -> str:
