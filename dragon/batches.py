@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 import pyarrow as pa
@@ -95,12 +95,14 @@ def run(
     # Small blocks (streaming repartition): a map task hands its results on when its block
     # is done, so the block size bounds progress reporting and what an interruption loses.
     block_rows = min(MAX_BLOCK_ROWS, max(ROWS_PER_CALL, progress.total // 200))
-    dataset = reader(str(manifest), **({"lines": True} if kind == "json" else {}))
+    read_options: dict[str, Any] = {"lines": True} if kind == "json" else {}
+    dataset = reader(str(manifest), **read_options)
     dataset = dataset.repartition(target_num_rows_per_block=block_rows)
     resources = task_type.resources
     # As many pool actors as the cluster's CPUs hold at the task type's request: Ray Data
     # starts them as resources free up, and rows wait on I/O part of the time.
     pool = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1) // max(resources.cpus, 0.1)))
+    memory: dict[str, Any] = {"memory": resources.memory_mb * 1024 * 1024} if resources.memory_mb else {}
     results = dataset.map_batches(
         _Rows,
         fn_constructor_kwargs={
@@ -112,11 +114,12 @@ def run(
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool),
         num_cpus=resources.cpus,
-        **({"memory": resources.memory_mb * 1024 * 1024} if resources.memory_mb else {}),
+        **memory,
     )
     started = time.monotonic()
     with _Parts(output, part_rows) as parts:
-        for table in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for batch in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+            table = cast(pa.Table, batch)
             statuses = table.column("status").to_pylist()
             progress.skipped += statuses.count("skipped")
             table = table.filter(pc.not_equal(table.column("status"), "skipped"))

@@ -60,7 +60,7 @@ def _moment(value: Any, info: ValidationInfo) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{info.field_name.rstrip('_')} must be an ISO 8601 date") from None
+        raise ValueError(f"{(info.field_name or 'date').rstrip('_')} must be an ISO 8601 date") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 

@@ -138,8 +138,8 @@ class TaskStatus:
 
     @classmethod
     def queued(cls, record: TaskRecord) -> TaskStatus:
-        urls = {"success": record.params.get("url_callback"), "error": record.params.get("url_errback")}
-        urls = {k: v for k, v in urls.items() if isinstance(v, str) and v}
+        given = {"success": record.params.get("url_callback"), "error": record.params.get("url_errback")}
+        urls: dict[str, str] = {k: v for k, v in given.items() if isinstance(v, str) and v}
         callbacks = {"account": record.account, **urls} if urls else None
         return cls(key=record.key, status="queued", events={"queued": now_iso()}, callbacks=callbacks)
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 import av
 import numpy as np
@@ -114,7 +114,7 @@ def convert(source: Path, dest: Path, codec: str, force: bool, progress: Callabl
                         packet.stream = copy
                         out.mux(packet)
             else:
-                target = out.add_stream(encoder, rate=rate)
+                target = cast(av.AudioStream, out.add_stream(encoder, rate=rate))
                 target.bit_rate = bit_rate
                 target.layout = layout
                 if codec == "vorbis":

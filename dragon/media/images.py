@@ -153,7 +153,8 @@ def target_size(width: int, height: int, box_w: int | None, box_h: int | None, c
     if box_w is None and box_h is None:
         return width, height
     if box_w is None:
-        return max(1, round(width * box_h / height)), box_h  # type: ignore[operator]
+        assert box_h is not None
+        return max(1, round(width * box_h / height)), box_h
     if box_h is None:
         return box_w, max(1, round(height * box_w / width))
     if crop:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import httpx
 
@@ -27,7 +27,7 @@ class Interrupted(Exception):
 
 
 class Platform:
-    def __init__(self, settings: Settings, name: str, secrets: list[str | None]):
+    def __init__(self, settings: Settings, name: str, secrets: Sequence[str | None]):
         self.settings = settings
         self.name = name
         self._secrets = [s for s in secrets if s and len(s) >= 4]

@@ -75,7 +75,7 @@ def install(app: FastAPI) -> None:
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
         location = str(first["loc"][0]) if first["loc"] else "body"
-        return error_response(400, ".".join(map(str, first["loc"][1:])) or location, location, first["msg"])
+        return error_response(400, ".".join(map(str, first["loc"][1:])) or location, location, str(first["msg"]))
 
     @app.exception_handler(rex.RayActorError)
     @app.exception_handler(rex.ActorUnavailableError)

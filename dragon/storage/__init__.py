@@ -7,6 +7,7 @@ Objects are named ``<area>/<account>/<path>`` where area is ``persistent`` or
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +38,7 @@ class Backend(ABC):
         """Every object whose name starts with ``prefix`` (a directory, ending in '/')."""
 
     @abstractmethod
-    def delete(self, names: list[str]) -> None: ...
+    def delete(self, names: builtins.list[str]) -> None: ...
 
     @abstractmethod
     def url(self, name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import secrets
 import shutil
@@ -65,7 +66,7 @@ class LocalBackend(Backend):
                 )
         return sorted(entries, key=lambda e: e.name)
 
-    def delete(self, names: list[str]) -> None:
+    def delete(self, names: builtins.list[str]) -> None:
         for name in names:
             target = self.path(name)
             target.unlink(missing_ok=True)

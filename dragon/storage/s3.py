@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -56,7 +57,7 @@ class S3Backend(Backend):
                 entries.append(Entry(self._name(obj["Key"]), obj["Size"], obj["LastModified"]))
         return sorted(entries, key=lambda e: e.name)
 
-    def delete(self, names: list[str]) -> None:
+    def delete(self, names: builtins.list[str]) -> None:
         for i in range(0, len(names), 1000):
             objects = [{"Key": self._key(n)} for n in names[i : i + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})

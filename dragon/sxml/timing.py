@@ -87,6 +87,7 @@ class _Resolver:
         natural = self.intrinsic(body)
         if natural is None:  # nothing anywhere says how long: every item lasts the default
             natural = self.sequence_length(body, DEFAULT_SECONDS)
+        assert natural is not None  # with a default, every sequence has a length
         self.assign(body, 0.0, natural, natural)
         if body.duration <= 0:
             raise body.error("lasts 0 seconds: the movie is empty")

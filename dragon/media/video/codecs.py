@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import av
 
@@ -78,7 +79,7 @@ def cuvid_decoder(stream: av.video.stream.VideoStream) -> av.CodecContext | None
 def h264_stream(out: av.container.OutputContainer, enc: Encoding, rate: Fraction) -> av.VideoStream:
     """NVENC when this worker was given a GPU and the encoder opens, else libx264."""
     name = h264_encoder(enc, rate)
-    stream = out.add_stream(name, rate=rate)
+    stream = cast(av.VideoStream, out.add_stream(name, rate=rate))
     if name == "h264_nvenc":
         _configure(stream, enc, {"preset": "p4", "rc": "vbr", "cq": str(enc.crf)})
     else:
