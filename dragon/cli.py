@@ -145,8 +145,11 @@ def accounts_create(
 
     if not ACCOUNT_NAME.match(name):
         raise click.BadParameter("letters, digits, '_', '.' and '-' only, at most 64", param_hint="NAME")
+    from dragon import webhooks
+
     secret = secret or new_secret()
     api_key = api_key or new_api_key()
+    webhook_secret = webhooks.new_secret()
     with closing(open_journal(settings)) as journal:
         journal.put_account(
             Account(
@@ -157,9 +160,11 @@ def accounts_create(
                 max_concurrent_tasks=max_concurrent_tasks or settings.default_max_concurrent_tasks,
                 max_queued_tasks=max_queued_tasks or settings.default_max_queued_tasks,
                 created_at=now_iso(),
+                webhook_secret=webhook_secret,
             )
         )
-    click.echo(json.dumps({"name": name, "secret": secret, "api_key": api_key, "referrers": list(referrer)}))
+    click.echo(json.dumps({"name": name, "secret": secret, "api_key": api_key, "referrers": list(referrer),
+                           "webhook_secret": webhook_secret}))
 
 
 @accounts.command("list")
@@ -200,6 +205,27 @@ def accounts_rotate(name: str, secret: str | None, data_dir: Path | None) -> Non
         secret = secret or new_secret()
         journal.put_account(replace(account, secret_hash=digest(secret)))
     click.echo(json.dumps({"name": name, "secret": secret}))
+
+
+@accounts.command("rotate-webhook-secret")
+@click.argument("name")
+@click.option("--grace", type=click.FloatRange(min=0), default=86400.0, show_default=True,
+              help="Seconds the current signing secret keeps signing callbacks beside the new one.")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+def accounts_rotate_webhook_secret(name: str, grace: float, data_dir: Path | None) -> None:
+    """Give an account a new webhook signing secret and print it, once. Callbacks are
+    signed with both the new and the current one for --grace seconds, so receivers can
+    switch to the new one without rejecting a callback."""
+    from dragon import webhooks
+
+    with closing(_journal(_settings(data_dir=data_dir))) as journal:
+        account = journal.account(name)
+        if account is None:
+            raise click.ClickException(f"no account named {name!r}")
+        rotated = account.with_new_webhook_secret(webhooks.new_secret(), grace, time.time())
+        journal.put_account(rotated)
+    click.echo(json.dumps({"name": name, "webhook_secret": rotated.webhook_secret,
+                           "previous_valid_until": rotated.previous_webhook_secret_until or None}))
 
 
 @main.command()

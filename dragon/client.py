@@ -17,6 +17,9 @@ an ``Idempotency-Key`` so a retried create cannot run twice; streams reconnect t
 
 Both clients share :class:`_Core`, which makes every decision that needs no I/O (what
 to send, what an answer means, whether and when to retry); each only sends.
+
+:func:`verify` checks a callback a receiver got (Standard Webhooks signatures, with the
+account's ``whsec_`` signing secret) and returns its status.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import httpx
 
+from dragon import webhooks
 from dragon.protocol import CreateRequest, DeleteFilesRequest, ExpirationRequest, KeysRequest, Status, StatusRequest
 
 __all__ = ["Client", "AsyncClient", "Status", "ApiError", "AuthError", "NotFoundError", "LimitError",
-           "UnavailableError", "TaskFailedError"]
+           "UnavailableError", "TaskFailedError", "verify", "WebhookVerificationError"]
 
 RETRIED = (429, 502, 503, 504)
 DROPPED = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -75,6 +79,17 @@ class TaskFailedError(Exception):
     def __init__(self, status: Status):
         self.status = status
         super().__init__(f"task {status.key} failed: {status.error}")
+
+
+WebhookVerificationError = webhooks.WebhookVerificationError
+
+
+def verify(webhook_secret: str, headers: Any, body: bytes | str, tolerance: float = webhooks.TOLERANCE) -> Status:
+    """The status a callback carries, once its ``webhook-signature`` checks out against
+    the account's signing secret (``whsec_...``) and its ``webhook-timestamp`` is within
+    ``tolerance`` seconds of now; else :class:`WebhookVerificationError`. ``headers`` is
+    any mapping (a framework's request headers); ``body`` the raw bytes received."""
+    return Status.model_validate(webhooks.verify(webhook_secret, dict(headers.items()), body, tolerance))
 
 
 @dataclass(frozen=True)
