@@ -59,6 +59,7 @@ def _journal(settings: Settings) -> Journal:
 
 
 @click.group()
+@click.version_option(package_name="dragon-tasks", prog_name="dragon", message="%(prog)s %(version)s")
 def main() -> None:
     """Dragon: the Stupeflix Tasks API v2 on Ray."""
 

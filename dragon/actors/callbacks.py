@@ -26,7 +26,6 @@ where key is the SHA-256 hex digest of the account's secret.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import hmac
 import json
@@ -41,6 +40,7 @@ import httpx
 from dragon import webhooks
 from dragon.config import Settings
 from dragon.journal import Delivery, Journal
+from dragon.retry_after import retry_after_seconds
 from dragon.storage.fetch import UnsafeURLError, pinned_request
 
 log = logging.getLogger(__name__)
@@ -151,24 +151,8 @@ class Deliverer:
             return {"ok": True, "final": True, "http_status": code}
         retryable = code >= 500 or code in (408, 429)
         outcome: dict[str, Any] = {"ok": False, "final": not retryable, "http_status": code}
-        after = retry_after(response.headers.get("retry-after"), time.time())
+        after = retry_after_seconds(response.headers.get("retry-after"), time.time())
         if retryable and after is not None:
             outcome["retry_after"] = after
         return outcome
 
-
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), or
-    None when there is none or it cannot be read."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
