@@ -22,8 +22,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Iterator, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    TypeVar,
+)
 
 from dragon.config import Settings, prepare_ray_environment
 from dragon.status import ENDED
@@ -58,14 +63,14 @@ class AsyncDragon:
         """Final statuses, however long the tasks take (past the service's block timeout)."""
         return await _final(self._service, _keys(keys))
 
-    async def stream(self, keys: str | list[str]) -> AsyncIterator[Any]:
+    async def stream(self, keys: str | list[str]) -> AsyncGenerator[Any, None]:
         """Yields the list of current statuses, then each change until all have ended."""
         first, changes = await self._service.open_stream(_keys(keys))
         yield first
         async for change in changes:
             yield change
 
-    async def create_stream(self, tasks: dict | list[dict]) -> AsyncIterator[Any]:
+    async def create_stream(self, tasks: dict | list[dict]) -> AsyncGenerator[Any, None]:
         async for line in self.stream([doc["key"] for doc in await self.create(tasks)]):
             yield line
 
@@ -154,15 +159,18 @@ class _LoopThread:
             raise RuntimeError("the blocking API was called from its own loop: use d.aio there")
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
+    def iterate(self, items: AsyncGenerator[T, None]) -> Iterator[T]:
+        async def step() -> T:
+            return await items.__anext__()
+
         try:
             while True:
                 try:
-                    yield self.run(items.__anext__())
+                    yield self.run(step())
                 except StopAsyncIteration:
                     return
         finally:
-            self.run(items.aclose())  # type: ignore[attr-defined]
+            self.run(items.aclose())
 
 
 _LOOP = _LoopThread()
@@ -200,8 +208,9 @@ class _Finals:
 def _finals(namespace: str) -> ray.actor.ActorHandle:
     import ray
 
-    actor = ray.remote(num_cpus=0, max_concurrency=10_000)(_Finals)
-    return actor.options(name=FINALS, namespace=namespace, lifetime="detached", get_if_exists=True).remote(namespace)
+    actor = ray.remote(_Finals).options(name=FINALS, namespace=namespace, lifetime="detached", get_if_exists=True,
+                                        num_cpus=0, max_concurrency=10_000)
+    return actor.remote(namespace)  # type: ignore[return-value]
 
 
 def connect(account: str = "dev", address: str | None = None, namespace: str = "dragon") -> Dragon:

@@ -17,7 +17,8 @@ import hmac
 import json
 import secrets
 import time
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 PREFIX = "whsec_"
 TOLERANCE = 300  # seconds a timestamp may be off, as in the specification's libraries

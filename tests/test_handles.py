@@ -4,7 +4,8 @@ a driver, a running event loop (Jupyter), Ray tasks and async actors, with Objec
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

@@ -3,10 +3,11 @@ answers as a busy or stuck service would (no Dragon needed)."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
-from typing import Iterator
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ def busy() -> Iterator[Receiver]:
 
 def _gaps(server: Receiver) -> list[float]:
     times = [r["at"] for r in server.received]
-    return [b - a for a, b in zip(times, times[1:])]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def test_retry_after_in_seconds_and_as_a_date_is_waited_for(busy: Receiver) -> None:

@@ -13,8 +13,8 @@ from standardwebhooks.webhooks import WebhookVerificationError as TheirError
 
 from dragon import webhooks
 from dragon.accounts import Account
-from dragon.retry_after import retry_after_seconds as retry_after
 from dragon.client import WebhookVerificationError, verify
+from dragon.retry_after import retry_after_seconds as retry_after
 
 BODY = json.dumps({"key": "k1", "status": "success", "events": {}, "result": "Hello"}).encode()
 
