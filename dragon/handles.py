@@ -192,7 +192,8 @@ async def _final(service: Service, keys: list[str]) -> list[dict[str, Any]]:
 
 class _Finals:
     """The actor behind ``submit``'s ObjectRefs: async, so one process waits for any
-    number of tasks; detached and named, so a ref outlives the call that made it."""
+    number of tasks; named and detached, so every caller shares it and it outlives
+    whichever task or driver created it first."""
 
     def __init__(self, namespace: str):
         from dragon.service import Service
