@@ -81,7 +81,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     from dragon.journal import describe_journal
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    secret = runtime.ensure_dev_account(settings)
+    created = runtime.ensure_dev_account(settings)
     runtime.start_ray(settings)
     settings.ray_address_file.write_text(runtime.ray_address() + "\n")  # for dragon batch and dragon.connect()
     runtime.start_actors(settings)
@@ -90,8 +90,8 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     click.echo(f"Ray cluster: {runtime.ray_address()}")
     click.echo(f"Journal: {describe_journal(settings)}")
     click.echo(f"Dragon is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir.absolute()})")
-    if secret:
-        _announce(runtime.DEV_ACCOUNT, secret)
+    if created:
+        _announce(runtime.DEV_ACCOUNT, *created)
     if ray_address:
         return
     stopping: list[int] = []  # set from a signal handler: no locks there
@@ -104,14 +104,16 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     runtime.shutdown(settings)
 
 
-def _announce(account: str, secret: str) -> None:
-    """The only time the development secret is shown: last, framed, with its use."""
+def _announce(account: str, secret: str, webhook_secret: str) -> None:
+    """The only time the development secrets are shown: last, framed, with their use."""
     rule = "=" * 72
     click.secho(f"\n{rule}", bold=True)
     click.secho(f"Created the development account '{account}'. Its secret, shown only this once:\n", bold=True)
     click.secho(f"    {secret}\n", bold=True, fg="green")
     click.echo(f"For the dragon commands:  export DRAGON_SECRET={secret}")
     click.echo(f"A new secret at any time: dragon accounts rotate {account}")
+    click.echo(f"Callbacks are signed (Standard Webhooks) with {webhook_secret}")
+    click.echo(f"A new signing secret:     dragon accounts rotate-webhook-secret {account}")
     click.secho(rule, bold=True)
 
 

@@ -270,6 +270,8 @@ def test_the_dev_secret_is_the_last_thing_serve_prints(dragon: DragonProcess) ->
     created = next(i for i, line in enumerate(dragon.output) if line.startswith("Created the development account"))
     assert serving < created
     assert any(line.startswith("A new secret at any time: dragon accounts rotate dev") for line in dragon.output[created:])
+    signed = [line for line in dragon.output[created:] if line.startswith("Callbacks are signed (Standard Webhooks) with")]
+    assert len(signed) == 1 and signed[0].split()[-1].startswith("whsec_")
 
 
 def test_the_client_installs_without_the_server_and_calls_the_service(
