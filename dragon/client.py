@@ -117,9 +117,11 @@ class _Core:
         self.base_url = base_url or os.environ.get("DRAGON_URL", "http://127.0.0.1:8000")
         self.timeout = timeout if timeout is not None else float(os.environ.get("DRAGON_TIMEOUT", TIMEOUT))
         self.retries = retries if retries is not None else int(os.environ.get("DRAGON_RETRIES", RETRIES))
-        secret = secret or (None if api_key else os.environ.get("DRAGON_SECRET"))
+        if not secret and not api_key:  # as the CLI: the arguments, else DRAGON_SECRET, else DRAGON_API_KEY
+            secret = os.environ.get("DRAGON_SECRET")
+            api_key = None if secret else os.environ.get("DRAGON_API_KEY")
         if not secret and not api_key:
-            raise ValueError("give a secret or an api key (or set DRAGON_SECRET)")
+            raise ValueError("give a secret or an api key (or set DRAGON_SECRET or DRAGON_API_KEY)")
         self.headers = {"Authorization": f"Secret {secret}" if secret else f"Api-Key {api_key}"}
         if referer:
             self.headers["Referer"] = referer

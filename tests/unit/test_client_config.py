@@ -1,5 +1,6 @@
-"""The client's retries, Retry-After and time-outs, against a loopback HTTP server that
-answers as a busy or stuck service would (no Dragon needed)."""
+"""The client's configuration (credentials from the environment, retries, Retry-After,
+time-outs), against a loopback HTTP server that answers as a busy or stuck service would
+(no Dragon needed)."""
 
 from __future__ import annotations
 
@@ -81,3 +82,22 @@ def _from_env(monkeypatch: pytest.MonkeyPatch, url: str) -> Client:
     monkeypatch.setenv("DRAGON_URL", url)
     monkeypatch.setenv("DRAGON_SECRET", "s")
     return Client()
+
+
+def test_credentials_come_from_the_arguments_else_dragon_secret_else_dragon_api_key(
+    busy: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRAGON_URL", busy.url)
+    monkeypatch.setenv("DRAGON_API_KEY", "key-from-env")
+    monkeypatch.setenv("DRAGON_SECRET", "secret-from-env")
+    for client in (Client(), Client(api_key="key"), Client(secret="s")):
+        with client:
+            client.request("POST", "/v2/status")
+    monkeypatch.delenv("DRAGON_SECRET")
+    with Client() as client:
+        client.request("POST", "/v2/status")
+    sent = [r["headers"]["Authorization"] for r in busy.received]
+    assert sent == ["Secret secret-from-env", "Api-Key key", "Secret s", "Api-Key key-from-env"]
+    monkeypatch.delenv("DRAGON_API_KEY")
+    with pytest.raises(ValueError, match="DRAGON_API_KEY"):
+        Client()
