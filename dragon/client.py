@@ -37,8 +37,8 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 import httpx
 
 from dragon import webhooks
-from dragon.retry_after import retry_after_seconds
 from dragon.protocol import CreateRequest, DeleteFilesRequest, ExpirationRequest, KeysRequest, Status, StatusRequest
+from dragon.retry_after import retry_after_seconds
 
 __all__ = ["Client", "AsyncClient", "Status", "ApiError", "AuthError", "NotFoundError", "LimitError",
            "UnavailableError", "TaskFailedError", "verify", "WebhookVerificationError"]

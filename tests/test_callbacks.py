@@ -16,7 +16,6 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from dragon.client import verify
-
 from tests.conftest import Api, DragonProcess
 from tests.support.servers import Receiver
 
