@@ -59,6 +59,7 @@ def _journal(settings: Settings) -> Journal:
 
 
 @click.group()
+@click.version_option(package_name="dragon-tasks", prog_name="dragon", message="%(prog)s %(version)s")
 def main() -> None:
     """Dragon: the Stupeflix Tasks API v2 on Ray."""
 
@@ -80,7 +81,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     from dragon.journal import describe_journal
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    secret = runtime.ensure_dev_account(settings)
+    created = runtime.ensure_dev_account(settings)
     runtime.start_ray(settings)
     settings.ray_address_file.write_text(runtime.ray_address() + "\n")  # for dragon batch and dragon.connect()
     runtime.start_actors(settings)
@@ -89,8 +90,8 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     click.echo(f"Ray cluster: {runtime.ray_address()}")
     click.echo(f"Journal: {describe_journal(settings)}")
     click.echo(f"Dragon is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir.absolute()})")
-    if secret:
-        _announce(runtime.DEV_ACCOUNT, secret)
+    if created:
+        _announce(runtime.DEV_ACCOUNT, *created)
     if ray_address:
         return
     stopping: list[int] = []  # set from a signal handler: no locks there
@@ -103,14 +104,16 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     runtime.shutdown(settings)
 
 
-def _announce(account: str, secret: str) -> None:
-    """The only time the development secret is shown: last, framed, with its use."""
+def _announce(account: str, secret: str, webhook_secret: str) -> None:
+    """The only time the development secrets are shown: last, framed, with their use."""
     rule = "=" * 72
     click.secho(f"\n{rule}", bold=True)
     click.secho(f"Created the development account '{account}'. Its secret, shown only this once:\n", bold=True)
     click.secho(f"    {secret}\n", bold=True, fg="green")
     click.echo(f"For the dragon commands:  export DRAGON_SECRET={secret}")
     click.echo(f"A new secret at any time: dragon accounts rotate {account}")
+    click.echo(f"Callbacks are signed (Standard Webhooks) with {webhook_secret}")
+    click.echo(f"A new signing secret:     dragon accounts rotate-webhook-secret {account}")
     click.secho(rule, bold=True)
 
 
@@ -145,8 +148,11 @@ def accounts_create(
 
     if not ACCOUNT_NAME.match(name):
         raise click.BadParameter("letters, digits, '_', '.' and '-' only, at most 64", param_hint="NAME")
+    from dragon import webhooks
+
     secret = secret or new_secret()
     api_key = api_key or new_api_key()
+    webhook_secret = webhooks.new_secret()
     with closing(open_journal(settings)) as journal:
         journal.put_account(
             Account(
@@ -157,9 +163,11 @@ def accounts_create(
                 max_concurrent_tasks=max_concurrent_tasks or settings.default_max_concurrent_tasks,
                 max_queued_tasks=max_queued_tasks or settings.default_max_queued_tasks,
                 created_at=now_iso(),
+                webhook_secret=webhook_secret,
             )
         )
-    click.echo(json.dumps({"name": name, "secret": secret, "api_key": api_key, "referrers": list(referrer)}))
+    click.echo(json.dumps({"name": name, "secret": secret, "api_key": api_key, "referrers": list(referrer),
+                           "webhook_secret": webhook_secret}))
 
 
 @accounts.command("list")
@@ -200,6 +208,27 @@ def accounts_rotate(name: str, secret: str | None, data_dir: Path | None) -> Non
         secret = secret or new_secret()
         journal.put_account(replace(account, secret_hash=digest(secret)))
     click.echo(json.dumps({"name": name, "secret": secret}))
+
+
+@accounts.command("rotate-webhook-secret")
+@click.argument("name")
+@click.option("--grace", type=click.FloatRange(min=0), default=86400.0, show_default=True,
+              help="Seconds the current signing secret keeps signing callbacks beside the new one.")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+def accounts_rotate_webhook_secret(name: str, grace: float, data_dir: Path | None) -> None:
+    """Give an account a new webhook signing secret and print it, once. Callbacks are
+    signed with both the new and the current one for --grace seconds, so receivers can
+    switch to the new one without rejecting a callback."""
+    from dragon import webhooks
+
+    with closing(_journal(_settings(data_dir=data_dir))) as journal:
+        account = journal.account(name)
+        if account is None:
+            raise click.ClickException(f"no account named {name!r}")
+        rotated = account.with_new_webhook_secret(webhooks.new_secret(), grace, time.time())
+        journal.put_account(rotated)
+    click.echo(json.dumps({"name": name, "webhook_secret": rotated.webhook_secret,
+                           "previous_valid_until": rotated.previous_webhook_secret_until or None}))
 
 
 @main.command()

@@ -4,8 +4,16 @@ create, status, watch, cancel, upload, files, expiration.
 Where the service is and who calls: ``--url`` (``DRAGON_URL``, default
 http://127.0.0.1:8000) and ``--secret`` (``DRAGON_SECRET``) or ``--api-key``
 (``DRAGON_API_KEY``); ``status`` and ``watch`` need neither, as their routes do not.
-``--json`` prints machine-readable output and no progress bars. A service that cannot be
-reached is one line on stderr and exit code 69 (EX_UNAVAILABLE), never a traceback.
+``--json`` prints machine-readable output and no progress bars; ``--timeout`` and
+``--retries`` (``DRAGON_TIMEOUT``, ``DRAGON_RETRIES``) tune the client.
+
+Exit codes tell a script what went wrong without parsing text, and a failure is one line
+on stderr, never a traceback:
+
+- 0: done; 1: a task the command waited for ended in error (:data:`EX_TASK_FAILED`);
+- 2: the command line is wrong (click's usage errors);
+- 3: the API refused the request, e.g. bad credentials or parameters (:data:`EX_API_REFUSED`);
+- 69: the service cannot be reached or stayed unavailable (EX_UNAVAILABLE of sysexits.h).
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dragon.client import ApiError, Client, Status
+from dragon.client import ApiError, Client, Status, UnavailableError
 
 console = Console(stderr=True)
+EX_TASK_FAILED = 1
+EX_API_REFUSED = 3
 EX_UNAVAILABLE = 69  # sysexits.h: "a service is unavailable"
 # GET/POST /v2/status and /v2/status_stream take no credentials, but Client insists on
 # one: without the caller's, these commands send this one, which those routes ignore.
@@ -39,17 +49,26 @@ def connection(command: Callable | None = None, *, credentials: bool = True) -> 
     @click.option("--secret", envvar="DRAGON_SECRET", help="The account's secret (or DRAGON_SECRET).")
     @click.option("--api-key", envvar="DRAGON_API_KEY", help="An api key instead of the secret.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output, no progress bars.")
+    @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="DRAGON_TIMEOUT",
+                  help="Seconds each request may take (or DRAGON_TIMEOUT; default 660).")
+    @click.option("--retries", type=click.IntRange(min=0), envvar="DRAGON_RETRIES",
+                  help="Tries after the first when the service is busy or unreachable (or DRAGON_RETRIES; default 5).")
     @functools.wraps(command)
-    def wrapper(url: str, secret: str | None, api_key: str | None, as_json: bool, **kwargs: Any) -> None:
+    def wrapper(url: str, secret: str | None, api_key: str | None, as_json: bool, timeout: float | None,
+                retries: int | None, **kwargs: Any) -> None:
         if not secret and not api_key:
             if credentials:
                 raise click.UsageError("give --secret (or DRAGON_SECRET) or --api-key")
             api_key = ANONYMOUS
-        with Client(url, secret=secret, api_key=api_key) as client:
+        with Client(url, secret=secret, api_key=api_key, timeout=timeout, retries=retries) as client:
             try:
                 command(client=client, as_json=as_json, **kwargs)
+            except UnavailableError as exc:
+                click.echo(f"dragon: the service at {url} is unavailable ({exc})", err=True)
+                sys.exit(EX_UNAVAILABLE)
             except ApiError as exc:
-                raise click.ClickException(str(exc)) from None
+                click.echo(f"dragon: {exc}", err=True)
+                sys.exit(EX_API_REFUSED)
             except httpx.TransportError as exc:
                 click.echo(f"dragon: the service at {url} is not reachable ({exc or type(exc).__name__}); "
                            "start it with `dragon serve`, or give its URL with --url or DRAGON_URL", err=True)
@@ -81,7 +100,7 @@ def create(client: Client, as_json: bool, task_name: str, params: tuple[str, ...
         return
     finished = follow(client, [created.key], as_json)
     emit(finished, as_json)
-    sys.exit(1 if any(s.status == "error" for s in finished) else 0)
+    sys.exit(EX_TASK_FAILED if any(s.status == "error" for s in finished) else 0)
 
 
 @click.command()
@@ -100,7 +119,7 @@ def watch(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
     """Follow tasks live (a progress bar each) until all have ended."""
     finished = follow(client, list(keys), as_json)
     emit(finished, as_json)
-    sys.exit(1 if any(s.status == "error" for s in finished) else 0)
+    sys.exit(EX_TASK_FAILED if any(s.status == "error" for s in finished) else 0)
 
 
 @click.command()
@@ -218,10 +237,18 @@ def emit(statuses: Iterable[Status], as_json: bool) -> None:
 
 
 def assignment(text: str) -> tuple[str, Any]:
-    """``K=V``; V is read as JSON when it parses (numbers, booleans, lists), else text."""
+    """``K=V``; V is read as JSON when it parses (numbers, booleans, lists), else text.
+    ``K=@FILE`` reads V from the file (an SXML movie, a JSON list), ``-`` being stdin;
+    a text that starts with ``@`` is written as a JSON string: ``K='"@text"'``."""
     if "=" not in text:
         raise click.BadParameter(f"{text!r} is not K=V")
     name, value = text.split("=", 1)
+    if value.startswith("@"):
+        try:
+            with click.open_file(value[1:], encoding="utf-8") as f:
+                value = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"{name}=@{value[1:]}: cannot read the file ({exc})") from None
     try:
         return name, json.loads(value)
     except ValueError:

@@ -11,12 +11,16 @@ Statuses are :class:`Status` models. Refusals raise an :class:`ApiError` subclas
 kind (:class:`AuthError`, :class:`NotFoundError`, :class:`LimitError`,
 :class:`UnavailableError`), with the API's ``errors``; ``wait(..., check=True)``
 raises :class:`TaskFailedError` for a task that ended in error. Requests are retried on
-429, 502, 503, 504 and dropped connections, honouring ``Retry-After``; ``create`` sends
+429, 502, 503, 504 and dropped connections, ``retries`` times (``DRAGON_RETRIES``, 5),
+honouring ``Retry-After``; each may take ``timeout`` seconds (``DRAGON_TIMEOUT``, 660); ``create`` sends
 an ``Idempotency-Key`` so a retried create cannot run twice; streams reconnect through
 ``status_stream``; large files upload in parts, each part retried on its own.
 
 Both clients share :class:`_Core`, which makes every decision that needs no I/O (what
 to send, what an answer means, whether and when to retry); each only sends.
+
+:func:`verify` checks a callback a receiver got (Standard Webhooks signatures, with the
+account's ``whsec_`` signing secret) and returns its status.
 """
 
 from __future__ import annotations
@@ -32,14 +36,19 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import httpx
 
+from dragon import webhooks
 from dragon.protocol import CreateRequest, DeleteFilesRequest, ExpirationRequest, KeysRequest, Status, StatusRequest
+from dragon.retry_after import retry_after_seconds
 
 __all__ = ["Client", "AsyncClient", "Status", "ApiError", "AuthError", "NotFoundError", "LimitError",
-           "UnavailableError", "TaskFailedError"]
+           "UnavailableError", "TaskFailedError", "verify", "WebhookVerificationError"]
 
 RETRIED = (429, 502, 503, 504)
 DROPPED = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 SINGLE_UPLOAD = 32 * 1024 * 1024  # bytes a file may have to go in one request; larger go in parts
+TIMEOUT = 660.0  # seconds per request (DRAGON_TIMEOUT): above the service's longest block=true wait
+RETRIES = 5  # tries after the first (DRAGON_RETRIES)
+MAX_RETRY_AFTER = 60.0  # the longest Retry-After the client waits before trying again
 
 
 class ApiError(Exception):
@@ -77,6 +86,17 @@ class TaskFailedError(Exception):
         super().__init__(f"task {status.key} failed: {status.error}")
 
 
+WebhookVerificationError = webhooks.WebhookVerificationError
+
+
+def verify(webhook_secret: str, headers: Any, body: bytes | str, tolerance: float = webhooks.TOLERANCE) -> Status:
+    """The status a callback carries, once its ``webhook-signature`` checks out against
+    the account's signing secret (``whsec_...``) and its ``webhook-timestamp`` is within
+    ``tolerance`` seconds of now; else :class:`WebhookVerificationError`. ``headers`` is
+    any mapping (a framework's request headers); ``body`` the raw bytes received."""
+    return Status.model_validate(webhooks.verify(webhook_secret, dict(headers.items()), body, tolerance))
+
+
 @dataclass(frozen=True)
 class Call:
     """One HTTP request to make."""
@@ -93,15 +113,18 @@ class _Core:
     """Everything both clients decide without I/O."""
 
     def __init__(self, base_url: str | None, secret: str | None, api_key: str | None, referer: str | None,
-                 retries: int, backoff: float):
+                 timeout: float | None, retries: int | None, backoff: float):
         self.base_url = base_url or os.environ.get("DRAGON_URL", "http://127.0.0.1:8000")
-        secret = secret or (None if api_key else os.environ.get("DRAGON_SECRET"))
+        self.timeout = timeout if timeout is not None else float(os.environ.get("DRAGON_TIMEOUT", TIMEOUT))
+        self.retries = retries if retries is not None else int(os.environ.get("DRAGON_RETRIES", RETRIES))
+        if not secret and not api_key:  # as the CLI: the arguments, else DRAGON_SECRET, else DRAGON_API_KEY
+            secret = os.environ.get("DRAGON_SECRET")
+            api_key = None if secret else os.environ.get("DRAGON_API_KEY")
         if not secret and not api_key:
-            raise ValueError("give a secret or an api key (or set DRAGON_SECRET)")
+            raise ValueError("give a secret or an api key (or set DRAGON_SECRET or DRAGON_API_KEY)")
         self.headers = {"Authorization": f"Secret {secret}" if secret else f"Api-Key {api_key}"}
         if referer:
             self.headers["Referer"] = referer
-        self.retries = retries
         self.backoff = backoff
 
     # requests
@@ -176,9 +199,9 @@ class _Core:
         if response is not None:
             if response.status_code not in RETRIED:
                 return None
-            after = response.headers.get("retry-after", "")
-            if after.isdigit():
-                return min(float(after), 60.0)
+            after = retry_after_seconds(response.headers.get("retry-after"), time.time())
+            if after is not None:
+                return min(after, MAX_RETRY_AFTER)
         return min(5.0, self.backoff * 2**attempt)
 
 
@@ -257,9 +280,10 @@ def _kwargs(call: Call) -> dict[str, Any]:
 
 class Client:
     def __init__(self, base_url: str | None = None, *, secret: str | None = None, api_key: str | None = None,
-                 referer: str | None = None, timeout: float = 660.0, retries: int = 5, backoff: float = 0.2):
-        self._core = _Core(base_url, secret, api_key, referer, retries, backoff)
-        self._http = httpx.Client(base_url=self._core.base_url, timeout=timeout, headers=self._core.headers)
+                 referer: str | None = None, timeout: float | None = None, retries: int | None = None,
+                 backoff: float = 0.2):
+        self._core = _Core(base_url, secret, api_key, referer, timeout, retries, backoff)
+        self._http = httpx.Client(base_url=self._core.base_url, timeout=self._core.timeout, headers=self._core.headers)
         self.files = _Files(self)
         self.expiration = _Expiration(self)
 
@@ -382,9 +406,10 @@ class _Expiration:
 
 class AsyncClient:
     def __init__(self, base_url: str | None = None, *, secret: str | None = None, api_key: str | None = None,
-                 referer: str | None = None, timeout: float = 660.0, retries: int = 5, backoff: float = 0.2):
-        self._core = _Core(base_url, secret, api_key, referer, retries, backoff)
-        self._http = httpx.AsyncClient(base_url=self._core.base_url, timeout=timeout, headers=self._core.headers)
+                 referer: str | None = None, timeout: float | None = None, retries: int | None = None,
+                 backoff: float = 0.2):
+        self._core = _Core(base_url, secret, api_key, referer, timeout, retries, backoff)
+        self._http = httpx.AsyncClient(base_url=self._core.base_url, timeout=self._core.timeout, headers=self._core.headers)
         self.files = _AsyncFiles(self)
         self.expiration = _AsyncExpiration(self)
 

@@ -16,6 +16,7 @@ prepare_ray_environment()
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
+from dragon import webhooks  # noqa: E402
 from dragon.accounts import Account, digest, new_secret  # noqa: E402
 from dragon.actors import control, storage  # noqa: E402
 from dragon.journal import open_journal  # noqa: E402
@@ -45,13 +46,14 @@ def ray_address() -> str:
     return ray.get_runtime_context().gcs_address
 
 
-def ensure_dev_account(settings: Settings) -> str | None:
-    """On the very first start, create the development account; returns its secret once."""
+def ensure_dev_account(settings: Settings) -> tuple[str, str] | None:
+    """On the very first start, create the development account; returns its secret and
+    its webhook signing secret, once."""
     journal = open_journal(settings)
     try:
         if journal.accounts():
             return None
-        secret = new_secret()
+        secret, webhook_secret = new_secret(), webhooks.new_secret()
         journal.put_account(
             Account(
                 name=DEV_ACCOUNT,
@@ -59,9 +61,10 @@ def ensure_dev_account(settings: Settings) -> str | None:
                 max_concurrent_tasks=settings.default_max_concurrent_tasks,
                 max_queued_tasks=settings.default_max_queued_tasks,
                 created_at=now_iso(),
+                webhook_secret=webhook_secret,
             )
         )
-        return secret
+        return secret, webhook_secret
     finally:
         journal.close()
 

@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
+from dragon.client import verify
 from tests.conftest import Api, DragonProcess
 from tests.support.servers import Receiver
 
@@ -61,6 +64,55 @@ def test_callback_posts_the_final_status_signed(api: Api, receiver: Receiver) ->
     assert [a["http_status"] for a in callback["attempts"]] == [200]
     time.sleep(0.5)
     assert len(receiver.received) == 1
+
+
+def test_callbacks_carry_standard_webhooks_signatures(api: Api, account: dict, receiver: Receiver) -> None:
+    [task] = api.create({"task_name": "hello", "name": "std", "url_callback": receiver.url})
+    [request] = receiver.wait_for(1)
+    headers = request["headers"]
+    assert Webhook(account["webhook_secret"]).verify(request["body"], headers)["result"] == "Hello std"
+    assert verify(account["webhook_secret"], headers, request["body"]).key == task["key"]
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "A" * 32).verify(request["body"], headers)
+    assert headers["webhook-id"] == headers["X-Dragon-Delivery"]
+    assert _verify(api.secret, request)  # receivers of the Dragon headers keep working
+    callback = _wait_delivery(api, task["key"], "delivered")
+    assert "whsec_" not in json.dumps(_details(api, task["key"]))
+    assert callback["id"] == headers["webhook-id"]
+
+
+def test_a_rotated_webhook_secret_and_the_previous_one_both_verify_during_the_grace_period(
+    dragon: DragonProcess, receiver: Receiver
+) -> None:
+    created = dragon.cli("accounts", "create", "rotor")
+    api = Api(dragon.url, created["secret"])
+    first = created["webhook_secret"]
+    rotated = dragon.cli("accounts", "rotate-webhook-secret", "rotor", "--grace", "3600")
+    assert rotated["webhook_secret"] != first and rotated["previous_valid_until"] > time.time() + 3000
+    api.create({"task_name": "hello", "name": "both", "url_callback": receiver.url})
+    [during] = receiver.wait_for(1)
+    for secret in (first, rotated["webhook_secret"]):
+        assert Webhook(secret).verify(during["body"], during["headers"])["status"] == "success"
+
+    latest = dragon.cli("accounts", "rotate-webhook-secret", "rotor", "--grace", "0")
+    api.create({"task_name": "hello", "name": "after", "url_callback": receiver.url})
+    after = receiver.wait_for(2)[1]
+    assert Webhook(latest["webhook_secret"]).verify(after["body"], after["headers"])["result"] == "Hello after"
+    for expired in (first, rotated["webhook_secret"]):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(expired).verify(after["body"], after["headers"])
+    listed = dragon.cli("accounts", "list")
+    assert "whsec_" not in json.dumps(listed)
+    assert next(a for a in listed if a["name"] == "rotor")["has_webhook_secret"] is True
+
+
+def test_a_receivers_retry_after_is_honoured(api: Api, receiver: Receiver) -> None:
+    receiver.answers = [(503, {"Retry-After": "3"})]  # the tests' back-off is at most 1 s
+    [task] = api.create({"task_name": "hello", "name": "later", "url_callback": receiver.url})
+    callback = _wait_delivery(api, task["key"], "delivered")
+    first, second = receiver.received
+    assert second["at"] - first["at"] >= 3
+    assert callback["attempts"][0]["retry_after"] == 3
 
 
 def test_errback_posts_the_error_status(api: Api, receiver: Receiver) -> None:

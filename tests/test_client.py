@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -189,6 +190,52 @@ def test_status_needs_no_secret_and_an_unreachable_service_is_one_line_and_exit_
         assert f"the service at {down} is not reachable" in refused.stderr
 
 
+def test_cli_exit_codes_tell_a_failed_task_from_a_refused_call(dragon: DragonProcess, account: dict) -> None:
+    failed = dragon_cli(dragon, account, "create", "test.fail", "--wait", "--json")
+    assert failed.returncode == 1, failed.stderr  # the call worked, the task did not
+    assert json.loads(failed.stdout)[0]["status"] == "error"
+    refused = dragon_cli(dragon, account, "create", "hello", "name=x", "--secret", "not-a-secret")
+    assert refused.returncode == 3  # the API said no
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()] and "HTTP 401" in refused.stderr
+    unknown = dragon_cli(dragon, account, "status", "not a key")
+    assert unknown.returncode == 3 and "HTTP 400" in unknown.stderr
+    assert dragon_cli(dragon, account, "create").returncode == 2  # usage
+
+
+def test_cli_takes_a_parameter_from_a_file_or_stdin(dragon: DragonProcess, account: dict, tmp_path: Path) -> None:
+    (tmp_path / "name.txt").write_text("from <a> file")
+    done = dragon_cli(dragon, account, "create", "hello", f"name=@{tmp_path / 'name.txt'}", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["result"] == "Hello from <a> file"
+    env = {**dragon.env, "DRAGON_URL": dragon.url, "DRAGON_SECRET": account["secret"]}
+    piped = subprocess.run([sys.executable, "-m", "dragon", "create", "hello", "name=@-", "--wait", "--json"],
+                           input="stdin", env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert json.loads(piped.stdout)[0]["result"] == "Hello stdin"
+    literal = dragon_cli(dragon, account, "create", "hello", 'name="@home"', "--wait", "--json")
+    assert json.loads(literal.stdout)[0]["result"] == "Hello @home"
+    missing = dragon_cli(dragon, account, "create", "hello", f"name=@{tmp_path / 'absent'}")
+    assert missing.returncode == 2 and "cannot read the file" in missing.stderr
+
+
+def test_cli_version_is_the_installed_package_version(dragon: DragonProcess, account: dict) -> None:
+    from importlib.metadata import version
+
+    shown = dragon_cli(dragon, account, "--version")
+    assert shown.returncode == 0 and shown.stdout.strip() == f"dragon {version('dragon-tasks')}"
+
+
+def test_cli_takes_time_out_and_retries_as_options(dragon: DragonProcess, account: dict) -> None:
+    stuck = socket.create_server(("127.0.0.1", 0))  # connections wait in its backlog, never answered
+    try:
+        started = time.monotonic()
+        waited = dragon_cli(dragon, account, "status", "k", "--url", f"http://127.0.0.1:{stuck.getsockname()[1]}",
+                            "--timeout", "0.5", "--retries", "0")
+        assert waited.returncode == 69 and "(timed out)" in waited.stderr
+        assert time.monotonic() - started < 20  # the default would be 660 s
+    finally:
+        stuck.close()
+
+
 def test_accounts_rotate_gives_a_new_secret_and_the_old_one_stops_working(dragon: DragonProcess) -> None:
     old = dragon.cli("accounts", "create", "rotating")["secret"]
     new = dragon.cli("accounts", "rotate", "rotating")["secret"]
@@ -223,6 +270,8 @@ def test_the_dev_secret_is_the_last_thing_serve_prints(dragon: DragonProcess) ->
     created = next(i for i, line in enumerate(dragon.output) if line.startswith("Created the development account"))
     assert serving < created
     assert any(line.startswith("A new secret at any time: dragon accounts rotate dev") for line in dragon.output[created:])
+    signed = [line for line in dragon.output[created:] if line.startswith("Callbacks are signed (Standard Webhooks) with")]
+    assert len(signed) == 1 and signed[0].split()[-1].startswith("whsec_")
 
 
 def test_the_client_installs_without_the_server_and_calls_the_service(

@@ -5,9 +5,16 @@ Deliveries are rows of the journal, written in the same transaction as the ended
 status they carry, so none is lost by a crash and none exists for a task that has not
 ended. A shard's :class:`Deliverer` sends the due deliveries of its bucket, at least once: connection errors, time-outs, 5xx,
 408 and 429 are retried with exponential back-off and jitter for ``callback_retry_period``
-seconds; any other 4xx is final.
+seconds, waiting at least what a receiver's ``Retry-After`` asks; any other 4xx is final.
 
-Each request is signed (see docs/callbacks.md)::
+Each request carries the Standard Webhooks headers (dragon/webhooks.py), signed with the
+account's webhook signing secrets, when it has one::
+
+    webhook-id: <delivery id>              the same on every retry, for de-duplication
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256(secret, "<id>.<timestamp>.<body>")> [v1,<...>]
+
+and, for receivers written before them, Dragon's own (see docs/callbacks.md)::
 
     X-Dragon-Delivery: <delivery id>       the same on every retry, for de-duplication
     X-Dragon-Timestamp: <unix seconds>
@@ -30,8 +37,10 @@ from typing import Any, Callable, TypeVar
 
 import httpx
 
+from dragon import webhooks
 from dragon.config import Settings
 from dragon.journal import Delivery, Journal
+from dragon.retry_after import retry_after_seconds
 from dragon.storage.fetch import UnsafeURLError, pinned_request
 
 log = logging.getLogger(__name__)
@@ -101,7 +110,8 @@ class Deliverer:
             else:
                 n = len(delivery.attempts)
                 backoff = min(self.settings.callback_backoff_max, self.settings.callback_backoff * 2 ** (n - 1))
-                delivery.next_at = now + backoff * (0.5 + random.random() / 2)
+                asked = min(outcome.get("retry_after", 0.0), self.settings.callback_retry_period)
+                delivery.next_at = now + max(backoff * (0.5 + random.random() / 2), asked)
             await self._journal(self.journal.save_delivery, delivery)
         except Exception:
             log.exception("delivery %s failed unexpectedly", delivery.id)
@@ -115,13 +125,16 @@ class Deliverer:
         if status is None or account is None:
             return {"ok": False, "final": True, "error": "the task or its account no longer exists"}
         body = json.dumps(status.public()).encode()
-        timestamp = str(int(time.time()))
+        now = int(time.time())
         headers = {
             "Content-Type": "application/json",
             "X-Dragon-Delivery": delivery.id,
-            "X-Dragon-Timestamp": timestamp,
-            "X-Dragon-Signature": signature(account.secret_hash, timestamp, body),
+            "X-Dragon-Timestamp": str(now),
+            "X-Dragon-Signature": signature(account.secret_hash, str(now), body),
         }
+        signing = account.webhook_secrets(time.time())
+        if signing:
+            headers.update(webhooks.headers(signing, delivery.id, now, body))
         async with httpx.AsyncClient(timeout=self.settings.callback_timeout) as client:
             try:
                 request = pinned_request(client, "POST", delivery.url, self.settings.allow_private_urls, headers, body)
@@ -137,4 +150,9 @@ class Deliverer:
         if 200 <= code < 300:
             return {"ok": True, "final": True, "http_status": code}
         retryable = code >= 500 or code in (408, 429)
-        return {"ok": False, "final": not retryable, "http_status": code}
+        outcome: dict[str, Any] = {"ok": False, "final": not retryable, "http_status": code}
+        after = retry_after_seconds(response.headers.get("retry-after"), time.time())
+        if retryable and after is not None:
+            outcome["retry_after"] = after
+        return outcome
+

@@ -282,14 +282,15 @@ class PostgresServer:
 
 
 class Receiver:
-    """Records callback POSTs. ``answers`` is consumed one status code per request
-    (then 200); it can be started late or stopped to play a receiver that is down."""
+    """Records callback POSTs. ``answers`` is consumed one status code (or a code and
+    headers to send with it) per request (then 200); it can be started late or stopped
+    to play a receiver that is down."""
 
     def __init__(self, port: int | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.received: list[dict] = []
-        self.answers: list[int] = []
+        self.answers: list[int | tuple[int, dict[str, str]]] = []
         self.server: ThreadingHTTPServer | None = None
 
     def start(self) -> "Receiver":
@@ -301,9 +302,13 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                code = receiver.answers.pop(0) if receiver.answers else 200
-                receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": body, "answered": code})
+                answer = receiver.answers.pop(0) if receiver.answers else 200
+                code, extra = answer if isinstance(answer, tuple) else (answer, {})
+                receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
+                                          "answered": code, "at": time.time()})
                 self.send_response(code)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
