@@ -335,6 +335,8 @@ def test_every_task_parameter_has_a_description_in_openapi_and_docs_tasks_md_is_
     schemas = api.http.get("/openapi.json").json()["components"]["schemas"]
     registry.load()
     for name in registry.names():
+        if name.startswith("test."):  # the suite's own task types (tests/support), loaded by some tests
+            continue
         properties = schemas[f"Task.{name}"]["properties"]
         for field in registry.get(name).params.model_fields:  # type: ignore[union-attr]
             assert properties[field].get("description"), f"{name}.{field}"
