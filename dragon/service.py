@@ -8,8 +8,11 @@ are domain errors (dragon/errors.py); dragon/serve/ maps them to HTTP.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -23,7 +26,9 @@ from dragon.actors.shard import actor_name
 from dragon.actors.storage import local_storage
 from dragon.config import Settings
 from dragon.errors import InvalidParametersError, InvalidRequestError, UnavailableError, UnknownTaskError
-from dragon.status import ENDED, TaskRecord, new_key, redact
+from dragon.journal import History
+from dragon.protocol import HistoryQuery
+from dragon.status import ENDED, TaskRecord, TaskStatus, is_key, new_key, redact
 from dragon.storage.stores import validate_store
 
 
@@ -102,6 +107,16 @@ class Service:
             "already_ended": [k for k in keys if outcome[k] == "ended"],
             "statuses": await self.status(keys),
         }
+
+    async def history(self, account: Account, query: HistoryQuery) -> dict[str, Any]:
+        """A page of the account's tasks, newest first, read from the journal (the
+        statuses it holds are those published), and the cursor of the next page."""
+        rows = await self.shards.history(History(
+            account.name, tuple(query.status or ()), query.task_name, _utc(query.from_), _utc(query.to),
+            _position(query.cursor), query.limit + 1))
+        page = rows[: query.limit]
+        cursor = _cursor(*page[-1][:2]) if len(rows) > query.limit else None
+        return {"tasks": [TaskStatus.from_json(json.loads(status)).public() for _, _, status in page], "cursor": cursor}
 
     async def open_stream(self, keys: list[str]) -> tuple[list[dict[str, Any]], AsyncIterator[dict[str, Any]]]:
         """The first line (current statuses, in order) and an iterator of every later change.
@@ -193,6 +208,29 @@ class Service:
             extra=extra,
         )
         return NewTask(record, error)
+
+
+def _utc(moment: datetime | None) -> str | None:
+    """As the journal writes creation times (dragon.status.now_iso), so they compare as text."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds") if moment else None
+
+
+def _cursor(created_at: str, key: str) -> str:
+    """Where a page ended, opaque to clients (its form may change)."""
+    return base64.urlsafe_b64encode(json.dumps([created_at, key]).encode()).decode().rstrip("=")
+
+
+def _position(cursor: str | None) -> tuple[str, str] | None:
+    if not cursor:
+        return None
+    try:
+        created_at, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        datetime.fromisoformat(created_at)
+    except (ValueError, TypeError, binascii.Error):
+        created_at, key = "", None
+    if not is_key(key):
+        raise InvalidRequestError("cursor", "this is not a cursor of a previous page")
+    return created_at, key
 
 
 def _known(keys: list[str], found: list[Any]) -> list[dict[str, Any]]:

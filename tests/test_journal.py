@@ -412,7 +412,7 @@ def test_the_history_is_an_accounts_tasks_newest_first_filtered_and_paged(journa
     assert [key for _, key, _ in first] == newest_first[:3]
     after = journal.history(History("alice", before=first[-1][:2], limit=3))
     assert [key for _, key, _ in after] == newest_first[3:6]
-    [(_, key, status)] = journal.history(History("alice", states=("error",), limit=1))
+    [(_, _, status)] = journal.history(History("alice", states=("error",), limit=1))
     assert TaskStatus.from_json(json.loads(status)) == ends[1]
 
 

@@ -21,6 +21,7 @@ from dragon.actors.messages import Details, Submission
 from dragon.actors.shard import actor_name
 from dragon.config import Settings
 from dragon.errors import RefusedError
+from dragon.journal import History
 from dragon.status import shard_of
 
 T = TypeVar("T")
@@ -63,6 +64,10 @@ class Shards:
 
     async def accounts(self) -> list[Account]:
         return await refusals(self.handles[next(self._turn) % len(self.handles)].accounts.remote())
+
+    async def history(self, query: History) -> list[tuple[str, str, str]]:
+        """Any shard reads the journal, which holds every shard's tasks."""
+        return await refusals(self.handles[next(self._turn) % len(self.handles)].history.remote(query))
 
     async def create(self, shard: int, submission: Submission) -> list[dict[str, Any]]:
         return await refusals(self.handles[shard].create.remote(submission))

@@ -45,7 +45,7 @@ from dragon.actors.storage import local_storage
 from dragon.actors.worker import execute
 from dragon.config import Settings
 from dragon.errors import AccountLimitError, CanceledError, InvalidRequestError, UnavailableError, WorkerCrashedError
-from dragon.journal import open_journal
+from dragon.journal import History, open_journal
 from dragon.placement import GpuRule
 from dragon.status import TaskRecord, TaskStatus
 
@@ -440,6 +440,9 @@ class TaskShard:
                               "attempts": delivery.attempts},
             )
         return found
+
+    async def history(self, query: History) -> list[tuple[str, str, str]]:
+        return await self._db(self._journal.history, query)
 
     # the ledger of the accounts whose home this shard is (dragon/actors/ledger.py)
 
