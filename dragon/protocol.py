@@ -209,6 +209,30 @@ class HistoryQuery(Shape):
         return body
 
 
+class SxmlCheckRequest(Shape):
+    """``POST /v2/sxml/check`` (not in the v2 spec): a video.create definition checked and
+    timed, without rendering."""
+
+    definition: str = Field(description="the movie, in SXML")
+    lengths: dict[str, float] = Field(default_factory=dict, description="seconds of audio or video sources (by "
+                                      "filename) whose length the timing needs; others are timed as unknown")
+
+
+class SxmlCheck(BaseModel):
+    """The check: ``valid``; if not, ``errors`` ``[{line, message}]``; if so, the movie's
+    ``duration``, the definition ``annotated`` with when each node plays, ``warnings`` (what
+    the renderer ignores), ``timing`` by line and ``unknown_lengths`` (sources timed without their length)."""
+
+    valid: bool
+    errors: list[dict[str, Any]] = []
+    duration: float | None = None
+    annotated: str | None = None
+    timing: list[dict[str, Any]] = Field(default_factory=list, description="each timed node: its line, tag, start "
+                                         "and duration in seconds, in document order")
+    warnings: list[str] = []
+    unknown_lengths: list[str] = []
+
+
 class Status(BaseModel):
     """A task's status as the API sends it."""
 

@@ -8,28 +8,31 @@ are domain errors (dragon/errors.py); dragon/serve/ maps them to HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import ray
 
-from dragon import registry
+from dragon import registry, sxml
 from dragon.accounts import Account
 from dragon.actors.messages import Idempotency, NewTask, Submission
 from dragon.actors.routing import Shards, refusals
 from dragon.actors.shard import actor_name
 from dragon.actors.storage import local_storage
 from dragon.config import Settings
-from dragon.errors import InvalidParametersError, InvalidRequestError, UnavailableError, UnknownTaskError
+from dragon.errors import InvalidParametersError, InvalidRequestError, InvalidXMLError, UnavailableError, UnknownTaskError
 from dragon.journal import History
-from dragon.protocol import HistoryQuery
+from dragon.protocol import HistoryQuery, SxmlCheck
 from dragon.status import ENDED, TaskRecord, TaskStatus, is_key, new_key, redact
 from dragon.storage.stores import validate_store
+from dragon.sxml import Node
+from dragon.sxml.timing import TIMED
 
 
 class Service:
@@ -117,6 +120,18 @@ class Service:
         page = rows[: query.limit]
         cursor = _cursor(*page[-1][:2]) if len(rows) > query.limit else None
         return {"tasks": [TaskStatus.from_json(json.loads(status)).public() for _, _, status in page], "cursor": cursor}
+
+    async def usage(self, account: Account) -> dict[str, int]:
+        """The account's tasks running and queued now, as the journal holds them: a task
+        counts as running once it has reported ``executing``."""
+        counts = await self.shards.unfinished_counts(account.name)
+        return {"running": counts["executing"], "queued": counts["queued"]}
+
+    async def check_sxml(self, definition: str, lengths: dict[str, float]) -> dict[str, Any]:
+        """A video.create definition parsed, validated and timed as the renderer would,
+        without fetching anything: sources of unknown length are timed as the renderer
+        times a source whose length no attribute gives, and listed."""
+        return (await asyncio.to_thread(check_sxml, definition, lengths)).model_dump()
 
     async def open_stream(self, keys: list[str]) -> tuple[list[dict[str, Any]], AsyncIterator[dict[str, Any]]]:
         """The first line (current statuses, in order) and an iterator of every later change.
@@ -208,6 +223,39 @@ class Service:
             extra=extra,
         )
         return NewTask(record, error)
+
+
+def check_sxml(definition: str, lengths: dict[str, float]) -> SxmlCheck:
+    unknown: list[str] = []
+
+    def length(node: Node) -> float | None:
+        source = node.attrs.get("filename", "").strip() or node.text
+        if source in lengths:
+            return lengths[source]
+        unknown.append(source)
+        return None
+
+    try:
+        document = sxml.parse(definition)
+        duration = sxml.resolve(document.movie, length)
+    except InvalidXMLError as exc:
+        text = str(exc).removeprefix("InvalidXMLError: ")
+        line, _, message = text.partition(": ")
+        number = line.removeprefix("line ")
+        if not number.isdigit():
+            number, message = "1", text
+        return SxmlCheck(valid=False, errors=[{"line": int(number), "message": message}])
+    return SxmlCheck(valid=True, duration=round(duration, 3), annotated=sxml.annotate(document.movie),
+                     timing=[{"line": n.line, "tag": n.tag, "start": round(n.start, 3), "duration": round(n.duration, 3)}
+                             for n in _timed(document.movie)],
+                     warnings=document.warnings, unknown_lengths=list(dict.fromkeys(unknown)))
+
+
+def _timed(node: Node) -> Iterator[Node]:
+    if node.tag in TIMED:
+        yield node
+    for child in node.children:
+        yield from _timed(child)
 
 
 def _utc(moment: datetime | None) -> str | None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +138,26 @@ def test_the_cli_lists_failed_tasks_of_the_last_hour(made: dict[str, Any], drago
     old = subprocess.run([sys.executable, "-m", "dragon", "tasks", "--until", "2h", "--json"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert json.loads(old.stdout) == []
+
+
+def test_usage_counts_the_accounts_running_and_queued_tasks(dragon: DragonProcess) -> None:
+    account = dragon.cli("accounts", "create", "busy-user", "--max-concurrent-tasks", "1")
+    api = Api(dragon.url, account["secret"])
+    gate = Path(tempfile.gettempdir()) / f"gate-{uuid.uuid4().hex}"
+
+    def usage() -> dict[str, int]:
+        return api.http.get("/v2/usage", headers={"Authorization": f"Secret {api.secret}"}).json()
+
+    assert usage() == {"running": 0, "queued": 0}
+    keys = [s["key"] for s in api.create([{"task_name": "test.gate", "gate": str(gate)} for _ in range(3)])]
+    try:
+        deadline = time.monotonic() + 60
+        while usage()["running"] == 0 and time.monotonic() < deadline:  # one starts, and says so
+            time.sleep(0.1)
+        assert usage() == {"running": 1, "queued": 2}
+    finally:
+        gate.touch()
+    api.wait(keys)
+    assert usage() == {"running": 0, "queued": 0}
+    gate.unlink()
+    assert api.http.get("/v2/usage").status_code == 401

@@ -443,3 +443,13 @@ def test_a_history_page_is_read_from_an_index(settings: Settings, journal: Journ
                     f"EXPLAIN QUERY PLAN SELECT key FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT 100",
                     values))
             assert "tasks_history" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_unfinished_counts_are_an_accounts_queued_and_executing_tasks(journal: Journal) -> None:
+    assert journal.unfinished_counts("alice") == {"queued": 0, "executing": 0}
+    tasks = [_task() for _ in range(4)] + [_task("bob")]
+    journal.write(tasks, [])
+    executing = TaskStatus(key=tasks[0][1].key, status="executing", events=tasks[0][1].events, version=1)
+    journal.write([], [executing, _ended(tasks[1][1])])
+    assert journal.unfinished_counts("alice") == {"queued": 2, "executing": 1}
+    assert journal.unfinished_counts("bob") == {"queued": 1, "executing": 0}

@@ -454,6 +454,9 @@ class TaskShard:
     async def history(self, query: History) -> list[tuple[str, str, str]]:
         return await self._db(self._journal.history, query)
 
+    async def unfinished_counts(self, account: str) -> dict[str, int]:
+        return await self._db(self._journal.unfinished_counts, account)
+
     # the ledger of the accounts whose home this shard is (dragon/actors/ledger.py)
 
     async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding, open_needed: int,

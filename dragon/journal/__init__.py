@@ -97,6 +97,10 @@ class Journal(ABC):
         """(created_at, key, status JSON) of the tasks ``query`` selects, newest first."""
 
     @abstractmethod
+    def unfinished_counts(self, account: str) -> dict[str, int]:
+        """How many of the account's tasks are queued and executing, as published."""
+
+    @abstractmethod
     def due_deliveries(self, now: float, limit: int, shard: int = 0, shards: int = 1) -> list[Delivery]:
         """Pending deliveries of ``shard``'s tasks whose next try is due, soonest first."""
 

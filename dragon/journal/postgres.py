@@ -22,7 +22,8 @@ from psycopg_pool import ConnectionPool
 from dragon.accounts import Account
 from dragon.journal import Delivery, History, Journal
 from dragon.journal.rows import (
-    DELIVERY_COLUMNS, TASK_COLUMNS, account_from_json, account_to_json, delivery_from_row, write_rows,
+    DELIVERY_COLUMNS, TASK_COLUMNS, UNFINISHED_COUNTS, account_from_json, account_to_json, delivery_from_row,
+    write_rows,
 )
 from dragon.status import TaskRecord, TaskStatus, bucket
 
@@ -161,6 +162,11 @@ class PostgresJournal(Journal):
                 f"SELECT created_at, key, status::text FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT %s",
                 [*values, query.limit],
             ).fetchall()
+
+    def unfinished_counts(self, account: str) -> dict[str, int]:
+        with self._conn() as conn:
+            rows = conn.execute(UNFINISHED_COUNTS, (account,)).fetchall()
+        return {"queued": 0, "executing": 0, **dict(rows)}
 
     # callback deliveries
 

@@ -15,7 +15,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from dragon.accounts import Account
 from dragon.journal import Delivery, History, Journal
 from dragon.journal.rows import (
-    DELIVERY_COLUMNS, TASK_COLUMNS, account_from_json, account_to_json, delivery_from_row, write_rows,
+    DELIVERY_COLUMNS, TASK_COLUMNS, UNFINISHED_COUNTS, account_from_json, account_to_json, delivery_from_row,
+    write_rows,
 )
 from dragon.status import TaskRecord, TaskStatus, bucket
 
@@ -158,6 +159,11 @@ class SQLiteJournal(Journal):
                 f"SELECT created_at, key, status FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT ?",
                 [*values, query.limit],
             ).fetchall()
+
+    def unfinished_counts(self, account: str) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(UNFINISHED_COUNTS.replace("%s", "?"), (account,)).fetchall()
+        return {"queued": 0, "executing": 0, **dict(rows)}
 
     # callback deliveries
 
