@@ -14,6 +14,7 @@ the ratio printed. Each figure is the median of several runs (the machine is sha
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sqlite3
@@ -21,9 +22,10 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,7 +39,7 @@ from dragon.status import TaskRecord, TaskStatus, bucket, new_key  # noqa: E402
 
 BIG = "big"
 PAGE = 100
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def rows(tasks: int) -> Iterator[tuple[Any, ...]]:
@@ -70,6 +72,10 @@ def queries(tasks: int) -> list[tuple[str, History]]:
     ]
 
 
+def page(execute: Callable[..., Any], sql: str, params: list[Any]) -> list:
+    return execute(sql, params).fetchall()
+
+
 def median_ms(run: Callable[[], list], times: int) -> tuple[float, int]:
     found = 0
     samples = []
@@ -94,11 +100,12 @@ def sqlite_side(path: Path, tasks: int) -> Iterator[tuple[str, float, float, int
     for name, query in queries(tasks):
         where, values = query.where("?")
         sql = SELECT.format(status="status", where=where, mark="?")
-        indexed, found = median_ms(lambda: db.execute(sql, [*values, query.limit]).fetchall(), 21)
+        run = functools.partial(page, db.execute, sql, [*values, query.limit])
+        indexed, found = median_ms(run, 21)
         db.execute("BEGIN")
         db.execute("DROP INDEX tasks_history")
         db.execute("DROP INDEX tasks_history_state")
-        scanned, _ = median_ms(lambda: db.execute(sql, [*values, query.limit]).fetchall(), 3)
+        scanned, _ = median_ms(run, 3)
         db.execute("ROLLBACK")
         yield name, indexed, scanned, found
     db.close()
@@ -113,11 +120,12 @@ def postgres_side(dsn: str, tasks: int) -> Iterator[tuple[str, float, float, int
         for name, query in queries(tasks):
             where, values = query.where("%s")
             sql = SELECT.format(status="status::text", where=where, mark="%s")
-            indexed, found = median_ms(lambda: conn.execute(sql, [*values, query.limit]).fetchall(), 21)
+            run = functools.partial(page, conn.execute, sql, [*values, query.limit])
+            indexed, found = median_ms(run, 21)
             with conn.transaction(force_rollback=True):
                 conn.execute("DROP INDEX tasks_history")
                 conn.execute("DROP INDEX tasks_history_state")
-                scanned, _ = median_ms(lambda: conn.execute(sql, [*values, query.limit]).fetchall(), 3)
+                scanned, _ = median_ms(run, 3)
             yield name, indexed, scanned, found
 
 

@@ -27,14 +27,21 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import httpx
 
 from dragon.protocol import (
-    CreateRequest, DeleteFilesRequest, ExpirationRequest, HistoryPage, HistoryQuery, KeysRequest, Status, StatusRequest,
+    CreateRequest,
+    DeleteFilesRequest,
+    ExpirationRequest,
+    HistoryPage,
+    HistoryQuery,
+    KeysRequest,
+    Status,
+    StatusRequest,
 )
 
 __all__ = ["Client", "AsyncClient", "Status", "ApiError", "AuthError", "NotFoundError", "LimitError",
@@ -126,8 +133,8 @@ class _Core:
     def history(status: str | Iterable[str] | None, task_name: str | None, since: Moment, until: Moment,
                 page_size: int) -> HistoryQuery:
         """The first page's query; a time is a datetime, an ISO 8601 date, or a timedelta (that long ago)."""
-        values = {"status": _keys(status) if status else None, "task_name": task_name, "from_": _moment(since),
-                  "to": _moment(until), "limit": page_size}
+        values: dict[str, Any] = {"status": _keys(status) if status else None, "task_name": task_name,
+                                  "from_": _moment(since), "to": _moment(until), "limit": page_size}
         return HistoryQuery.model_construct(**{k: v for k, v in values.items() if v is not None})
 
     @staticmethod
@@ -268,7 +275,7 @@ Moment = datetime | timedelta | str | None
 
 
 def _moment(moment: Moment) -> datetime | str | None:
-    return datetime.now(timezone.utc) - moment if isinstance(moment, timedelta) else moment
+    return datetime.now(UTC) - moment if isinstance(moment, timedelta) else moment
 
 
 def _keys(keys: str | Iterable[str]) -> list[str]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import functools
 from collections import Counter as Tally
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from ray.util import metrics as ray_metrics
 
@@ -65,7 +66,7 @@ def task_started(record: TaskRecord, status: TaskStatus | None) -> None:
     """A task leaves its queue: how long it waited since it was created."""
     queued = status.events.get("queued") if status else None
     if queued:
-        waited = (datetime.now(timezone.utc) - datetime.fromisoformat(queued)).total_seconds()
+        waited = (datetime.now(UTC) - datetime.fromisoformat(queued)).total_seconds()
         _histogram("dragon_task_queue_wait_seconds", "How long tasks waited in their queue before starting, by task type",
                    "task_name").observe(max(0.0, waited), tags={"task_name": record.task_name})
 

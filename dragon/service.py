@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
@@ -26,7 +26,13 @@ from dragon.actors.routing import Shards, refusals
 from dragon.actors.shard import actor_name
 from dragon.actors.storage import local_storage
 from dragon.config import Settings
-from dragon.errors import InvalidParametersError, InvalidRequestError, InvalidXMLError, UnavailableError, UnknownTaskError
+from dragon.errors import (
+    InvalidParametersError,
+    InvalidRequestError,
+    InvalidXMLError,
+    UnavailableError,
+    UnknownTaskError,
+)
 from dragon.journal import History
 from dragon.protocol import HistoryQuery, SxmlCheck
 from dragon.status import ENDED, TaskRecord, TaskStatus, is_key, new_key, redact
@@ -260,7 +266,7 @@ def _timed(node: Node) -> Iterator[Node]:
 
 def _utc(moment: datetime | None) -> str | None:
     """As the journal writes creation times (dragon.status.now_iso), so they compare as text."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds") if moment else None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
 
 
 def _cursor(created_at: str, key: str) -> str:

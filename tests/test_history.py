@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,10 @@ def owner(dragon: DragonProcess) -> dict[str, Any]:
 def made(dragon: DragonProcess, owner: dict[str, Any]) -> dict[str, Any]:
     """Six tasks in three requests (hello, a failing task, hello again), all ended."""
     api = Api(dragon.url, owner["secret"])
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     hellos = api.create([{"task_name": "hello", "name": f"h{i}"} for i in range(2)], block=True)
     time.sleep(0.05)
-    middle = datetime.now(timezone.utc)
+    middle = datetime.now(UTC)
     failed = api.create([{"task_name": "test.fail", "kind": "task"}, {"task_name": "test.fail", "kind": "task"}], block=True)
     more = api.create([{"task_name": "hello", "name": f"m{i}"} for i in range(2)], block=True)
     ended = api.wait([s["key"] for s in hellos + failed + more])
@@ -72,7 +72,7 @@ def test_filters_by_state_task_name_and_creation_time(made: dict[str, Any]) -> N
     assert _keys(early) == _keys(made["hellos"])
     late = _page(api, **{"from": made["middle"].isoformat()}).json()["tasks"]
     assert _keys(late) == _keys(made["failed"] + made["more"])
-    later = (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
     assert _page(api, **{"from": later}).json()["tasks"] == []
 
 

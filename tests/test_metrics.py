@@ -9,8 +9,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pytest
@@ -23,8 +23,8 @@ from tests.support.servers import Origin, Receiver
 @pytest.fixture(scope="module")
 def metrics_url(dragon: DragonProcess) -> str:
     """The head node's Prometheus endpoint, as Ray's node table gives it."""
-    script = ("import json, ray; ray.init(address=%r, logging_level='ERROR'); "
-              "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))" % dragon.ray_address)
+    script = (f"import json, ray; ray.init(address={dragon.ray_address!r}, logging_level='ERROR'); "
+              "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))")
     done = subprocess.run([sys.executable, "-c", script], env=dragon.env, cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=True)
     [port] = json.loads(done.stdout.strip().splitlines()[-1])
