@@ -1,5 +1,5 @@
 """``dragon`` commands that talk to a running service over HTTP (dragon.client):
-create, status, watch, cancel, upload, files, expiration.
+create, status, watch, cancel, tasks, upload, files, expiration.
 
 Where the service is and who calls: ``--url`` (``DRAGON_URL``, default
 http://127.0.0.1:8000) and ``--secret`` (``DRAGON_SECRET``) or ``--api-key``
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
+from datetime import timedelta
 from typing import Any, Callable, Iterable
 
 import click
@@ -78,7 +80,7 @@ def connection(command: Callable | None = None, *, credentials: bool = True) -> 
 
 
 def register(main: click.Group) -> None:
-    for command in (create, status, watch, cancel, upload, expiration):
+    for command in (create, status, watch, cancel, tasks, upload, expiration):
         main.add_command(command)
     main.add_command(files)
 
@@ -135,6 +137,42 @@ def cancel(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
         click.echo(f"{key} canceled")
     for key in answer["already_ended"]:
         click.echo(f"{key} had already ended")
+
+
+@click.command()
+@click.option("--status", "states", multiple=True, type=click.Choice(["queued", "executing", "success", "error"]),
+              help="Only tasks in this state (repeatable).")
+@click.option("--task-name", help="Only tasks of this type.")
+@click.option("--since", help="Created since: an ISO 8601 date, or an age such as 30m, 1h, 2d.")
+@click.option("--until", help="Created before: an ISO 8601 date, or an age.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many tasks.")
+@connection
+def tasks(client: Client, as_json: bool, states: tuple[str, ...], task_name: str | None, since: str | None,
+          until: str | None, limit: int) -> None:
+    """The account's tasks, newest first: dragon tasks --status error --since 1h."""
+    found = client.tasks(status=states or None, task_name=task_name, since=moment(since), until=moment(until),
+                         page_size=min(limit, 1000))
+    listed = [status for _, status in zip(range(limit), found)]
+    if as_json:
+        emit(listed, as_json)
+        return
+    for s in listed:
+        ended = s.events.get(s.status, "") if s.ended else ""
+        what = s.error if s.status == "error" else ""
+        click.echo("\t".join([s.key, s.status, s.events.get("queued", ""), ended,
+                              what if isinstance(what, str) else json.dumps(what)]).rstrip("\t"))
+
+
+AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def moment(text: str | None) -> timedelta | str | None:
+    """``1h`` (an age) as a timedelta; anything else is passed on as a date for the service to judge."""
+    if text is None:
+        return None
+    age = AGE.match(text.strip())
+    return timedelta(**{UNITS[age.group(2)]: float(age.group(1))}) if age else text
 
 
 @click.command()

@@ -31,13 +31,23 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import httpx
 
 from dragon import webhooks
-from dragon.protocol import CreateRequest, DeleteFilesRequest, ExpirationRequest, KeysRequest, Status, StatusRequest
+from dragon.protocol import (
+    CreateRequest,
+    DeleteFilesRequest,
+    ExpirationRequest,
+    HistoryPage,
+    HistoryQuery,
+    KeysRequest,
+    Status,
+    StatusRequest,
+)
 from dragon.retry_after import retry_after_seconds
 
 __all__ = ["Client", "AsyncClient", "Status", "ApiError", "AuthError", "NotFoundError", "LimitError",
@@ -141,6 +151,24 @@ class _Core:
     @staticmethod
     def cancel(keys: str | Iterable[str]) -> Call:
         return Call("POST", "/v2/cancel", json=KeysRequest.model_construct(tasks=_keys(keys)).body())
+
+    @staticmethod
+    def history(status: str | Iterable[str] | None, task_name: str | None, since: Moment, until: Moment,
+                page_size: int) -> HistoryQuery:
+        """The first page's query; a time is a datetime, an ISO 8601 date, or a timedelta (that long ago)."""
+        values: dict[str, Any] = {"status": _keys(status) if status else None, "task_name": task_name,
+                                  "from_": _moment(since), "to": _moment(until), "limit": page_size}
+        return HistoryQuery.model_construct(**{k: v for k, v in values.items() if v is not None})
+
+    @staticmethod
+    def page(query: HistoryQuery) -> Call:
+        return Call("GET", "/v2/tasks", params=query.params())
+
+    @staticmethod
+    def next_page(query: HistoryQuery, response: httpx.Response) -> tuple[list[Status], HistoryQuery | None]:
+        """A page's statuses, and the query of the page after it (None after the last)."""
+        page = HistoryPage.model_validate(response.json())
+        return page.tasks, query.model_copy(update={"cursor": page.cursor}) if page.cursor else None
 
     @staticmethod
     def list_files(path: str, recursive: bool) -> Call:
@@ -266,6 +294,13 @@ class _Upload:
         return Call("POST", f"/v2/storage/uploads/{upload}")
 
 
+Moment = datetime | timedelta | str | None
+
+
+def _moment(moment: Moment) -> datetime | str | None:
+    return datetime.now(UTC) - moment if isinstance(moment, timedelta) else moment
+
+
 def _keys(keys: str | Iterable[str]) -> list[str]:
     return [keys] if isinstance(keys, str) else list(keys)
 
@@ -359,6 +394,15 @@ class Client:
         created = self.create(tasks)
         yield from created
         yield from self.stream([s.key for s in created])
+
+    def tasks(self, *, status: str | Iterable[str] | None = None, task_name: str | None = None, since: Moment = None,
+              until: Moment = None, page_size: int = 100) -> Iterator[Status]:
+        """The account's tasks, newest first, filtered by state(s), type and creation time
+        (``since=timedelta(hours=1)``); pages are fetched as the iteration needs them."""
+        query: HistoryQuery | None = self._core.history(status, task_name, since, until, page_size)
+        while query is not None:
+            statuses, query = self._core.next_page(query, self.send(self._core.page(query)))
+            yield from statuses
 
     def cancel(self, keys: str | Iterable[str]) -> dict[str, Any]:
         """``{"canceled": [keys], "already_ended": [keys], "statuses": [...]}``."""
@@ -484,6 +528,14 @@ class AsyncClient:
             yield status
         async for status in self.stream([s.key for s in created]):
             yield status
+
+    async def tasks(self, *, status: str | Iterable[str] | None = None, task_name: str | None = None,
+                    since: Moment = None, until: Moment = None, page_size: int = 100) -> AsyncIterator[Status]:
+        query: HistoryQuery | None = self._core.history(status, task_name, since, until, page_size)
+        while query is not None:
+            statuses, query = self._core.next_page(query, await self.send(self._core.page(query)))
+            for found in statuses:
+                yield found
 
     async def cancel(self, keys: str | Iterable[str]) -> dict[str, Any]:
         return (await self.send(self._core.cancel(keys))).json()

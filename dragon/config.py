@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Ray placement
     ray_address: str | None = Field(default=None, description="Existing cluster; None starts a local one.")
     ray_namespace: str = "dragon"
+    metrics_export_port: int | None = Field(default=None, ge=1, le=65535, description="Port of the Prometheus "
+                                            "endpoint of the local Ray cluster `dragon serve` starts (Ray's and "
+                                            "Dragon's metrics); None lets Ray choose. Clusters: `ray start "
+                                            "--metrics-export-port`.")
     shards: int = Field(default=2, ge=1, le=256, description="Task shards: each owns the tasks of its keys' bucket "
                         "(statuses, scheduling, callbacks); more spread the control plane (docs/deployment.md).")
     control_resource: str = Field(default="dragon_control", description="With a PostgreSQL journal, shards spread "

@@ -88,6 +88,31 @@ def _expiration(value: Any) -> int:
     return value
 
 
+STATES = ("queued", "executing", "success", "error")
+MAX_HISTORY_PAGE = 1000
+
+
+def _states(value: Any) -> list[str] | None:
+    """One state, several (repeated, or a comma-separated list)."""
+    if value is None or value == "" or value == []:
+        return None
+    states = [s.strip() for v in (value if isinstance(value, list) else [value]) for s in str(v).split(",") if s.strip()]
+    for state in states:
+        if state not in STATES:
+            raise ValueError(f"status must be one of {', '.join(STATES)}")
+    return states
+
+
+def _limit(value: Any) -> int:
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("limit must be an integer") from None
+    if not 1 <= limit <= MAX_HISTORY_PAGE:
+        raise ValueError(f"limit must be from 1 to {MAX_HISTORY_PAGE}")
+    return limit
+
+
 KEY = {"type": "string", "pattern": "^[A-Z2-7]{26}$", "description": "a task key"}
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"oneOf": [
     {"type": "boolean"}, {"type": "string", "enum": sorted(TRUE | FALSE - {""})}, {"type": "integer", "enum": [0, 1]}]})]
@@ -163,6 +188,51 @@ class BatchRequest(Shape):
         return {"task_name": "batch", "task": self.task_name, "input": self.input, "params": self.params, **extra}
 
 
+class HistoryQuery(Shape):
+    """``GET /v2/tasks`` (not in the v2 spec): the caller's tasks, newest first."""
+
+    status: Annotated[list[str] | None, BeforeValidator(_states)] = Field(
+        default=None, description="only tasks in these states (queued, executing, success, error)")
+    task_name: str | None = Field(default=None, description="only tasks of this type")
+    from_: Annotated[datetime | None, BeforeValidator(_moment)] = Field(
+        default=None, alias="from", description="only tasks created at or after this ISO 8601 date")
+    to: Annotated[datetime | None, BeforeValidator(_moment)] = Field(
+        default=None, description="only tasks created before this ISO 8601 date")
+    cursor: str | None = Field(default=None, description="the previous page's cursor: the page after it")
+    limit: Annotated[int, BeforeValidator(_limit)] = Field(default=100, description=f"1 to {MAX_HISTORY_PAGE}")
+
+    def params(self) -> dict[str, Any]:
+        """As query parameters (statuses comma-separated)."""
+        body = self.body()
+        if isinstance(body.get("status"), list):
+            body["status"] = ",".join(body["status"])
+        return body
+
+
+class SxmlCheckRequest(Shape):
+    """``POST /v2/sxml/check`` (not in the v2 spec): a video.create definition checked and
+    timed, without rendering."""
+
+    definition: str = Field(description="the movie, in SXML")
+    lengths: dict[str, float] = Field(default_factory=dict, description="seconds of audio or video sources (by "
+                                      "filename) whose length the timing needs; others are timed as unknown")
+
+
+class SxmlCheck(BaseModel):
+    """The check: ``valid``; if not, ``errors`` ``[{line, message}]``; if so, the movie's
+    ``duration``, the definition ``annotated`` with when each node plays, ``warnings`` (what
+    the renderer ignores), ``timing`` by line and ``unknown_lengths`` (sources timed without their length)."""
+
+    valid: bool
+    errors: list[dict[str, Any]] = []
+    duration: float | None = None
+    annotated: str | None = None
+    timing: list[dict[str, Any]] = Field(default_factory=list, description="each timed node: its line, tag, start "
+                                         "and duration in seconds, in document order")
+    warnings: list[str] = []
+    unknown_lengths: list[str] = []
+
+
 class Status(BaseModel):
     """A task's status as the API sends it."""
 
@@ -179,6 +249,14 @@ class Status(BaseModel):
     @property
     def ended(self) -> bool:
         return self.status in ("success", "error")
+
+
+class HistoryPage(BaseModel):
+    """A page of ``GET /v2/tasks``: statuses as ``/v2/status`` gives them, newest first,
+    and the ``cursor`` of the next page (null on the last)."""
+
+    tasks: list[Status]
+    cursor: str | None = None
 
 
 class Problem(BaseModel):

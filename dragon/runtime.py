@@ -37,6 +37,7 @@ def start_ray(settings: Settings) -> None:
         namespace=settings.ray_namespace,
         include_dashboard=False,
         logging_level=logging.WARNING,
+        _metrics_export_port=None if settings.ray_address else settings.metrics_export_port,
         log_to_driver=True,
     )
 

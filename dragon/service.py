@@ -8,23 +8,37 @@ are domain errors (dragon/errors.py); dragon/serve/ maps them to HTTP.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import ray
 
-from dragon import registry
+from dragon import registry, sxml
 from dragon.accounts import Account
 from dragon.actors.messages import Idempotency, NewTask, Submission
 from dragon.actors.routing import Shards, refusals
 from dragon.actors.shard import actor_name
 from dragon.actors.storage import local_storage
 from dragon.config import Settings
-from dragon.errors import InvalidParametersError, InvalidRequestError, UnavailableError, UnknownTaskError
-from dragon.status import ENDED, TaskRecord, new_key, redact
+from dragon.errors import (
+    InvalidParametersError,
+    InvalidRequestError,
+    InvalidXMLError,
+    UnavailableError,
+    UnknownTaskError,
+)
+from dragon.journal import History
+from dragon.protocol import HistoryQuery, SxmlCheck
+from dragon.status import ENDED, TaskRecord, TaskStatus, is_key, new_key, redact
 from dragon.storage.stores import validate_store
+from dragon.sxml import Node
+from dragon.sxml.timing import TIMED
 
 
 class Service:
@@ -102,6 +116,28 @@ class Service:
             "already_ended": [k for k in keys if outcome[k] == "ended"],
             "statuses": await self.status(keys),
         }
+
+    async def history(self, account: Account, query: HistoryQuery) -> dict[str, Any]:
+        """A page of the account's tasks, newest first, read from the journal (the
+        statuses it holds are those published), and the cursor of the next page."""
+        rows = await self.shards.history(History(
+            account.name, tuple(query.status or ()), query.task_name, _utc(query.from_), _utc(query.to),
+            _position(query.cursor), query.limit + 1))
+        page = rows[: query.limit]
+        cursor = _cursor(*page[-1][:2]) if len(rows) > query.limit else None
+        return {"tasks": [TaskStatus.from_json(json.loads(status)).public() for _, _, status in page], "cursor": cursor}
+
+    async def usage(self, account: Account) -> dict[str, int]:
+        """The account's tasks running and queued now, as the journal holds them: a task
+        counts as running once it has reported ``executing``."""
+        counts = await self.shards.unfinished_counts(account.name)
+        return {"running": counts["executing"], "queued": counts["queued"]}
+
+    async def check_sxml(self, definition: str, lengths: dict[str, float]) -> dict[str, Any]:
+        """A video.create definition parsed, validated and timed as the renderer would,
+        without fetching anything: sources of unknown length are timed as the renderer
+        times a source whose length no attribute gives, and listed."""
+        return (await asyncio.to_thread(check_sxml, definition, lengths)).model_dump()
 
     async def open_stream(self, keys: list[str]) -> tuple[list[dict[str, Any]], AsyncIterator[dict[str, Any]]]:
         """The first line (current statuses, in order) and an iterator of every later change.
@@ -193,6 +229,62 @@ class Service:
             extra=extra,
         )
         return NewTask(record, error)
+
+
+def check_sxml(definition: str, lengths: dict[str, float]) -> SxmlCheck:
+    unknown: list[str] = []
+
+    def length(node: Node) -> float | None:
+        source = node.attrs.get("filename", "").strip() or node.text
+        if source in lengths:
+            return lengths[source]
+        unknown.append(source)
+        return None
+
+    try:
+        document = sxml.parse(definition)
+        duration = sxml.resolve(document.movie, length)
+    except InvalidXMLError as exc:
+        text = str(exc).removeprefix("InvalidXMLError: ")
+        line, _, message = text.partition(": ")
+        number = line.removeprefix("line ")
+        if not number.isdigit():
+            number, message = "1", text
+        return SxmlCheck(valid=False, errors=[{"line": int(number), "message": message}])
+    return SxmlCheck(valid=True, duration=round(duration, 3), annotated=sxml.annotate(document.movie),
+                     timing=[{"line": n.line, "tag": n.tag, "start": round(n.start, 3), "duration": round(n.duration, 3)}
+                             for n in _timed(document.movie)],
+                     warnings=document.warnings, unknown_lengths=list(dict.fromkeys(unknown)))
+
+
+def _timed(node: Node) -> Iterator[Node]:
+    if node.tag in TIMED:
+        yield node
+    for child in node.children:
+        yield from _timed(child)
+
+
+def _utc(moment: datetime | None) -> str | None:
+    """As the journal writes creation times (dragon.status.now_iso), so they compare as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
+
+
+def _cursor(created_at: str, key: str) -> str:
+    """Where a page ended, opaque to clients (its form may change)."""
+    return base64.urlsafe_b64encode(json.dumps([created_at, key]).encode()).decode().rstrip("=")
+
+
+def _position(cursor: str | None) -> tuple[str, str] | None:
+    if not cursor:
+        return None
+    try:
+        created_at, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        datetime.fromisoformat(created_at)
+    except (ValueError, TypeError, binascii.Error):
+        created_at, key = "", None
+    if not is_key(key):
+        raise InvalidRequestError("cursor", "this is not a cursor of a previous page")
+    return created_at, key
 
 
 def _known(keys: list[str], found: list[Any]) -> list[dict[str, Any]]:

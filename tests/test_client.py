@@ -319,10 +319,13 @@ def test_openapi_describes_every_route_and_task(api: Api) -> None:
     doc = api.http.get("/openapi.json").json()
     validate(doc)
     for path in ("/v2/create", "/v2/create_stream", "/v2/status", "/v2/status_stream", "/v2/stream", "/v2/cancel",
-                 "/v2/batch", "/v2/storage/files", "/v2/storage/expiration", "/v2/storage/upload"):
+                 "/v2/batch", "/v2/tasks", "/v2/storage/files", "/v2/storage/expiration", "/v2/storage/upload"):
         assert path in doc["paths"], path
     create = doc["paths"]["/v2/create"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "tasks" in create["required"]
+    history = doc["paths"]["/v2/tasks"]["get"]
+    assert {p["name"] for p in history["parameters"]} >= {"status", "task_name", "from", "to", "cursor", "limit"}
+    assert history["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/HistoryPage")
     schemas = doc["components"]["schemas"]
     names = {s["title"] for k, s in schemas.items() if k.startswith("Task.")}
     assert {"image.thumb", "audio.beats", "video.upload.youtube", "html.scrape", "batch", "hello"} <= names

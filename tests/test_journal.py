@@ -19,7 +19,7 @@ import pytest
 
 from dragon.accounts import Account
 from dragon.config import Settings
-from dragon.journal import Journal, open_journal
+from dragon.journal import History, Journal, open_journal
 from dragon.journal import postgres as postgres_journal
 from dragon.journal import sqlite as sqlite_journal
 from dragon.journal.postgres import JournalConnectionError, PostgresJournal
@@ -352,13 +352,13 @@ def test_a_journal_of_the_previous_release_is_migrated_once_and_keeps_its_rows(s
     tasks = [_shard_task(i % 2, 2) for i in range(6)]
     _v1_journal(settings, tasks, delivery_of=tasks[3][0].key)
     journal = reopen()
-    assert journal.schema_version == 2
+    assert journal.schema_version == len(sqlite_journal.MIGRATIONS) == len(postgres_journal.MIGRATIONS)
     assert journal.statuses([r.key for r, _ in tasks]) == {r.key: s for r, s in tasks}
     for shard in range(2):  # the new bucket column was filled from the keys
         assert journal.unfinished(shard, 2) == [t for i, t in enumerate(tasks) if i % 2 == shard]
     assert [d.id for d in journal.due_deliveries(2.0, 10, shard_of(tasks[3][0].key, 2), 2)] == ["d1"]
     journal.write([_task()], [])
-    assert reopen().schema_version == 2 and len(reopen().unfinished()) == 7  # reopening migrates nothing again
+    assert reopen().schema_version == len(sqlite_journal.MIGRATIONS) and len(reopen().unfinished()) == 7  # reopening migrates nothing again
 
 
 def test_a_journal_newer_than_this_release_is_refused(settings: Settings, reopen: Opener) -> None:
@@ -382,3 +382,74 @@ def test_several_changes_of_one_task_in_one_write_keep_the_newest(journal: Journ
     assert journal.statuses([record.key])[record.key] == later
     journal.write([], [executing, later, _ended(later)])
     assert journal.statuses([record.key])[record.key].status == "success"
+
+
+def _history(journal: Journal, query: History) -> list[str]:
+    return [key for _, key, _ in journal.history(query)]
+
+
+def test_the_history_is_an_accounts_tasks_newest_first_filtered_and_paged(journal: Journal) -> None:
+    tasks = []
+    for i in range(7):  # one write each: each its own creation time
+        record = TaskRecord(key=new_key(), account="alice", task_name="hello" if i % 2 else "image.info", params={})
+        tasks.append((record, TaskStatus.queued(record)))
+        journal.write([tasks[-1]], [])
+    journal.write([_task("bob")], [])
+    ends = [_ended(tasks[1][1], "error"), _ended(tasks[4][1], "error"), _ended(tasks[5][1])]
+    journal.write([], ends)
+    keys = [r.key for r, _ in tasks]
+    newest_first = keys[::-1]
+
+    assert _history(journal, History("alice")) == newest_first
+    assert _history(journal, History("carol")) == []
+    assert _history(journal, History("alice", states=("error",))) == [keys[4], keys[1]]
+    assert _history(journal, History("alice", states=("error", "success"))) == [keys[5], keys[4], keys[1]]
+    assert _history(journal, History("alice", task_name="hello")) == [keys[5], keys[3], keys[1]]
+    rows = journal.history(History("alice"))
+    created = {key: at for at, key, _ in rows}
+    assert _history(journal, History("alice", since=created[keys[2]], until=created[keys[5]])) == keys[2:5][::-1]
+    first = journal.history(History("alice", limit=3))
+    assert [key for _, key, _ in first] == newest_first[:3]
+    after = journal.history(History("alice", before=first[-1][:2], limit=3))
+    assert [key for _, key, _ in after] == newest_first[3:6]
+    [(_, _, status)] = journal.history(History("alice", states=("error",), limit=1))
+    assert TaskStatus.from_json(json.loads(status)) == ends[1]
+
+
+def test_tasks_created_in_one_write_are_paged_by_key(journal: Journal) -> None:
+    tasks = [_task() for _ in range(5)]
+    journal.write(tasks, [])
+    newest_first = sorted((r.key for r, _ in tasks), reverse=True)
+    first = journal.history(History("alice", limit=2))
+    rest = journal.history(History("alice", before=first[-1][:2]))
+    assert [k for _, k, _ in first + rest] == newest_first
+
+
+def test_a_history_page_is_read_from_an_index(settings: Settings, journal: Journal) -> None:
+    journal.write([_task() for _ in range(3)], [])
+    queries = [History("alice", limit=100), History("alice", states=("error",), before=("2030", "K"), limit=100)]
+    for query in queries:
+        if settings.journal_dsn:
+            where, values = query.where("%s")
+            with psycopg.connect(settings.journal_dsn) as conn:
+                conn.execute("SET enable_seqscan = off")  # a tiny table: PostgreSQL would scan it anyway
+                plan = " ".join(r[0] for r in conn.execute(
+                    f"EXPLAIN SELECT key FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT 100", values))
+            assert "tasks_history" in plan and "Sort" not in plan, plan
+        else:
+            where, values = query.where("?")
+            with sqlite3.connect(settings.journal_path) as db:
+                plan = " ".join(r[3] for r in db.execute(
+                    f"EXPLAIN QUERY PLAN SELECT key FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT 100",
+                    values))
+            assert "tasks_history" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_unfinished_counts_are_an_accounts_queued_and_executing_tasks(journal: Journal) -> None:
+    assert journal.unfinished_counts("alice") == {"queued": 0, "executing": 0}
+    tasks = [_task() for _ in range(4)] + [_task("bob")]
+    journal.write(tasks, [])
+    executing = TaskStatus(key=tasks[0][1].key, status="executing", events=tasks[0][1].events, version=1)
+    journal.write([], [executing, _ended(tasks[1][1])])
+    assert journal.unfinished_counts("alice") == {"queued": 2, "executing": 1}
+    assert journal.unfinished_counts("bob") == {"queued": 1, "executing": 0}

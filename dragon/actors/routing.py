@@ -21,6 +21,7 @@ from dragon.actors.messages import Details, Submission
 from dragon.actors.shard import actor_name
 from dragon.config import Settings
 from dragon.errors import RefusedError
+from dragon.journal import History
 from dragon.status import shard_of
 
 T = TypeVar("T")
@@ -62,7 +63,14 @@ class Shards:
         return await refusals(self.handles[shard].account.remote(**credential))
 
     async def accounts(self) -> list[Account]:
-        return await refusals(self.handles[next(self._turn) % len(self.handles)].accounts.remote())
+        return await refusals(self._any().accounts.remote())
+
+    async def history(self, query: History) -> list[tuple[str, str, str]]:
+        """Any shard reads the journal, which holds every shard's tasks."""
+        return await refusals(self._any().history.remote(query))
+
+    async def unfinished_counts(self, account: str) -> dict[str, int]:
+        return await refusals(self._any().unfinished_counts.remote(account))
 
     async def create(self, shard: int, submission: Submission) -> list[dict[str, Any]]:
         return await refusals(self.handles[shard].create.remote(submission))
@@ -98,6 +106,10 @@ class Shards:
         return {k: v for answer in answers for k, v in answer.items()}
 
     # internals
+
+    def _any(self) -> ray.actor.ActorHandle:
+        """The next shard in turn, for reads of the journal any shard can make."""
+        return self.handles[next(self._turn) % len(self.handles)]
 
     def _split(self, keys: list[str]) -> dict[int, list[str]]:
         groups: dict[int, list[str]] = {}

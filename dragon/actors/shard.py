@@ -35,7 +35,7 @@ from typing import Any, Callable, TypeVar
 import ray
 from ray import exceptions as rex
 
-from dragon import registry
+from dragon import metrics, registry
 from dragon.accounts import Account
 from dragon.actors.book import Found, StatusBook
 from dragon.actors.callbacks import Deliverer
@@ -45,7 +45,7 @@ from dragon.actors.storage import local_storage
 from dragon.actors.worker import execute
 from dragon.config import Settings
 from dragon.errors import AccountLimitError, CanceledError, InvalidRequestError, UnavailableError, WorkerCrashedError
-from dragon.journal import open_journal
+from dragon.journal import History, open_journal
 from dragon.placement import GpuRule
 from dragon.status import TaskRecord, TaskStatus
 
@@ -132,7 +132,8 @@ class TaskShard:
         self._resumed: set[str] = set()  # queued again at start: an earlier run may have stored outputs
         self._creating: dict[tuple[str, str], asyncio.Future] = {}
         self._ticking: asyncio.Future | None = None
-        self._deliverer = Deliverer(settings, self._journal, shard, self._shards,
+        self._occupancy = metrics.Occupancy(shard)
+        self._deliverer = Deliverer(settings, metrics.DeliveriesObserved(self._journal), shard, self._shards,
                                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="callbacks"))
         self._gpus = GpuRule(settings.use_gpus)
         self._remotes: dict[tuple[float, float, int | None], Any] = {}
@@ -215,6 +216,9 @@ class TaskShard:
             for record in runnable:
                 self._abandon(record)
             raise UnavailableError() from None
+        for record, status in items:
+            metrics.task_created(record)
+            metrics.task_ended(record.task_name, status)  # refused parameters: ended at once
 
     def _abandon(self, record: TaskRecord) -> None:
         """A task whose creation was not written: out of the queue, or stopped at once."""
@@ -256,6 +260,7 @@ class TaskShard:
     def _start(self, record: TaskRecord) -> None:
         """Called for each task the scheduler starts; they leave together, once the
         scheduler is done starting, so that tiny tasks can share a Ray task."""
+        metrics.task_started(record, self._book.latest(record.key))
         self._starting.append(record)
         if len(self._starting) == 1:
             asyncio.get_running_loop().call_soon(self._launch)
@@ -274,6 +279,8 @@ class TaskShard:
         try:
             outcomes = await self._attempts(records)
             await asyncio.gather(*(self._end(key, outcome) for key, outcome in outcomes.items()))
+            for record in records:
+                metrics.task_ended(record.task_name, self._book.latest(record.key), outcomes[record.key].seconds)
         except Exception:
             log.exception("could not finish tasks %s", [r.key for r in records])
         finally:
@@ -380,13 +387,16 @@ class TaskShard:
             if record is None or record.account != account:
                 outcome[key] = "unknown"
                 continue
-            if self._scheduler.cancel(account, key):
+            queued = self._scheduler.cancel(account, key)
+            if queued:
                 self._records.pop(key, None)
             else:
                 self._canceled.add(key)
             latest = self._book.latest(key)
             outcome[key] = "ended" if latest is None or latest.ended else "canceled"
             await self._end(key, Finished(error=CANCELED), retry=False)
+            if queued:  # a running task's end is counted when its worker returns
+                metrics.task_ended(record.task_name, self._book.latest(key))
             ref = self._running.get(key)
             if ref is not None and self._all_canceled(ref):  # a group of tiny tasks runs on for the others
                 ray.cancel(ref)  # KeyboardInterrupt in the task: its cleanup runs
@@ -440,6 +450,12 @@ class TaskShard:
                               "attempts": delivery.attempts},
             )
         return found
+
+    async def history(self, query: History) -> list[tuple[str, str, str]]:
+        return await self._db(self._journal.history, query)
+
+    async def unfinished_counts(self, account: str) -> dict[str, int]:
+        return await self._db(self._journal.unfinished_counts, account)
 
     # the ledger of the accounts whose home this shard is (dragon/actors/ledger.py)
 
@@ -548,6 +564,7 @@ class TaskShard:
         while True:
             await asyncio.sleep(TICK)
             self._scheduler.ask_again()
+            self._occupancy.update(self._records.values(), self._running)
 
     def _peer(self, shard: int) -> ray.actor.ActorHandle:
         handle = self._peers.get(shard)

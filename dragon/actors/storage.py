@@ -24,6 +24,7 @@ import httpx
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from dragon import metrics
 from dragon.config import Settings
 from dragon.errors import CredentialsError, InvalidRequestError, RefusedError, TaskError, UnavailableError
 from dragon.journal import open_journal
@@ -108,12 +109,16 @@ class StorageActor:
         if not source.is_file():
             raise StorageError(f"the output file is not on this node: {source.name}")
         kind = task_store.get("type", "persistent")
+        size = source.stat().st_size
         if kind == "s3_signed" and main:
-            return self._put_signed(task_store["url"], source, content_type)
+            url = self._put_signed(task_store["url"], source, content_type)
+            metrics.stored(size, kind)
+            return url
         area = PERSISTENT if kind == "persistent" else VOLATILE  # youtube and s3_signed side files: volatile
         name = output_name(area, account, key, task_name, extension)
         try:
             self.backend.put(name, source, content_type)
+            metrics.stored(size, "upload" if task_name == "upload" else area)
             return self.backend.url(name)
         except Exception as exc:  # the store is down or refuses: the task ends saying so
             log.warning("storing %s failed: %s", name, type(exc).__name__)
@@ -163,6 +168,7 @@ class StorageActor:
             raise UnknownUploadError(upload) from None
         except ValueError as exc:
             raise InvalidRequestError("upload", str(exc)) from None
+        metrics.stored(size, "upload")
         return self.backend.url(name), size
 
     @_available

@@ -31,6 +31,43 @@ class Delivery:
     next_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class History:
+    """Which of an account's tasks ``Journal.history`` reads: its filters (ISO 8601 UTC
+    times of creation, as the journal stores them), and the page's place: the tasks
+    created before ``before`` (created_at, key), ``limit`` of them."""
+
+    account: str
+    states: tuple[str, ...] = ()
+    task_name: str | None = None
+    since: str | None = None
+    until: str | None = None
+    before: tuple[str, str] | None = None
+    limit: int = 100
+
+    def where(self, mark: str) -> tuple[str, list[Any]]:
+        """The SQL condition and its values, with ``mark`` as the placeholder (``?``, ``%s``).
+        Every condition is a range or equality on the columns of the history indexes
+        (account, created_at, key) and (account, state, created_at, key)."""
+        terms, values = [f"account = {mark}"], [self.account]
+        if self.states:
+            terms.append(f"state IN ({', '.join(mark for _ in self.states)})")
+            values += self.states
+        if self.task_name is not None:
+            terms.append(f"task_name = {mark}")
+            values.append(self.task_name)
+        if self.since is not None:
+            terms.append(f"created_at >= {mark}")
+            values.append(self.since)
+        if self.until is not None:
+            terms.append(f"created_at < {mark}")
+            values.append(self.until)
+        if self.before is not None:
+            terms.append(f"(created_at, key) < ({mark}, {mark})")
+            values += self.before
+        return " AND ".join(terms), values
+
+
 class Journal(ABC):
     @abstractmethod
     def write(self, created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterable[TaskStatus]) -> None:
@@ -54,6 +91,14 @@ class Journal(ABC):
     def unfinished(self, shard: int = 0, shards: int = 1) -> list[tuple[TaskRecord, TaskStatus]]:
         """Every task of ``shard`` (of ``shards``) not yet ended, oldest first: what a
         restarted shard must run again."""
+
+    @abstractmethod
+    def history(self, query: History) -> list[tuple[str, str, str]]:
+        """(created_at, key, status JSON) of the tasks ``query`` selects, newest first."""
+
+    @abstractmethod
+    def unfinished_counts(self, account: str) -> dict[str, int]:
+        """How many of the account's tasks are queued and executing, as published."""
 
     @abstractmethod
     def due_deliveries(self, now: float, limit: int, shard: int = 0, shards: int = 1) -> list[Delivery]:

@@ -20,9 +20,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from dragon.accounts import Account
-from dragon.journal import Delivery, Journal
+from dragon.journal import Delivery, History, Journal
 from dragon.journal.rows import (
-    DELIVERY_COLUMNS, TASK_COLUMNS, account_from_json, account_to_json, delivery_from_row, write_rows,
+    DELIVERY_COLUMNS, TASK_COLUMNS, UNFINISHED_COUNTS, account_from_json, account_to_json, delivery_from_row,
+    write_rows,
 )
 from dragon.status import TaskRecord, TaskStatus, bucket
 
@@ -75,7 +76,12 @@ V2 = """
 ALTER TABLE tasks ADD COLUMN bucket INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN bucket INTEGER NOT NULL DEFAULT 0;
 """
-MIGRATIONS: list[str] = [V1, V2]
+# v3: an account's task history, newest first, a page at a time (GET /v2/tasks).
+V3 = """
+CREATE INDEX IF NOT EXISTS tasks_history ON tasks(account, created_at, key);
+CREATE INDEX IF NOT EXISTS tasks_history_state ON tasks(account, state, created_at, key);
+"""
+MIGRATIONS: list[str] = [V1, V2, V3]
 BACKFILL = {2: (("tasks", "key"), ("deliveries", "task_key"))}  # version: (table, key column) to fill buckets of
 
 POOL_SIZE = 4  # connections per process at most; shards call from a few threads
@@ -148,6 +154,19 @@ class PostgresJournal(Journal):
                 (shards, shard),
             ).fetchall()
         return [(TaskRecord.from_json(json.loads(r)), TaskStatus.from_json(json.loads(s))) for r, s in rows]
+
+    def history(self, query: History) -> list[tuple[str, str, str]]:
+        where, values = query.where("%s")
+        with self._conn() as conn:
+            return conn.execute(
+                f"SELECT created_at, key, status::text FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT %s",
+                [*values, query.limit],
+            ).fetchall()
+
+    def unfinished_counts(self, account: str) -> dict[str, int]:
+        with self._conn() as conn:
+            rows = conn.execute(UNFINISHED_COUNTS, (account,)).fetchall()
+        return {"queued": 0, "executing": 0, **dict(rows)}
 
     # callback deliveries
 

@@ -15,6 +15,9 @@ from dragon.status import TaskRecord, TaskStatus, bucket, now_iso
 
 
 TASK_COLUMNS = "key, account, task_name, state, record, status, created_at, updated_at, bucket"
+# an account's unfinished tasks by state: a range of the history index (account, state, ...)
+UNFINISHED_COUNTS = ("SELECT state, COUNT(*) FROM tasks WHERE account = %s AND state IN ('queued', 'executing')"
+                     " GROUP BY state")
 DELIVERY_COLUMNS = "id, task_key, account, url, state, attempts, first_at, next_at, bucket"
 
 

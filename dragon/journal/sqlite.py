@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from dragon.accounts import Account
-from dragon.journal import Delivery, Journal
+from dragon.journal import Delivery, History, Journal
 from dragon.journal.rows import (
-    DELIVERY_COLUMNS, TASK_COLUMNS, account_from_json, account_to_json, delivery_from_row, write_rows,
+    DELIVERY_COLUMNS, TASK_COLUMNS, UNFINISHED_COUNTS, account_from_json, account_to_json, delivery_from_row,
+    write_rows,
 )
 from dragon.status import TaskRecord, TaskStatus, bucket
 
@@ -56,7 +57,12 @@ V2 = [
     "UPDATE tasks SET bucket = dragon_bucket(key)",
     "UPDATE deliveries SET bucket = dragon_bucket(task_key)",
 ]
-MIGRATIONS: list[list[str]] = [V1, V2]
+# v3: an account's task history, newest first, a page at a time (GET /v2/tasks).
+V3 = [
+    "CREATE INDEX IF NOT EXISTS tasks_history ON tasks(account, created_at, key)",
+    "CREATE INDEX IF NOT EXISTS tasks_history_state ON tasks(account, state, created_at, key)",
+]
+MIGRATIONS: list[list[str]] = [V1, V2, V3]
 
 _CHUNK = 500  # keys per IN (...) query, below SQLite's variable limit
 
@@ -145,6 +151,19 @@ class SQLiteJournal(Journal):
                 (shards, shard),
             ).fetchall()
         return [(TaskRecord.from_json(json.loads(r)), TaskStatus.from_json(json.loads(s))) for r, s in rows]
+
+    def history(self, query: History) -> list[tuple[str, str, str]]:
+        where, values = query.where("?")
+        with self._lock:
+            return self._db.execute(
+                f"SELECT created_at, key, status FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT ?",
+                [*values, query.limit],
+            ).fetchall()
+
+    def unfinished_counts(self, account: str) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(UNFINISHED_COUNTS.replace("%s", "?"), (account,)).fetchall()
+        return {"queued": 0, "executing": 0, **dict(rows)}
 
     # callback deliveries
 

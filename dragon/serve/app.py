@@ -27,13 +27,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dragon.accounts import Account
 from dragon.config import Settings
 from dragon.protocol import (
-    BatchRequest, CreateRequest, DeleteFilesRequest, ExpirationRequest, KeysRequest, ListFilesQuery, StatusRequest,
+    BatchRequest, CreateRequest, DeleteFilesRequest, ExpirationRequest, HistoryQuery, KeysRequest, ListFilesQuery,
+    StatusRequest, SxmlCheckRequest,
 )
 from dragon.serve.auth import Authenticator
 from dragon.serve.cors import CorsMiddleware, Origins
 from dragon.serve.errors import RequestError, error_response
 from dragon.serve.errors import install as install_error_handlers
-from dragon.serve.openapi import LINES, STATUSES, body_of, document, query_of
+from dragon.serve.openapi import HISTORY, LINES, STATUSES, SXML_CHECK, body_of, document, query_of
 from dragon.serve.requests import body_as, json_body, query_as
 from dragon.serve.scaling import LongPolls
 from dragon.service import Service
@@ -211,6 +212,24 @@ class Api:
     async def _status(self, request: Request, shape: StatusRequest) -> list[dict[str, Any]]:
         with self.long_polls.held(shape.block):
             return _versioned(request, await self.service.status(shape.tasks, block=shape.block, details=shape.details))
+
+    @app.get("/v2/tasks", openapi_extra={**query_of(HistoryQuery), **HISTORY})
+    async def history(self, request: Request) -> dict[str, Any]:
+        """The caller's tasks, newest first, a page at a time (not in the v2 spec)."""
+        account = await self._account(request)
+        return await self.service.history(account, query_as(HistoryQuery, request))
+
+    @app.get("/v2/usage")
+    async def usage(self, request: Request) -> dict[str, int]:
+        """The caller's tasks running and queued now (not in the v2 spec)."""
+        return await self.service.usage(await self._account(request))
+
+    @app.post("/v2/sxml/check", openapi_extra={**body_of(SxmlCheckRequest), **SXML_CHECK})
+    async def sxml_check(self, request: Request) -> dict[str, Any]:
+        """A video.create definition checked and timed, nothing rendered (not in the v2 spec)."""
+        await self._account(request)
+        shape = body_as(SxmlCheckRequest, await self._body(request))
+        return await self.service.check_sxml(shape.definition, shape.lengths)
 
     @app.get("/v2/status_stream", openapi_extra={**query_of(KeysRequest), **LINES})
     @app.get("/v2/stream", openapi_extra={**query_of(KeysRequest), **LINES})

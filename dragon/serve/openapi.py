@@ -20,7 +20,8 @@ from dragon.storage.stores import TaskStore
 REF = "#/components/schemas/{model}"
 SHAPES: list[type[BaseModel]] = [
     protocol.CreateRequest, protocol.StatusRequest, protocol.KeysRequest, protocol.ListFilesQuery,
-    protocol.DeleteFilesRequest, protocol.ExpirationRequest, protocol.BatchRequest, protocol.Status, protocol.Errors,
+    protocol.DeleteFilesRequest, protocol.ExpirationRequest, protocol.BatchRequest, protocol.HistoryQuery,
+    protocol.Status, protocol.HistoryPage, protocol.SxmlCheckRequest, protocol.SxmlCheck, protocol.Errors,
 ]
 CREDENTIALS = {
     "secret": {"type": "string", "description": "the account's secret (or the Authorization header)"},
@@ -37,6 +38,10 @@ def _ref(name: str) -> dict[str, str]:
 
 STATUSES = {"responses": {"200": {"description": "the statuses, in the order of the request's keys or tasks",
                                   "content": {"application/json": {"schema": {"type": "array", "items": _ref("Status")}}}}}}
+HISTORY = {"responses": {"200": {"description": "the caller's tasks, newest first, and the next page's cursor",
+                                 "content": {"application/json": {"schema": _ref("HistoryPage")}}}}}
+SXML_CHECK = {"responses": {"200": {"description": "whether the definition is valid: its errors at their lines, or "
+                                    "its timing", "content": {"application/json": {"schema": _ref("SxmlCheck")}}}}}
 LINES = {"responses": {"200": {"description": "line 1: the array of statuses; then one status per line, as each "
                                "changes, until all have ended", "content": {"application/x-json-stream": {
                                    "schema": {"type": "string"}}}}}}

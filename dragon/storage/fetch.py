@@ -31,6 +31,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from dragon import metrics
 from dragon.config import Settings
 from dragon.errors import CouldNotDownloadError
 
@@ -126,6 +127,15 @@ class Fetcher:
     def fetch(self, url: str, dest: Path, max_bytes: int | None = None, truncate: bool = False) -> Fetched:
         """Download ``url`` to ``dest``. Over the size limit it is a CouldNotDownloadError,
         or with ``truncate`` the first ``max_bytes`` (for inputs read from the start)."""
+        try:
+            fetched = self._download(url, dest, max_bytes, truncate)
+        except CouldNotDownloadError:
+            metrics.fetch_failed()
+            raise
+        metrics.fetched(fetched.size)
+        return fetched
+
+    def _download(self, url: str, dest: Path, max_bytes: int | None, truncate: bool) -> Fetched:
         limit = self._limit(max_bytes)
         deadline = time.monotonic() + self.settings.fetch_total_timeout
         if not isinstance(url, str) or not url:
@@ -305,6 +315,7 @@ class RangedFile(io.RawIOBase):
         if len(data) != expected:
             raise CouldNotDownloadError(f"{self.url}: the server sent {len(data)} bytes of a {expected}-byte range")
         self.requests += 1
+        metrics.fetched(len(data))
         for offset in range(0, len(data), BLOCK):
             self._blocks[(start + offset) // BLOCK] = bytes(data[offset : offset + BLOCK])
             self._blocks.move_to_end((start + offset) // BLOCK)

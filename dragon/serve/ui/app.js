@@ -1,6 +1,8 @@
 // Dragon's dashboard: plain JavaScript over the HTTP API, no build step, no network
 // beyond the service itself. Forms come from the task schemas of /openapi.json; task
-// cards follow /v2/status_stream; files come from the Storage API.
+// cards follow /v2/status_stream; the history (GET /v2/tasks) and usage (GET /v2/usage)
+// are read again every few seconds while shown; video.create's definition is checked
+// and timed by POST /v2/sxml/check as it is typed; files come from the Storage API.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -9,6 +11,9 @@ const IMAGE = /\.(png|jpe?g|gif|webp|avif|bmp)(\?|$)/i;
 const VIDEO = /\.(mp4|webm|m4v|mov|ogv)(\?|$)/i;
 const AUDIO = /\.(mp3|m4a|ogg|oga|aac|wav|flac|opus)(\?|$)/i;
 const HIDDEN = new Set(["task_name", "task_store", "url_callback", "url_errback"]);
+const LIVE_MS = 2000;  // how often the history and usage are read again while shown
+const PAGE = 50;
+const ENDED = new Set(["success", "error"]);
 
 async function api(method, path, body) {
   const options = { method, headers: { Authorization: state.auth } };
@@ -62,16 +67,21 @@ async function enter() {
     select.add(new Option(schema.title, schema.title));
   }
   select.value = state.schemas["image.thumb"] ? "image.thumb" : select.options[0].value;
+  for (const name of Object.keys(state.schemas)) $("filter-task").add(new Option(name, name));
   renderForm();
 }
 
 function show(view) {
-  $("tasks-view").hidden = view !== "tasks";
-  $("files-view").hidden = view !== "files";
+  for (const name of ["tasks", "history", "usage", "files"]) $(`${name}-view`).hidden = view !== name;
+  clearInterval(state.live);
   if (view === "files") listFiles();
+  const refresh = { history: () => loadHistory(false), usage: showUsage }[view];
+  if (refresh) {
+    refresh();
+    state.live = setInterval(refresh, LIVE_MS);
+  }
 }
-$("show-tasks").addEventListener("click", () => show("tasks"));
-$("show-files").addEventListener("click", () => show("files"));
+for (const view of ["tasks", "history", "usage", "files"]) $(`show-${view}`).addEventListener("click", () => show(view));
 $("refresh-files").addEventListener("click", () => listFiles());
 
 // the form of a task type, from its JSON schema
@@ -86,6 +96,7 @@ function resolve(schema) {
 function renderForm() {
   const schema = state.schemas[$("task-name").value];
   $("task-doc").textContent = schema.description || "";
+  $("editing").textContent = "";
   const params = $("params");
   params.innerHTML = "";
   const required = new Set(schema.required || []);
@@ -93,6 +104,7 @@ function renderForm() {
     if (HIDDEN.has(name)) continue;
     const field = resolve(raw);
     const fallback = raw.default !== undefined ? raw.default : field.default;
+    const sxml = schema.title === "video.create" && name === "definition";
     const label = document.createElement("label");
     label.textContent = required.has(name) ? `${name} *` : name;
     let input;
@@ -103,6 +115,8 @@ function renderForm() {
       input = document.createElement("input");
       input.type = "checkbox";
       input.checked = Boolean(fallback);
+    } else if (sxml) {
+      input = document.createElement("textarea");
     } else if (field.type === "array" || field.type === "object") {
       input = document.createElement("textarea");
       input.placeholder = field.type === "array" ? '["a", "b"]' : "{}";
@@ -120,7 +134,160 @@ function renderForm() {
     input.required = required.has(name);
     label.append(input);
     params.append(label);
+    if (sxml) sxmlEditor(label, input);
+    else if (field.type === "string" && /(^|_)url$/.test(name)) uploadControl(label, name, (url) => { input.value = url; });
   }
+}
+
+// a local file as an input: uploaded to the account's storage, its URL used
+
+async function upload(file) {
+  const response = await fetch(`/v2/storage/upload?filename=${encodeURIComponent(file.name)}`, {
+    method: "POST", headers: { Authorization: state.auth, "Content-Type": "application/octet-stream" }, body: file,
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(((data && data.errors) || []).map((e) => e.description).join("; ") || `HTTP ${response.status}`);
+  return data.url;
+}
+
+function uploadControl(anchor, name, use) {
+  const picker = document.createElement("input");
+  picker.type = "file";
+  picker.className = "upload";
+  picker.id = `upload-${name}`;
+  picker.title = "Upload a local file and use its URL";
+  const note = document.createElement("span");
+  note.className = "upload-state doc";
+  picker.addEventListener("change", async () => {
+    if (!picker.files.length) return;
+    note.textContent = "uploading...";
+    try {
+      use(await upload(picker.files[0]));
+      note.textContent = `uploaded ${picker.files[0].name}`;
+    } catch (error) {
+      note.textContent = `upload failed: ${error.message}`;
+    }
+  });
+  anchor.after(picker, note);
+}
+
+// video.create's definition: an SXML editor with line numbers, checked as it is typed
+
+function sxmlEditor(label, textarea) {
+  const box = document.createElement("div");
+  box.className = "sxml-editor";
+  box.innerHTML = `<div class="editor"><pre class="gutter" id="sxml-gutter"></pre></div>
+    <button type="button" id="sxml-check">Check</button> <span class="doc">Upload a file and insert its URL:</span>
+    <div id="sxml-result"><p id="sxml-status"></p><ul id="sxml-errors" class="error"></ul>
+      <div class="lengths" id="sxml-lengths"></div>
+      <table id="sxml-timing" hidden><thead><tr><th>line</th><th>element</th><th>start (s)</th><th>duration (s)</th></tr></thead>
+      <tbody></tbody></table><details><summary>Annotated definition</summary><pre id="sxml-annotated"></pre></details></div>`;
+  label.after(box);
+  box.querySelector(".editor").append(textarea);
+  textarea.spellcheck = false;
+  textarea.placeholder = '<movie service="craftsman-1.0">\n  <body>\n    ...\n  </body>\n</movie>';
+  const gutter = box.querySelector(".gutter");
+  const lengths = {};
+  let timer = null;
+  const numbers = (bad) => {
+    const count = textarea.value.split("\n").length;
+    gutter.innerHTML = "";
+    for (let line = 1; line <= count; line++) {
+      const number = document.createElement("span");
+      number.textContent = String(line);
+      number.dataset.line = String(line);
+      if (bad.has(line)) number.className = "bad";
+      gutter.append(number, "\n");
+    }
+    gutter.scrollTop = textarea.scrollTop;
+  };
+  const check = async () => {
+    if (!textarea.value.trim()) return;
+    try {
+      showCheck(await api("POST", "/v2/sxml/check", { definition: textarea.value, lengths }));
+    } catch (error) {
+      $("sxml-status").textContent = error.message;
+    }
+  };
+  const showCheck = (result) => {
+    const errors = $("sxml-errors");
+    errors.innerHTML = "";
+    const timing = $("sxml-timing");
+    timing.querySelector("tbody").innerHTML = "";
+    $("sxml-annotated").textContent = result.annotated || "";
+    numbers(new Set(result.errors.map((e) => e.line)));
+    $("sxml-status").textContent = result.valid ? `valid: the movie lasts ${result.duration} s` : "invalid";
+    $("sxml-status").dataset.valid = String(result.valid);
+    for (const error of result.errors) {
+      const item = document.createElement("li");
+      item.dataset.line = String(error.line);
+      item.textContent = `line ${error.line}: ${error.message}`;
+      item.addEventListener("click", () => selectLine(textarea, error.line));
+      errors.append(item);
+    }
+    for (const warning of result.warnings) {
+      const item = document.createElement("li");
+      item.className = "doc";
+      item.textContent = `warning: ${warning}`;
+      errors.append(item);
+    }
+    timing.hidden = !result.valid;
+    for (const node of result.timing) {
+      const row = timing.querySelector("tbody").insertRow();
+      row.dataset.line = String(node.line);
+      for (const value of [node.line, `<${node.tag}>`, node.start.toFixed(3), node.duration.toFixed(3)]) {
+        row.insertCell().textContent = String(value);
+      }
+      row.addEventListener("click", () => selectLine(textarea, node.line));
+    }
+    const sources = $("sxml-lengths");
+    sources.innerHTML = "";
+    for (const source of result.unknown_lengths) {
+      const field = document.createElement("label");
+      field.textContent = `Length of ${source} in seconds (unknown until rendering: timed with the default item length): `;
+      const input = document.createElement("input");
+      input.type = "number";
+      input.step = "any";
+      input.dataset.source = source;
+      input.addEventListener("change", () => { lengths[source] = Number(input.value); check(); });
+      field.append(input);
+      sources.append(field);
+    }
+  };
+  textarea.addEventListener("input", () => {
+    numbers(new Set());
+    clearTimeout(timer);
+    timer = setTimeout(check, 500);
+  });
+  textarea.addEventListener("scroll", () => { gutter.scrollTop = textarea.scrollTop; });
+  box.querySelector("#sxml-check").addEventListener("click", check);
+  uploadControl(box.querySelector(".doc"), "sxml", (url) => {
+    const at = textarea.selectionStart;
+    textarea.value = textarea.value.slice(0, at) + url + textarea.value.slice(textarea.selectionEnd);
+    textarea.dispatchEvent(new Event("input"));
+  });
+  numbers(new Set());
+  state.checkSxml = check;
+}
+
+function selectLine(textarea, line) {
+  const lines = textarea.value.split("\n");
+  const start = lines.slice(0, line - 1).reduce((n, text) => n + text.length + 1, 0);
+  textarea.focus();
+  textarea.setSelectionRange(start, start + (lines[line - 1] || "").length);
+}
+
+function fillForm(taskName, parameters, key) {
+  $("task-name").value = taskName;
+  renderForm();
+  for (const input of $("params").querySelectorAll("[data-name]")) {
+    const value = parameters[input.dataset.name];
+    if (value === undefined || value === null) continue;
+    if (input.type === "checkbox") input.checked = Boolean(value);
+    else input.value = typeof value === "object" ? JSON.stringify(value) : String(value);
+    input.dispatchEvent(new Event("input"));
+  }
+  $("editing").textContent = `A copy of ${key}: change what you need, then Create.`;
 }
 $("task-name").addEventListener("change", renderForm);
 
@@ -262,6 +429,144 @@ async function drawBeats(output, beats, url) {
     };
     image.src = doc.result.output;
   });
+}
+
+// the history: GET /v2/tasks with the filters, read again while shown
+
+function historyQuery(cursor) {
+  const query = new URLSearchParams({ limit: String(PAGE) });
+  if ($("filter-status").value) query.set("status", $("filter-status").value);
+  if ($("filter-task").value) query.set("task_name", $("filter-task").value);
+  if ($("filter-since").value) query.set("from", new Date(Date.now() - 1000 * Number($("filter-since").value)).toISOString());
+  if (cursor) query.set("cursor", cursor);
+  return `/v2/tasks?${query}`;
+}
+
+state.details = {};
+state.history = { rows: new Map(), cursor: null, pages: 1, filters: 0, busy: false };
+
+async function loadHistory(more) {
+  const history = state.history;
+  if (history.busy) return;  // the next turn reads again
+  history.busy = true;
+  const filters = history.filters;
+  $("history-error").textContent = "";
+  try {
+    let statuses = [], cursor = more ? history.cursor : null;
+    const pages = more ? 1 : history.pages;  // a refresh reads again as many pages as are shown
+    for (let page = 0; page < pages; page++) {
+      const answer = await api("GET", historyQuery(cursor));
+      statuses = statuses.concat(answer.tasks);
+      cursor = answer.cursor;
+      if (!cursor) break;
+    }
+    if (filters !== history.filters) return;  // the filters changed meanwhile: this answer is stale
+    if (more) history.pages += 1;
+    history.cursor = cursor;
+    $("history-more").hidden = !cursor;
+    await loadDetails(statuses.map((s) => s.key));
+    const body = $("history").querySelector("tbody");
+    const keep = new Set(statuses.map((s) => s.key));
+    if (!more) for (const [key, row] of history.rows) if (!keep.has(key)) { row.remove(); history.rows.delete(key); }
+    for (const status of statuses) {
+      const row = history.rows.get(status.key) || historyRow(status.key);
+      updateRow(row, status);
+      body.append(row);  // in the page's order: newest first
+    }
+  } catch (error) {
+    $("history-error").textContent = error.message;
+  } finally {
+    history.busy = false;
+  }
+}
+
+async function loadDetails(keys) {
+  const missing = keys.filter((key) => !state.details[key]);
+  if (!missing.length) return;
+  for (const doc of await api("POST", "/v2/status", { tasks: missing, details: true })) state.details[doc.key] = doc.details;
+}
+
+function historyRow(key) {
+  const row = document.createElement("tr");
+  row.dataset.key = key;
+  const details = state.details[key] || {};
+  for (const name of ["created", "type", "key", "state", "outcome", "actions"]) row.insertCell().className = name;
+  row.querySelector(".type").textContent = details.task_name || "";
+  row.querySelector(".key").innerHTML = "<code></code>";
+  row.querySelector(".key code").textContent = key;
+  const actions = row.querySelector(".actions");
+  for (const [name, label, act] of [["cancel", "Cancel", cancelTask], ["rerun", "Re-run", rerun], ["edit", "Edit", edit]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = name;
+    button.textContent = label;
+    button.addEventListener("click", () => act(key).catch((error) => { $("history-error").textContent = error.message; }));
+    actions.append(button);
+  }
+  state.history.rows.set(key, row);
+  return row;
+}
+
+function updateRow(row, status) {
+  row.dataset.status = status.status;
+  row.querySelector(".created").textContent = (status.events.queued || "").replace("T", " ").slice(0, 19);
+  row.querySelector(".state").textContent = typeof status.progress === "number" && !ENDED.has(status.status)
+    ? `${status.status} ${Math.round(status.progress)}%` : status.status;
+  const outcome = status.status === "error" ? status.error : status.status === "success" ? status.result : "";
+  row.querySelector(".outcome").textContent = typeof outcome === "string" ? outcome : JSON.stringify(outcome);
+  row.querySelector("button.cancel").hidden = ENDED.has(status.status);
+}
+
+function definitionOf(key) {
+  const details = state.details[key];
+  const task = { task_name: details.task_name };
+  for (const [name, value] of Object.entries(details.parameters || {})) if (value !== null) task[name] = value;
+  if (details.task_store && details.task_store.type !== "persistent") task.task_store = details.task_store;
+  return task;
+}
+
+async function cancelTask(key) {
+  await api("POST", "/v2/cancel", { tasks: [key] });
+  await loadHistory(false);
+}
+
+async function rerun(key) {
+  const task = definitionOf(key);
+  if (JSON.stringify(task).includes("<redacted>")) throw new Error(`${key} has credentials the service does not show: use Edit`);
+  await api("POST", "/v2/create", { tasks: task });
+  await loadHistory(false);
+}
+
+async function edit(key) {
+  const task = definitionOf(key);
+  show("tasks");
+  fillForm(task.task_name, task, key);
+  if (task.task_name === "video.create" && state.checkSxml) state.checkSxml();
+}
+
+for (const id of ["filter-status", "filter-task", "filter-since"]) {
+  $(id).addEventListener("change", () => {
+    state.history.pages = 1;
+    state.history.filters += 1;
+    state.history.busy = false;  // a read of the old filters is left to be discarded
+    loadHistory(false);
+  });
+}
+$("history-more").addEventListener("click", () => loadHistory(true));
+
+// account usage: running and queued tasks, stored bytes
+
+async function showUsage() {
+  $("usage-error").textContent = "";
+  try {
+    const usage = await api("GET", "/v2/usage");
+    $("usage-running").textContent = String(usage.running);
+    $("usage-queued").textContent = String(usage.queued);
+    $("usage-stored").textContent = state.auth.startsWith("secret ")
+      ? String((await api("GET", "/v2/storage/files/?recursive=true")).usage) : "(log in with the secret to see it)";
+  } catch (error) {
+    $("usage-error").textContent = error.message;
+  }
 }
 
 // stored files
