@@ -68,7 +68,7 @@ def heads(tmp_path: Path, platforms: Platforms, postgres: PostgresServer, s3: Se
         "DRAGON_S3_PREFIX": f"head-loss-{request.node.name.rsplit('_', 1)[-1]}",
         "DRAGON_S3_ACCESS_KEY_ID": s3.ACCESS_KEY,
         "DRAGON_S3_SECRET_ACCESS_KEY": s3.SECRET_KEY,
-        "DRAGON_LEASE_SECONDS": "4",  # the new head waits at most this for the dead one's lease
+        "DRAGON_LEASE_SECONDS": "6",  # the new head waits at most this for the dead one's lease
     }
     found = Heads(tmp_path, env, s3)
     yield found

@@ -15,10 +15,11 @@ run its unfinished tasks. So this actor first takes the journal's lease (one row
 fencing token: dragon/journal/), waiting while another head holds a live one, and only
 then starts its shards, whose journals it fences with the token: once another head has
 taken the lease, every write of theirs that matters is refused. It renews the lease every
-third of ``lease_seconds``. If it finds the lease taken, or could not renew it for half of
-``lease_seconds`` (the other head may take it once it lapses), it stops its shards, and
-their running attempts die with them, before another head can start the same tasks; it
-says why (:meth:`Control.lost`, the log; ``dragon serve`` exits). docs/deployment.md.
+quarter of ``lease_seconds``. If it finds the lease taken, or could not renew it for three
+quarters of ``lease_seconds`` (another head may take it once it lapses), it stops its
+shards, and their running attempts die with them, before another head can start the same
+tasks; it says why (:meth:`Control.lost`, the log; ``dragon serve`` exits).
+docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from dragon.placement import control_options
 log = logging.getLogger(__name__)
 
 ACTOR_NAME = "dragon-control"
+RENEW_EVERY = 0.25  # of lease_seconds
+# Of lease_seconds without a renewal, counted from when the last one that succeeded was
+# asked for: the lease lapses a quarter later at the earliest, time to stop the shards.
+STOP_AFTER = 0.75
 
 
 class LeaseHeldError(RuntimeError):
@@ -52,25 +57,29 @@ class Control:
         self._settings, self._holder = settings, holder
         self._journal = open_journal(settings)
         self._shards: list[ray.actor.ActorHandle] = []
-        self._token = 0
+        self._token = 0  # the lease's fencing token, once this head holds it (tokens start at 1)
         self._refused: Lease | None = None  # the other head's lease, while waiting for it
         self._lost: str | None = None
         self._started = threading.Event()
         self._stopping = threading.Event()
-        self._renewing = threading.Lock()  # a renewal never lands after a release
+        self._renewing = threading.Lock()  # no renewal after a release, no acquisition after a refusal
         threading.Thread(target=self._keep_lease, name="lease", daemon=True).start()
 
     def ready(self) -> list[dict[str, Any]]:
         """Once this head holds the lease and every shard has queued again its unfinished
         tasks. LeaseHeldError if another head still holds it after ``lease_wait_seconds``."""
         if not self._started.wait(self._settings.lease_wait_seconds):
-            self._stopping.set()
-            other = self._refused
-            raise LeaseHeldError(
-                f"LeaseHeldError: another head ({other.holder if other else 'unknown'}) holds the journal's lease and "
-                f"kept renewing it for {self._settings.lease_wait_seconds:g} s: two heads on one journal would run "
-                "the same tasks. Stop the other head (or wait until it is gone), then start this one again."
-            )
+            with self._renewing:  # either the lease was taken, or it never will be
+                if not self._token:
+                    self._stopping.set()
+                    other = self._refused
+                    raise LeaseHeldError(
+                        f"LeaseHeldError: another head ({other.holder if other else 'unknown'}) holds the journal's "
+                        f"lease and kept renewing it for {self._settings.lease_wait_seconds:g} s: two heads on one "
+                        "journal would run the same tasks. Stop the other head (or wait until it is gone), then start "
+                        "this one again."
+                    )
+            self._started.wait()
         if self._lost is not None:
             raise LeaseHeldError(self._lost)
         return ray.get([shard.ready.remote() for shard in self._shards])
@@ -93,7 +102,6 @@ class Control:
         if lease is None:
             return
         settings = self._settings
-        self._token = lease.token
         placement = control_options(settings)
         self._shards = [
             TaskShard.options(name=actor_name(i), namespace=settings.ray_namespace, get_if_exists=True,
@@ -103,7 +111,7 @@ class Control:
         self._started.set()
         log.warning("head %s holds the journal's lease (token %d)", self._holder, lease.token)
         renewed = time.monotonic()  # when the last renewal that succeeded was asked for
-        while not self._stopping.wait(settings.lease_seconds / 3):
+        while not self._stopping.wait(settings.lease_seconds * RENEW_EVERY):
             asked = time.monotonic()
             try:
                 with self._renewing:
@@ -117,16 +125,21 @@ class Control:
                 renewed = asked
             elif held is False:
                 return self._lose("another head took the journal's lease")
-            elif time.monotonic() - renewed > settings.lease_seconds / 2:
-                return self._lose(f"could not renew the journal's lease for {settings.lease_seconds / 2:g} s "
+            elif time.monotonic() - renewed > settings.lease_seconds * STOP_AFTER:
+                return self._lose(f"could not renew the journal's lease for {settings.lease_seconds * STOP_AFTER:g} s "
                                   "(the journal is unreachable), and another head may take it once it lapses")
 
     def _acquire(self) -> Lease | None:
         """The lease, once free (waiting while another head holds it); None if stopped first."""
-        every = self._settings.lease_seconds / 3
+        every = self._settings.lease_seconds * RENEW_EVERY
         while not self._stopping.is_set():
             try:
-                lease = self._journal.acquire_lease(self._holder, self._settings.lease_seconds)
+                with self._renewing:
+                    if self._stopping.is_set():  # refused meanwhile: never take it now
+                        return None
+                    lease = self._journal.acquire_lease(self._holder, self._settings.lease_seconds)
+                    if lease.acquired:
+                        self._token = lease.token
             except Exception as exc:
                 log.warning("could not ask the journal for its lease: %s", type(exc).__name__)
                 self._stopping.wait(1.0)
