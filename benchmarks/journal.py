@@ -4,7 +4,10 @@ PostgreSQL (a throwaway local cluster, or the one --dsn names).
 Writes N tasks the way a status shard does: one ``write`` (one durable transaction) per
 batch of new tasks, then one per batch of their final statuses; batch 1 is a shard
 with a single request in flight, larger batches are its group commit under load.
-Each figure is the best of three runs (the machine is shared).
+Each figure is the best of three runs (the machine is shared). Each backend is measured
+twice, side by side: unfenced, and fenced as a shard's journal is (every write first
+checks the lease's token in its transaction: docs/journal.md); the last column is the
+fenced commit rate over the unfenced one.
 
     python benchmarks/journal.py [--tasks 4000] [--batches 1,16,256] [--dsn postgresql://...]
 """
@@ -46,6 +49,12 @@ def measure(journal: Journal, tasks: int, batch: int) -> tuple[float, float]:
     return tasks / created, tasks / updated
 
 
+def _commits(runs: list[tuple[float, float]], tasks: int, batch: int) -> float:
+    """Commits per second over the best create and update rates of ``runs``."""
+    creates, updates = max(c for c, _ in runs), max(u for _, u in runs)
+    return 2 * tasks / (tasks / creates + tasks / updates) / batch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=4000, help="tasks per batch size (a quarter at batch 1)")
@@ -56,20 +65,28 @@ def main() -> None:
     server = None if args.dsn else PostgresServer()
     dsn = args.dsn or server.new_database()  # type: ignore[union-attr]
     print(f"{platform.node()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    print(f"{'backend':<11}{'batch':>6}{'tasks':>8}{'creates/s':>12}{'updates/s':>12}{'commits/s':>12}")
+    print(f"{'backend':<11}{'batch':>6}{'tasks':>8}{'creates/s':>12}{'updates/s':>12}{'commits/s':>12}"
+          f"{'fenced':>10}{'ratio':>8}")
     try:
         with tempfile.TemporaryDirectory(prefix="dragon-bench-journal-") as data:
             for backend, settings in (("sqlite", Settings(data_dir=Path(data))), ("postgres", Settings(journal_dsn=dsn))):
-                journal = open_journal(settings)
+                journal, fenced = open_journal(settings), open_journal(settings)
+                fenced.fence(fenced.acquire_lease("benchmark", 3600).token)
                 try:
                     for batch in batches:
                         tasks = args.tasks // 4 if batch == 1 else args.tasks
-                        runs = [measure(journal, tasks, batch) for _ in range(3)]
-                        creates, updates = max(c for c, _ in runs), max(u for _, u in runs)
-                        commits = 2 * tasks / (tasks / creates + tasks / updates) / batch
-                        print(f"{backend:<11}{batch:>6}{tasks:>8}{creates:>12,.0f}{updates:>12,.0f}{commits:>12,.0f}")
+                        plain, guarded = [], []
+                        for _ in range(3):  # interleaved, so both see the same load
+                            plain.append(measure(journal, tasks, batch))
+                            guarded.append(measure(fenced, tasks, batch))
+                        creates, updates = max(c for c, _ in plain), max(u for _, u in plain)
+                        commits = _commits(plain, tasks, batch)
+                        fenced_commits = _commits(guarded, tasks, batch)
+                        print(f"{backend:<11}{batch:>6}{tasks:>8}{creates:>12,.0f}{updates:>12,.0f}{commits:>12,.0f}"
+                              f"{fenced_commits:>10,.0f}{fenced_commits / commits:>8.2f}")
                 finally:
                     journal.close()
+                    fenced.close()
     finally:
         if server is not None:
             server.close()

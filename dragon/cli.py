@@ -14,7 +14,7 @@ import signal
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from dragon.journal import Journal
 
 SERVER_MODULES = ("ray", "pydantic_settings", "av", "torch")  # a few the `server` extra brings
+LEASE_EXIT_CODE = 3  # `dragon serve`: another head holds the journal's lease (docs/deployment.md)
+LEASE_CHECK_INTERVAL = 2.0  # seconds between looks at whether this head still holds it
 
 
 def _require_server() -> None:
@@ -78,13 +80,17 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     settings = _settings(host=host, port=port, data_dir=data_dir, ray_address=ray_address,
                          allow_private_urls=allow_private_urls)
     from dragon import runtime
+    from dragon.actors.control import LeaseHeldError
     from dragon.journal import describe_journal
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     created = runtime.ensure_dev_account(settings)
     runtime.start_ray(settings)
+    try:
+        runtime.start_actors(settings)
+    except LeaseHeldError as exc:
+        _leave(settings, str(exc))
     settings.ray_address_file.write_text(runtime.ray_address() + "\n")  # for dragon batch and dragon.connect()
-    runtime.start_actors(settings)
     runtime.deploy(settings)
     runtime.wait_until_ready(settings)
     click.echo(f"Ray cluster: {runtime.ray_address()}")
@@ -97,11 +103,27 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     stopping: list[int] = []  # set from a signal handler: no locks there
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _: stopping.append(signum))
+    checked = time.monotonic()
     while not stopping:
         time.sleep(0.2)
+        if time.monotonic() - checked > LEASE_CHECK_INTERVAL:
+            checked = time.monotonic()
+            if lost := runtime.lease_lost(settings):
+                _leave(settings, lost)
     click.echo("Stopping: tasks that have not ended will run again at the next start.")
     settings.ray_address_file.unlink(missing_ok=True)  # the local cluster goes with this process
     runtime.shutdown(settings)
+
+
+def _leave(settings: Settings, reason: str) -> NoReturn:
+    """Another head owns the journal's queue: say so, stop this one, exit LEASE_EXIT_CODE."""
+    from dragon import runtime
+
+    click.echo(f"dragon serve: {reason}", err=True)
+    if settings.recorded_ray_address() == runtime.ray_address():  # not another head's, on the same data dir
+        settings.ray_address_file.unlink(missing_ok=True)
+    runtime.shutdown(settings)
+    raise SystemExit(LEASE_EXIT_CODE)
 
 
 def _announce(account: str, secret: str, webhook_secret: str) -> None:

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
                         "(statuses, scheduling, callbacks); more spread the control plane (docs/deployment.md).")
     control_resource: str = Field(default="dragon_control", description="With a PostgreSQL journal, shards spread "
                                   "over the nodes offering this custom resource (else they run on the head).")
+    lease_seconds: float = Field(default=60.0, gt=0, description="The journal's lease: one head owns the queue; it "
+                                 "renews it every quarter of this, and stops if it could not for three quarters.")
+    lease_wait_seconds: float = Field(default=150.0, ge=0, description="How long a starting head waits for another "
+                                      "head's lease to lapse before it refuses to start (docs/deployment.md).")
     api_replicas: int = Field(default=1, ge=1)
     api_replica_cpus: float = 0.25
 

@@ -6,7 +6,9 @@ Used by ``dragon serve`` and by :func:`dragon.connect`; nothing here handles req
 from __future__ import annotations
 
 import logging
+import socket
 import time
+import uuid
 from typing import Any
 
 from dragon.config import Settings, prepare_ray_environment
@@ -15,6 +17,7 @@ prepare_ray_environment()
 
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
+from ray.exceptions import RayTaskError  # noqa: E402
 
 from dragon import webhooks  # noqa: E402
 from dragon.accounts import Account, digest, new_secret  # noqa: E402
@@ -71,18 +74,36 @@ def ensure_dev_account(settings: Settings) -> tuple[str, str] | None:
 
 
 def start_actors(settings: Settings) -> None:
-    """Create (or find) the control actor, which starts the task shards, and the head's
-    storage actor (which runs the expiry sweeper); returns once every shard has queued
-    again its unfinished tasks.
+    """Create (or find) the control actor, which takes the journal's lease and starts the
+    task shards, and the head's storage actor (which runs the expiry sweeper); returns
+    once every shard has queued again its unfinished tasks. Raises LeaseHeldError (and
+    leaves no control actor behind) if another head kept the lease.
 
     Where shards run is dragon/placement.py's rule. The namespace is explicit because
     Serve's application builder runs outside the deploying driver's namespace.
     """
     head = {"resources": {HEAD_NODE_RESOURCE: SHARE}}
+    holder = f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}"  # this head, in the journal's lease
     control_actor = control.Control.options(name=control.ACTOR_NAME, namespace=settings.ray_namespace,
-                                            lifetime="detached", get_if_exists=True, **head).remote(settings)
+                                            lifetime="detached", get_if_exists=True, **head).remote(settings, holder)
     storage.storage_on(head_node_id(), settings, sweeper=True)
-    ray.get(control_actor.ready.remote())
+    try:
+        ray.get(control_actor.ready.remote())
+    except RayTaskError as exc:
+        if isinstance(exc.cause, control.LeaseHeldError):
+            ray.kill(control_actor, no_restart=True)
+            raise exc.cause from None
+        raise
+
+
+def lease_lost(settings: Settings) -> str | None:
+    """Why this head stopped running tasks (another head took the journal's lease), or
+    None while it runs them (or cannot tell now)."""
+    try:
+        actor = ray.get_actor(control.ACTOR_NAME, namespace=settings.ray_namespace)
+        return ray.get(actor.lost.remote(), timeout=10)
+    except Exception:  # restarting, or Ray busy: ask again later
+        return None
 
 
 def app_builder(args: dict[str, Any]) -> serve.Application:
@@ -111,6 +132,10 @@ def shutdown(settings: Settings) -> None:
     """Stop the Serve app and the actors, then Ray itself. Tasks that have not ended
     stay in the journal and run again at the next start."""
     serve.shutdown()
+    try:
+        ray.get(ray.get_actor(control.ACTOR_NAME, namespace=settings.ray_namespace).release.remote(), timeout=10)
+    except Exception:  # not running, or the journal down: the lease lapses by itself
+        pass
     names = [control.ACTOR_NAME]  # its shards go with it
     names += [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
               if a["namespace"] == settings.ray_namespace and a["name"].startswith(storage.ACTOR_PREFIX)]

@@ -19,7 +19,7 @@ import pytest
 
 from dragon.accounts import Account
 from dragon.config import Settings
-from dragon.journal import History, Journal, open_journal
+from dragon.journal import FencedError, History, Journal, open_journal
 from dragon.journal import postgres as postgres_journal
 from dragon.journal import sqlite as sqlite_journal
 from dragon.journal.postgres import JournalConnectionError, PostgresJournal
@@ -359,6 +359,7 @@ def test_a_journal_of_the_previous_release_is_migrated_once_and_keeps_its_rows(s
     assert [d.id for d in journal.due_deliveries(2.0, 10, shard_of(tasks[3][0].key, 2), 2)] == ["d1"]
     journal.write([_task()], [])
     assert reopen().schema_version == len(sqlite_journal.MIGRATIONS) and len(reopen().unfinished()) == 7  # reopening migrates nothing again
+    assert journal.acquire_lease("head", 30).token == 1  # v4: the lease starts free
 
 
 def test_a_journal_newer_than_this_release_is_refused(settings: Settings, reopen: Opener) -> None:
@@ -453,3 +454,62 @@ def test_unfinished_counts_are_an_accounts_queued_and_executing_tasks(journal: J
     journal.write([], [executing, _ended(tasks[1][1])])
     assert journal.unfinished_counts("alice") == {"queued": 2, "executing": 1}
     assert journal.unfinished_counts("bob") == {"queued": 1, "executing": 0}
+
+
+def test_one_head_holds_the_lease_until_it_lapses_then_another_takes_it_with_a_greater_token(reopen: Opener) -> None:
+    a, b = reopen(), reopen()
+    first = a.acquire_lease("A", 30)
+    assert first.acquired and first.holder == "A"
+    refused = b.acquire_lease("B", 30)
+    assert not refused.acquired and refused.holder == "A" and 25 < refused.expires_in <= 30
+    assert a.acquire_lease("A", 0.5) == first.__class__("A", first.token, 0.5, True)  # its own: same token
+    assert a.renew_lease("A", first.token, 0.5)
+    time.sleep(0.7)
+    taken = b.acquire_lease("B", 30)
+    assert taken.acquired and taken.token == first.token + 1
+    assert not a.renew_lease("A", first.token, 30)  # lapsed and taken: gone for good
+    assert not a.acquire_lease("A", 30).acquired
+
+
+def test_a_released_lease_is_taken_at_once(reopen: Opener) -> None:
+    a, b = reopen(), reopen()
+    lease = a.acquire_lease("A", 30)
+    b.release_lease("B", lease.token)  # not the holder: nothing happens
+    assert not b.acquire_lease("B", 30).acquired
+    a.release_lease("A", lease.token)
+    assert b.acquire_lease("B", 30).token == lease.token + 1
+
+
+def test_heads_asking_at_once_get_one_lease(reopen: Opener) -> None:
+    journals = [reopen() for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        leases = list(pool.map(lambda i: journals[i].acquire_lease(f"head-{i}", 30), range(6)))
+    winners = [lease for lease in leases if lease.acquired]
+    assert len(winners) == 1 and {lease.holder for lease in leases} == {winners[0].holder}
+
+
+def test_a_fenced_journal_writes_nothing_once_another_head_took_the_lease(reopen: Opener) -> None:
+    stale, fresh = reopen(), reopen()
+    old = stale.acquire_lease("old", 0.3)
+    stale.fence(old.token)
+    written, late = _task(url_callback="http://cb/ok"), _task()
+    ended = _ended(written[1])
+    stale.write([written], [ended])
+    [delivery] = stale.deliveries([written[0].key]).values()
+    time.sleep(0.5)
+    new = fresh.acquire_lease("new", 30)
+    fresh.fence(new.token)
+    with pytest.raises(FencedError, match=r"^FencedError: head new took the journal's lease"):
+        stale.write([late], [])
+    with pytest.raises(FencedError):
+        stale.write([], [_ended(written[1], "error")])
+    with pytest.raises(FencedError):
+        stale.claim_idempotency("alice", "k", "h", [late[0].key], 0.0, time.time())
+    delivery.state = "delivered"
+    with pytest.raises(FencedError):
+        stale.save_delivery(delivery)
+    assert fresh.statuses([written[0].key, late[0].key]) == {written[0].key: ended}
+    assert fresh.deliveries([written[0].key])[written[0].key].state == "pending"
+    assert fresh.claim_idempotency("alice", "k", "h", [late[0].key], 0.0, time.time()) is None  # the stale claim never was
+    fresh.write([late], [])
+    assert [r.key for r, _ in fresh.unfinished()] == [late[0].key]

@@ -111,11 +111,14 @@ class _Write:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=100_000)
 class TaskShard:
-    def __init__(self, settings: Settings, shard: int):
+    def __init__(self, settings: Settings, shard: int, lease_token: int):
+        """``lease_token``: the fencing token of the lease its head holds (dragon/actors/control.py);
+        once another head has taken the lease, this shard's journal writes are refused."""
         self._settings = settings
         self._shard, self._shards = shard, settings.shards
         self._incarnation = uuid.uuid4().hex
         self._journal = open_journal(settings)
+        self._journal.fence(lease_token)
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._book = StatusBook()
         self._writes: list[_Write] = []

@@ -17,6 +17,36 @@ from dragon.config import Settings
 from dragon.status import TaskRecord, TaskStatus
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who owns the queue of a journal: the one head whose shards may run its tasks.
+
+    ``token`` is the fencing token: it grows each time another head takes the lease, and
+    a journal fenced with an older one refuses the writes that matter (docs/journal.md).
+    """
+
+    holder: str
+    token: int
+    expires_in: float  # seconds left, by the journal's clock; <= 0 once it has lapsed
+    acquired: bool  # whether the asker holds it now
+
+
+class FencedError(RuntimeError):
+    """A write by a head that no longer holds the journal's lease: another head took it."""
+
+
+def take_lease(current: tuple[str, int, float], holder: str, now: float, ttl: float) -> tuple[bool, Lease]:
+    """The lease after ``holder`` asks for it at ``now``, given the stored (holder, token,
+    expires_at): a lease that is free, lapsed or already the asker's is taken (a new holder
+    gets the next token); a live lease of another head is not. Returns (changed, lease)."""
+    held_by, token, expires_at = current
+    if held_by and held_by != holder and expires_at > now:
+        return False, Lease(held_by, token, expires_at - now, acquired=False)
+    if held_by != holder:
+        token += 1
+    return True, Lease(holder, token, ttl, acquired=True)
+
+
 @dataclass
 class Delivery:
     """A callback to POST: the final status of ``task_key`` to ``url``."""
@@ -69,6 +99,29 @@ class History:
 
 
 class Journal(ABC):
+    _fence: int | None = None
+
+    def fence(self, token: int) -> None:
+        """From now on, the writes of a head (task changes, idempotency claims, deliveries)
+        commit only while the lease's token is still ``token``; else FencedError."""
+        self._fence = token
+
+    def _fence_error(self, token: int, holder: str) -> FencedError:
+        return FencedError(f"FencedError: head {holder} took the journal's lease (token {token}, this head's is "
+                           f"{self._fence}): this head may no longer write")
+
+    @abstractmethod
+    def acquire_lease(self, holder: str, ttl: float) -> Lease:
+        """Take the lease for ``ttl`` seconds if no other head holds a live one (atomically)."""
+
+    @abstractmethod
+    def renew_lease(self, holder: str, token: int, ttl: float) -> bool:
+        """Extend the lease ``holder`` holds with ``token``; False once another head took it."""
+
+    @abstractmethod
+    def release_lease(self, holder: str, token: int) -> None:
+        """Let the lease lapse now (a clean stop), so that the next head need not wait."""
+
     @abstractmethod
     def write(self, created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterable[TaskStatus]) -> None:
         """Persist new tasks and status changes in one durable transaction. An ended

@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from dragon.accounts import Account
-from dragon.journal import Delivery, History, Journal
+from dragon.journal import Delivery, History, Journal, Lease, take_lease
 from dragon.journal.rows import (
     DELIVERY_COLUMNS, TASK_COLUMNS, UNFINISHED_COUNTS, account_from_json, account_to_json, delivery_from_row,
     write_rows,
@@ -81,12 +81,18 @@ V3 = """
 CREATE INDEX IF NOT EXISTS tasks_history ON tasks(account, created_at, key);
 CREATE INDEX IF NOT EXISTS tasks_history_state ON tasks(account, state, created_at, key);
 """
-MIGRATIONS: list[str] = [V1, V2, V3]
+# v4: the lease of the queue and its fencing token, one row (docs/journal.md).
+V4 = """
+CREATE TABLE IF NOT EXISTS lease (holder TEXT NOT NULL, token BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL);
+INSERT INTO lease VALUES ('', 0, 0);
+"""
+MIGRATIONS: list[str] = [V1, V2, V3, V4]
 BACKFILL = {2: (("tasks", "key"), ("deliveries", "task_key"))}  # version: (table, key column) to fill buckets of
 
 POOL_SIZE = 4  # connections per process at most; shards call from a few threads
 CONNECT_TIMEOUT = 30.0
 WAIT = 5.0  # seconds a call waits for a pooled connection: with the server down, requests fail fast (503)
+NOW = "extract(epoch from clock_timestamp())::float8"  # the database's clock: heads' clocks may disagree
 DELIVERY_SELECT = "id, task_key, account, url, state, attempts::text, first_at, next_at, bucket"
 
 
@@ -112,6 +118,32 @@ class PostgresJournal(Journal):
         """A pooled connection; leaving the block commits, or rolls back on an exception."""
         return self._pool.connection()
 
+    # the lease
+
+    def acquire_lease(self, holder: str, ttl: float) -> Lease:
+        with self._conn() as conn:
+            now, *current = conn.execute(f"SELECT {NOW}, holder, token, expires_at FROM lease FOR UPDATE").fetchone()
+            changed, lease = take_lease(tuple(current), holder, now, ttl)  # type: ignore[arg-type]
+            if changed:
+                conn.execute("UPDATE lease SET holder = %s, token = %s, expires_at = %s", (holder, lease.token, now + ttl))
+        return lease
+
+    def renew_lease(self, holder: str, token: int, ttl: float) -> bool:
+        with self._conn() as conn:
+            return conn.execute(f"UPDATE lease SET expires_at = {NOW} + %s WHERE holder = %s AND token = %s",
+                                (ttl, holder, token)).rowcount == 1
+
+    def release_lease(self, holder: str, token: int) -> None:
+        with self._conn() as conn:
+            conn.execute("UPDATE lease SET expires_at = 0 WHERE holder = %s AND token = %s", (holder, token))
+
+    def _check_fence(self, conn: Any) -> None:
+        """First in a write transaction; FOR SHARE holds off a takeover until it commits."""
+        if self._fence is not None:
+            holder, token = conn.execute("SELECT holder, token FROM lease FOR SHARE").fetchone()
+            if token != self._fence:
+                raise self._fence_error(token, holder)
+
     # tasks
 
     def write(self, created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterable[TaskStatus]) -> None:
@@ -120,6 +152,7 @@ class PostgresJournal(Journal):
             return
         # Many rows per statement: one round trip, and one GIL hand-off, per chunk.
         with self._conn() as conn:
+            self._check_fence(conn)
             for chunk in _chunks(list({row[0]: row for row in rows.created}.values())):
                 conn.execute(
                     f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES {_rows(TASK_COLUMNS, len(chunk))} ON CONFLICT (key) DO UPDATE"
@@ -188,6 +221,7 @@ class PostgresJournal(Journal):
 
     def save_delivery(self, d: Delivery) -> None:
         with self._conn() as conn:
+            self._check_fence(conn)
             conn.execute(
                 "UPDATE deliveries SET state = %s, attempts = %s, next_at = %s WHERE id = %s",
                 (d.state, json.dumps(d.attempts), d.next_at, d.id),
@@ -208,6 +242,7 @@ class PostgresJournal(Journal):
         with self._conn() as conn:
             # A row that does not exist yet cannot be locked: claims of one (account, key)
             # take a transaction-scoped advisory lock on its hash instead.
+            self._check_fence(conn)
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (account, key))
             row = conn.execute(
                 "SELECT body_hash, task_keys::text FROM idempotency WHERE account = %s AND key = %s AND created_at > %s",

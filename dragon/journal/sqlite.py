@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from dragon.accounts import Account
-from dragon.journal import Delivery, History, Journal
+from dragon.journal import Delivery, History, Journal, Lease, take_lease
 from dragon.journal.rows import (
     DELIVERY_COLUMNS, TASK_COLUMNS, UNFINISHED_COUNTS, account_from_json, account_to_json, delivery_from_row,
     write_rows,
@@ -62,7 +63,12 @@ V3 = [
     "CREATE INDEX IF NOT EXISTS tasks_history ON tasks(account, created_at, key)",
     "CREATE INDEX IF NOT EXISTS tasks_history_state ON tasks(account, state, created_at, key)",
 ]
-MIGRATIONS: list[list[str]] = [V1, V2, V3]
+# v4: the lease of the queue and its fencing token, one row (docs/journal.md).
+V4 = [
+    "CREATE TABLE IF NOT EXISTS lease (holder TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL)",
+    "INSERT INTO lease VALUES ('', 0, 0)",
+]
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4]
 
 _CHUNK = 500  # keys per IN (...) query, below SQLite's variable limit
 
@@ -105,6 +111,36 @@ class SQLiteJournal(Journal):
         with self._lock:
             return self._db.execute("PRAGMA user_version").fetchone()[0]
 
+    # the lease (one machine: the clock is this machine's)
+
+    def acquire_lease(self, holder: str, ttl: float) -> Lease:
+        def work() -> Lease:
+            now = time.time()
+            changed, lease = take_lease(self._db.execute("SELECT holder, token, expires_at FROM lease").fetchone(),
+                                        holder, now, ttl)
+            if changed:
+                self._db.execute("UPDATE lease SET holder = ?, token = ?, expires_at = ?", (holder, lease.token, now + ttl))
+            return lease
+
+        with self._lock:
+            return self._transaction(work)
+
+    def renew_lease(self, holder: str, token: int, ttl: float) -> bool:
+        with self._lock:
+            return self._db.execute("UPDATE lease SET expires_at = ? WHERE holder = ? AND token = ?",
+                                    (time.time() + ttl, holder, token)).rowcount == 1
+
+    def release_lease(self, holder: str, token: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE lease SET expires_at = 0 WHERE holder = ? AND token = ?", (holder, token))
+
+    def _check_fence(self) -> None:
+        """Inside a write transaction (BEGIN IMMEDIATE: no takeover can commit meanwhile)."""
+        if self._fence is not None:
+            holder, token = self._db.execute("SELECT holder, token FROM lease").fetchone()
+            if token != self._fence:
+                raise self._fence_error(token, holder)
+
     # tasks
 
     def write(self, created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterable[TaskStatus]) -> None:
@@ -115,6 +151,7 @@ class SQLiteJournal(Journal):
         # statement it runs, and a writer thread that must win the GIL back once per row
         # from a busy event loop waits a switch interval (5 ms) per row.
         def work() -> None:
+            self._check_fence()
             for chunk in _chunks(rows.created):
                 self._db.execute(f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES {_rows(TASK_COLUMNS, len(chunk))}",
                                  [value for row in chunk for value in row])
@@ -184,11 +221,15 @@ class SQLiteJournal(Journal):
         return row[0] if row else None
 
     def save_delivery(self, d: Delivery) -> None:
-        with self._lock:
+        def work() -> None:
+            self._check_fence()
             self._db.execute(
                 "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE id = ?",
                 (d.state, json.dumps(d.attempts), d.next_at, d.id),
             )
+
+        with self._lock:
+            self._transaction(work)
 
     def deliveries(self, task_keys: Iterable[str]) -> dict[str, Delivery]:
         keys = list(task_keys)
@@ -207,6 +248,7 @@ class SQLiteJournal(Journal):
         self, account: str, key: str, body_hash: str, task_keys: list[str], since: float, now: float
     ) -> tuple[str, list[str]] | None:
         def work() -> tuple[str, str] | None:
+            self._check_fence()
             row = self._db.execute(
                 "SELECT body_hash, task_keys FROM idempotency WHERE account = ? AND key = ? AND created_at > ?",
                 (account, key, since),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, signal_all
 
 RAY = str(Path(sys.executable).parent / "ray")
 MARKER = "DRAGON_TEST_NODE"
@@ -179,11 +178,7 @@ class LocalCluster:
 
     def kill_node(self, name: str) -> None:
         """SIGKILL every process of a worker node at once: the machine is gone."""
-        for pid in self.pids(name):  # the node's processes, found before any of them dies
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        signal_all(self.pids(name))  # the node's processes, found before any of them dies
         self.nodes.remove(name)
 
     def close(self) -> None:
@@ -192,10 +187,6 @@ class LocalCluster:
             pids = self.pids()
             if not pids:
                 break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            signal_all(pids)
             time.sleep(0.5)
         shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -10,6 +10,7 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import psycopg
+
+
+def signal_all(pids: list[int], sig: signal.Signals = signal.SIGKILL) -> None:
+    """Send ``sig`` to each process; those already gone are skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def free_port() -> int:

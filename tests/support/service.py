@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, signal_all
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -64,6 +64,19 @@ class DragonProcess:
         self.proc.wait(timeout)
         self.proc = None
 
+    def kill(self, timeout: float = 60) -> None:
+        """Every process of this service killed at once, as a lost head node: `dragon serve`
+        and its whole Ray cluster (GCS, raylet, actors, workers), with SIGKILL."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while pids := self.pids(""):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"processes {pids} of the service outlived SIGKILL")
+            signal_all(pids)
+            time.sleep(0.1)
+        self.proc.wait(timeout)
+        self.proc = None
+
     def pids(self, title: str) -> list[int]:
         """Processes of this service whose title contains ``title`` (e.g. a Ray actor's)."""
         found = []
@@ -71,7 +84,8 @@ class DragonProcess:
             if not proc.name.isdigit():
                 continue
             try:
-                if title in (proc / "cmdline").read_text() and self.marker.encode() in (proc / "environ").read_bytes():
+                environ = (proc / "environ").read_bytes().split(b"\0")
+                if title in (proc / "cmdline").read_text() and self.marker.encode() in environ:
                     found.append(int(proc.name))
             except OSError:
                 continue
