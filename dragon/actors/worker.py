@@ -162,7 +162,8 @@ class _WorkerIO(RunIO):
                 ray.get(self._partial, timeout=REPORT_WAIT)
             except Exception:  # the shard restarting: the outcome matters more
                 log.warning("the last report of %s was not acknowledged", self._record.key)
-        return Finished(outcome.result, outcome.error, self._started, outcome.warnings, seconds)
+        return Finished(outcome.result, outcome.error, self._started, outcome.warnings, seconds,
+                        ray.get_runtime_context().get_node_id())
 
 
 class _Timer:

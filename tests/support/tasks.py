@@ -39,9 +39,10 @@ class GateParams(TaskParams):
         return path
     crash: bool = False  # the worker kills itself, every attempt
     store: bool = False  # store an output before waiting at the gate
+    url: str | None = None  # an input it ignores: a step of a pipeline that waits at its gate
 
 
-@task("test.gate", GateParams, resources=Resources(cpus=0.1))
+@task("test.gate", GateParams, resources=Resources(cpus=0.1), files=("output",))
 def gate(ctx: TaskContext, params: GateParams) -> dict:
     stored = {}
     if params.store:
