@@ -90,7 +90,7 @@ def check_order(refs: list[Reference], count: int) -> None:
         for dep in sorted(edges.get(node, ())):
             if state.get(dep) == 1:
                 cycle = " -> ".join(str(n) for n in [*path[path.index(dep):], dep])
-                raise InvalidRequestError(f"tasks.{node}", f"the tasks' references form a cycle: {cycle}")
+                raise InvalidRequestError(f"tasks.{dep}", f"the tasks' references form a cycle: {cycle}")
             if dep not in state:
                 visit(dep, [*path, dep])
         state[node] = 2

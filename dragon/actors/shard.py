@@ -305,10 +305,7 @@ class TaskShard:
     async def _attempts(self, records: list[TaskRecord]) -> dict[str, Finished]:
         """Each task's outcome: that of the first attempt whose worker survives, or a
         WorkerCrashedError. Tasks of one kind run in one Ray task (dragon/actors/worker.py)."""
-        remote = self._options(records[0].task_name)
-        near = self._near.get(records[0].key)
-        if near is not None:  # its input was made there: read from that node's disk if it has room
-            remote = remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(near, soft=True))
+        remote = self._options(records[0].task_name, self._near.get(records[0].key))
         attempts = self._settings.task_max_attempts
         outcomes: dict[str, Finished] = {}
         last: Exception | None = None
@@ -346,19 +343,22 @@ class TaskShard:
                 outcomes[record.key] = crashed
         return outcomes
 
-    def _options(self, task_name: str) -> Any:
-        """``execute`` with the resources of the task type (built once per kind of ask)."""
+    def _options(self, task_name: str, near: str | None = None) -> Any:
+        """``execute`` with the resources of the task type (built once per kind of ask);
+        on node ``near`` if it has room, where a task's input was made (pipelines)."""
         task_type = registry.get(task_name)
         res = task_type.resources if task_type is not None else registry.Resources()
         gpu = res.gpu if res.gpu and self._gpus.ask() else 0.0
         key = (res.cpus, gpu, res.memory_mb)
         remote = self._remotes.get(key)
-        if remote is None:
+        if remote is None or near is not None:
             options: dict[str, Any] = {"num_cpus": res.cpus}
             if gpu:
                 options["num_gpus"] = gpu
             if res.memory_mb:
                 options["memory"] = res.memory_mb * 1024 * 1024
+            if near is not None:
+                return execute.options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(near, soft=True))
             remote = self._remotes[key] = execute.options(**options)
         return remote
 
