@@ -211,3 +211,12 @@ def test_a_restart_mid_chain_finishes_it_without_running_a_finished_step_again(
     assert after_first == first  # ended before the restart: not run again
     assert middle["status"] == "success" and last["status"] == "success", (middle.get("error"), last.get("error"))
     assert httpx.get(last["result"]["output"]).text == f"attempt {middle['result']['attempt']}"
+
+
+def test_a_step_reads_the_previous_output_in_place(api: Api) -> None:
+    """On the node's local store, the next step's input is the stored file itself: no
+    HTTP request, no copy."""
+    made, used = api.create([{"task_name": "test.big", "megabytes": 8}, {"task_name": "test.input", "url": {"task": 0}}],
+                            block=True)
+    assert used["status"] == "success", used.get("error")
+    assert used["result"] == {"links": 2, "size": 8 << 20, "opened": "file"}  # the stored file and the input

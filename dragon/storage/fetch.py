@@ -126,7 +126,7 @@ class Fetcher:
     def fetch(self, url: str, dest: Path, max_bytes: int | None = None, truncate: bool = False) -> Fetched:
         """Download ``url`` to ``dest``. Over the size limit it is a CouldNotDownloadError,
         or with ``truncate`` the first ``max_bytes`` (for inputs read from the start)."""
-        limit = self._limit(max_bytes)
+        limit = self.limit(max_bytes)
         deadline = time.monotonic() + self.settings.fetch_total_timeout
         if not isinstance(url, str) or not url:
             raise CouldNotDownloadError("the URL is empty")
@@ -154,7 +154,7 @@ class Fetcher:
                 if size is None or size == 0:
                     client.close()
                     return None
-                ranged = RangedFile(self, client, current, size, self._limit(max_bytes))
+                ranged = RangedFile(self, client, current, size, self.limit(max_bytes))
                 ranged.receive(0, answer)
                 return ranged
         except UnsafeURLError:
@@ -199,7 +199,7 @@ class Fetcher:
                 return
         raise CouldNotDownloadError(f"{url}: more than {self.settings.fetch_max_redirects} redirects")
 
-    def _limit(self, max_bytes: int | None) -> int:
+    def limit(self, max_bytes: int | None) -> int:
         return min(max_bytes or self.settings.fetch_max_bytes, self.settings.fetch_max_bytes)
 
 

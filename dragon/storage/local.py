@@ -27,6 +27,13 @@ class LocalBackend(Backend):
             raise FileNotFoundError(name)
         return target
 
+    def local_path(self, name: str) -> Path | None:
+        try:
+            target = self.path(name)
+        except FileNotFoundError:
+            return None
+        return target if target.is_file() else None
+
     def put(self, name: str, source: Path, content_type: str) -> None:
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True)

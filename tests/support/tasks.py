@@ -112,6 +112,20 @@ def copy(ctx: TaskContext, params: CopyParams) -> dict:
     return result
 
 
+class InputParams(TaskParams):
+    url: str
+
+
+@task("test.input", InputParams, resources=Resources(cpus=0.1))
+def input_(ctx: TaskContext, params: InputParams) -> dict:
+    """How an input reached the task: ``links`` > 1 when the fetched file is the stored
+    output itself (no bytes copied), ``opened`` "file" when a seeking reader got a path."""
+    fetched = ctx.fetch(params.url)
+    with ctx.open(params.url) as opened:
+        kind = "file" if isinstance(opened, Path) else "stream"
+    return {"links": fetched.path.stat().st_nlink, "size": fetched.size, "opened": kind}
+
+
 class BigParams(TaskParams):
     megabytes: int = Field(default=1, ge=1, le=600)
 
