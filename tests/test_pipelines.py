@@ -220,3 +220,10 @@ def test_a_step_reads_the_previous_output_in_place(api: Api) -> None:
                             block=True)
     assert used["status"] == "success", used.get("error")
     assert used["result"] == {"links": 2, "size": 8 << 20, "opened": "file"}  # the stored file and the input
+
+
+def test_on_s3_a_step_on_the_same_node_reads_the_copy_its_node_kept(guarded: Api) -> None:
+    made, used = guarded.create([{"task_name": "test.big", "megabytes": 8},
+                                 {"task_name": "test.input", "url": {"task": 0}}], block=True)
+    assert used["status"] == "success", used.get("error")
+    assert used["result"] == {"links": 2, "size": 8 << 20, "opened": "file"}  # the node's copy and the input
