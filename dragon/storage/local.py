@@ -39,6 +39,8 @@ class LocalBackend(Backend):
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         try:
+            if source.stat().st_nlink > 1:  # an input stored unchanged: its own file, its own dates
+                raise OSError("shared")
             os.link(source, partial)  # same filesystem: no copy at all
         except OSError:
             shutil.copyfile(source, partial)
