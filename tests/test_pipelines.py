@@ -15,6 +15,7 @@ from PIL import Image
 
 from dragon.client import Client
 from tests.conftest import Api, DragonProcess
+from tests.test_client import dragon_cli
 from tests.support.servers import Origin, Receiver
 
 PHOTO = "images_exif/exif_samples/Canon_40D.jpg"
@@ -191,6 +192,16 @@ def test_the_python_client_sends_a_pipeline(dragon: DragonProcess, account: dict
                                               {"task_name": "test.copy", "url": {"task": 0}}]))
     final = {s.key: s for s in statuses if s.ended}
     assert len(final) == 2 and all(s.status == "success" for s in final.values())
+
+
+def test_the_cli_sends_a_pipeline(dragon: DragonProcess, account: dict[str, Any]) -> None:
+    done = dragon_cli(dragon, account, "create", "test.copy", "text=from the shell", "+", "test.copy", "url=@0",
+                      "+", "test.copy", "url=@1:output", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    first, second, third = json.loads(done.stdout)
+    assert httpx.get(third["result"]["output"]).text == "from the shell"
+    again = dragon_cli(dragon, account, "create", "test.copy", f"url=@{first['key']}", "--wait", "--json")
+    assert json.loads(again.stdout)[0]["status"] == "success", again.stderr
 
 
 def test_a_restart_mid_chain_finishes_it_without_running_a_finished_step_again(
