@@ -2,7 +2,7 @@
 steps sent by a client one after another, in one run, on one service.
 
 The source is a generated 1920x1080 H.264 + AAC video served on loopback. The chain:
-  0. video.convert of the source at 1920 wide and 20 Mb/s (a large output)
+  0. video.convert of the source at 1920 wide, crf 4 (a large output)
   1. video.convert of step 0's output to 320 wide
   2. video.strip of 8 frames of step 1's output
 As a pipeline it is one POST /v2/create (block=true). The client-driven chain is what a
@@ -10,7 +10,7 @@ client does without pipelines, at its fastest: each step a create with block=tru
 next one sent with the URL the previous returned. Runs alternate between the two; the
 best of ``--runs`` of each is printed with their ratio.
 
-    python benchmarks/pipelines.py [--seconds 12] [--runs 2] [--s3]
+    python benchmarks/pipelines.py [--seconds 20] [--runs 3] [--s3]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from benchmarks.video import make_source  # noqa: E402
 from tests.support.servers import Origin, SeaweedS3  # noqa: E402
 
 STEPS = [
-    {"task_name": "video.convert", "width": 1920, "video_bitrate": 20000, "crf": 16},
+    {"task_name": "video.convert", "width": 1920, "video_bitrate": 200000, "crf": 4},
     {"task_name": "video.convert", "width": 320},
     {"task_name": "video.strip", "count": 8, "width": 160, "height": 90},
 ]
@@ -69,8 +69,8 @@ def _wait(http: httpx.Client, statuses: list[dict[str, Any]]) -> list[dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=12, help="length of the 1080p source")
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=20, help="length of the 1080p source")
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--s3", action="store_true", help="outputs on S3 (a local SeaweedFS) instead of local disk")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dragon-bench-pipelines-"))

@@ -443,11 +443,11 @@ class TaskShard:
                     self._watching[key] = asyncio.ensure_future(self._watch(key, owner))
                 continue
             await self._load([key])
-            latest = self._book.latest(key)
-            if latest is None:
+            [found] = self._book.found([key])  # published: an end not yet committed comes by the hook
+            if found is None and self._book.latest(key) is None:
                 self._used_ended(key, _unknown(key), None)
-            elif latest.ended:
-                self._used_ended(key, latest.public(), None)
+            elif found is not None and found[1]["status"] in ENDED:
+                self._used_ended(key, found[1], None)
 
     async def _watch(self, key: str, owner: int) -> None:
         """Long polls on the shard that owns ``key`` until it has ended; that shard
