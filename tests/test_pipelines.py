@@ -241,3 +241,19 @@ def test_on_s3_a_step_on_the_same_node_reads_the_copy_its_node_kept(guarded: Api
                                  {"task_name": "test.input", "url": {"task": 0}}])
     assert used["status"] == "success", used.get("error")
     assert used["result"] == {"links": 2, "size": 8 << 20, "opened": "file"}  # the node's copy and the input
+
+
+def test_openapi_documents_references_in_input_parameters(api: Api) -> None:
+    import jsonschema
+
+    doc = api.http.get("/openapi.json").json()
+
+    def valid(definition: dict) -> bool:
+        schema = {"$ref": f"#/components/schemas/Task.{definition['task_name']}", "components": doc["components"]}
+        return jsonschema.validators.Draft202012Validator(schema).is_valid(definition)
+
+    assert valid({"task_name": "image.info", "url": {"task": 0}})
+    assert valid({"task_name": "image.strip", "urls": ["http://x/a.jpg", {"task": "A" * 26, "result": "output"}],
+                  "width": 10, "height": 10})
+    assert not valid({"task_name": "image.info", "url": {"task": 0, "other": 1}})
+    assert doc["components"]["schemas"]["Task.image.info"]["properties"]["url"]["description"]
