@@ -151,9 +151,10 @@ def big(ctx: TaskContext, params: BigParams) -> dict:
 class WhereParams(TaskParams):
     seconds: float = Field(default=0.0, ge=0, le=30)  # held before answering, so tasks overlap
     store: bool = False  # store an output holding the node's name
+    url: str | None = None  # an input it ignores: a pipeline's step whose node is seen
 
 
-@task("test.where", WhereParams, resources=Resources(cpus=1.0))
+@task("test.where", WhereParams, resources=Resources(cpus=1.0), files=("output",))
 def where(ctx: TaskContext, params: WhereParams) -> dict:
     """Which node ran the attempt: the cluster tests see tasks spread and move."""
     time.sleep(params.seconds)
