@@ -8,7 +8,9 @@ The source is a generated 1920x1080 H.264 + AAC video served on loopback. The ch
 As a pipeline it is one POST /v2/create (block=true). The client-driven chain is what a
 client does without pipelines, at its fastest: each step a create with block=true, the
 next one sent with the URL the previous returned. Runs alternate between the two; the
-best of ``--runs`` of each is printed with their ratio.
+best of ``--runs`` of each is printed with their ratio, and the median time between a
+step's end and the next step's start (from the statuses' events): what chaining costs,
+apart from the steps themselves, which a loaded machine slows down for both alike.
 
     python benchmarks/pipelines.py [--seconds 20] [--runs 3] [--s3]
 """
@@ -19,9 +21,11 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +86,7 @@ def main() -> None:
         env |= {"DRAGON_STORAGE_BACKEND": "s3", "DRAGON_S3_ENDPOINT_URL": s3.endpoint, "DRAGON_S3_BUCKET": s3.bucket,
                 "DRAGON_S3_ACCESS_KEY_ID": s3.ACCESS_KEY, "DRAGON_S3_SECRET_ACCESS_KEY": s3.SECRET_KEY}
     times: dict[str, list[float]] = {"pipeline": [], "client": []}
+    gaps: dict[str, list[float]] = {"pipeline": [], "client": []}
     sizes: list[int] = []
     try:
         with running_service(env) as service, httpx.Client(base_url=service.url, timeout=900) as http:
@@ -92,6 +97,8 @@ def main() -> None:
                     t = time.perf_counter()
                     statuses = run(http, service.secret, source)
                     times[name].append(time.perf_counter() - t)
+                    gaps[name] += [_at(b["events"]["started"]) - _at(a["events"]["completed"])
+                                   for a, b in zip(statuses, statuses[1:])]
                     sizes = [int(http.head(s["result"]["output"]).headers.get("content-length", 0)) for s in statuses]
     finally:
         origin.close()
@@ -103,10 +110,16 @@ def main() -> None:
     print(f"source: {args.seconds} s of 1920x1080 H.264 + AAC; outputs of the steps: "
           + ", ".join(f"{size / 1e6:.1f} MB" for size in sizes) + f"; store: {'S3' if args.s3 else 'local disk'}")
     client, piped = min(times["client"]), min(times["pipeline"])
-    print(f"{'three steps, best of ' + str(args.runs):40} {'seconds':>9} {'vs client':>10}")
-    print(f"{'one request (pipeline)':40} {piped:9.2f} {piped / client:10.2f}")
-    print(f"{'client-driven, step after step':40} {client:9.2f} {1:10.2f}")
+    gap = {k: statistics.median(v) * 1000 for k, v in gaps.items()}
+    print(f"{'three steps, best of ' + str(args.runs):40} {'seconds':>9} {'vs client':>10} {'gap ms':>8} {'vs client':>10}")
+    print(f"{'one request (pipeline)':40} {piped:9.2f} {piped / client:10.2f} {gap['pipeline']:8.1f} "
+          f"{gap['pipeline'] / gap['client']:10.2f}")
+    print(f"{'client-driven, step after step':40} {client:9.2f} {1:10.2f} {gap['client']:8.1f} {1:10.2f}")
     print("all runs: " + "; ".join(f"{k} " + ", ".join(f"{t:.2f}" for t in v) for k, v in times.items()))
+
+
+def _at(moment: str) -> float:
+    return datetime.fromisoformat(moment).timestamp()
 
 
 if __name__ == "__main__":
