@@ -48,6 +48,9 @@ class LocalIO:
     def fetch(self, url: str, max_bytes: int | None = None, truncate: bool = False) -> Fetched:
         return Fetched(self.source, self.source.stat().st_size, "image/jpeg")
 
+    def local(self, url: str) -> Path | None:
+        return None
+
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
         return str(path)
 

@@ -40,6 +40,7 @@ EX_UNAVAILABLE = 69  # sysexits.h: "a service is unavailable"
 # GET/POST /v2/status and /v2/status_stream take no credentials, but Client insists on
 # one: without the caller's, these commands send this one, which those routes ignore.
 ANONYMOUS = "anonymous"
+REFERENCE = re.compile(r"@([0-9]+|[A-Z2-7]{26})(?::([A-Za-z_][A-Za-z0-9_]*))?")
 
 
 def connection(command: Callable | None = None, *, credentials: bool = True) -> Callable:
@@ -87,20 +88,28 @@ def register(main: click.Group) -> None:
 
 @click.command()
 @click.argument("task_name")
-@click.argument("params", nargs=-1, metavar="[K=V]...")
+@click.argument("params", nargs=-1, metavar="[K=V]... [+ TASK_NAME [K=V]...]...")
 @click.option("--store", help='task_store as JSON, e.g. \'{"type": "volatile"}\'.')
-@click.option("--wait", is_flag=True, help="Follow the task until it ends, with a progress bar.")
+@click.option("--wait", is_flag=True, help="Follow the tasks until they end, with progress bars.")
 @connection
 def create(client: Client, as_json: bool, task_name: str, params: tuple[str, ...], store: str | None, wait: bool) -> None:
-    """Create a task: dragon create image.thumb url=https://... width=200 --wait."""
-    definition: dict[str, Any] = {"task_name": task_name, **dict(assignment(p) for p in params)}
-    if store:
-        definition["task_store"] = json.loads(store)
-    [created] = client.create(definition)
+    """Create a task: dragon create image.thumb url=https://... width=200 --wait.
+
+    A pipeline in one request: tasks separated by ``+``, where V = @N is the output of the
+    request's task N (@N:NAME its file result NAME) and @KEY that of an earlier task:
+    dragon create video.convert url=https://... + video.thumb url=@0 + video.strip url=@0
+    """
+    definitions = []
+    for words in _tasks([task_name, *params]):
+        definition: dict[str, Any] = {"task_name": words[0], **dict(assignment(p) for p in words[1:])}
+        if store:
+            definition["task_store"] = json.loads(store)
+        definitions.append(definition)
+    created = client.create(definitions)
     if not wait:
-        emit([created], as_json)
+        emit(created, as_json)
         return
-    finished = follow(client, [created.key], as_json)
+    finished = follow(client, [s.key for s in created], as_json)
     emit(finished, as_json)
     sys.exit(EX_TASK_FAILED if any(s.status == "error" for s in finished) else 0)
 
@@ -274,13 +283,31 @@ def emit(statuses: Iterable[Status], as_json: bool) -> None:
             click.echo(json.dumps(s.details, indent=2))
 
 
+def _tasks(words: list[str]) -> list[list[str]]:
+    """``TASK K=V... + TASK K=V...``: the words of each task."""
+    tasks: list[list[str]] = [[]]
+    for word in words:
+        if word == "+":
+            tasks.append([])
+        else:
+            tasks[-1].append(word)
+    if any(not task or "=" in task[0] for task in tasks):
+        raise click.BadParameter("each task after a '+' starts with its task name")
+    return tasks
+
+
 def assignment(text: str) -> tuple[str, Any]:
     """``K=V``; V is read as JSON when it parses (numbers, booleans, lists), else text.
+    ``@N``, ``@N:NAME`` and ``@KEY`` are references to other tasks' outputs; any other
     ``K=@FILE`` reads V from the file (an SXML movie, a JSON list), ``-`` being stdin;
     a text that starts with ``@`` is written as a JSON string: ``K='"@text"'``."""
     if "=" not in text:
         raise click.BadParameter(f"{text!r} is not K=V")
     name, value = text.split("=", 1)
+    reference = REFERENCE.fullmatch(value)
+    if reference:
+        task, result = reference.group(1), reference.group(2)
+        return name, {"task": int(task) if task.isdigit() else task, **({"result": result} if result else {})}
     if value.startswith("@"):
         try:
             with click.open_file(value[1:], encoding="utf-8") as f:

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = Field(default=None, repr=False)
     s3_public_url: str | None = Field(default=None, description="Base URL of public objects; else presigned GETs.")
     s3_url_expiry: int = Field(default=7 * 24 * 3600, description="Lifetime of presigned output URLs, seconds.")
+    node_cache_bytes: int = Field(default=4 << 30, ge=0, description=(
+        "Bytes of its S3 outputs a node keeps on disk for the pipeline steps that use them there; 0: none."))
+    node_cache_seconds: float = Field(default=3600.0, gt=0, description="How long a node keeps such a copy.")
 
     # Callbacks (dragon/actors/callbacks.py)
     callback_timeout: float = 10.0
@@ -145,6 +148,11 @@ class Settings(BaseSettings):
     @property
     def scratch_dir(self) -> Path:
         return self.data_dir.absolute() / "scratch"
+
+    @property
+    def node_cache_dir(self) -> Path:
+        """Beside scratch (one file system: outputs are hard-linked, not copied)."""
+        return self.data_dir.absolute() / "cache"
 
     @property
     def ray_address_file(self) -> Path:

@@ -79,6 +79,10 @@ class CanceledError(TaskError):
     """The task's owner canceled it."""
 
 
+class DependencyError(TaskError):
+    """A task whose input is another task's output: that task ended in error or was canceled."""
+
+
 class InternalError(TaskError):
     """A bug or an unexpected failure; details go to the log, not to the client."""
 

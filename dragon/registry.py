@@ -51,6 +51,8 @@ class TaskIO(Protocol):
 
     def fetch(self, url: str, max_bytes: int | None = None, truncate: bool = False) -> Fetched: ...
 
+    def local(self, url: str) -> Path | None: ...
+
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str: ...
 
     def report(self, progress: Any, partial_result: dict[str, Any] | None) -> None: ...
@@ -88,7 +90,13 @@ class TaskContext:
         """An input for readers that seek (PyAV, Pillow): a file object reading ``url`` by
         HTTP range where the origin serves ranges, so probing or a few frames cost only
         the bytes they need (under the same guard and limits as ``fetch``); else the
-        file downloaded by ``fetch`` (our own outputs are read from storage that way)."""
+        file downloaded by ``fetch`` (our own outputs are read from storage that way).
+        An output of this service that is a file on this node (a pipeline's previous step)
+        is read in place."""
+        local = self._io.local(url)
+        if local is not None:
+            yield local
+            return
         remote = Fetcher(self.settings).open(url, max_bytes)
         if remote is None:
             yield self.fetch(url, max_bytes).path

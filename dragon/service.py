@@ -13,13 +13,14 @@ import base64
 import binascii
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import ray
 
-from dragon import registry, sxml
+from dragon import pipelines, registry, sxml
 from dragon.accounts import Account
 from dragon.actors.messages import Idempotency, NewTask, Submission
 from dragon.actors.routing import Shards, refusals
@@ -80,7 +81,14 @@ class Service:
             canonical = json.dumps(definitions, sort_keys=True, separators=(",", ":"), default=str)
             idempotency = Idempotency(idempotency_key, hashlib.sha256(canonical.encode()).hexdigest())
         shard = self.shards.pick(account.name, idempotency_key)
-        tasks = [self._prepare(account, i, d, shard) for i, d in enumerate(definitions)]
+        keys = [new_key(shard, len(self.shards)) for _ in definitions]
+        refs = pipelines.references(definitions)
+        pipelines.check_order(refs, len(definitions))
+        tasks = [self._prepare(account, key, i, pipelines.substitute(d, [r for r in refs if r.index == i], keys)
+                               if isinstance(d, dict) else d)
+                 for i, (key, d) in enumerate(zip(keys, definitions))]
+        if refs:
+            tasks = await self._pipeline(account, tasks, refs, keys)
         wait = self.settings.block_timeout if block else 0.0
         return await self.shards.create(shard, Submission(account, tasks, idempotency, wait))
 
@@ -103,6 +111,9 @@ class Service:
                     "warnings": d.warnings,
                     "callback": d.delivery,
                 }
+                if d.record.uses:  # a pipeline's task: the outputs it takes as inputs
+                    doc["details"]["uses"] = [{k: use[k] for k in ("parameter", "item", "task", "result")}
+                                              for use in d.record.uses]
         return docs
 
     async def cancel(self, account: Account, keys: list[str]) -> dict[str, Any]:
@@ -197,8 +208,30 @@ class Service:
 
     # internals
 
-    def _prepare(self, account: Account, index: int, definition: Any, shard: int) -> NewTask:
-        """A task of shard ``shard``, and its validation error (None when valid)."""
+    async def _pipeline(self, account: Account, tasks: list[NewTask], refs: list[pipelines.Reference],
+                        keys: list[str]) -> list[NewTask]:
+        """The tasks with the uses their references name: earlier tasks must be the
+        account's (another account's key is unknown here), named results must exist."""
+        task_names = {t.record.key: t.record.task_name for t in tasks}
+        earlier = list({r.task for r in refs if isinstance(r.task, str)})
+        found = await self.shards.details(earlier) if earlier else {}
+        for ref in refs:
+            using = tasks[ref.index]
+            if using.error is None and ref.parameter not in using.record.params:
+                raise InvalidRequestError(ref.where, f"{using.record.task_name} has no parameter {ref.parameter!r}")
+            if isinstance(ref.task, str):
+                details = found.get(ref.task)
+                if details is None or details.record.account != account.name:
+                    raise UnknownTaskError(ref.task, ref.where)
+                task_names[ref.task] = details.record.task_name
+            pipelines.check_result(ref, task_names[keys[ref.task] if isinstance(ref.task, int) else ref.task])
+        return [
+            NewTask(replace(t.record, uses=pipelines.uses([r for r in refs if r.index == i], keys, task_names)), t.error)
+            for i, t in enumerate(tasks)
+        ]
+
+    def _prepare(self, account: Account, key: str, index: int, definition: Any) -> NewTask:
+        """The task of key ``key``, and its validation error (None when valid)."""
         where = f"tasks.{index}"
         if not isinstance(definition, dict):
             raise InvalidRequestError(where, "a task definition must be an object")
@@ -221,7 +254,7 @@ class Service:
         except InvalidParametersError as exc:
             error = exc.as_status_error()
         record = TaskRecord(
-            key=new_key(shard, len(self.shards)),
+            key=key,
             account=account.name,
             task_name=task_name,
             params=params,

@@ -85,6 +85,8 @@ class TaskRecord:
     params: dict[str, Any]
     task_store: dict[str, Any] = field(default_factory=lambda: {"type": "persistent"})
     extra: dict[str, Any] = field(default_factory=dict)
+    # The outputs of other tasks it takes as inputs (dragon/pipelines.py): it waits for them.
+    uses: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -86,6 +86,18 @@ def test_shards_live_on_the_head_and_tasks_and_their_outputs_stay_on_worker_node
     assert {"a", "b"} <= storing <= {"head", "a", "b"}
 
 
+def test_a_pipeline_step_runs_on_the_node_that_made_its_input(deployment: Deployment) -> None:
+    """Soft node affinity: each step follows its input to its node while that node has room."""
+    api = deployment.api
+    pairs = [[{"task_name": "test.where", "seconds": 1, "store": True},
+              {"task_name": "test.where", "url": {"task": 0}}] for _ in range(4)]
+    created = [api.create(pair) for pair in pairs]
+    statuses = [_ended(api, [s["key"] for s in pair]) for pair in created]
+    assert all(s["status"] == "success" for pair in statuses for s in pair)
+    assert {made["result"]["node"] for made, _ in statuses} == {"a", "b"}  # the inputs were made on both nodes
+    assert [used["result"]["node"] for _, used in statuses] == [made["result"]["node"] for made, _ in statuses]
+
+
 def test_killing_a_worker_node_mid_batch_loses_no_task(deployment: Deployment) -> None:
     """The node without the API replica dies while it runs tasks; they run again elsewhere."""
     cluster, api = deployment.cluster, deployment.api

@@ -40,6 +40,13 @@ def test_status_wait_and_stream_through_ray_handles(handles) -> None:
     assert handles.status(keys, details=True)[1]["details"]["task_name"] == "hello"
 
 
+def test_a_pipeline_through_ray_handles(handles) -> None:
+    first, second = handles.create([{"task_name": "test.copy", "text": "by handle"},
+                                    {"task_name": "test.copy", "url": {"task": 0}}], block=True)
+    assert second["status"] == "success", second.get("error")
+    assert handles.status(second["key"], details=True)[0]["details"]["uses"][0]["task"] == first["key"]
+
+
 def test_unknown_account_is_refused(dragon: DragonProcess, handles) -> None:
     import dragon as dragon_pkg
 

@@ -315,6 +315,11 @@ class Scheduler:
                 slots.open_lease += opened
             slots.reserved += tasks
 
+    def reserve(self, account: str, tasks: int) -> None:
+        """Count ``tasks`` as open without asking the home: recovered tasks that wait for
+        others (dragon/pipelines.py) were admitted before the restart."""
+        self._slots[account].reserved += tasks
+
     def unreserve(self, account: str, tasks: int) -> None:
         self._slots[account].reserved -= tasks
 

@@ -51,6 +51,7 @@ class Finished:
     started: Started | None = None  # for tasks that ended before "executing" was sent
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0  # how long the task function ran (the shard groups tiny tasks)
+    node: str | None = None  # the Ray node it ran on: tasks that use its outputs go there if they can
 
     def apply(self, s: TaskStatus) -> TaskStatus | None:
         if s.ended:

@@ -34,20 +34,24 @@ from typing import Any, Callable, TypeVar
 
 import ray
 from ray import exceptions as rex
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from dragon import metrics, registry
+from dragon import metrics, pipelines, registry
 from dragon.accounts import Account
 from dragon.actors.book import Found, StatusBook
 from dragon.actors.callbacks import Deliverer
 from dragon.actors.ledger import Home, Ledger, LimitReached, Scheduler, home_of
 from dragon.actors.messages import Change, Details, Finished, Holding, Idempotency, Submission
 from dragon.actors.storage import local_storage
+from dragon.actors.waits import Waits
 from dragon.actors.worker import execute
 from dragon.config import Settings
-from dragon.errors import AccountLimitError, CanceledError, InvalidRequestError, UnavailableError, WorkerCrashedError
+from dragon.errors import (
+    AccountLimitError, CanceledError, InvalidRequestError, UnavailableError, UnknownTaskError, WorkerCrashedError,
+)
 from dragon.journal import History, open_journal
 from dragon.placement import GpuRule
-from dragon.status import TaskRecord, TaskStatus
+from dragon.status import ENDED, TaskRecord, TaskStatus, shard_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +60,7 @@ ACTOR_PREFIX = "dragon-shard-"
 CANCELED = str(CanceledError("the task was canceled by its owner"))
 CANCEL_GRACE = 5.0  # seconds a canceled task has to stop before its worker is killed
 TICK = 1.0  # seconds between looks at stalled queues
+WATCH_POLL = 60.0  # seconds of one long poll on another shard for the end of a task used here
 
 # Failures of the machinery, not of the task: worth another attempt elsewhere.
 RETRYABLE = (
@@ -134,6 +139,10 @@ class TaskShard:
         self._canceled: set[str] = set()
         self._resumed: set[str] = set()  # queued again at start: an earlier run may have stored outputs
         self._creating: dict[tuple[str, str], asyncio.Future] = {}
+        self._waits = Waits()  # tasks queued until the tasks they use have ended (pipelines)
+        self._made_on: dict[str, str] = {}  # node of an ended task a waiter uses, until published
+        self._near: dict[str, str] = {}  # node a task should run on, where its input was made
+        self._watching: dict[str, asyncio.Future] = {}  # long polls on other shards, by used key
         self._ticking: asyncio.Future | None = None
         self._occupancy = metrics.Occupancy(shard)
         self._deliverer = Deliverer(settings, metrics.DeliveriesObserved(self._journal), shard, self._shards,
@@ -207,21 +216,27 @@ class TaskShard:
                 status = Finished(error=task.error).apply(status) or status
             items.append((task.record, self._book.add(status)))
         # The tasks start while their creation is being written: their ends are written
-        # after it, and nobody sees them before it has committed.
+        # after it, and nobody sees them before it has committed. Those that use others'
+        # outputs keep their reserved open slots until they can start.
+        ready = [r for r in runnable if not r.uses]
         written = asyncio.ensure_future(self._persist(items, []))
-        self._records.update((r.key, r) for r in runnable)
-        self._scheduler.enqueue(account.name, runnable, len(runnable))
+        self._records.update((r.key, r) for r in ready)
+        self._scheduler.enqueue(account.name, ready, len(ready))
         try:
             await written
         except Exception:
             log.warning("could not write new tasks to the journal")
             self._book.forget(record.key for record, _ in items)
-            for record in runnable:
+            for record in ready:
                 self._abandon(record)
+            self._scheduler.unreserve(account.name, len(runnable) - len(ready))
             raise UnavailableError() from None
         for record, status in items:
             metrics.task_created(record)
             metrics.task_ended(record.task_name, status)  # refused parameters: ended at once
+        for record in runnable:
+            if record.uses:
+                await self._wait(record)
 
     def _abandon(self, record: TaskRecord) -> None:
         """A task whose creation was not written: out of the queue, or stopped at once."""
@@ -290,6 +305,7 @@ class TaskShard:
             for record in records:
                 self._running.pop(record.key, None)
                 self._records.pop(record.key, None)
+                self._near.pop(record.key, None)
                 if record.key in self._canceled:
                     self._canceled.discard(record.key)
                     for scratch in self._settings.scratch_dir.glob(f"{record.key}-*"):
@@ -299,7 +315,7 @@ class TaskShard:
     async def _attempts(self, records: list[TaskRecord]) -> dict[str, Finished]:
         """Each task's outcome: that of the first attempt whose worker survives, or a
         WorkerCrashedError. Tasks of one kind run in one Ray task (dragon/actors/worker.py)."""
-        remote = self._options(records[0].task_name)
+        remote = self._options(records[0].task_name, self._near.get(records[0].key))
         attempts = self._settings.task_max_attempts
         outcomes: dict[str, Finished] = {}
         last: Exception | None = None
@@ -337,19 +353,22 @@ class TaskShard:
                 outcomes[record.key] = crashed
         return outcomes
 
-    def _options(self, task_name: str) -> Any:
-        """``execute`` with the resources of the task type (built once per kind of ask)."""
+    def _options(self, task_name: str, near: str | None = None) -> Any:
+        """``execute`` with the resources of the task type (built once per kind of ask);
+        on node ``near`` if it has room, where a task's input was made (pipelines)."""
         task_type = registry.get(task_name)
         res = task_type.resources if task_type is not None else registry.Resources()
         gpu = res.gpu if res.gpu and self._gpus.ask() else 0.0
         key = (res.cpus, gpu, res.memory_mb)
         remote = self._remotes.get(key)
-        if remote is None:
+        if remote is None or near is not None:
             options: dict[str, Any] = {"num_cpus": res.cpus}
             if gpu:
                 options["num_gpus"] = gpu
             if res.memory_mb:
                 options["memory"] = res.memory_mb * 1024 * 1024
+            if near is not None:
+                return execute.options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(near, soft=True))
             remote = self._remotes[key] = execute.options(**options)
         return remote
 
@@ -357,6 +376,8 @@ class TaskShard:
         """Commit a task's end. A worker's outcome is retried while the journal is down:
         it is never dropped, nor shown before it is durable; a cancel answers 503."""
         status = self._book.apply(key, outcome)
+        if status is not None and outcome.node is not None and self._waits.watched(key):
+            self._made_on[key] = outcome.node
         delay = 0.2
         while status is not None:
             try:
@@ -390,10 +411,15 @@ class TaskShard:
             if record is None or record.account != account:
                 outcome[key] = "unknown"
                 continue
-            queued = self._scheduler.cancel(account, key)
-            if queued:
+            queued = True  # nothing of it runs: its end is counted here
+            if self._waits.drop(key):  # it waited for others' outputs
                 self._records.pop(key, None)
+                self._scheduler.unreserve(account, 1)
+            elif self._scheduler.cancel(account, key):
+                self._records.pop(key, None)
+                self._near.pop(key, None)
             else:
+                queued = False
                 self._canceled.add(key)
             latest = self._book.latest(key)
             outcome[key] = "ended" if latest is None or latest.ended else "canceled"
@@ -414,6 +440,66 @@ class TaskShard:
         await asyncio.sleep(CANCEL_GRACE)
         if self._running.get(key) is ref:
             ray.cancel(ref, force=True)
+
+    # pipelines: tasks that wait for the outputs of others (dragon/pipelines.py)
+
+    async def _wait(self, record: TaskRecord) -> None:
+        """Queue ``record`` until every task it uses has ended. A used task of this shard
+        is seen ending when its end is published here; one of another shard is followed
+        by a long poll on that shard (one per used key, however many wait for it)."""
+        self._records[record.key] = record
+        used = pipelines.needed(record)
+        self._waits.add(record, used)
+        for key in used:
+            owner = shard_of(key, self._shards)
+            if owner != self._shard:
+                if key not in self._watching:
+                    self._watching[key] = asyncio.ensure_future(self._watch(key, owner))
+                continue
+            await self._load([key])
+            [found] = self._book.found([key])  # published: an end not yet committed comes by the hook
+            if found is None and self._book.latest(key) is None:
+                self._used_ended(key, _unknown(key), None)
+            elif found is not None and found[1]["status"] in ENDED:
+                self._used_ended(key, found[1], None)
+
+    async def _watch(self, key: str, owner: int) -> None:
+        """Long polls on the shard that owns ``key`` until it has ended; that shard
+        restarting only delays the answer."""
+        delay = 0.5
+        try:
+            while self._waits.watched(key):
+                try:
+                    [found] = await self._peer(owner).wait_ended.remote([key], WATCH_POLL)
+                except Exception as exc:
+                    log.warning("waiting for task %s on shard %d: %s", key, owner, type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, 10.0)
+                    continue
+                status = _unknown(key) if found is None else found[1]
+                if status["status"] in ENDED:
+                    self._used_ended(key, status, None)
+                    return
+        finally:
+            self._watching.pop(key, None)
+
+    def _used_ended(self, key: str, status: dict[str, Any], node: str | None) -> None:
+        for waiter in self._waits.ended(key, status, node):
+            asyncio.ensure_future(self._resolved(waiter.record, waiter.ended, waiter.near))
+
+    async def _resolved(self, record: TaskRecord, ended: dict[str, dict[str, Any]], near: str | None) -> None:
+        """Every task ``record`` uses has ended: it starts with their outputs as inputs, or
+        ends in a DependencyError without running."""
+        outcome = pipelines.resolve(record, ended)
+        if isinstance(outcome, str):
+            self._records.pop(record.key, None)
+            self._scheduler.unreserve(record.account, 1)
+            await self._end(record.key, Finished(error=outcome))
+            return
+        self._records[record.key] = outcome
+        if near is not None:
+            self._near[record.key] = near
+        self._scheduler.enqueue(record.account, [outcome], 1)
 
     # reading statuses
 
@@ -526,6 +612,8 @@ class TaskShard:
                 for status in [s for _, s in created] + updated:
                     self._book.publish(status)
                     callbacks = callbacks or status.callback_url() is not None
+                    if status.ended and self._waits.watched(status.key):
+                        self._used_ended(status.key, status.public(), self._made_on.pop(status.key, None))
                 if callbacks:
                     self._deliverer.wake()
                 for w in batch:
@@ -559,7 +647,11 @@ class TaskShard:
             s = self._settings
             self._scheduler.limits(name, account.max_concurrent_tasks if account else s.default_max_concurrent_tasks,
                                    account.max_queued_tasks if account else s.default_max_queued_tasks)
-            self._scheduler.enqueue(name, records, 0)
+            waiting = [r for r in records if r.uses]  # what they use is looked up again: a finished step stays finished
+            self._scheduler.enqueue(name, [r for r in records if not r.uses], 0)
+            self._scheduler.reserve(name, len(waiting))
+            for record in waiting:
+                await self._wait(record)
         if unfinished:
             log.warning("shard %d re-queued %d tasks that had not ended", self._shard, len(unfinished))
 
@@ -641,3 +733,8 @@ class _Peers:
         if self._local(shard):
             return self._shard._scheduler.holding(account)
         return await self._shard._peer(shard).holding.remote(account)
+
+
+def _unknown(key: str) -> dict[str, Any]:
+    """The end of a used task that is nowhere (its record gone): its users cannot run."""
+    return {"key": key, "status": "error", "error": f"UnknownTaskError: {UnknownTaskError(key).description}"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -26,7 +27,7 @@ from dragon import registry
 from dragon.actors.messages import Finished, Reported, Started
 from dragon.actors.storage import local_storage
 from dragon.config import Settings
-from dragon.errors import InternalError, TaskError, status_error
+from dragon.errors import CouldNotDownloadError, InternalError, TaskError, status_error
 from dragon.platforms import youtube
 from dragon.status import TaskRecord, now_iso
 from dragon.storage import Backend, open_backend
@@ -93,7 +94,18 @@ class RunIO:
         backend = _backend(self._settings)
         fetcher = Fetcher(self._settings, read_own=lambda u: _own(backend, u))
         self.scratch.mkdir(parents=True, exist_ok=True)
-        return fetcher.fetch(url, self.scratch / f"input-{uuid.uuid4().hex[:8]}", max_bytes, truncate)
+        dest = self.scratch / f"input-{uuid.uuid4().hex[:8]}"
+        local = None if truncate else self.local(url)
+        if local is not None:
+            return _linked(local, dest, fetcher.limit(max_bytes), url)
+        return fetcher.fetch(url, dest, max_bytes, truncate)
+
+    def local(self, url: str) -> Path | None:
+        """One of our outputs that is a file on this node: the local store's file. Tasks
+        read their inputs and never write to them, so it is used in place."""
+        backend = _backend(self._settings)
+        name = backend.name_of(url) if isinstance(url, str) else None
+        return backend.local_path(name) if name else None
 
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
         main = main and not self._stored_main
@@ -162,7 +174,8 @@ class _WorkerIO(RunIO):
                 ray.get(self._partial, timeout=REPORT_WAIT)
             except Exception:  # the shard restarting: the outcome matters more
                 log.warning("the last report of %s was not acknowledged", self._record.key)
-        return Finished(outcome.result, outcome.error, self._started, outcome.warnings, seconds)
+        return Finished(outcome.result, outcome.error, self._started, outcome.warnings, seconds,
+                        ray.get_runtime_context().get_node_id())
 
 
 class _Timer:
@@ -224,6 +237,19 @@ def _backend(settings: Settings) -> Backend:
     if config not in _backends:
         _backends[config] = open_backend(settings)
     return _backends[config]
+
+
+def _linked(source: Path, dest: Path, limit: int, url: str) -> Fetched:
+    """A local output as a fetched input: a hard link (no bytes copied), or a copy
+    across file systems; the size limit holds as for a download."""
+    size = source.stat().st_size
+    if size > limit:
+        raise CouldNotDownloadError(f"{url}: the file is larger than the limit of {limit} bytes")
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+    return Fetched(dest, size, None, url=url)
 
 
 def _own(backend: Backend, url: str) -> Iterable[bytes] | None:

@@ -27,6 +27,14 @@ CREDENTIALS = {
     "secret": {"type": "string", "description": "the account's secret (or the Authorization header)"},
     "api_key": {"type": "string", "description": "an api key; the Referer must be whitelisted"},
 }
+INPUTS = ("url", "urls", "images")  # the input URL parameters, where a pipeline reference is documented
+TASK_REFERENCE = {
+    "type": "object", "required": ["task"], "additionalProperties": False,
+    "description": "another task's output as this input (docs/api.md, Pipelines)",
+    "properties": {"task": {"oneOf": [{"type": "integer", "minimum": 0, "description": "an index in this request"},
+                                      protocol.KEY]},
+                   "result": {"type": "string", "description": "a file result of that task; default: its main output"}},
+}
 ERRORS = {code: {"description": why, "content": {"application/json": {"schema": {"$ref": REF.format(model="Errors")}}}}
           for code, why in (("400", "malformed request"), ("401", "credentials refused, or account limits reached"),
                             ("404", "no such route or file"), ("503", "temporarily unavailable: retry later"))}
@@ -109,6 +117,9 @@ def _task_schemas() -> dict[str, Any]:
         assert task_type is not None
         schema = task_type.params.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
+        for input_name in INPUTS:
+            if input_name in schema.get("properties", {}):
+                schema["properties"][input_name] = _or_reference(schema["properties"][input_name])
         schema["properties"] = {"task_name": {"type": "string", "const": name, "enum": [name]},
                                 **schema.get("properties", {}), "task_store": _ref("TaskStore")}
         schema["required"] = ["task_name", *schema.get("required", [])]
@@ -118,6 +129,17 @@ def _task_schemas() -> dict[str, Any]:
         schema["x-dragon-files"] = list(task_type.files)
         mapping[name] = REF.format(model=f"Task.{name}")
         schemas[f"Task.{name}"] = schema
+    schemas["TaskReference"] = TASK_REFERENCE
     schemas["Task"] = {"oneOf": [{"$ref": ref} for ref in mapping.values()],
                        "discriminator": {"propertyName": "task_name", "mapping": mapping}}
     return schemas
+
+
+def _or_reference(field: dict[str, Any]) -> dict[str, Any]:
+    """A URL parameter (or list of URLs) that may also be a pipeline reference."""
+    field = dict(field)
+    if field.get("type") == "array":
+        field["items"] = {"oneOf": [field.get("items", {}), _ref("TaskReference")]}
+        return field
+    described = {k: field.pop(k) for k in ("description", "title") if k in field}
+    return {**described, "oneOf": [field, _ref("TaskReference")]}

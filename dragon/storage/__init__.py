@@ -66,6 +66,11 @@ class Backend(ABC):
     def name_of(self, url: str) -> str | None:
         """The object name behind one of our own URLs, else None."""
 
+    def local_path(self, name: str) -> Path | None:
+        """The object as a file on this machine, to be read in place; None where the
+        backend keeps it elsewhere."""
+        return None
+
 
 def check_parts(sizes: list[tuple[int, int]], part_bytes: int) -> None:
     """(number, size) of an upload's parts, in order: 1 to n, all but the last full."""

@@ -136,7 +136,7 @@ class Fetcher:
         return fetched
 
     def _download(self, url: str, dest: Path, max_bytes: int | None, truncate: bool) -> Fetched:
-        limit = self._limit(max_bytes)
+        limit = self.limit(max_bytes)
         deadline = time.monotonic() + self.settings.fetch_total_timeout
         if not isinstance(url, str) or not url:
             raise CouldNotDownloadError("the URL is empty")
@@ -164,7 +164,7 @@ class Fetcher:
                 if size is None or size == 0:
                     client.close()
                     return None
-                ranged = RangedFile(self, client, current, size, self._limit(max_bytes))
+                ranged = RangedFile(self, client, current, size, self.limit(max_bytes))
                 ranged.receive(0, answer)
                 return ranged
         except UnsafeURLError:
@@ -209,7 +209,7 @@ class Fetcher:
                 return
         raise CouldNotDownloadError(f"{url}: more than {self.settings.fetch_max_redirects} redirects")
 
-    def _limit(self, max_bytes: int | None) -> int:
+    def limit(self, max_bytes: int | None) -> int:
         return min(max_bytes or self.settings.fetch_max_bytes, self.settings.fetch_max_bytes)
 
 

@@ -28,11 +28,20 @@ class LocalBackend(Backend):
             raise FileNotFoundError(name)
         return target
 
+    def local_path(self, name: str) -> Path | None:
+        try:
+            target = self.path(name)
+        except FileNotFoundError:
+            return None
+        return target if target.is_file() else None
+
     def put(self, name: str, source: Path, content_type: str) -> None:
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         try:
+            if source.stat().st_nlink > 1:  # an input stored unchanged: its own file, its own dates
+                raise OSError("shared")
             os.link(source, partial)  # same filesystem: no copy at all
         except OSError:
             shutil.copyfile(source, partial)

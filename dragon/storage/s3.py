@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from dragon.config import Settings
 from dragon.storage import Backend, Entry, check_parts
+from dragon.storage.cache import NodeCache
 
 
 class S3Backend(Backend):
@@ -31,6 +32,7 @@ class S3Backend(Backend):
         )
         endpoint = urlsplit(self.client.meta.endpoint_url)
         self._presigned_base = f"{endpoint.scheme}://{endpoint.netloc}/{self.bucket}/"
+        self._cache = NodeCache(settings.node_cache_dir, settings.node_cache_bytes, settings.node_cache_seconds)
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -40,6 +42,11 @@ class S3Backend(Backend):
 
     def put(self, name: str, source: Path, content_type: str) -> None:
         self.client.upload_file(str(source), self.bucket, self._key(name), ExtraArgs={"ContentType": content_type})
+        self._cache.keep(name, source)
+
+    def local_path(self, name: str) -> Path | None:
+        """This node's copy of what it stored (dragon/storage/cache.py)."""
+        return self._cache.path(name)
 
     def read(self, name: str) -> Iterator[bytes]:
         try:
@@ -61,6 +68,7 @@ class S3Backend(Backend):
         for i in range(0, len(names), 1000):
             objects = [{"Key": self._key(n)} for n in names[i : i + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+        self._cache.forget(names)  # this node's copies; other nodes' expire
 
     def start_upload(self, name: str, content_type: str) -> str:
         answer = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(name), ContentType=content_type)

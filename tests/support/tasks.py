@@ -39,9 +39,10 @@ class GateParams(TaskParams):
         return path
     crash: bool = False  # the worker kills itself, every attempt
     store: bool = False  # store an output before waiting at the gate
+    url: str | None = None  # an input it ignores: a step of a pipeline that waits at its gate
 
 
-@task("test.gate", GateParams, resources=Resources(cpus=0.1))
+@task("test.gate", GateParams, resources=Resources(cpus=0.1), files=("output",))
 def gate(ctx: TaskContext, params: GateParams) -> dict:
     stored = {}
     if params.store:
@@ -111,6 +112,20 @@ def copy(ctx: TaskContext, params: CopyParams) -> dict:
     return result
 
 
+class InputParams(TaskParams):
+    url: str
+
+
+@task("test.input", InputParams, resources=Resources(cpus=0.1))
+def input_(ctx: TaskContext, params: InputParams) -> dict:
+    """How an input reached the task: ``links`` > 1 when the fetched file is the stored
+    output itself (no bytes copied), ``opened`` "file" when a seeking reader got a path."""
+    fetched = ctx.fetch(params.url)
+    with ctx.open(params.url) as opened:
+        kind = "file" if isinstance(opened, Path) else "stream"
+    return {"links": fetched.path.stat().st_nlink, "size": fetched.size, "opened": kind}
+
+
 class BigParams(TaskParams):
     megabytes: int = Field(default=1, ge=1, le=600)
 
@@ -136,9 +151,10 @@ def big(ctx: TaskContext, params: BigParams) -> dict:
 class WhereParams(TaskParams):
     seconds: float = Field(default=0.0, ge=0, le=30)  # held before answering, so tasks overlap
     store: bool = False  # store an output holding the node's name
+    url: str | None = None  # an input it ignores: a pipeline's step whose node is seen
 
 
-@task("test.where", WhereParams, resources=Resources(cpus=1.0))
+@task("test.where", WhereParams, resources=Resources(cpus=1.0), files=("output",))
 def where(ctx: TaskContext, params: WhereParams) -> dict:
     """Which node ran the attempt: the cluster tests see tasks spread and move."""
     time.sleep(params.seconds)
