@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 # Every pip install here takes the versions of constraints.txt (`make lock` refreshes it).
 PIP_INSTALL = $(PY) -m pip install --quiet -c constraints.txt
 
-.PHONY: install install-test runtime-deps system-deps serve test bench lock
+.PHONY: install install-test runtime-deps system-deps serve lint test bench lock
 
 # Debian packages: those the service needs are listed once, in deploy/system-packages.txt
 # (also installed by deploy/Dockerfile and cluster.yaml); the tests add Chromium and its
@@ -52,8 +52,16 @@ serve: install runtime-deps
 PG_SUITES ?= tests/test_tasks_api.py tests/test_requests_and_auth.py tests/test_callbacks.py tests/test_faults.py tests/test_storage.py
 PYTEST_RUNS = "$(PYTEST_ARGS)" $(if $(PYTEST_ARGS),,"--journal=postgres $(PG_SUITES)")
 
+# Lint, format and types first (settings in pyproject.toml): seconds, and a change that
+# breaks them fails before the suite's minutes.
+LINTED := dragon tests benchmarks deploy docs/make_tasks.py examples
+lint: install-test
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
+
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
-test: install-test system-deps
+test: install-test system-deps lint
 	@for run in $(PYTEST_RUNS); do \
 	  echo "== pytest $$run"; $(PY) -m pytest $$run; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \

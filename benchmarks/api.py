@@ -101,12 +101,16 @@ def run(url: str, secret: str, ray_address: str, args: argparse.Namespace) -> No
     p50, p95 = percentiles(bare_post)
     c50, c95 = percentiles(create)
     api_rate, ray_rate = args.batch / api_seconds, args.batch / ray_seconds
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, ray {ray.__version__}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, ray {ray.__version__}"
+    )
     print(f"{'measure':44} {'dragon':>10} {'reference':>10} {'ratio':>7}")
-    print(f"{'create block=true p50 (ms) vs bare route':44} {c50*1e3:10.2f} {b50*1e3:10.2f} {c50/b50:7.2f}")
-    print(f"{'create block=true p95 (ms) vs bare route':44} {c95*1e3:10.2f} {b95*1e3:10.2f} {c95/b95:7.2f}")
-    print(f"{'create block=true p50 (ms) vs bare POST route':44} {c50*1e3:10.2f} {p50*1e3:10.2f} {c50/p50:7.2f}")
-    print(f"{f'{args.batch} hello tasks/s vs raw Ray tasks/s':44} {api_rate:10.0f} {ray_rate:10.0f} {api_rate/ray_rate:7.2f}")
+    print(f"{'create block=true p50 (ms) vs bare route':44} {c50 * 1e3:10.2f} {b50 * 1e3:10.2f} {c50 / b50:7.2f}")
+    print(f"{'create block=true p95 (ms) vs bare route':44} {c95 * 1e3:10.2f} {b95 * 1e3:10.2f} {c95 / b95:7.2f}")
+    print(f"{'create block=true p50 (ms) vs bare POST route':44} {c50 * 1e3:10.2f} {p50 * 1e3:10.2f} {c50 / p50:7.2f}")
+    print(
+        f"{f'{args.batch} hello tasks/s vs raw Ray tasks/s':44} {api_rate:10.0f} {ray_rate:10.0f} {api_rate / ray_rate:7.2f}"
+    )
 
 
 if __name__ == "__main__":

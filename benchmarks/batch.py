@@ -56,7 +56,11 @@ def main() -> None:
             secret = service.secret
 
             def one(url: str, client: httpx.Client) -> None:
-                body = {"secret": secret, "block": True, "tasks": {"task_name": "image.thumb", "url": url, "width": 128}}
+                body = {
+                    "secret": secret,
+                    "block": True,
+                    "tasks": {"task_name": "image.thumb", "url": url, "width": 128},
+                }
                 [status] = client.post("/v2/create", json=body).json()
                 assert status["status"] == "success", status
 
@@ -78,8 +82,10 @@ def main() -> None:
             assert all(s["status"] == "success" for s in statuses)
 
             t = time.perf_counter()
-            key = http.post("/v2/batch", json={"secret": secret, "task_name": "image.thumb", "input": manifest,
-                                               "params": {"width": 128}}).json()["key"]
+            key = http.post(
+                "/v2/batch",
+                json={"secret": secret, "task_name": "image.thumb", "input": manifest, "params": {"width": 128}},
+            ).json()["key"]
             while True:
                 [status] = http.post("/v2/status", json={"tasks": [key], "block": True}).json()
                 if status["status"] in ("success", "error"):
@@ -89,8 +95,10 @@ def main() -> None:
     finally:
         origin.close()
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{args.items} 640x480 JPEGs -> image.thumb width 128")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{args.items} 640x480 JPEGs -> image.thumb width 128"
+    )
     print(f"{'individual tasks, 16 clients':34} {individual:8.1f} items/s")
     print(f"{'one create of all tasks':34} {one_create:8.1f} items/s")
     print(f"{'POST /v2/batch':34} {batch:8.1f} items/s")

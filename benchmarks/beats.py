@@ -38,8 +38,11 @@ def clips() -> list[tuple[str, str, Path, Path]]:
             continue
         stem = path.name.split(".")[0]
         group = "generated" if path.parent.name == "synthetic" else "real"
-        candidates = [path.parent / f"{stem}.beats", path.parent / f"{stem}.silver_madmom_beatsonly.beats",
-                      path.parent / f"{stem.removesuffix('_mic')}_first2s.beats"]
+        candidates = [
+            path.parent / f"{stem}.beats",
+            path.parent / f"{stem}.silver_madmom_beatsonly.beats",
+            path.parent / f"{stem.removesuffix('_mic')}_first2s.beats",
+        ]
         labels = next((c for c in candidates if c.exists()), None)
         if path.parent.name == "synthetic" and labels is None:
             labels = path.with_suffix(".json")  # the no-beat noise clip: labels in its JSON
@@ -94,8 +97,16 @@ def main() -> None:
         total_audio, total_time = total_audio + found.duration, total_time + elapsed
         theirs = librosa_beats(path)
         down = f_measure(reference_downbeats, found.downbeats) if reference_downbeats is not None else None
-        rows.append((group, name, f_measure(reference, found.beats), down, f_measure(reference, theirs),
-                     found.duration / elapsed))
+        rows.append(
+            (
+                group,
+                name,
+                f_measure(reference, found.beats),
+                down,
+                f_measure(reference, theirs),
+                found.duration / elapsed,
+            )
+        )
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch threads 1")
     print(f"{'clip':58} {'beat F':>7} {'down F':>7} {'librosa':>8} {'x realtime':>10}")
     for group, name, ours, down, theirs, speed in rows:
@@ -104,9 +115,11 @@ def main() -> None:
     for group in ("generated", "real"):
         chosen = [r for r in rows if r[0] == group]
         downs = [r[3] for r in chosen if r[3] is not None]
-        print(f"mean {group:9}: beat F {np.mean([r[2] for r in chosen]):.3f}, librosa {np.mean([r[4] for r in chosen]):.3f}"
-              + (f", downbeat F {np.mean(downs):.3f}" if downs else "")
-              + f", slowest {min(r[5] for r in chosen):.0f}x real time")
+        print(
+            f"mean {group:9}: beat F {np.mean([r[2] for r in chosen]):.3f}, librosa {np.mean([r[4] for r in chosen]):.3f}"
+            + (f", downbeat F {np.mean(downs):.3f}" if downs else "")
+            + f", slowest {min(r[5] for r in chosen):.0f}x real time"
+        )
     print(f"speed over all clips: {total_audio / total_time:.0f}x real time")
 
 

@@ -37,9 +37,14 @@ from tests.support.servers import PostgresServer  # noqa: E402
 from tests.support.service import DragonProcess  # noqa: E402
 
 ROLES = (  # (role, what the process's title or program name contains), first match wins
-    ("shard", "ray::TaskShard"), ("api replica", "ServeReplica"), ("serve proxy", "ProxyActor"),
-    ("serve controller", "ServeController"), ("storage actor", "ray::StorageActor"), ("task worker", "ray::execute"),
-    ("gcs", "gcs_server"), ("raylet", "raylet"),
+    ("shard", "ray::TaskShard"),
+    ("api replica", "ServeReplica"),
+    ("serve proxy", "ProxyActor"),
+    ("serve controller", "ServeController"),
+    ("storage actor", "ray::StorageActor"),
+    ("task worker", "ray::execute"),
+    ("gcs", "gcs_server"),
+    ("raylet", "raylet"),
 )
 
 
@@ -73,19 +78,25 @@ def load(url: str, secret: str, clients: int, per_request: int, seconds: float) 
 def wait_all(url: str, keys: list[str]) -> None:
     http = httpx.Client(base_url=url, timeout=300)
     for i in range(0, len(keys), 1000):
-        chunk = keys[i:i + 1000]
+        chunk = keys[i : i + 1000]
         while True:
             statuses = http.post("/v2/status", json={"tasks": chunk, "block": True}).json()
             if all(s["status"] in ("success", "error") for s in statuses):
                 break
 
 
-def measure(nodes: int, cpus: int, shards: int, clients: int, per_request: int, seconds: float,
-            postgres: bool) -> dict[str, Any]:
+def measure(
+    nodes: int, cpus: int, shards: int, clients: int, per_request: int, seconds: float, postgres: bool
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="dragon-capacity-"))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
-           "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT), "DRAGON_API_REPLICA_CPUS": "0",
-           "DRAGON_SHARDS": str(shards), "DRAGON_BLOCK_TIMEOUT": "30"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+        "DRAGON_API_REPLICA_CPUS": "0",
+        "DRAGON_SHARDS": str(shards),
+        "DRAGON_BLOCK_TIMEOUT": "30",
+    }
     db = PostgresServer() if postgres else None
     if db is not None:
         env["DRAGON_JOURNAL_DSN"] = db.new_database()
@@ -116,8 +127,10 @@ def measure(nodes: int, cpus: int, shards: int, clients: int, per_request: int, 
         spent[key] = spent.get(key, 0.0) + used - (before[pid][2] if pid in before else 0.0)
         processes.setdefault(key, set()).add(pid)
     tasks = len(keys)
-    rows = sorted(((where, role, 1000 * s / tasks, len(processes[(where, role)])) for (where, role), s in spent.items()),
-                  key=lambda row: -row[2])
+    rows = sorted(
+        ((where, role, 1000 * s / tasks, len(processes[(where, role)])) for (where, role), s in spent.items()),
+        key=lambda row: -row[2],
+    )
     return {"tasks": tasks, "seconds": round(elapsed, 1), "per_second": round(tasks / elapsed, 1), "rows": rows}
 
 
@@ -132,9 +145,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--postgres", action="store_true", help="the journal on PostgreSQL (else SQLite)")
     args = parser.parse_args(argv)
     figures = measure(args.nodes, args.cpus, args.shards, args.clients, args.per_request, args.seconds, args.postgres)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{args.nodes} worker nodes x {args.cpus} simulated CPUs, {args.shards} shards, journal "
-          f"{'PostgreSQL' if args.postgres else 'SQLite'}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{args.nodes} worker nodes x {args.cpus} simulated CPUs, {args.shards} shards, journal "
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}"
+    )
     print(f"{figures['tasks']} hello tasks in {figures['seconds']} s ({figures['per_second']} tasks/s on this machine)")
     print(f"{'where':8} {'process':18} {'procs':>5} {'CPU ms/task':>12} {'saturates at (tasks/s)':>24}")
     for where, role, ms, count in figures["rows"]:

@@ -36,9 +36,13 @@ def demo(say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the scenario; returns the head's node, the task's result, the GPU node as Ray
     listed it, and the seconds each step took."""
     work = Path(tempfile.mkdtemp(prefix="dragon-gpu-autoscaling-"))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
-           "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT), "DRAGON_TASK_MODULES": "tests.support.tasks",
-           "DRAGON_USE_GPUS": "true"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+        "DRAGON_TASK_MODULES": "tests.support.tasks",
+        "DRAGON_USE_GPUS": "true",
+    }
     started = time.monotonic()
     cluster = LocalCluster(work, env, head_cpus=1, autoscaling=NODE_TYPES, idle_timeout_minutes=IDLE_TIMEOUT_MINUTES)
     try:
@@ -59,19 +63,34 @@ def demo(say: Callable[[str], None] = print) -> dict[str, Any]:
 
         result = wait_until(ended, 120, "the GPU task never ended", interval=0.5)
         ran = time.monotonic()
-        say(f"ended {ran - created:.1f} s after create: {result['status']} on node {result['result']['node_id'][-8:]} "
-            f"with GPU ids {result['result']['gpu_ids']}")
+        say(
+            f"ended {ran - created:.1f} s after create: {result['status']} on node {result['result']['node_id'][-8:]} "
+            f"with GPU ids {result['result']['gpu_ids']}"
+        )
         gpu_nodes = [n for n in cluster.alive_nodes() if n["node_id"] == result["result"]["node_id"]]
         if gpu_nodes:
             say(f"that node, as Ray lists it: {gpu_nodes[0]['resources']}")
-        wait_until(lambda: [n["node_id"] for n in cluster.alive_nodes()] == [head["node_id"]], 180,
-                   "the idle GPU node was never removed", interval=0.5)
+        wait_until(
+            lambda: [n["node_id"] for n in cluster.alive_nodes()] == [head["node_id"]],
+            180,
+            "the idle GPU node was never removed",
+            interval=0.5,
+        )
         gone = time.monotonic()
-        say(f"idle, the GPU node was removed {gone - ran:.1f} s after the task ended "
-            f"(idle time-out {IDLE_TIMEOUT_MINUTES * 60:.0f} s)")
-        return {"head": head, "status": result, "gpu_node": gpu_nodes[0] if gpu_nodes else None,
-                "seconds": {"start": round(created - started, 1), "to_result": round(ran - created, 1),
-                            "to_removal": round(gone - ran, 1)}}
+        say(
+            f"idle, the GPU node was removed {gone - ran:.1f} s after the task ended "
+            f"(idle time-out {IDLE_TIMEOUT_MINUTES * 60:.0f} s)"
+        )
+        return {
+            "head": head,
+            "status": result,
+            "gpu_node": gpu_nodes[0] if gpu_nodes else None,
+            "seconds": {
+                "start": round(created - started, 1),
+                "to_result": round(ran - created, 1),
+                "to_removal": round(gone - ran, 1),
+            },
+        }
     finally:
         cluster.close()
         shutil.rmtree(work, ignore_errors=True)

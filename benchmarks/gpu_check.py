@@ -29,10 +29,10 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -85,6 +85,7 @@ def synchronised(device: str) -> None:
 
 # 1. The movie ----------------------------------------------------------------------
 
+
 def movie_inputs(media: Path | None, work: Path, count: int) -> dict[str, Path]:
     """The benchmark movie's photos and music: from ../shared/media where it is there,
     else generated (gradients, shapes and a click track), so the check runs anywhere."""
@@ -99,8 +100,11 @@ def movie_inputs(media: Path | None, work: Path, count: int) -> dict[str, Path]:
         y, x = np.mgrid[0:height, 0:width]
         pixels = np.stack([(x * 255 // width + 40 * i) % 256, (y * 255 // height) % 256, ((x + y) // 7) % 256], -1)
         image = Image.fromarray(pixels.astype(np.uint8))
-        ImageDraw.Draw(image).ellipse((width // 4, height // 4, 3 * width // 4, 3 * height // 4), outline=(255, 255, 255),
-                                      width=max(1, width // 60))
+        ImageDraw.Draw(image).ellipse(
+            (width // 4, height // 4, 3 * width // 4, 3 * height // 4),
+            outline=(255, 255, 255),
+            width=max(1, width // 60),
+        )
         files[f"photo{i}"] = work / f"photo{i}.jpg"
         image.save(files[f"photo{i}"], quality=92)
     files["music"] = click_track(work / "music.wav", 40.0, 120.0)
@@ -149,8 +153,12 @@ def check_movie(files: dict[str, Path], seconds: float, antialias: int, accel: s
     sampled = range(0, cpu_movie.frames, 10)
     worst = min(psnr(cpu_movie.picture(i), cuda_movie.picture(i)) for i in sampled)
     verdict = "ok" if worst >= PSNR_FLOOR else f"FAILED: a frame at {worst:.1f} dB"
-    return Check(f"movie {seconds:.0f} s 360p, antialias {antialias} (lowest PSNR {worst:.1f} dB over "
-                 f"{len(sampled)} frames)", cpu, f"{cuda_movie.duration / cuda_wall:.2f} s/s", verdict)
+    return Check(
+        f"movie {seconds:.0f} s 360p, antialias {antialias} (lowest PSNR {worst:.1f} dB over {len(sampled)} frames)",
+        cpu,
+        f"{cuda_movie.duration / cuda_wall:.2f} s/s",
+        verdict,
+    )
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -160,11 +168,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 # 2. Beats --------------------------------------------------------------------------
 
+
 def beat_clips(media: Path | None, work: Path) -> list[Path]:
     found: list[Path] = []
     if media is not None:
         for folder in ("audio_beats/synthetic", "audio_beats/librosa_data"):
-            found += sorted(p for p in (media / folder).glob("*") if p.suffix in (".flac", ".ogg", ".mp3", ".m4a", ".wav"))
+            found += sorted(
+                p for p in (media / folder).glob("*") if p.suffix in (".flac", ".ogg", ".mp3", ".m4a", ".wav")
+            )
     return found or [click_track(work / f"clicks-{bpm}.wav", 20.0, bpm) for bpm in (90, 120, 140)]
 
 
@@ -193,6 +204,7 @@ def check_beats(clips: list[Path], accel: str | None) -> Check:
 
 # 3. NVDEC --------------------------------------------------------------------------
 
+
 def first_frames(source: Path, count: int, gpu: bool) -> tuple[str, list[np.ndarray]]:
     with gpu_visible(gpu), frames.open_video(source) as container:
         decoder = frames.Decoder(container, container.streams.video[0])
@@ -213,14 +225,21 @@ def check_nvdec(work: Path, accel: str | None) -> Check:
     gpu_name, gpu_frames = first_frames(source, 30, gpu=True)
     if gpu_name == cpu_name:
         return Check("NVDEC, 30 frames of 1080p H.264", cpu_name, gpu_name, "FAILED: h264_cuvid did not open")
-    diff = max(float(np.abs(g.astype(np.int16) - c.astype(np.int16)).mean()) for g, c in zip(gpu_frames, cpu_frames, strict=False))
+    diff = max(
+        float(np.abs(g.astype(np.int16) - c.astype(np.int16)).mean())
+        for g, c in zip(gpu_frames, cpu_frames, strict=False)
+    )
     with gpu_visible(True):
         out = work / "converted.mp4"
         transcode.convert(source, out, codecs.Encoding(640, 360, False), lambda done: None)
         converted = probe(out)
     ok = diff < 2.0 and len(gpu_frames) == len(cpu_frames) and (converted.width, converted.height) == (640, 360)
-    return Check(f"NVDEC, 30 frames (largest mean abs diff {diff:.2f}); convert via NVDEC {converted.duration:.1f} s",
-                 cpu_name, gpu_name, "ok" if ok else "FAILED")
+    return Check(
+        f"NVDEC, 30 frames (largest mean abs diff {diff:.2f}); convert via NVDEC {converted.duration:.1f} s",
+        cpu_name,
+        gpu_name,
+        "ok" if ok else "FAILED",
+    )
 
 
 def main() -> None:
@@ -236,14 +255,21 @@ def main() -> None:
     media = args.media if args.media.is_dir() else None
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     device_name = torch.cuda.get_device_name(0) if cuda else "none"
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch "
-          f"{torch.__version__}, PyAV {av.__version__}; GPU: {device_name}; inputs: {media or 'generated'}; "
-          f"second half on: {accel or 'nothing'}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch "
+        f"{torch.__version__}, PyAV {av.__version__}; GPU: {device_name}; inputs: {media or 'generated'}; "
+        f"second half on: {accel or 'nothing'}"
+    )
     with tempfile.TemporaryDirectory(prefix="dragon-gpu-check-") as tmp:
         work = Path(tmp)
         steps: list[Callable[[], Check]] = [
-            lambda: check_movie(movie_inputs(media, work, 2 if args.quick else 8), 6.0 if args.quick else 30.0,
-                                args.antialias, accel, work),
+            lambda: check_movie(
+                movie_inputs(media, work, 2 if args.quick else 8),
+                6.0 if args.quick else 30.0,
+                args.antialias,
+                accel,
+                work,
+            ),
             lambda: check_beats(beat_clips(media, work)[: 3 if args.quick else None], accel),
             lambda: check_nvdec(work, accel),
         ]

@@ -50,13 +50,26 @@ def rows(tasks: int) -> Iterator[tuple[Any, ...]]:
         state = "error" if i % 50 == 7 else "queued" if i % 100 == 11 else "success"
         created = (START + timedelta(seconds=i)).isoformat(timespec="microseconds")
         record = TaskRecord(key=new_key(), account=account, task_name=task_name, params={"name": f"n{i}"})
-        status = TaskStatus(key=record.key, status=state, events={"queued": created},  # type: ignore[arg-type]
-                            result=f"Hello n{i}" if state == "success" else None,
-                            error="BoomError: x" if state == "error" else None)
+        status = TaskStatus(
+            key=record.key,
+            status=state,
+            events={"queued": created},  # type: ignore[arg-type]
+            result=f"Hello n{i}" if state == "success" else None,
+            error="BoomError: x" if state == "error" else None,
+        )
         if state != "queued":
             status.events[state] = created
-        yield (record.key, account, task_name, state, json.dumps(record.to_json()), json.dumps(status.to_json()),
-               created, created, bucket(record.key))
+        yield (
+            record.key,
+            account,
+            task_name,
+            state,
+            json.dumps(record.to_json()),
+            json.dumps(status.to_json()),
+            created,
+            created,
+            bucket(record.key),
+        )
 
 
 def queries(tasks: int) -> list[tuple[str, History]]:
@@ -135,8 +148,10 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--dsn", help="an empty PostgreSQL database (default: a throwaway local cluster)")
     args = parser.parse_args()
-    print(f"{platform.node()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"{args.tasks:,} tasks ({args.tasks * 9 // 10:,} of one account)")
+    print(
+        f"{platform.node()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"{args.tasks:,} tasks ({args.tasks * 9 // 10:,} of one account)"
+    )
     print(f"{'backend':<10}{'query':<38}{'rows':>6}{'indexed ms':>12}{'no index ms':>13}{'ratio':>8}")
     backends = args.backends.split(",")
     server = None
@@ -148,14 +163,18 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="dragon-bench-history-") as data:
             settings = Settings(data_dir=Path(data))
-            for backend, side in (("sqlite", lambda: sqlite_side(settings.journal_path, args.tasks)),
-                                  ("postgres", lambda: postgres_side(dsn, args.tasks))):
+            for backend, side in (
+                ("sqlite", lambda: sqlite_side(settings.journal_path, args.tasks)),
+                ("postgres", lambda: postgres_side(dsn, args.tasks)),
+            ):
                 if backend not in backends:
                     continue
                 open_journal(Settings(data_dir=Path(data), journal_dsn=dsn if backend == "postgres" else None)).close()
                 for name, indexed, scanned, found in side():
-                    print(f"{backend:<10}{name:<38}{found:>6}{indexed:>12.2f}{scanned:>13.1f}{scanned / indexed:>7.0f}x",
-                          flush=True)
+                    print(
+                        f"{backend:<10}{name:<38}{found:>6}{indexed:>12.2f}{scanned:>13.1f}{scanned / indexed:>7.0f}x",
+                        flush=True,
+                    )
     finally:
         if server is not None:
             server.close()

@@ -105,16 +105,21 @@ def main() -> None:
     print(f"{'image.thumb task function':40} {ours:9.4f} {ours / ref:8.2f}")
     print(f"{'vipsthumbnail':40} {ref:9.4f} {1:8.2f}")
     print(f"{'image.thumb via HTTP, block=true':40} {api:9.4f} {api / ref:8.2f}")
-    print(f"throughput: task function on {cores} processes {fn_rate:.1f}/s, "
-          f"API with 16 clients {api_rate:.1f}/s, ratio {api_rate / fn_rate:.2f}")
+    print(
+        f"throughput: task function on {cores} processes {fn_rate:.1f}/s, "
+        f"API with 16 clients {api_rate:.1f}/s, ratio {api_rate / fn_rate:.2f}"
+    )
 
 
 def through_api(service: Service, origin: Origin, source: Path) -> tuple[float, float, float, int]:
     """Latency through HTTP, then throughput: the task function on every core against the
     API with 16 concurrent clients."""
     http = httpx.Client(base_url=service.url, timeout=600)
-    body = {"secret": service.secret, "block": True,
-            "tasks": {"task_name": "image.thumb", "url": f"{origin.url}/12mp.jpg", "width": BOX[0], "height": BOX[1]}}
+    body = {
+        "secret": service.secret,
+        "block": True,
+        "tasks": {"task_name": "image.thumb", "url": f"{origin.url}/12mp.jpg", "width": BOX[0], "height": BOX[1]},
+    }
 
     def api_once(client: httpx.Client = http) -> float:
         t = time.perf_counter()

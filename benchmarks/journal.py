@@ -32,10 +32,14 @@ from tests.support.servers import PostgresServer  # noqa: E402
 
 def measure(journal: Journal, tasks: int, batch: int) -> tuple[float, float]:
     """Statuses per second for creates and for final updates, at ``batch`` per write."""
-    records = [TaskRecord(key=new_key(), account="bench", task_name="hello", params={"name": f"n{i}"}) for i in range(tasks)]
+    records = [
+        TaskRecord(key=new_key(), account="bench", task_name="hello", params={"name": f"n{i}"}) for i in range(tasks)
+    ]
     queued = [(r, TaskStatus.queued(r)) for r in records]
     ended = [
-        TaskStatus(key=s.key, status="success", events={**s.events, "success": now_iso()}, result=f"Hello n{i}", version=1)
+        TaskStatus(
+            key=s.key, status="success", events={**s.events, "success": now_iso()}, result=f"Hello n{i}", version=1
+        )
         for i, (_, s) in enumerate(queued)
     ]
     start = time.perf_counter()
@@ -65,11 +69,16 @@ def main() -> None:
     server = None if args.dsn else PostgresServer()
     dsn = args.dsn or server.new_database()  # type: ignore[union-attr]
     print(f"{platform.node()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    print(f"{'backend':<11}{'batch':>6}{'tasks':>8}{'creates/s':>12}{'updates/s':>12}{'commits/s':>12}"
-          f"{'fenced':>10}{'ratio':>8}")
+    print(
+        f"{'backend':<11}{'batch':>6}{'tasks':>8}{'creates/s':>12}{'updates/s':>12}{'commits/s':>12}"
+        f"{'fenced':>10}{'ratio':>8}"
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="dragon-bench-journal-") as data:
-            for backend, settings in (("sqlite", Settings(data_dir=Path(data))), ("postgres", Settings(journal_dsn=dsn))):
+            for backend, settings in (
+                ("sqlite", Settings(data_dir=Path(data))),
+                ("postgres", Settings(journal_dsn=dsn)),
+            ):
                 journal, fenced = open_journal(settings), open_journal(settings)
                 fenced.fence(fenced.acquire_lease("benchmark", 3600).token)
                 try:
@@ -82,8 +91,10 @@ def main() -> None:
                         creates, updates = max(c for c, _ in plain), max(u for _, u in plain)
                         commits = _commits(plain, tasks, batch)
                         fenced_commits = _commits(guarded, tasks, batch)
-                        print(f"{backend:<11}{batch:>6}{tasks:>8}{creates:>12,.0f}{updates:>12,.0f}{commits:>12,.0f}"
-                              f"{fenced_commits:>10,.0f}{fenced_commits / commits:>8.2f}")
+                        print(
+                            f"{backend:<11}{batch:>6}{tasks:>8}{creates:>12,.0f}{updates:>12,.0f}{commits:>12,.0f}"
+                            f"{fenced_commits:>10,.0f}{fenced_commits / commits:>8.2f}"
+                        )
                 finally:
                     journal.close()
                     fenced.close()

@@ -51,7 +51,7 @@ def definition(photos: list[Path], seconds: float) -> str:
         items.append(f'<effect type="kenburns" duration="{each:.4f}"><image filename="photo{i}"/></effect>')
     return (
         '<movie service="craftsman-1.0"><body><stack>'
-        f'<sequence>{"".join(items)}</sequence>'
+        f"<sequence>{''.join(items)}</sequence>"
         '<text type="zone" top="0.05" left="0.1" right="0.1" height="0.18" fontcolor="#ffffff">Summer 2026</text>'
         '<audio filename="music" duration=".." fadeout="2"/>'
         "</stack></body></movie>"
@@ -67,18 +67,24 @@ def main() -> None:
     files["music"] = MUSIC
     lengths = {"music": audio.probe(MUSIC).duration}
     jobs = {aa: Job(definition(photos, seconds), "360p", aa, lengths) for aa in (1, 4)}
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
-          f"movie: {seconds:.0f} s at 360p (640x360, 25 fps), {len(photos)} photos")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
+        f"movie: {seconds:.0f} s at 360p (640x360, 25 fps), {len(photos)} photos"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        inline = {aa: _best(lambda into, aa=aa: _inline(jobs[aa], files, into), work, f"inline-{aa}", rounds=3)
-                  for aa in (1, 4)}
+        inline = {
+            aa: _best(lambda into, aa=aa: _inline(jobs[aa], files, into), work, f"inline-{aa}", rounds=3)
+            for aa in (1, 4)
+        }
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         # Start both render workers first: a running service keeps its workers warm.
         short = Job(definition(photos[:1], 2.0), "360p", 1, {})
         _export(short, files, work, workers=2, segment_seconds=1.0)
-        rays = {(aa, n): _best(lambda into, aa=aa, n=n: _export(jobs[aa], files, into, workers=n), work, f"ray-{aa}-{n}")
-                for aa, n in ((1, 1), (1, 2), (4, 2))}
+        rays = {
+            (aa, n): _best(lambda into, aa=aa, n=n: _export(jobs[aa], files, into, workers=n), work, f"ray-{aa}-{n}")
+            for aa, n in ((1, 1), (1, 2), (4, 2))
+        }
         ray.shutdown()
         duration = Movie(jobs[1], files).duration
         rows = [(f"one process, antialias {aa}", *inline[aa]) for aa in (1, 4)]
@@ -88,13 +94,19 @@ def main() -> None:
             assert abs(probe.duration - duration) < 0.1 and (probe.width, probe.height) == (640, 360)
             own = f"   {cpu:6.2f} s CPU" if name.startswith("one process") else ""
             print(f"{name:38s} {wall:6.2f} s wall   {duration / wall:5.2f} s of video per s{own}")
-    print(f"2 workers against 1: {rays[(1, 1)][0] / rays[(1, 2)][0]:.2f}x (goal 1.6x); "
-          f"best: {duration / rays[(1, 2)][0]:.2f}x real time (goal 2x)")
-    print(f"antialias 4 against 1 (goal <= 1.5x): one process {inline[4][0] / inline[1][0]:.2f}x wall, "
-          f"{inline[4][1] / inline[1][1]:.2f}x CPU; 2 workers {rays[(4, 2)][0] / rays[(1, 2)][0]:.2f}x wall")
+    print(
+        f"2 workers against 1: {rays[(1, 1)][0] / rays[(1, 2)][0]:.2f}x (goal 1.6x); "
+        f"best: {duration / rays[(1, 2)][0]:.2f}x real time (goal 2x)"
+    )
+    print(
+        f"antialias 4 against 1 (goal <= 1.5x): one process {inline[4][0] / inline[1][0]:.2f}x wall, "
+        f"{inline[4][1] / inline[1][1]:.2f}x CPU; 2 workers {rays[(4, 2)][0] / rays[(1, 2)][0]:.2f}x wall"
+    )
     scores = _quality(jobs[4], files)
-    print(f"antialias 4 against 4x supersampling, {len(scores)} frames: PSNR min {min(scores):.1f} dB, "
-          f"mean {np.mean(scores):.1f} dB (goal >= 40 dB)")
+    print(
+        f"antialias 4 against 4x supersampling, {len(scores)} frames: PSNR min {min(scores):.1f} dB, "
+        f"mean {np.mean(scores):.1f} dB (goal >= 40 dB)"
+    )
 
 
 def _best(run, work: Path, name: str, rounds: int = 2) -> tuple[float, float, Path]:
@@ -125,8 +137,14 @@ def _inline(job: Job, files: dict[str, Path], into: Path) -> Path:
 
 
 def _export(job: Job, files: dict[str, Path], into: Path, *, workers: int, segment_seconds: float = 5.0) -> Path:
-    production = Production(job, files, RenderSettings(scratch_root=into, segment_seconds=segment_seconds, parallel=workers), lambda percent: None,
-                            preview=False, export=True)
+    production = Production(
+        job,
+        files,
+        RenderSettings(scratch_root=into, segment_seconds=segment_seconds, parallel=workers),
+        lambda percent: None,
+        preview=False,
+        export=True,
+    )
     try:
         return production.export(into)
     finally:

@@ -43,19 +43,23 @@ SIZE = (1280, 720)
 def soundtrack_movie(seconds: float) -> str:
     """``seconds`` of black under music looped from start to end, faded, with a louder
     master track that ducks it for a minute."""
-    return ('<movie service="craftsman-1.0"><body><stack>'
-            f'<effect type="none" duration="{seconds}"><image color="#000000"/></effect>'
-            '<audio filename="music" duration=".." loop="true" fadein="2" fadeout="2"/>'
-            '<audio filename="music" margin-start="30" duck-others="0.3"/>'
-            "</stack></body></movie>")
+    return (
+        '<movie service="craftsman-1.0"><body><stack>'
+        f'<effect type="none" duration="{seconds}"><image color="#000000"/></effect>'
+        '<audio filename="music" duration=".." loop="true" fadein="2" fadeout="2"/>'
+        '<audio filename="music" margin-start="30" duck-others="0.3"/>'
+        "</stack></body></movie>"
+    )
 
 
 def clip_movie(skip: float) -> str:
     """A short movie showing the large video from ``skip``, with its sound, under a title."""
-    return ('<movie service="craftsman-1.0"><body><stack>'
-            f'<effect type="none"><video filename="big" skip="{skip}" duration="{CLIP_SECONDS}"/></effect>'
-            '<text type="legend">A clip from a large file</text>'
-            "</stack></body></movie>")
+    return (
+        '<movie service="craftsman-1.0"><body><stack>'
+        f'<effect type="none"><video filename="big" skip="{skip}" duration="{CLIP_SECONDS}"/></effect>'
+        '<text type="legend">A clip from a large file</text>'
+        "</stack></body></movie>"
+    )
 
 
 def make_video(path: Path, size_bytes: int) -> float:
@@ -87,7 +91,9 @@ def make_video(path: Path, size_bytes: int) -> float:
             packet.time_base = Fraction(1, rate)
             out.mux(packet)
             written += packet.size
-            chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone], axis=1).reshape(1, -1), format="s16", layout="stereo")
+            chunk = av.AudioFrame.from_ndarray(
+                np.stack([tone, tone], axis=1).reshape(1, -1), format="s16", layout="stereo"
+            )
             chunk.sample_rate, chunk.pts, chunk.time_base = 44100, index * per_frame, Fraction(1, 44100)
             out.mux(sound.encode(chunk))
             index += 1
@@ -203,8 +209,15 @@ def measure_render(video_path: Path, skip: float, work: Path, nodes: int) -> dic
         assert abs(probe_video(out).duration - CLIP_SECONDS) < 0.1
         worker_peaks = [peak_mb(pid) for pid in workers()]
         private, shared = peaks.stop()
-        return {"baseline_mb": before, "peak_mb": peak_mb(), "workers_peak_mb": max(worker_peaks, default=0.0),
-                "workers_private_mb": private, "workers_shared_mb": shared, "workers": len(worker_peaks), "seconds": wall}
+        return {
+            "baseline_mb": before,
+            "peak_mb": peak_mb(),
+            "workers_peak_mb": max(worker_peaks, default=0.0),
+            "workers_private_mb": private,
+            "workers_shared_mb": shared,
+            "workers": len(worker_peaks),
+            "seconds": wall,
+        }
     finally:
         ray.shutdown()
         if cluster is not None:
@@ -213,8 +226,13 @@ def measure_render(video_path: Path, skip: float, work: Path, nodes: int) -> dic
 
 def run(*args: str) -> dict:
     """One measurement in a fresh interpreter."""
-    done = subprocess.run([sys.executable, __file__, "--measure", *args], capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, __file__, "--measure", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -224,39 +242,50 @@ def main() -> None:
     if "--measure" in sys.argv:
         kind, *rest = sys.argv[sys.argv.index("--measure") + 1 :]
         work = Path(rest[-1])
-        result = (measure_soundtrack(float(rest[0]), work) if kind == "soundtrack"
-                  else measure_render(Path(rest[0]), float(rest[1]), work, int(rest[2])))
+        result = (
+            measure_soundtrack(float(rest[0]), work)
+            if kind == "soundtrack"
+            else measure_render(Path(rest[0]), float(rest[1]), work, int(rest[2]))
+        )
         print(json.dumps(result))
         return
     quick = "--quick" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     lengths = (60.0, 600.0) if quick else (1200.0, 3 * 3600.0)
     sizes = (50 * 10**6, 200 * 10**6) if quick else (200 * 10**6, 2 * 10**9)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
-          f"task memory request {TASK_MEMORY_MB} MB; peak resident memory (VmHWM), after imports in brackets")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
+        f"task memory request {TASK_MEMORY_MB} MB; peak resident memory (VmHWM), after imports in brackets"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for seconds in lengths if only in (None, "soundtrack") else ():
             into = work / f"sound-{seconds:.0f}"
             into.mkdir()
             r = run("soundtrack", str(seconds), str(into))
-            print(f"soundtrack of {seconds / 60:5.0f} min (mix + encode)      peak {r['peak_mb']:6.0f} MB "
-                  f"(imports {r['baseline_mb']:.0f} MB)  {r['seconds']:6.1f} s")
+            print(
+                f"soundtrack of {seconds / 60:5.0f} min (mix + encode)      peak {r['peak_mb']:6.0f} MB "
+                f"(imports {r['baseline_mb']:.0f} MB)  {r['seconds']:6.1f} s"
+            )
         for size in sizes if only in (None, "render") else ():
             path = work / f"input-{size}.mkv"
             started = time.perf_counter()
             duration = make_video(path, size)
-            print(f"input video: {path.stat().st_size / 1e6:.0f} MB, {duration:.0f} s at {SIZE[0]}x{SIZE[1]}, "
-                  f"made in {time.perf_counter() - started:.0f} s")
+            print(
+                f"input video: {path.stat().st_size / 1e6:.0f} MB, {duration:.0f} s at {SIZE[0]}x{SIZE[1]}, "
+                f"made in {time.perf_counter() - started:.0f} s"
+            )
             for nodes in (1, 2):
                 into = work / f"render-{size}-{nodes}"
                 into.mkdir()
                 r = run("render", str(path), str(duration / 2), str(nodes), str(into))
                 where = "same node" if nodes == 1 else "other node"
-                print(f"  {CLIP_SECONDS:.0f} s clip, segments on the {where:10s} task peak {r['peak_mb']:5.0f} MB "
-                      f"(imports {r['baseline_mb']:.0f} MB), worst of {r['workers']} workers {r['workers_peak_mb']:5.0f} MB "
-                      f"(private {r['workers_private_mb']:.0f}, object store {r['workers_shared_mb']:.0f})  "
-                      f"{r['seconds']:5.1f} s")
+                print(
+                    f"  {CLIP_SECONDS:.0f} s clip, segments on the {where:10s} task peak {r['peak_mb']:5.0f} MB "
+                    f"(imports {r['baseline_mb']:.0f} MB), worst of {r['workers']} workers {r['workers_peak_mb']:5.0f} MB "
+                    f"(private {r['workers_private_mb']:.0f}, object store {r['workers_shared_mb']:.0f})  "
+                    f"{r['seconds']:5.1f} s"
+                )
             path.unlink()
 
 

@@ -55,8 +55,9 @@ def pipeline(http: httpx.Client, secret: str, source: str) -> list[dict[str, Any
 def client_driven(http: httpx.Client, secret: str, source: str) -> list[dict[str, Any]]:
     url, statuses = source, []
     for step in STEPS:
-        [status] = _wait(http, http.post("/v2/create", json={"secret": secret, "tasks": {**step, "url": url},
-                                                             "block": True}).json())
+        [status] = _wait(
+            http, http.post("/v2/create", json={"secret": secret, "tasks": {**step, "url": url}, "block": True}).json()
+        )
         statuses.append(status)
         url = status["result"]["output"]
     return statuses
@@ -83,8 +84,13 @@ def main() -> None:
     s3 = SeaweedS3(work / "seaweed") if args.s3 else None
     env = {"DRAGON_BLOCK_TIMEOUT": "600"}
     if s3 is not None:
-        env |= {"DRAGON_STORAGE_BACKEND": "s3", "DRAGON_S3_ENDPOINT_URL": s3.endpoint, "DRAGON_S3_BUCKET": s3.bucket,
-                "DRAGON_S3_ACCESS_KEY_ID": s3.ACCESS_KEY, "DRAGON_S3_SECRET_ACCESS_KEY": s3.SECRET_KEY}
+        env |= {
+            "DRAGON_STORAGE_BACKEND": "s3",
+            "DRAGON_S3_ENDPOINT_URL": s3.endpoint,
+            "DRAGON_S3_BUCKET": s3.bucket,
+            "DRAGON_S3_ACCESS_KEY_ID": s3.ACCESS_KEY,
+            "DRAGON_S3_SECRET_ACCESS_KEY": s3.SECRET_KEY,
+        }
     times: dict[str, list[float]] = {"pipeline": [], "client": []}
     gaps: dict[str, list[float]] = {"pipeline": [], "client": []}
     sizes: list[int] = []
@@ -97,8 +103,10 @@ def main() -> None:
                     t = time.perf_counter()
                     statuses = run(http, service.secret, source)
                     times[name].append(time.perf_counter() - t)
-                    gaps[name] += [_at(b["events"]["started"]) - _at(a["events"]["completed"])
-                                   for a, b in zip(statuses, statuses[1:])]
+                    gaps[name] += [
+                        _at(b["events"]["started"]) - _at(a["events"]["completed"])
+                        for a, b in zip(statuses, statuses[1:])
+                    ]
                     sizes = [_size(http, s["result"]["output"]) for s in statuses]
     finally:
         origin.close()
@@ -107,13 +115,20 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {load()}")
-    print(f"source: {args.seconds} s of 1920x1080 H.264 + AAC; outputs of the steps: "
-          + ", ".join(f"{size / 1e6:.1f} MB" for size in sizes) + f"; store: {'S3' if args.s3 else 'local disk'}")
+    print(
+        f"source: {args.seconds} s of 1920x1080 H.264 + AAC; outputs of the steps: "
+        + ", ".join(f"{size / 1e6:.1f} MB" for size in sizes)
+        + f"; store: {'S3' if args.s3 else 'local disk'}"
+    )
     client, piped = min(times["client"]), min(times["pipeline"])
     gap = {k: statistics.median(v) * 1000 for k, v in gaps.items()}
-    print(f"{'three steps, best of ' + str(args.runs):40} {'seconds':>9} {'vs client':>10} {'gap ms':>8} {'vs client':>10}")
-    print(f"{'one request (pipeline)':40} {piped:9.2f} {piped / client:10.2f} {gap['pipeline']:8.1f} "
-          f"{gap['pipeline'] / gap['client']:10.2f}")
+    print(
+        f"{'three steps, best of ' + str(args.runs):40} {'seconds':>9} {'vs client':>10} {'gap ms':>8} {'vs client':>10}"
+    )
+    print(
+        f"{'one request (pipeline)':40} {piped:9.2f} {piped / client:10.2f} {gap['pipeline']:8.1f} "
+        f"{gap['pipeline'] / gap['client']:10.2f}"
+    )
     print(f"{'client-driven, step after step':40} {client:9.2f} {1:10.2f} {gap['client']:8.1f} {1:10.2f}")
     print("all runs: " + "; ".join(f"{k} " + ", ".join(f"{t:.2f}" for t in v) for k, v in times.items()))
 

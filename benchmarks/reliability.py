@@ -37,16 +37,34 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dragon.client import Client  # noqa: E402
-from tests.support.service import DragonProcess  # noqa: E402
 from tests.support.servers import Origin  # noqa: E402
+from tests.support.service import DragonProcess  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
 ERROR_STRING = re.compile(r"^[A-Z][A-Za-z]+Error: ")
 SIZES = {
-    "quick": {"streams": 100, "creators": 10, "load_seconds": 8, "chaos_tasks": 60, "worker_kills": 5,
-              "status_kills": 1, "replica_kills": 1, "fuzz_seconds": 40, "slow_clients": 50},
-    "full": {"streams": 1000, "creators": 200, "load_seconds": 30, "chaos_tasks": 500, "worker_kills": 20,
-             "status_kills": 2, "replica_kills": 2, "fuzz_seconds": 300, "slow_clients": 500},
+    "quick": {
+        "streams": 100,
+        "creators": 10,
+        "load_seconds": 8,
+        "chaos_tasks": 60,
+        "worker_kills": 5,
+        "status_kills": 1,
+        "replica_kills": 1,
+        "fuzz_seconds": 40,
+        "slow_clients": 50,
+    },
+    "full": {
+        "streams": 1000,
+        "creators": 200,
+        "load_seconds": 30,
+        "chaos_tasks": 500,
+        "worker_kills": 20,
+        "status_kills": 2,
+        "replica_kills": 2,
+        "fuzz_seconds": 300,
+        "slow_clients": 500,
+    },
 }
 
 
@@ -62,10 +80,15 @@ def load(url: str, secret: str, streams: int, creators: int, seconds: float) -> 
 async def _load(url: str, secret: str, streams: int, creators: int, seconds: float) -> dict[str, Any]:
     gate = Path(tempfile.gettempdir()) / f"dragon-load-gate-{uuid.uuid4().hex}"
     limits = httpx.Limits(max_connections=streams + creators + 20, max_keepalive_connections=creators + 20)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits,
-                                 headers={"Authorization": f"secret {secret}"}) as http:
-        waiting = (await http.post("/v2/create", json={"tasks": [{"task_name": "test.gate", "gate": str(gate), "timeout": 300}
-                                                                 for _ in range(8)]})).json()
+    async with httpx.AsyncClient(
+        base_url=url, timeout=300, limits=limits, headers={"Authorization": f"secret {secret}"}
+    ) as http:
+        waiting = (
+            await http.post(
+                "/v2/create",
+                json={"tasks": [{"task_name": "test.gate", "gate": str(gate), "timeout": 300} for _ in range(8)]},
+            )
+        ).json()
         keys = [doc["key"] for doc in waiting]
         opened, ended_ok = asyncio.Event(), []
         open_count = 0
@@ -95,7 +118,9 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
             while time.monotonic() < deadline:
                 started = time.perf_counter()
                 try:
-                    r = await http.post("/v2/create", json={"tasks": {"task_name": "hello", "name": "load"}, "block": True})
+                    r = await http.post(
+                        "/v2/create", json={"tasks": {"task_name": "hello", "name": "load"}, "block": True}
+                    )
                     ok = r.status_code == 200 and r.json()[0]["status"] == "success"
                 except httpx.HTTPError:
                     ok = False
@@ -108,7 +133,10 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
         gate.unlink(missing_ok=True)
     ordered = sorted(latencies)
     return {
-        "streams_held": open_count, "streams_ended_ok": sum(ended_ok), "creates": len(latencies), "failures": failures,
+        "streams_held": open_count,
+        "streams_ended_ok": sum(ended_ok),
+        "creates": len(latencies),
+        "failures": failures,
         "create_p50_ms": round(1000 * statistics.median(ordered), 1),
         "create_p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 1),
         "hello_per_s": round(len(latencies) / seconds, 1),
@@ -121,8 +149,13 @@ def rss(service: DragonProcess) -> dict[str, int]:
     for pid in service.pids(""):
         try:
             title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-            kb = int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                          if line.startswith("VmRSS")))
+            kb = int(
+                next(
+                    line.split()[1]
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmRSS")
+                )
+            )
         except (OSError, StopIteration, ValueError):
             continue
         kind = title.split(".")[0].split(" ")[0].rsplit("/", 1)[-1][:40]
@@ -133,8 +166,16 @@ def rss(service: DragonProcess) -> dict[str, int]:
 # chaos
 
 
-def chaos(service: DragonProcess, secret: str, origin: Origin, tasks: int, worker_kills: int, status_kills: int,
-          replica_kills: int, restart: bool = False) -> dict[str, Any]:
+def chaos(
+    service: DragonProcess,
+    secret: str,
+    origin: Origin,
+    tasks: int,
+    worker_kills: int,
+    status_kills: int,
+    replica_kills: int,
+    restart: bool = False,
+) -> dict[str, Any]:
     """Mixed tasks while workers, task shards and API replicas are killed (and, with
     ``restart``, the whole service is restarted mid-batch); then the accounting."""
     image = origin.add(f"chaos-{uuid.uuid4().hex[:6]}.png", _png(320, 240))
@@ -176,10 +217,16 @@ def chaos(service: DragonProcess, secret: str, origin: Origin, tasks: int, worke
             name = s.error.split(":", 1)[0] if isinstance(s.error, str) else "InvalidParameters"
             errors[name] = errors.get(name, 0) + 1
     return {
-        "tasks": tasks, "kills": done, "statuses": len(final), "missing": len(set(keys) - set(by_key)),
-        "duplicated": len(final) - len(by_key), "ended": sum(s.ended for s in final),
-        "success": sum(s.status == "success" for s in final), "errors": errors,
-        "outputs_missing": missing_outputs, "orphans": len(stored - referenced),
+        "tasks": tasks,
+        "kills": done,
+        "statuses": len(final),
+        "missing": len(set(keys) - set(by_key)),
+        "duplicated": len(final) - len(by_key),
+        "ended": sum(s.ended for s in final),
+        "success": sum(s.status == "success" for s in final),
+        "errors": errors,
+        "outputs_missing": missing_outputs,
+        "orphans": len(stored - referenced),
     }
 
 
@@ -191,16 +238,38 @@ def fuzz(url: str, secret: str, seconds: int) -> dict[str, Any]:
     runner = Path(sys.executable).parent / "schemathesis"
     checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
     done = subprocess.run(
-        [str(runner), "run", f"{url}/openapi.json", "-H", f"Authorization: secret {secret}", "--checks", checks,
-         "--max-time", str(seconds), "--phases", "coverage,fuzzing", "-w", "2", "--max-failures", "50"],
-        capture_output=True, text=True, timeout=seconds + 120,
+        [
+            str(runner),
+            "run",
+            f"{url}/openapi.json",
+            "-H",
+            f"Authorization: secret {secret}",
+            "--checks",
+            checks,
+            "--max-time",
+            str(seconds),
+            "--phases",
+            "coverage,fuzzing",
+            "-w",
+            "2",
+            "--max-failures",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
     )
     summary = re.search(r"(\d+) generated, (?:(\d+) passed|(\d+) found (\d+) unique failures)", done.stdout)
     cases = int(summary.group(1)) if summary else 0
     failures = int(summary.group(4)) if summary and summary.group(4) else 0
     errors = re.search(r"(\d+) errors?\b", done.stdout.rsplit("SUMMARY", 1)[-1])
-    return {"cases": cases, "failures": failures, "errors": int(errors.group(1)) if errors else 0,
-            "exit": done.returncode, "report": done.stdout[-3000:]}
+    return {
+        "cases": cases,
+        "failures": failures,
+        "errors": int(errors.group(1)) if errors else 0,
+        "exit": done.returncode,
+        "report": done.stdout[-3000:],
+    }
 
 
 # hostile media
@@ -213,8 +282,27 @@ TASKS_BY_KIND = {
 }
 SUFFIXES = {
     "image": {".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".heic", ".tif", ".tiff", ".bmp"},
-    "audio": {".mp3", ".flac", ".ogg", ".opus", ".wav", ".m4a", ".aac", ".wma", ".asf", ".ape", ".mpc", ".ac3", ".aif",
-              ".amr", ".dsf", ".wv", ".spx", ".afc", ".mp4"},
+    "audio": {
+        ".mp3",
+        ".flac",
+        ".ogg",
+        ".opus",
+        ".wav",
+        ".m4a",
+        ".aac",
+        ".wma",
+        ".asf",
+        ".ape",
+        ".mpc",
+        ".ac3",
+        ".aif",
+        ".amr",
+        ".dsf",
+        ".wv",
+        ".spx",
+        ".afc",
+        ".mp4",
+    },
     "video": {".mp4", ".mkv", ".webm", ".mov", ".avi", ".flv", ".3gp", ".wmv", ".mpg", ".mts", ".mxf", ".ts"},
 }
 
@@ -250,7 +338,9 @@ def hostile_inputs(work: Path, limit: int | None = None) -> list[tuple[str, Path
     return files[:limit] if limit else files
 
 
-def hostile_media(service: DragonProcess, secret: str, origin: Origin, work: Path, limit: int | None = None) -> dict[str, Any]:
+def hostile_media(
+    service: DragonProcess, secret: str, origin: Origin, work: Path, limit: int | None = None
+) -> dict[str, Any]:
     """Every input through every task that takes its kind: each ends in success or a
     clear error; no worker dies; worker memory is sampled throughout."""
     inputs = hostile_inputs(work, limit)
@@ -261,8 +351,10 @@ def hostile_media(service: DragonProcess, secret: str, origin: Origin, work: Pat
 
     def sample() -> None:
         while not stop.is_set():
-            peak["worker_mib"] = max(peak["worker_mib"], max((v for k, v in rss(service).items() if "execute" in k or
-                                                              "IDLE" in k), default=0))
+            peak["worker_mib"] = max(
+                peak["worker_mib"],
+                max((v for k, v in rss(service).items() if "execute" in k or "IDLE" in k), default=0),
+            )
             time.sleep(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -274,13 +366,25 @@ def hostile_media(service: DragonProcess, secret: str, origin: Origin, work: Pat
     finally:
         stop.set()
         sampler.join()
-    unclear = [(d, s.error) for d, s in zip(definitions, final)
-               if s.status == "error" and not (isinstance(s.error, dict) or ERROR_STRING.match(str(s.error)))]
-    crashed = [(d, s.error) for d, s in zip(definitions, final)
-               if s.status == "error" and str(s.error).startswith(("WorkerCrashedError", "InternalError"))]
-    return {"inputs": len(inputs), "tasks": len(final), "success": sum(s.status == "success" for s in final),
-            "clear_errors": sum(s.status == "error" for s in final) - len(unclear), "unclear": unclear,
-            "crashed": crashed, "peak_worker_mib": peak["worker_mib"]}
+    unclear = [
+        (d, s.error)
+        for d, s in zip(definitions, final)
+        if s.status == "error" and not (isinstance(s.error, dict) or ERROR_STRING.match(str(s.error)))
+    ]
+    crashed = [
+        (d, s.error)
+        for d, s in zip(definitions, final)
+        if s.status == "error" and str(s.error).startswith(("WorkerCrashedError", "InternalError"))
+    ]
+    return {
+        "inputs": len(inputs),
+        "tasks": len(final),
+        "success": sum(s.status == "success" for s in final),
+        "clear_errors": sum(s.status == "error" for s in final) - len(unclear),
+        "unclear": unclear,
+        "crashed": crashed,
+        "peak_worker_mib": peak["worker_mib"],
+    }
 
 
 # slow clients
@@ -345,24 +449,41 @@ def main() -> None:
     try:
         with running_service(env) as service:
             if "load" in wanted:
-                for creators in sorted({max(1, size["creators"] // 8), size["creators"] // 4, size["creators"] // 2,
-                                        size["creators"]}):
+                for creators in sorted(
+                    {max(1, size["creators"] // 8), size["creators"] // 4, size["creators"] // 2, size["creators"]}
+                ):
                     figures = load(service.url, service.secret, size["streams"], creators, size["load_seconds"])
                     rows.append((f"load, {creators} blocking creators", json.dumps(figures)))
                 rows.append(("largest RSS per process (MiB)", json.dumps(dict(list(rss(service.process).items())[:8]))))
                 rows.append(("slow clients", json.dumps(slow_clients(service.url, size["slow_clients"]))))
             if "chaos" in wanted:
-                chaos_args = (service.process, service.secret, origin, size["chaos_tasks"], size["worker_kills"],
-                              size["status_kills"], size["replica_kills"])
+                chaos_args = (
+                    service.process,
+                    service.secret,
+                    origin,
+                    size["chaos_tasks"],
+                    size["worker_kills"],
+                    size["status_kills"],
+                    size["replica_kills"],
+                )
                 rows.append(("chaos", json.dumps(chaos(*chaos_args))))
                 rows.append(("chaos with a restart", json.dumps(chaos(*chaos_args, restart=True))))
             if "media" in wanted:
                 media = hostile_media(service.process, service.secret, origin, work)
-                rows.append(("hostile media", json.dumps({k: v for k, v in media.items() if k not in ("unclear", "crashed")}
-                                                         | {"unclear": len(media["unclear"]), "crashed": len(media["crashed"])})))
+                rows.append(
+                    (
+                        "hostile media",
+                        json.dumps(
+                            {k: v for k, v in media.items() if k not in ("unclear", "crashed")}
+                            | {"unclear": len(media["unclear"]), "crashed": len(media["crashed"])}
+                        ),
+                    )
+                )
             if "fuzz" in wanted:
                 fuzzed = fuzz(service.url, service.secret, size["fuzz_seconds"])
-                rows.append(("API fuzzing (schemathesis)", json.dumps({k: v for k, v in fuzzed.items() if k != "report"})))
+                rows.append(
+                    ("API fuzzing (schemathesis)", json.dumps({k: v for k, v in fuzzed.items() if k != "report"}))
+                )
                 if fuzzed["exit"]:
                     print(fuzzed["report"])
     finally:
@@ -375,4 +496,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

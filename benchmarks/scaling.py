@@ -47,15 +47,20 @@ def batch(origin: Origin, images: int, width: int, videos: int) -> list[dict[str
     def url(path: Path) -> str:
         return f"{origin.url}/{path.relative_to(MEDIA)}"
 
-    tasks = [{"task_name": "image.thumb", "url": url(IMAGES[i % len(IMAGES)]), "width": width, "height": width}
-             for i in range(images)]
-    tasks += [{"task_name": "video.thumb", "url": url(VIDEOS[i % len(VIDEOS)]), "time": 1.0, "width": 320}
-              for i in range(videos)]
+    tasks = [
+        {"task_name": "image.thumb", "url": url(IMAGES[i % len(IMAGES)]), "width": width, "height": width}
+        for i in range(images)
+    ]
+    tasks += [
+        {"task_name": "video.thumb", "url": url(VIDEOS[i % len(VIDEOS)]), "time": 1.0, "width": 320}
+        for i in range(videos)
+    ]
     return tasks
 
 
-def cpu_per_task(before: dict[int, tuple[str, str, float]], after: dict[int, tuple[str, str, float]],
-                 tasks: int) -> dict[str, Any]:
+def cpu_per_task(
+    before: dict[int, tuple[str, str, float]], after: dict[int, tuple[str, str, float]], tasks: int
+) -> dict[str, Any]:
     """CPU milliseconds per task that the head and the worker nodes each spent in between,
     and the head's by process (the service's actors, raylet, GCS...), largest first."""
     spent: dict[str, float] = {}
@@ -83,8 +88,13 @@ def run(http: httpx.Client, secret: str, tasks: list[dict[str, Any]]) -> dict[st
             break
     seconds = time.monotonic() - started
     errors = [s["error"] for s in statuses if s["status"] == "error"]
-    return {"tasks": len(keys), "seconds": round(seconds, 2), "per_second": round(len(keys) / seconds, 2),
-            "errors": len(errors), "first_error": errors[0] if errors else None}
+    return {
+        "tasks": len(keys),
+        "seconds": round(seconds, 2),
+        "per_second": round(len(keys) / seconds, 2),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+    }
 
 
 def measure(images: int, width: int, videos: int, warmup: int, rounds: int) -> dict[str, Any]:
@@ -92,9 +102,14 @@ def measure(images: int, width: int, videos: int, warmup: int, rounds: int) -> d
     added before and killed after its run, so drifting load from elsewhere on the machine
     hits both alike; keeps each side's best run. Returns them and their ratio."""
     work = Path(tempfile.mkdtemp(prefix="dragon-scaling-"))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
-           "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT), "DRAGON_ALLOW_PRIVATE_URLS": "1",
-           "DRAGON_API_REPLICA_CPUS": "0", "DRAGON_BLOCK_TIMEOUT": "10"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+        "DRAGON_ALLOW_PRIVATE_URLS": "1",
+        "DRAGON_API_REPLICA_CPUS": "0",
+        "DRAGON_BLOCK_TIMEOUT": "10",
+    }
     origin = Origin(MEDIA)
     cluster = LocalCluster(work, env, head_cpus=0)
     try:
@@ -115,10 +130,13 @@ def measure(images: int, width: int, videos: int, warmup: int, rounds: int) -> d
                 figures["cpu_ms_per_task"] = cpu_per_task(before, cluster.cpu_times(), figures["tasks"])
                 figures["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine skews the figures
                 cpu = figures["cpu_ms_per_task"]
-                print(f"round {round_}, {nodes} worker node(s): {figures['tasks']} tasks in {figures['seconds']} s, "
-                      f"{figures['per_second']} tasks/s, {figures['errors']} errors; CPU ms per task: head "
-                      f"{cpu['head']} ({cpu['head_by_process']}), workers {cpu['workers']}; "
-                      f"load average {figures['load_average']}", flush=True)
+                print(
+                    f"round {round_}, {nodes} worker node(s): {figures['tasks']} tasks in {figures['seconds']} s, "
+                    f"{figures['per_second']} tasks/s, {figures['errors']} errors; CPU ms per task: head "
+                    f"{cpu['head']} ({cpu['head_by_process']}), workers {cpu['workers']}; "
+                    f"load average {figures['load_average']}",
+                    flush=True,
+                )
                 if nodes not in best or figures["per_second"] > best[nodes]["per_second"]:
                     best[nodes] = figures
             cluster.kill_node(f"worker-2.{round_}")  # idle: nothing is lost
@@ -134,14 +152,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="a small batch (40 images, 4 videos), for the tests")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--videos", type=int, default=20)
-    parser.add_argument("--width", type=int, default=1200,
-                        help="thumbnail box, px: 1200 (a display-size preview) is a full decode and a large encode")
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=1200,
+        help="thumbnail box, px: 1200 (a display-size preview) is a full decode and a large encode",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternated (1 node, 2 nodes) rounds; best of each")
     args = parser.parse_args(argv)
     images, videos, warmup, rounds = (40, 4, 8, 1) if args.quick else (args.images, args.videos, 16, args.rounds)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; batch: "
-          f"{images} image.thumb (box {args.width} px) + {videos} video.thumb; worker nodes of 1 CPU on a core each, "
-          "head with no task CPU", flush=True)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; batch: "
+        f"{images} image.thumb (box {args.width} px) + {videos} video.thumb; worker nodes of 1 CPU on a core each, "
+        "head with no task CPU",
+        flush=True,
+    )
     figures = measure(images, args.width, videos, warmup, rounds)
     print(f"best of each: 2 nodes / 1 node: {figures['ratio']}x")
     return figures

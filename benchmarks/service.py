@@ -6,9 +6,9 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from tests.support.service import ROOT, DragonProcess
 
@@ -25,9 +25,16 @@ class Service:
 def running_service(env: dict[str, str] | None = None) -> Iterator[Service]:
     """A fresh service with a "bench" account; private URLs allowed, for loopback inputs."""
     base = Path(tempfile.mkdtemp(prefix="dragon-bench-"))
-    process = DragonProcess(base / "data", {
-        **os.environ, "RAY_AUTH_MODE": "disabled", "DRAGON_ALLOW_PRIVATE_URLS": "1", "PYTHONPATH": str(ROOT), **(env or {}),
-    })
+    process = DragonProcess(
+        base / "data",
+        {
+            **os.environ,
+            "RAY_AUTH_MODE": "disabled",
+            "DRAGON_ALLOW_PRIVATE_URLS": "1",
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        },
+    )
     secret = process.cli("accounts", "create", "bench")["secret"]
     process.start()
     try:

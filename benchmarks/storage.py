@@ -45,10 +45,22 @@ def main() -> None:
     data = work / "data"
     cmd = [sys.executable, "-m", "dragon"]
     secret = json.loads(
-        subprocess.run([*cmd, "accounts", "create", "bench", "--data-dir", str(data)], env=env, capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [*cmd, "accounts", "create", "bench", "--data-dir", str(data)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )["secret"]
     port = free_port()
-    server = subprocess.Popen([*cmd, "serve", "--port", str(port), "--data-dir", str(data)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server = subprocess.Popen(
+        [*cmd, "serve", "--port", str(port), "--data-dir", str(data)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         for line in server.stdout:  # type: ignore[union-attr]
             if line.startswith("Dragon is serving"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def best(fn: Callable[[], object], runs: int = 3) -> float:

@@ -66,7 +66,6 @@ def make_source(path: Path, seconds: int) -> None:
     out.close()
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gpu", action="store_true", help="encode with h264_nvenc")
@@ -98,25 +97,68 @@ def main() -> None:
         for frame in frames.frames_at(source, times):
             images.resize_to(frame, (192, 108), False)
 
-    rows = [("convert 1080p -> 360p", best(ours_convert)), ("thumb at 20 s", best(ours_thumb)), ("strip of 10 frames", best(ours_strip))]
+    rows = [
+        ("convert 1080p -> 360p", best(ours_convert)),
+        ("thumb at 20 s", best(ours_thumb)),
+        ("strip of 10 frames", best(ours_strip)),
+    ]
     refs: list[float | None] = [None, None, None]
     if ffmpeg:
         q = [ffmpeg, "-v", "error", "-y"]
-        convert = [*q, "-i", str(source), "-vf", "scale=640:360", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-                   "-maxrate", "3000k", "-bufsize", "6000k", "-g", "250", "-c:a", "aac", "-b:a", "128k", "-ar", "44100",
-                   "-movflags", "+faststart", str(work / "ref.mp4")]
+        convert = [
+            *q,
+            "-i",
+            str(source),
+            "-vf",
+            "scale=640:360",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-maxrate",
+            "3000k",
+            "-bufsize",
+            "6000k",
+            "-g",
+            "250",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ar",
+            "44100",
+            "-movflags",
+            "+faststart",
+            str(work / "ref.mp4"),
+        ]
         refs[0] = best(lambda: subprocess.run(convert, check=True))
-        refs[1] = best(lambda: subprocess.run([*q, "-ss", "20", "-i", str(source), "-frames:v", "1", str(work / "ref.jpg")], check=True))
-        refs[2] = best(lambda: [subprocess.run([*q, "-ss", str(t), "-i", str(source), "-frames:v", "1", str(work / f"ref{i}.jpg")], check=True)
-                                for i, t in enumerate(times)])
+        refs[1] = best(
+            lambda: subprocess.run(
+                [*q, "-ss", "20", "-i", str(source), "-frames:v", "1", str(work / "ref.jpg")], check=True
+            )
+        )
+        refs[2] = best(
+            lambda: [
+                subprocess.run(
+                    [*q, "-ss", str(t), "-i", str(source), "-frames:v", "1", str(work / f"ref{i}.jpg")], check=True
+                )
+                for i, t in enumerate(times)
+            ]
+        )
     encoder = codecs.h264_encoder(enc)
     with frames.open_video(source) as probe_container:
         decoder = frames.Decoder(probe_container, probe_container.streams.video[0]).name
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PyAV {av.__version__}, "
-          f"decoder {decoder}, encoder {encoder}, source {args.seconds} s 1080p30, {load()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PyAV {av.__version__}, "
+        f"decoder {decoder}, encoder {encoder}, source {args.seconds} s 1080p30, {load()}"
+    )
     print(f"{'measure':28} {'dragon s':>9} {'ffmpeg s':>9} {'ratio':>7}")
     for (name, ours), ref in zip(rows, refs):
-        print(f"{name:28} {ours:9.3f} {ref if ref is not None else float('nan'):9.3f} {ours / ref if ref else float('nan'):7.2f}")
+        print(
+            f"{name:28} {ours:9.3f} {ref if ref is not None else float('nan'):9.3f} {ours / ref if ref else float('nan'):7.2f}"
+        )
     if args.remote_gb:
         remote_thumb(work, source, args.remote_gb, ffmpeg)
     shutil.rmtree(work, ignore_errors=True)
@@ -170,12 +212,26 @@ def remote_thumb(work: Path, source: Path, gigabytes: float, ffmpeg: str | None)
         mine, mine_share = read_share(ours)
         ref, ref_share = (float("nan"), float("nan"))
         if ffmpeg:
-            command = [ffmpeg, "-v", "error", "-y", "-ss", "20", "-i", url, "-frames:v", "1", str(work / "ref-remote.jpg")]
+            command = [
+                ffmpeg,
+                "-v",
+                "error",
+                "-y",
+                "-ss",
+                "20",
+                "-i",
+                url,
+                "-frames:v",
+                "1",
+                str(work / "ref-remote.jpg"),
+            ]
             ref, ref_share = read_share(lambda: subprocess.run(command, check=True))
     finally:
         origin.close()
-    print(f"remote thumb at 20 s of a {size / 1e9:.2f} GB MP4 over loopback, ranges: dragon {mine:.3f} s reading "
-          f"{100 * mine_share:.2f}% of it; ffmpeg {ref:.3f} s reading {100 * ref_share:.2f}%; ratio {mine / ref:.2f}; {load()}")
+    print(
+        f"remote thumb at 20 s of a {size / 1e9:.2f} GB MP4 over loopback, ranges: dragon {mine:.3f} s reading "
+        f"{100 * mine_share:.2f}% of it; ffmpeg {ref:.3f} s reading {100 * ref_share:.2f}%; ratio {mine / ref:.2f}; {load()}"
+    )
 
 
 if __name__ == "__main__":

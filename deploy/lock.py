@@ -24,11 +24,28 @@ PROJECT = "dragon-tasks"
 def resolve() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                        "--report", str(report), EXTRAS], cwd=ROOT, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--quiet",
+                "--report",
+                str(report),
+                EXTRAS,
+            ],
+            cwd=ROOT,
+            check=True,
+        )
         installs = json.loads(report.read_text())["install"]
-    return {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in installs
-            if i["metadata"]["name"].lower() != PROJECT}
+    return {
+        i["metadata"]["name"].lower(): i["metadata"]["version"]
+        for i in installs
+        if i["metadata"]["name"].lower() != PROJECT
+    }
 
 
 def main() -> None:

@@ -45,8 +45,11 @@ def describe(schema: dict[str, Any]) -> str:
     if kind == "array":
         kind = f"list of {describe(schema.get('items', {}))}"
     bounds = []
-    for low, high, unit in (("minimum", "maximum", ""), ("minLength", "maxLength", " characters"),
-                            ("minItems", "maxItems", " items")):
+    for low, high, unit in (
+        ("minimum", "maximum", ""),
+        ("minLength", "maxLength", " characters"),
+        ("minItems", "maxItems", " items"),
+    ):
         if low in schema and high in schema:
             bounds.append(f"{number(schema[low])} to {number(schema[high])}{unit}")
         elif low in schema:
@@ -88,10 +91,14 @@ def section(task: registry.TaskType) -> str:
         text = prop.get("description", "").replace("|", "\\|")
         lines.append(f"| `{name}` | {describe(prop).replace('|', chr(92) + '|')} | {default} | {text} |")
     lines.append("")
-    results = [f"values {', '.join(f'`{v}`' for v in task.values)}" if task.values else "",
-               f"files {', '.join(f'`{f}`' for f in task.files)}" if task.files else ""]
-    lines.append(f"Results: {'; '.join(r for r in results if r) or 'the value returned, whole'}. "
-                 f"Each attempt asks {resources(task)}.")
+    results = [
+        f"values {', '.join(f'`{v}`' for v in task.values)}" if task.values else "",
+        f"files {', '.join(f'`{f}`' for f in task.files)}" if task.files else "",
+    ]
+    lines.append(
+        f"Results: {'; '.join(r for r in results if r) or 'the value returned, whole'}. "
+        f"Each attempt asks {resources(task)}."
+    )
     return "\n".join(lines) + "\n"
 
 

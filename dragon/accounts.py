@@ -65,8 +65,12 @@ class Account:
     def with_new_webhook_secret(self, secret: str, grace: float, now: float) -> Account:
         """This account signing with ``secret`` from now on, and with the current secret
         too for ``grace`` seconds, so receivers can switch without losing a callback."""
-        return replace(self, webhook_secret=secret, previous_webhook_secret=self.webhook_secret,
-                       previous_webhook_secret_until=now + grace if self.webhook_secret else 0.0)
+        return replace(
+            self,
+            webhook_secret=secret,
+            previous_webhook_secret=self.webhook_secret,
+            previous_webhook_secret_until=now + grace if self.webhook_secret else 0.0,
+        )
 
     def referrer_allowed(self, referrer: str | None) -> bool:
         """Whether a Referer header is in the whitelist.
@@ -78,8 +82,7 @@ class Account:
             return False
         host = urlsplit(referrer).hostname or ""
         return any(
-            fnmatch.fnmatchcase(referrer, pattern) or fnmatch.fnmatchcase(host, pattern)
-            for pattern in self.referrers
+            fnmatch.fnmatchcase(referrer, pattern) or fnmatch.fnmatchcase(host, pattern) for pattern in self.referrers
         )
 
     def public(self) -> dict:

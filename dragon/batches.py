@@ -21,9 +21,10 @@ import math
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -106,8 +107,12 @@ def run(
     results = dataset.map_batches(
         _Rows,
         fn_constructor_kwargs={
-            "task_name": task_name, "params": params or {}, "settings": settings, "account": account,
-            "task_store": task_store or {"type": "persistent"}, "done": done_keys,
+            "task_name": task_name,
+            "params": params or {},
+            "settings": settings,
+            "account": account,
+            "task_store": task_store or {"type": "persistent"},
+            "done": done_keys,
             "batch_id": batch_id or uuid.uuid4().hex[:12],
         },
         batch_size=ROWS_PER_CALL,
@@ -157,8 +162,16 @@ def _digest(key: str) -> np.uint64:
 class _Rows:
     """A Ray Data pool actor: runs task rows, one after another, like a worker would."""
 
-    def __init__(self, task_name: str, params: dict[str, Any], settings: Settings, account: str,
-                 task_store: dict[str, Any], done: np.ndarray, batch_id: str):
+    def __init__(
+        self,
+        task_name: str,
+        params: dict[str, Any],
+        settings: Settings,
+        account: str,
+        task_store: dict[str, Any],
+        done: np.ndarray,
+        batch_id: str,
+    ):
         registry.load(settings.task_modules)
         self._task = registry.get(task_name)
         self._params, self._settings, self._account = params, settings, account
@@ -215,8 +228,9 @@ def _given(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def _table(rows: list[dict[str, Any]], inputs: tuple[str, ...], values: tuple[str, ...],
-           files: tuple[str, ...]) -> pa.Table:
+def _table(
+    rows: list[dict[str, Any]], inputs: tuple[str, ...], values: tuple[str, ...], files: tuple[str, ...]
+) -> pa.Table:
     """Rows as Arrow columns: scalars and lists keep their types, objects become JSON. A
     task type that declares no values or files gets its whole result in ``result``."""
     columns: dict[str, list[Any]] = {"key": [], **{name: [] for name in inputs}, "status": [], "error": []}

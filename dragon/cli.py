@@ -69,16 +69,25 @@ def main() -> None:
 @main.command()
 @click.option("--host", help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 8000).")
-@click.option("--data-dir", type=click.Path(path_type=Path),
-              help="Journal and files (default $XDG_DATA_HOME/dragon, i.e. ~/.local/share/dragon).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Journal and files (default $XDG_DATA_HOME/dragon, i.e. ~/.local/share/dragon).",
+)
 @click.option("--address", "ray_address", help="Deploy onto this running Ray cluster instead of a local one.")
-@click.option("--allow-private-urls", is_flag=True, default=None,
-              help="Let tasks read loopback and private addresses (local development only: never on a public service).")
-def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address: str | None,
-          allow_private_urls: bool | None) -> None:
+@click.option(
+    "--allow-private-urls",
+    is_flag=True,
+    default=None,
+    help="Let tasks read loopback and private addresses (local development only: never on a public service).",
+)
+def serve(
+    host: str | None, port: int | None, data_dir: Path | None, ray_address: str | None, allow_private_urls: bool | None
+) -> None:
     """Start Ray (or join a cluster), deploy the service and serve until stopped."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, ray_address=ray_address,
-                         allow_private_urls=allow_private_urls)
+    settings = _settings(
+        host=host, port=port, data_dir=data_dir, ray_address=ray_address, allow_private_urls=allow_private_urls
+    )
     from dragon import runtime
     from dragon.actors.control import LeaseHeldError
     from dragon.journal import describe_journal
@@ -188,8 +197,17 @@ def accounts_create(
                 webhook_secret=webhook_secret,
             )
         )
-    click.echo(json.dumps({"name": name, "secret": secret, "api_key": api_key, "referrers": list(referrer),
-                           "webhook_secret": webhook_secret}))
+    click.echo(
+        json.dumps(
+            {
+                "name": name,
+                "secret": secret,
+                "api_key": api_key,
+                "referrers": list(referrer),
+                "webhook_secret": webhook_secret,
+            }
+        )
+    )
 
 
 @accounts.command("list")
@@ -234,8 +252,13 @@ def accounts_rotate(name: str, secret: str | None, data_dir: Path | None) -> Non
 
 @accounts.command("rotate-webhook-secret")
 @click.argument("name")
-@click.option("--grace", type=click.FloatRange(min=0), default=86400.0, show_default=True,
-              help="Seconds the current signing secret keeps signing callbacks beside the new one.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=86400.0,
+    show_default=True,
+    help="Seconds the current signing secret keeps signing callbacks beside the new one.",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path))
 def accounts_rotate_webhook_secret(name: str, grace: float, data_dir: Path | None) -> None:
     """Give an account a new webhook signing secret and print it, once. Callbacks are
@@ -249,26 +272,58 @@ def accounts_rotate_webhook_secret(name: str, grace: float, data_dir: Path | Non
             raise click.ClickException(f"no account named {name!r}")
         rotated = account.with_new_webhook_secret(webhooks.new_secret(), grace, time.time())
         journal.put_account(rotated)
-    click.echo(json.dumps({"name": name, "webhook_secret": rotated.webhook_secret,
-                           "previous_valid_until": rotated.previous_webhook_secret_until or None}))
+    click.echo(
+        json.dumps(
+            {
+                "name": name,
+                "webhook_secret": rotated.webhook_secret,
+                "previous_valid_until": rotated.previous_webhook_secret_until or None,
+            }
+        )
+    )
 
 
 @main.command()
 @click.argument("task_name")
-@click.option("--input", "manifest", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Manifest: .parquet, .csv or .jsonl, one row per item (at least url).")
-@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Results directory (created): one Parquet part per 1000 rows, read as one table by pandas, pyarrow "
-                   "or dragon.batches.read_results.")
-@click.option("--param", "params", multiple=True, metavar="K=V", help="A parameter for every row (V as JSON if it parses).")
+@click.option(
+    "--input",
+    "manifest",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Manifest: .parquet, .csv or .jsonl, one row per item (at least url).",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results directory (created): one Parquet part per 1000 rows, read as one table by pandas, pyarrow "
+    "or dragon.batches.read_results.",
+)
+@click.option(
+    "--param", "params", multiple=True, metavar="K=V", help="A parameter for every row (V as JSON if it parses)."
+)
 @click.option("--account", default="dev", show_default=True, help="Account whose store receives the outputs.")
-@click.option("--address", "ray_address",
-              help="The service's Ray cluster (default: the one `dragon serve` recorded in its data dir, else auto).")
+@click.option(
+    "--address",
+    "ray_address",
+    help="The service's Ray cluster (default: the one `dragon serve` recorded in its data dir, else auto).",
+)
 @click.option("--concurrency", type=int, help="Most rows running at once (default: as the cluster's CPUs allow).")
-@click.option("--part-rows", type=int, help="Rows per results part (default 1000); an interruption loses at most one part.")
+@click.option(
+    "--part-rows", type=int, help="Rows per results part (default 1000); an interruption loses at most one part."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON, without a progress bar.")
-def batch(task_name: str, manifest: Path, output: Path, params: tuple[str, ...], account: str,
-          ray_address: str | None, concurrency: int | None, part_rows: int | None, as_json: bool) -> None:
+def batch(
+    task_name: str,
+    manifest: Path,
+    output: Path,
+    params: tuple[str, ...],
+    account: str,
+    ray_address: str | None,
+    concurrency: int | None,
+    part_rows: int | None,
+    as_json: bool,
+) -> None:
     """Run TASK_NAME over every row of a manifest; re-running resumes."""
     _require_server()
     from dragon import handles
@@ -291,24 +346,33 @@ def batch(task_name: str, manifest: Path, output: Path, params: tuple[str, ...],
     try:
         # Absolute before Ray sees them: Ray Data reads the manifest in workers whose
         # working directory is not this one.
-        result = handles.batch(task_name, manifest.absolute(), output.absolute(), fixed, account=account,
-                               address=ray_address,
-                               on_progress=show, concurrency=concurrency, part_rows=part_rows)
+        result = handles.batch(
+            task_name,
+            manifest.absolute(),
+            output.absolute(),
+            fixed,
+            account=account,
+            address=ray_address,
+            on_progress=show,
+            concurrency=concurrency,
+            part_rows=part_rows,
+        )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     else:
-        click.echo(f"{result.total} rows: {result.done - result.failed} succeeded, {result.failed} failed, "
-                   f"{result.skipped} done before; results in {output}")
+        click.echo(
+            f"{result.total} rows: {result.done - result.failed} succeeded, {result.failed} failed, "
+            f"{result.skipped} done before; results in {output}"
+        )
 
 
 cli_client.register(main)
 
 
-@main.command("sxml", context_settings={"ignore_unknown_options": True, "help_option_names": []},
-              add_help_option=False)
+@main.command("sxml", context_settings={"ignore_unknown_options": True, "help_option_names": []}, add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def sxml(args: tuple[str, ...]) -> None:
     """Check a video.create definition offline and print it with when every node plays."""

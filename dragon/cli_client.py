@@ -22,8 +22,9 @@ import functools
 import json
 import re
 import sys
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import click
 import httpx
@@ -52,13 +53,28 @@ def connection(command: Callable | None = None, *, credentials: bool = True) -> 
     @click.option("--secret", envvar="DRAGON_SECRET", help="The account's secret (or DRAGON_SECRET).")
     @click.option("--api-key", envvar="DRAGON_API_KEY", help="An api key instead of the secret.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output, no progress bars.")
-    @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="DRAGON_TIMEOUT",
-                  help="Seconds each request may take (or DRAGON_TIMEOUT; default 660).")
-    @click.option("--retries", type=click.IntRange(min=0), envvar="DRAGON_RETRIES",
-                  help="Tries after the first when the service is busy or unreachable (or DRAGON_RETRIES; default 5).")
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        envvar="DRAGON_TIMEOUT",
+        help="Seconds each request may take (or DRAGON_TIMEOUT; default 660).",
+    )
+    @click.option(
+        "--retries",
+        type=click.IntRange(min=0),
+        envvar="DRAGON_RETRIES",
+        help="Tries after the first when the service is busy or unreachable (or DRAGON_RETRIES; default 5).",
+    )
     @functools.wraps(command)
-    def wrapper(url: str, secret: str | None, api_key: str | None, as_json: bool, timeout: float | None,
-                retries: int | None, **kwargs: Any) -> None:
+    def wrapper(
+        url: str,
+        secret: str | None,
+        api_key: str | None,
+        as_json: bool,
+        timeout: float | None,
+        retries: int | None,
+        **kwargs: Any,
+    ) -> None:
         if not secret and not api_key:
             if credentials:
                 raise click.UsageError("give --secret (or DRAGON_SECRET) or --api-key")
@@ -73,8 +89,11 @@ def connection(command: Callable | None = None, *, credentials: bool = True) -> 
                 click.echo(f"dragon: {exc}", err=True)
                 sys.exit(EX_API_REFUSED)
             except httpx.TransportError as exc:
-                click.echo(f"dragon: the service at {url} is not reachable ({exc or type(exc).__name__}); "
-                           "start it with `dragon serve`, or give its URL with --url or DRAGON_URL", err=True)
+                click.echo(
+                    f"dragon: the service at {url} is not reachable ({exc or type(exc).__name__}); "
+                    "start it with `dragon serve`, or give its URL with --url or DRAGON_URL",
+                    err=True,
+                )
                 sys.exit(EX_UNAVAILABLE)
 
     return wrapper
@@ -92,7 +111,9 @@ def register(main: click.Group) -> None:
 @click.option("--store", help='task_store as JSON, e.g. \'{"type": "volatile"}\'.')
 @click.option("--wait", is_flag=True, help="Follow the tasks until they end, with progress bars.")
 @connection
-def create(client: Client, as_json: bool, task_name: str, params: tuple[str, ...], store: str | None, wait: bool) -> None:
+def create(
+    client: Client, as_json: bool, task_name: str, params: tuple[str, ...], store: str | None, wait: bool
+) -> None:
     """Create a task: dragon create image.thumb url=https://... width=200 --wait.
 
     A pipeline in one request: tasks separated by ``+``, where V = @N is the output of the
@@ -149,18 +170,31 @@ def cancel(client: Client, as_json: bool, keys: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--status", "states", multiple=True, type=click.Choice(["queued", "executing", "success", "error"]),
-              help="Only tasks in this state (repeatable).")
+@click.option(
+    "--status",
+    "states",
+    multiple=True,
+    type=click.Choice(["queued", "executing", "success", "error"]),
+    help="Only tasks in this state (repeatable).",
+)
 @click.option("--task-name", help="Only tasks of this type.")
 @click.option("--since", help="Created since: an ISO 8601 date, or an age such as 30m, 1h, 2d.")
 @click.option("--until", help="Created before: an ISO 8601 date, or an age.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many tasks.")
 @connection
-def tasks(client: Client, as_json: bool, states: tuple[str, ...], task_name: str | None, since: str | None,
-          until: str | None, limit: int) -> None:
+def tasks(
+    client: Client,
+    as_json: bool,
+    states: tuple[str, ...],
+    task_name: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> None:
     """The account's tasks, newest first: dragon tasks --status error --since 1h."""
-    found = client.tasks(status=states or None, task_name=task_name, since=moment(since), until=moment(until),
-                         page_size=min(limit, 1000))
+    found = client.tasks(
+        status=states or None, task_name=task_name, since=moment(since), until=moment(until), page_size=min(limit, 1000)
+    )
     listed = [status for _, status in zip(range(limit), found)]
     if as_json:
         emit(listed, as_json)
@@ -168,8 +202,17 @@ def tasks(client: Client, as_json: bool, states: tuple[str, ...], task_name: str
     for s in listed:
         ended = s.events.get(s.status, "") if s.ended else ""
         what = s.error if s.status == "error" else ""
-        click.echo("\t".join([s.key, s.status, s.events.get("queued", ""), ended,
-                              what if isinstance(what, str) else json.dumps(what)]).rstrip("\t"))
+        click.echo(
+            "\t".join(
+                [
+                    s.key,
+                    s.status,
+                    s.events.get("queued", ""),
+                    ended,
+                    what if isinstance(what, str) else json.dumps(what),
+                ]
+            ).rstrip("\t")
+        )
 
 
 AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -257,14 +300,20 @@ def follow(client: Client, keys: list[str], as_json: bool) -> list[Status]:
         for _ in client.stream(keys):
             pass
         return client.status(keys)
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[state]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         bars = {key: progress.add_task(key, total=100, state="queued") for key in keys}
         for change in client.stream(keys):
             done = 100 if change.status == "success" else change.progress
-            progress.update(bars[change.key], state=change.status,
-                            completed=done if isinstance(done, (int, float)) else None)
+            progress.update(
+                bars[change.key], state=change.status, completed=done if isinstance(done, (int, float)) else None
+            )
     return client.status(keys)
 
 

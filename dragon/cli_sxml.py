@@ -86,8 +86,13 @@ def length_override(text: str) -> tuple[str, float]:
 
 @click.command("sxml")
 @click.argument("definition", type=click.File("r", encoding="utf-8"))
-@click.option("--length", "lengths", multiple=True, metavar="SOURCE=SECONDS",
-              help="Length of an audio or video filename (or of a TTS text) instead of probing it; repeatable.")
+@click.option(
+    "--length",
+    "lengths",
+    multiple=True,
+    metavar="SOURCE=SECONDS",
+    help="Length of an audio or video filename (or of a TTS text) instead of probing it; repeatable.",
+)
 def sxml(definition: IO[str], lengths: tuple[str, ...]) -> None:
     """Parse and time DEFINITION (a file, or - for stdin): print it annotated with
     resolved-start and resolved-duration; warnings and the movie's length go to stderr."""

@@ -30,10 +30,11 @@ import json
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
 
 import httpx
 
@@ -50,8 +51,19 @@ from dragon.protocol import (
 )
 from dragon.retry_after import retry_after_seconds
 
-__all__ = ["Client", "AsyncClient", "Status", "ApiError", "AuthError", "NotFoundError", "LimitError",
-           "UnavailableError", "TaskFailedError", "verify", "WebhookVerificationError"]
+__all__ = [
+    "Client",
+    "AsyncClient",
+    "Status",
+    "ApiError",
+    "AuthError",
+    "NotFoundError",
+    "LimitError",
+    "UnavailableError",
+    "TaskFailedError",
+    "verify",
+    "WebhookVerificationError",
+]
 
 RETRIED = (429, 502, 503, 504)
 DROPPED = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -122,8 +134,16 @@ class Call:
 class _Core:
     """Everything both clients decide without I/O."""
 
-    def __init__(self, base_url: str | None, secret: str | None, api_key: str | None, referer: str | None,
-                 timeout: float | None, retries: int | None, backoff: float):
+    def __init__(
+        self,
+        base_url: str | None,
+        secret: str | None,
+        api_key: str | None,
+        referer: str | None,
+        timeout: float | None,
+        retries: int | None,
+        backoff: float,
+    ):
         self.base_url = base_url or os.environ.get("DRAGON_URL", "http://127.0.0.1:8000")
         self.timeout = timeout if timeout is not None else float(os.environ.get("DRAGON_TIMEOUT", TIMEOUT))
         self.retries = retries if retries is not None else int(os.environ.get("DRAGON_RETRIES", RETRIES))
@@ -146,18 +166,28 @@ class _Core:
 
     @staticmethod
     def status(keys: str | Iterable[str], *, block: bool = False, details: bool = False) -> Call:
-        return Call("POST", "/v2/status", json=StatusRequest.model_construct(tasks=_keys(keys), block=block, details=details).body())
+        return Call(
+            "POST",
+            "/v2/status",
+            json=StatusRequest.model_construct(tasks=_keys(keys), block=block, details=details).body(),
+        )
 
     @staticmethod
     def cancel(keys: str | Iterable[str]) -> Call:
         return Call("POST", "/v2/cancel", json=KeysRequest.model_construct(tasks=_keys(keys)).body())
 
     @staticmethod
-    def history(status: str | Iterable[str] | None, task_name: str | None, since: Moment, until: Moment,
-                page_size: int) -> HistoryQuery:
+    def history(
+        status: str | Iterable[str] | None, task_name: str | None, since: Moment, until: Moment, page_size: int
+    ) -> HistoryQuery:
         """The first page's query; a time is a datetime, an ISO 8601 date, or a timedelta (that long ago)."""
-        values: dict[str, Any] = {"status": _keys(status) if status else None, "task_name": task_name,
-                                  "from_": _moment(since), "to": _moment(until), "limit": page_size}
+        values: dict[str, Any] = {
+            "status": _keys(status) if status else None,
+            "task_name": task_name,
+            "from_": _moment(since),
+            "to": _moment(until),
+            "limit": page_size,
+        }
         return HistoryQuery.model_construct(**{k: v for k, v in values.items() if v is not None})
 
     @staticmethod
@@ -274,8 +304,13 @@ class _Upload:
         return self.size > SINGLE_UPLOAD
 
     def single(self) -> Call:
-        return Call("POST", "/v2/storage/upload", params={"filename": self.path.name},
-                    headers={"Content-Type": "application/octet-stream"}, content=self.path.read_bytes())
+        return Call(
+            "POST",
+            "/v2/storage/upload",
+            params={"filename": self.path.name},
+            headers={"Content-Type": "application/octet-stream"},
+            content=self.path.read_bytes(),
+        )
 
     def begin(self) -> Call:
         return Call("POST", "/v2/storage/uploads", params={"filename": self.path.name})
@@ -286,8 +321,15 @@ class _Upload:
             number = 0
             while chunk := f.read(part_bytes):
                 number += 1
-                yield Call("PUT", f"/v2/storage/uploads/{upload}/{number}", content=chunk,
-                           headers={"Content-Type": "application/octet-stream"}), min(number * part_bytes, self.size)
+                yield (
+                    Call(
+                        "PUT",
+                        f"/v2/storage/uploads/{upload}/{number}",
+                        content=chunk,
+                        headers={"Content-Type": "application/octet-stream"},
+                    ),
+                    min(number * part_bytes, self.size),
+                )
 
     @staticmethod
     def finish(upload: str) -> Call:
@@ -314,9 +356,17 @@ def _kwargs(call: Call) -> dict[str, Any]:
 
 
 class Client:
-    def __init__(self, base_url: str | None = None, *, secret: str | None = None, api_key: str | None = None,
-                 referer: str | None = None, timeout: float | None = None, retries: int | None = None,
-                 backoff: float = 0.2):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        secret: str | None = None,
+        api_key: str | None = None,
+        referer: str | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float = 0.2,
+    ):
         self._core = _Core(base_url, secret, api_key, referer, timeout, retries, backoff)
         self._http = httpx.Client(base_url=self._core.base_url, timeout=self._core.timeout, headers=self._core.headers)
         self.files = _Files(self)
@@ -386,7 +436,9 @@ class Client:
                 return
             pause = self._core.pause(min(attempt, 4), None)
             if pause is None or attempt > 4 * self._core.retries:
-                raise UnavailableError(503, [{"name": "stream", "location": "body", "description": "the stream kept breaking off"}])
+                raise UnavailableError(
+                    503, [{"name": "stream", "location": "body", "description": "the stream kept breaking off"}]
+                )
             time.sleep(pause)
             attempt += 1
 
@@ -395,8 +447,15 @@ class Client:
         yield from created
         yield from self.stream([s.key for s in created])
 
-    def tasks(self, *, status: str | Iterable[str] | None = None, task_name: str | None = None, since: Moment = None,
-              until: Moment = None, page_size: int = 100) -> Iterator[Status]:
+    def tasks(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        task_name: str | None = None,
+        since: Moment = None,
+        until: Moment = None,
+        page_size: int = 100,
+    ) -> Iterator[Status]:
         """The account's tasks, newest first, filtered by state(s), type and creation time
         (``since=timedelta(hours=1)``); pages are fetched as the iteration needs them."""
         query: HistoryQuery | None = self._core.history(status, task_name, since, until, page_size)
@@ -449,11 +508,21 @@ class _Expiration:
 
 
 class AsyncClient:
-    def __init__(self, base_url: str | None = None, *, secret: str | None = None, api_key: str | None = None,
-                 referer: str | None = None, timeout: float | None = None, retries: int | None = None,
-                 backoff: float = 0.2):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        secret: str | None = None,
+        api_key: str | None = None,
+        referer: str | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float = 0.2,
+    ):
         self._core = _Core(base_url, secret, api_key, referer, timeout, retries, backoff)
-        self._http = httpx.AsyncClient(base_url=self._core.base_url, timeout=self._core.timeout, headers=self._core.headers)
+        self._http = httpx.AsyncClient(
+            base_url=self._core.base_url, timeout=self._core.timeout, headers=self._core.headers
+        )
         self.files = _AsyncFiles(self)
         self.expiration = _AsyncExpiration(self)
 
@@ -518,7 +587,9 @@ class AsyncClient:
                 return
             pause = self._core.pause(min(attempt, 4), None)
             if pause is None or attempt > 4 * self._core.retries:
-                raise UnavailableError(503, [{"name": "stream", "location": "body", "description": "the stream kept breaking off"}])
+                raise UnavailableError(
+                    503, [{"name": "stream", "location": "body", "description": "the stream kept breaking off"}]
+                )
             await asyncio.sleep(pause)
             attempt += 1
 
@@ -529,8 +600,15 @@ class AsyncClient:
         async for status in self.stream([s.key for s in created]):
             yield status
 
-    async def tasks(self, *, status: str | Iterable[str] | None = None, task_name: str | None = None,
-                    since: Moment = None, until: Moment = None, page_size: int = 100) -> AsyncIterator[Status]:
+    async def tasks(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        task_name: str | None = None,
+        since: Moment = None,
+        until: Moment = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[Status]:
         query: HistoryQuery | None = self._core.history(status, task_name, since, until, page_size)
         while query is not None:
             statuses, query = self._core.next_page(query, await self.send(self._core.page(query)))

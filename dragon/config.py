@@ -41,18 +41,39 @@ class Settings(BaseSettings):
     # Ray placement
     ray_address: str | None = Field(default=None, description="Existing cluster; None starts a local one.")
     ray_namespace: str = "dragon"
-    metrics_export_port: int | None = Field(default=None, ge=1, le=65535, description="Port of the Prometheus "
-                                            "endpoint of the local Ray cluster `dragon serve` starts (Ray's and "
-                                            "Dragon's metrics); None lets Ray choose. Clusters: `ray start "
-                                            "--metrics-export-port`.")
-    shards: int = Field(default=2, ge=1, le=256, description="Task shards: each owns the tasks of its keys' bucket "
-                        "(statuses, scheduling, callbacks); more spread the control plane (docs/deployment.md).")
-    control_resource: str = Field(default="dragon_control", description="With a PostgreSQL journal, shards spread "
-                                  "over the nodes offering this custom resource (else they run on the head).")
-    lease_seconds: float = Field(default=60.0, gt=0, description="The journal's lease: one head owns the queue; it "
-                                 "renews it every quarter of this, and stops if it could not for three quarters.")
-    lease_wait_seconds: float = Field(default=150.0, ge=0, description="How long a starting head waits for another "
-                                      "head's lease to lapse before it refuses to start (docs/deployment.md).")
+    metrics_export_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the Prometheus "
+        "endpoint of the local Ray cluster `dragon serve` starts (Ray's and "
+        "Dragon's metrics); None lets Ray choose. Clusters: `ray start "
+        "--metrics-export-port`.",
+    )
+    shards: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Task shards: each owns the tasks of its keys' bucket "
+        "(statuses, scheduling, callbacks); more spread the control plane (docs/deployment.md).",
+    )
+    control_resource: str = Field(
+        default="dragon_control",
+        description="With a PostgreSQL journal, shards spread "
+        "over the nodes offering this custom resource (else they run on the head).",
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="The journal's lease: one head owns the queue; it "
+        "renews it every quarter of this, and stops if it could not for three quarters.",
+    )
+    lease_wait_seconds: float = Field(
+        default=150.0,
+        ge=0,
+        description="How long a starting head waits for another "
+        "head's lease to lapse before it refuses to start (docs/deployment.md).",
+    )
     api_replicas: int = Field(default=1, ge=1)
     api_replica_cpus: float = 0.25
 
@@ -61,8 +82,10 @@ class Settings(BaseSettings):
     stream_poll_timeout: float = Field(default=15.0, gt=0)
     max_request_bytes: int = 8 * 1024 * 1024
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Origins whose pages may read every answer, besides those the accounts' "
-        "referrer whitelists allow (comma-separated; * for any). docs/api.md, Browsers.")
+        default_factory=list,
+        description="Origins whose pages may read every answer, besides those the accounts' "
+        "referrer whitelists allow (comma-separated; * for any). docs/api.md, Browsers.",
+    )
     max_tasks_per_request: int = 10_000
 
     # Execution
@@ -71,8 +94,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra modules that register task types (comma-separated)."
     )
     allow_private_urls: bool = False
-    render_segment_seconds: float = Field(default=5.0, gt=0, description="video.create: movie seconds per parallel segment.")
-    render_parallel: int = Field(default=0, ge=0, description="video.create: segments rendered at once per movie (0: as Ray allows).")
+    render_segment_seconds: float = Field(
+        default=5.0, gt=0, description="video.create: movie seconds per parallel segment."
+    )
+    render_parallel: int = Field(
+        default=0, ge=0, description="video.create: segments rendered at once per movie (0: as Ray allows)."
+    )
     use_gpus: bool | None = Field(
         default=None,
         description="GPU-capable tasks ask for their GPU share: unset = while the cluster has GPUs (checked "
@@ -88,12 +115,21 @@ class Settings(BaseSettings):
     vimeo_api_url: str = "https://api.vimeo.com"
     vimeo_v2_url: str = "https://vimeo.com/api/rest/v2"
     vimeo_video_url: str = "https://vimeo.com/"
-    upload_chunk_bytes: int = Field(default=8 * 1024**2, description="Bytes per upload request; YouTube needs multiples of 256 KiB.")
+    upload_chunk_bytes: int = Field(
+        default=8 * 1024**2, description="Bytes per upload request; YouTube needs multiples of 256 KiB."
+    )
     max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest file a client may upload (in parts).")
-    max_upload_request_bytes: int = Field(default=64 * 1024**2, description="Largest file POST /v2/storage/upload "
-                                          "takes in one request; larger ones go in parts (POST /v2/storage/uploads).")
-    upload_part_bytes: int = Field(default=8 * 1024**2, ge=5 * 1024**2, description="Bytes per part of an upload "
-                                   "in parts (S3 wants 5 MiB at least); a replica holds one part at a time.")
+    max_upload_request_bytes: int = Field(
+        default=64 * 1024**2,
+        description="Largest file POST /v2/storage/upload "
+        "takes in one request; larger ones go in parts (POST /v2/storage/uploads).",
+    )
+    upload_part_bytes: int = Field(
+        default=8 * 1024**2,
+        ge=5 * 1024**2,
+        description="Bytes per part of an upload "
+        "in parts (S3 wants 5 MiB at least); a replica holds one part at a time.",
+    )
     upload_resumes: int = Field(default=5, description="Interrupted chunks resumed per upload before giving up.")
 
     # Input fetching (dragon/storage/fetch.py)
@@ -115,8 +151,13 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = Field(default=None, repr=False)
     s3_public_url: str | None = Field(default=None, description="Base URL of public objects; else presigned GETs.")
     s3_url_expiry: int = Field(default=7 * 24 * 3600, description="Lifetime of presigned output URLs, seconds.")
-    node_cache_bytes: int = Field(default=4 << 30, ge=0, description=(
-        "Bytes of its S3 outputs a node keeps on disk for the pipeline steps that use them there; 0: none."))
+    node_cache_bytes: int = Field(
+        default=4 << 30,
+        ge=0,
+        description=(
+            "Bytes of its S3 outputs a node keeps on disk for the pipeline steps that use them there; 0: none."
+        ),
+    )
     node_cache_seconds: float = Field(default=3600.0, gt=0, description="How long a node keeps such a copy.")
 
     # Callbacks (dragon/actors/callbacks.py)

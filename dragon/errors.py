@@ -141,5 +141,7 @@ class AccountLimitError(RefusedError):
 class UnavailableError(RefusedError):
     """A backend the request needs (the journal, storage, a shard) is down (HTTP 503)."""
 
-    def __init__(self, field: str = "service", description: str = "the service is temporarily unavailable, retry later"):
+    def __init__(
+        self, field: str = "service", description: str = "the service is temporarily unavailable, retry later"
+    ):
         super().__init__(field, description)

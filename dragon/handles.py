@@ -133,8 +133,18 @@ class Dragon:
         from dragon import batches
 
         settings = self._service.settings
-        return batches.run(task_name, Path(input), Path(output), settings, self._account.name, params, task_store,
-                           on_progress, concurrency, part_rows=part_rows or batches.PART_ROWS)
+        return batches.run(
+            task_name,
+            Path(input),
+            Path(output),
+            settings,
+            self._account.name,
+            params,
+            task_store,
+            on_progress,
+            concurrency,
+            part_rows=part_rows or batches.PART_ROWS,
+        )
 
 
 class _LoopThread:
@@ -209,8 +219,9 @@ class _Finals:
 def _finals(namespace: str) -> ray.actor.ActorHandle:
     import ray
 
-    actor = ray.remote(_Finals).options(name=FINALS, namespace=namespace, lifetime="detached", get_if_exists=True,
-                                        num_cpus=0, max_concurrency=10_000)
+    actor = ray.remote(_Finals).options(
+        name=FINALS, namespace=namespace, lifetime="detached", get_if_exists=True, num_cpus=0, max_concurrency=10_000
+    )
     return actor.remote(namespace)  # type: ignore[return-value]
 
 
@@ -232,8 +243,15 @@ def connect(account: str = "dev", address: str | None = None, namespace: str = "
     return Dragon(service, found, namespace)
 
 
-def batch(task_name: str, input: str | Path, output: str | Path, params: dict[str, Any] | None = None,
-          account: str = "dev", address: str | None = None, **options: Any) -> Progress:
+def batch(
+    task_name: str,
+    input: str | Path,
+    output: str | Path,
+    params: dict[str, Any] | None = None,
+    account: str = "dev",
+    address: str | None = None,
+    **options: Any,
+) -> Progress:
     """``connect(account, address).batch(...)``: one task type over a manifest."""
     return connect(account, address).batch(task_name, input, output, params, **options)
 

@@ -46,7 +46,8 @@ def _histogram(name: str, description: str, *tags: str) -> ray_metrics.Histogram
 
 def task_created(record: TaskRecord) -> None:
     _counter("dragon_tasks_created", "Tasks created, by task type", "task_name").inc(
-        tags={"task_name": record.task_name})
+        tags={"task_name": record.task_name}
+    )
 
 
 def task_ended(task_name: str, status: TaskStatus | None, seconds: float | None = None) -> None:
@@ -55,11 +56,13 @@ def task_ended(task_name: str, status: TaskStatus | None, seconds: float | None 
     if status is None or not status.ended:
         return
     tags = {"task_name": task_name}
-    _counter("dragon_tasks_ended", "Tasks ended, by task type and status (success, error)",
-             "task_name", "status").inc(tags={**tags, "status": status.status})
+    _counter("dragon_tasks_ended", "Tasks ended, by task type and status (success, error)", "task_name", "status").inc(
+        tags={**tags, "status": status.status}
+    )
     if seconds:
-        _histogram("dragon_task_duration_seconds", "How long tasks ran (their last attempt), by task type",
-                   "task_name").observe(seconds, tags=tags)
+        _histogram(
+            "dragon_task_duration_seconds", "How long tasks ran (their last attempt), by task type", "task_name"
+        ).observe(seconds, tags=tags)
 
 
 def task_started(record: TaskRecord, status: TaskStatus | None) -> None:
@@ -67,8 +70,11 @@ def task_started(record: TaskRecord, status: TaskStatus | None) -> None:
     queued = status.events.get("queued") if status else None
     if queued:
         waited = (datetime.now(UTC) - datetime.fromisoformat(queued)).total_seconds()
-        _histogram("dragon_task_queue_wait_seconds", "How long tasks waited in their queue before starting, by task type",
-                   "task_name").observe(max(0.0, waited), tags={"task_name": record.task_name})
+        _histogram(
+            "dragon_task_queue_wait_seconds",
+            "How long tasks waited in their queue before starting, by task type",
+            "task_name",
+        ).observe(max(0.0, waited), tags={"task_name": record.task_name})
 
 
 class Occupancy:
@@ -88,9 +94,11 @@ class Occupancy:
         for account in accounts | self._shown:
             tags = {"account": account, "shard": self._shard}
             _gauge("dragon_tasks_running", "Tasks running now, by account and shard", "account", "shard").set(
-                busy[account], tags=tags)
+                busy[account], tags=tags
+            )
             _gauge("dragon_tasks_queued", "Tasks queued now, by account and shard", "account", "shard").set(
-                queued[account], tags=tags)
+                queued[account], tags=tags
+            )
         self._shown = accounts
 
 
@@ -107,8 +115,11 @@ def fetch_failed() -> None:
 
 def stored(size: int, kind: str) -> None:
     """Bytes written to storage: task outputs by ``task_store`` type, or client uploads."""
-    _counter("dragon_storage_bytes_written", "Bytes written to storage, by kind (persistent, volatile, s3_signed, "
-             "upload)", "kind").inc(size, tags={"kind": kind})
+    _counter(
+        "dragon_storage_bytes_written",
+        "Bytes written to storage, by kind (persistent, volatile, s3_signed, upload)",
+        "kind",
+    ).inc(size, tags={"kind": kind})
 
 
 # callbacks
@@ -128,7 +139,8 @@ class DeliveriesObserved:
             _counter("dragon_callback_retries", "Callback attempts after the first").inc()
         if delivery.state != "pending":
             _counter("dragon_callback_deliveries", "Callbacks done, by outcome (delivered, failed)", "state").inc(
-                tags={"state": delivery.state})
+                tags={"state": delivery.state}
+            )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._journal, name)

@@ -89,7 +89,7 @@ def check_order(refs: list[Reference], count: int) -> None:
         state[node] = 1
         for dep in sorted(edges.get(node, ())):
             if state.get(dep) == 1:
-                cycle = " -> ".join(str(n) for n in [*path[path.index(dep):], dep])
+                cycle = " -> ".join(str(n) for n in [*path[path.index(dep) :], dep])
                 raise InvalidRequestError(f"tasks.{dep}", f"the tasks' references form a cycle: {cycle}")
             if dep not in state:
                 visit(dep, [*path, dep])
@@ -106,7 +106,9 @@ def check_result(ref: Reference, task_name: str) -> None:
     files = task_type.files if task_type is not None else ()
     if ref.result is not None and ref.result not in files:
         named = ", ".join(files) or "none"
-        raise InvalidRequestError(ref.where, f"{task_name} has no file result {ref.result!r} (its file results: {named})")
+        raise InvalidRequestError(
+            ref.where, f"{task_name} has no file result {ref.result!r} (its file results: {named})"
+        )
     if ref.result is None and not files:
         raise InvalidRequestError(ref.where, f"{task_name} produces no file to use")
 
@@ -126,9 +128,14 @@ def substitute(definition: dict[str, Any], refs: list[Reference], keys: list[str
 def uses(refs: list[Reference], keys: list[str], task_names: dict[str, str]) -> list[dict[str, Any]]:
     """What a record keeps of its references: enough to resolve them after a restart."""
     return [
-        {"parameter": r.parameter, "item": r.item, "task": _key(r, keys),
-         "index": r.task if isinstance(r.task, int) else None, "result": r.result,
-         "task_name": task_names[_key(r, keys)]}
+        {
+            "parameter": r.parameter,
+            "item": r.item,
+            "task": _key(r, keys),
+            "index": r.task if isinstance(r.task, int) else None,
+            "result": r.result,
+            "task_name": task_names[_key(r, keys)],
+        }
         for r in refs
     ]
 

@@ -34,6 +34,7 @@ def control_options(settings: Settings) -> dict[str, Any]:
         return {"resources": {settings.control_resource: SHARE}, "scheduling_strategy": "SPREAD"}
     return {"resources": {HEAD_NODE_RESOURCE: SHARE}}
 
+
 GPU_CHECK_INTERVAL = 5.0  # seconds between looks at the cluster's GPUs (use_gpus unset)
 
 

@@ -14,7 +14,7 @@ Imports nothing of the server: the client installs without it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema
@@ -61,7 +61,7 @@ def _moment(value: Any, info: ValidationInfo) -> datetime | None:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{(info.field_name or 'date').rstrip('_')} must be an ISO 8601 date") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _days(value: Any) -> float | None:
@@ -96,7 +96,9 @@ def _states(value: Any) -> list[str] | None:
     """One state, several (repeated, or a comma-separated list)."""
     if value is None or value == "" or value == []:
         return None
-    states = [s.strip() for v in (value if isinstance(value, list) else [value]) for s in str(v).split(",") if s.strip()]
+    states = [
+        s.strip() for v in (value if isinstance(value, list) else [value]) for s in str(v).split(",") if s.strip()
+    ]
     for state in states:
         if state not in STATES:
             raise ValueError(f"status must be one of {', '.join(STATES)}")
@@ -114,10 +116,29 @@ def _limit(value: Any) -> int:
 
 
 KEY = {"type": "string", "pattern": "^[A-Z2-7]{26}$", "description": "a task key"}
-Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"oneOf": [
-    {"type": "boolean"}, {"type": "string", "enum": sorted(TRUE | FALSE - {""})}, {"type": "integer", "enum": [0, 1]}]})]
-Keys = Annotated[list[str], BeforeValidator(_keys), WithJsonSchema({"oneOf": [
-    KEY, {"type": "array", "items": KEY, "minItems": 1}], "description": "task keys (one key alone is also accepted)"})]
+Flag = Annotated[
+    bool,
+    BeforeValidator(_flag),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "boolean"},
+                {"type": "string", "enum": sorted(TRUE | FALSE - {""})},
+                {"type": "integer", "enum": [0, 1]},
+            ]
+        }
+    ),
+]
+Keys = Annotated[
+    list[str],
+    BeforeValidator(_keys),
+    WithJsonSchema(
+        {
+            "oneOf": [KEY, {"type": "array", "items": KEY, "minItems": 1}],
+            "description": "task keys (one key alone is also accepted)",
+        }
+    ),
+]
 
 
 class Shape(BaseModel):
@@ -131,9 +152,16 @@ class Shape(BaseModel):
 class CreateRequest(Shape):
     """``POST /v2/create`` and ``/v2/create_stream``."""
 
-    tasks: Annotated[list[Any], BeforeValidator(_definitions), WithJsonSchema({"oneOf": [
-        {"type": "object"}, {"type": "array", "items": {"type": "object"}}],
-        "description": "task definitions (one definition alone is also accepted): see the Task schemas"})]
+    tasks: Annotated[
+        list[Any],
+        BeforeValidator(_definitions),
+        WithJsonSchema(
+            {
+                "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+                "description": "task definitions (one definition alone is also accepted): see the Task schemas",
+            }
+        ),
+    ]
     block: Flag = False
     idempotency_key: str | None = Field(default=None, description="as the Idempotency-Key header")
 
@@ -159,7 +187,9 @@ class ListFilesQuery(Shape):
 class DeleteFilesRequest(Shape):
     """``DELETE /v2/storage/files/<path>``: given ``urls`` are the whole selection."""
 
-    urls: Annotated[list[str] | None, BeforeValidator(_urls)] = Field(default=None, description="absolute URLs to delete")
+    urls: Annotated[list[str] | None, BeforeValidator(_urls)] = Field(
+        default=None, description="absolute URLs to delete"
+    )
     dry_run: Flag = False
     from_: Annotated[datetime | None, BeforeValidator(_moment)] = Field(default=None, alias="from")
     to: Annotated[datetime | None, BeforeValidator(_moment)] = None
@@ -183,8 +213,11 @@ class BatchRequest(Shape):
 
     def definition(self) -> dict[str, Any]:
         """As the definition of a ``batch`` task."""
-        extra = {k: v for k, v in self.model_dump(include={"task_store", "url_callback", "url_errback"}).items()
-                 if v is not None}
+        extra = {
+            k: v
+            for k, v in self.model_dump(include={"task_store", "url_callback", "url_errback"}).items()
+            if v is not None
+        }
         return {"task_name": "batch", "task": self.task_name, "input": self.input, "params": self.params, **extra}
 
 
@@ -192,12 +225,15 @@ class HistoryQuery(Shape):
     """``GET /v2/tasks`` (not in the v2 spec): the caller's tasks, newest first."""
 
     status: Annotated[list[str] | None, BeforeValidator(_states)] = Field(
-        default=None, description="only tasks in these states (queued, executing, success, error)")
+        default=None, description="only tasks in these states (queued, executing, success, error)"
+    )
     task_name: str | None = Field(default=None, description="only tasks of this type")
     from_: Annotated[datetime | None, BeforeValidator(_moment)] = Field(
-        default=None, alias="from", description="only tasks created at or after this ISO 8601 date")
+        default=None, alias="from", description="only tasks created at or after this ISO 8601 date"
+    )
     to: Annotated[datetime | None, BeforeValidator(_moment)] = Field(
-        default=None, description="only tasks created before this ISO 8601 date")
+        default=None, description="only tasks created before this ISO 8601 date"
+    )
     cursor: str | None = Field(default=None, description="the previous page's cursor: the page after it")
     limit: Annotated[int, BeforeValidator(_limit)] = Field(default=100, description=f"1 to {MAX_HISTORY_PAGE}")
 
@@ -214,8 +250,11 @@ class SxmlCheckRequest(Shape):
     timed, without rendering."""
 
     definition: str = Field(description="the movie, in SXML")
-    lengths: dict[str, float] = Field(default_factory=dict, description="seconds of audio or video sources (by "
-                                      "filename) whose length the timing needs; others are timed as unknown")
+    lengths: dict[str, float] = Field(
+        default_factory=dict,
+        description="seconds of audio or video sources (by "
+        "filename) whose length the timing needs; others are timed as unknown",
+    )
 
 
 class SxmlCheck(BaseModel):
@@ -227,8 +266,10 @@ class SxmlCheck(BaseModel):
     errors: list[dict[str, Any]] = []
     duration: float | None = None
     annotated: str | None = None
-    timing: list[dict[str, Any]] = Field(default_factory=list, description="each timed node: its line, tag, start "
-                                         "and duration in seconds, in document order")
+    timing: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="each timed node: its line, tag, start and duration in seconds, in document order",
+    )
     warnings: list[str] = []
     unknown_lengths: list[str] = []
 

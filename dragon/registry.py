@@ -8,10 +8,11 @@ the built-in modules plus any the operator names in ``DRAGON_TASK_MODULES``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,8 +21,14 @@ from dragon.errors import InvalidParametersError
 from dragon.storage.fetch import Fetched, Fetcher
 
 BUILTIN_MODULES = (
-    "dragon.tasks.hello", "dragon.tasks.audio", "dragon.tasks.image", "dragon.tasks.video", "dragon.tasks.html",
-    "dragon.tasks.upload", "dragon.tasks.batch", "dragon.tasks.movie",
+    "dragon.tasks.hello",
+    "dragon.tasks.audio",
+    "dragon.tasks.image",
+    "dragon.tasks.video",
+    "dragon.tasks.html",
+    "dragon.tasks.upload",
+    "dragon.tasks.batch",
+    "dragon.tasks.movie",
 )
 
 
@@ -30,10 +37,18 @@ class TaskParams(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    url_callback: str | None = Field(default=None, pattern=r"^https?://", max_length=2048,
-                                     description="POSTed the final status when the task succeeds (docs/callbacks.md).")
-    url_errback: str | None = Field(default=None, pattern=r"^https?://", max_length=2048,
-                                    description="POSTed the final status when the task fails or is canceled.")
+    url_callback: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2048,
+        description="POSTed the final status when the task succeeds (docs/callbacks.md).",
+    )
+    url_errback: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2048,
+        description="POSTed the final status when the task fails or is canceled.",
+    )
 
 
 @dataclass(frozen=True)
@@ -64,8 +79,16 @@ class TaskContext:
     progress reporting. Built by the worker, handed down to tasks. ``settings`` and
     ``task_store`` are for task types that run others (batch)."""
 
-    def __init__(self, key: str, account: str, attempt: int, scratch: Path, io: TaskIO,
-                 settings: Settings, task_store: dict[str, Any]):
+    def __init__(
+        self,
+        key: str,
+        account: str,
+        attempt: int,
+        scratch: Path,
+        io: TaskIO,
+        settings: Settings,
+        task_store: dict[str, Any],
+    ):
         self.key = key
         self.account = account
         self.attempt = attempt
@@ -102,7 +125,7 @@ class TaskContext:
             yield self.fetch(url, max_bytes).path
             return
         with remote:
-            yield remote
+            yield cast(BinaryIO, remote)  # a seekable binary file object, as PyAV and Pillow read
 
     def store(self, path: Path, extension: str, content_type: str, main: bool = True) -> str:
         """Place an output file in the task's store; returns its URL. ``main`` marks the

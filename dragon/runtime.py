@@ -9,7 +9,7 @@ import logging
 import socket
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from dragon.config import Settings, prepare_ray_environment
 
@@ -84,8 +84,9 @@ def start_actors(settings: Settings) -> None:
     """
     head = {"resources": {HEAD_NODE_RESOURCE: SHARE}}
     holder = f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}"  # this head, in the journal's lease
-    control_actor = control.Control.options(name=control.ACTOR_NAME, namespace=settings.ray_namespace,
-                                            lifetime="detached", get_if_exists=True, **head).remote(settings, holder)
+    control_actor = control.Control.options(  # type: ignore[attr-defined]  # added by @ray.remote
+        name=control.ACTOR_NAME, namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True, **head
+    ).remote(settings, holder)
     storage.storage_on(head_node_id(), settings, sweeper=True)
     try:
         ray.get(control_actor.ready.remote())
@@ -101,7 +102,7 @@ def lease_lost(settings: Settings) -> str | None:
     None while it runs them (or cannot tell now)."""
     try:
         actor = ray.get_actor(control.ACTOR_NAME, namespace=settings.ray_namespace)
-        return ray.get(actor.lost.remote(), timeout=10)
+        return cast("str | None", ray.get(actor.lost.remote(), timeout=10))
     except Exception:  # restarting, or Ray busy: ask again later
         return None
 
@@ -118,7 +119,7 @@ def app_builder(args: dict[str, Any]) -> serve.Application:
 
     settings = Settings(**args)
     start_actors(settings)
-    return Api.bind(settings)
+    return Api.bind(settings)  # type: ignore[attr-defined]  # added by @serve.deployment
 
 
 def deploy(settings: Settings) -> None:
@@ -137,8 +138,11 @@ def shutdown(settings: Settings) -> None:
     except Exception:  # not running, or the journal down: the lease lapses by itself
         pass
     names = [control.ACTOR_NAME]  # its shards go with it
-    names += [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-              if a["namespace"] == settings.ray_namespace and a["name"].startswith(storage.ACTOR_PREFIX)]
+    names += [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == settings.ray_namespace and a["name"].startswith(storage.ACTOR_PREFIX)
+    ]
     for name in names:
         try:
             ray.kill(ray.get_actor(name, namespace=settings.ray_namespace), no_restart=True)

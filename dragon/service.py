@@ -13,10 +13,11 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, cast
 
 import ray
 
@@ -52,7 +53,7 @@ class Service:
     @classmethod
     def lookup(cls, namespace: str) -> Service:
         """Bind to the actors of a running deployment, with the settings it runs with."""
-        settings = ray.get(ray.get_actor(actor_name(0), namespace=namespace).settings.remote())
+        settings = cast(Settings, ray.get(ray.get_actor(actor_name(0), namespace=namespace).settings.remote()))
         return cls(settings, Shards.lookup(settings), local_storage(settings))
 
     async def ready(self) -> dict[str, Any]:
@@ -84,9 +85,15 @@ class Service:
         keys = [new_key(shard, len(self.shards)) for _ in definitions]
         refs = pipelines.references(definitions)
         pipelines.check_order(refs, len(definitions))
-        tasks = [self._prepare(account, key, i, pipelines.substitute(d, [r for r in refs if r.index == i], keys)
-                               if isinstance(d, dict) else d)
-                 for i, (key, d) in enumerate(zip(keys, definitions))]
+        tasks = [
+            self._prepare(
+                account,
+                key,
+                i,
+                pipelines.substitute(d, [r for r in refs if r.index == i], keys) if isinstance(d, dict) else d,
+            )
+            for i, (key, d) in enumerate(zip(keys, definitions))
+        ]
         if refs:
             tasks = await self._pipeline(account, tasks, refs, keys)
         wait = self.settings.block_timeout if block else 0.0
@@ -112,8 +119,9 @@ class Service:
                     "callback": d.delivery,
                 }
                 if d.record.uses:  # a pipeline's task: the outputs it takes as inputs
-                    doc["details"]["uses"] = [{k: use[k] for k in ("parameter", "item", "task", "result")}
-                                              for use in d.record.uses]
+                    doc["details"]["uses"] = [
+                        {k: use[k] for k in ("parameter", "item", "task", "result")} for use in d.record.uses
+                    ]
         return docs
 
     async def cancel(self, account: Account, keys: list[str]) -> dict[str, Any]:
@@ -131,9 +139,17 @@ class Service:
     async def history(self, account: Account, query: HistoryQuery) -> dict[str, Any]:
         """A page of the account's tasks, newest first, read from the journal (the
         statuses it holds are those published), and the cursor of the next page."""
-        rows = await self.shards.history(History(
-            account.name, tuple(query.status or ()), query.task_name, _utc(query.from_), _utc(query.to),
-            _position(query.cursor), query.limit + 1))
+        rows = await self.shards.history(
+            History(
+                account.name,
+                tuple(query.status or ()),
+                query.task_name,
+                _utc(query.from_),
+                _utc(query.to),
+                _position(query.cursor),
+                query.limit + 1,
+            )
+        )
         page = rows[: query.limit]
         cursor = _cursor(*page[-1][:2]) if len(rows) > query.limit else None
         return {"tasks": [TaskStatus.from_json(json.loads(status)).public() for _, _, status in page], "cursor": cursor}
@@ -183,8 +199,9 @@ class Service:
         a fresh key: its URL is an input like any other (the fetcher reads the service's
         own URLs from storage). The bytes go from this node's disk to the backend."""
         try:
-            return await self.storage.store.remote(account.name, new_key(), "upload", {"type": "persistent"}, str(path),
-                                                   extension, content_type, True)
+            return await self.storage.store.remote(
+                account.name, new_key(), "upload", {"type": "persistent"}, str(path), extension, content_type, True
+            )
         except ray.exceptions.RayTaskError:
             raise UnavailableError("body", "the upload could not be stored") from None
 
@@ -208,8 +225,9 @@ class Service:
 
     # internals
 
-    async def _pipeline(self, account: Account, tasks: list[NewTask], refs: list[pipelines.Reference],
-                        keys: list[str]) -> list[NewTask]:
+    async def _pipeline(
+        self, account: Account, tasks: list[NewTask], refs: list[pipelines.Reference], keys: list[str]
+    ) -> list[NewTask]:
         """The tasks with the uses their references name: earlier tasks must be the
         account's (another account's key is unknown here), named results must exist."""
         task_names = {t.record.key: t.record.task_name for t in tasks}
@@ -226,7 +244,9 @@ class Service:
                 task_names[ref.task] = details.record.task_name
             pipelines.check_result(ref, task_names[keys[ref.task] if isinstance(ref.task, int) else ref.task])
         return [
-            NewTask(replace(t.record, uses=pipelines.uses([r for r in refs if r.index == i], keys, task_names)), t.error)
+            NewTask(
+                replace(t.record, uses=pipelines.uses([r for r in refs if r.index == i], keys, task_names)), t.error
+            )
             for i, t in enumerate(tasks)
         ]
 
@@ -240,8 +260,9 @@ class Service:
             raise InvalidRequestError(f"{where}.task_name", "task_name is missing")
         task_type = registry.get(task_name)
         if task_type is None:
-            raise InvalidRequestError(f"{where}.task_name",
-                                      f"{task_name!r} is not a task name; choose one of: {', '.join(registry.names())}")
+            raise InvalidRequestError(
+                f"{where}.task_name", f"{task_name!r} is not a task name; choose one of: {', '.join(registry.names())}"
+            )
         store = definition.get("task_store")
         raw = {k: v for k, v in definition.items() if k not in ("task_name", "task_store")}
         fields = task_type.params.model_fields
@@ -284,10 +305,17 @@ def check_sxml(definition: str, lengths: dict[str, float]) -> SxmlCheck:
         if not number.isdigit():
             number, message = "1", text
         return SxmlCheck(valid=False, errors=[{"line": int(number), "message": message}])
-    return SxmlCheck(valid=True, duration=round(duration, 3), annotated=sxml.annotate(document.movie),
-                     timing=[{"line": n.line, "tag": n.tag, "start": round(n.start, 3), "duration": round(n.duration, 3)}
-                             for n in _timed(document.movie)],
-                     warnings=document.warnings, unknown_lengths=list(dict.fromkeys(unknown)))
+    return SxmlCheck(
+        valid=True,
+        duration=round(duration, 3),
+        annotated=sxml.annotate(document.movie),
+        timing=[
+            {"line": n.line, "tag": n.tag, "start": round(n.start, 3), "duration": round(n.duration, 3)}
+            for n in _timed(document.movie)
+        ],
+        warnings=document.warnings,
+        unknown_lengths=list(dict.fromkeys(unknown)),
+    )
 
 
 def _timed(node: Node) -> Iterator[Node]:

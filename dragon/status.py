@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 State = Literal["queued", "executing", "success", "error"]
@@ -60,15 +60,14 @@ def is_key(value: object) -> bool:
 
 def now_iso() -> str:
     """ISO 8601 with microseconds and ``+00:00``, the format of the spec's examples."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def redact(value: Any) -> Any:
     """Copy of ``value`` with credential-looking fields replaced, for details and logs."""
     if isinstance(value, dict):
         return {
-            k: ("<redacted>" if any(s in k.lower() for s in SECRET_FIELDS) else redact(v))
-            for k, v in value.items()
+            k: ("<redacted>" if any(s in k.lower() for s in SECRET_FIELDS) else redact(v)) for k, v in value.items()
         }
     if isinstance(value, list):
         return [redact(v) for v in value]

@@ -70,7 +70,7 @@ def clip(path: Path, seconds: int = 6, fps: int = 25) -> None:
         t = np.arange(seconds * RATE) / RATE
         tone = (0.2 * np.sin(2 * np.pi * (300 + 40 * t) * t)).astype(np.float32)
         for start in range(0, len(tone), 1024):
-            frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp", layout="mono")
+            frame = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
             frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
             container.mux(audio.encode(frame))
         container.mux(audio.encode())

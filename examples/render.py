@@ -16,8 +16,8 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from xml.sax.saxutils import quoteattr
 
 import httpx
@@ -55,8 +55,12 @@ def main() -> None:
         definition = with_uploads(args.definition.read_text(), args.definition.parent, dragon.upload)
         [task] = dragon.create({"task_name": "video.create", "definition": definition, "profile": args.profile})
         for status in dragon.stream([task.key]):
-            print(f"\r{status.status} {status.progress if isinstance(status.progress, int) else ''}", end="",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\r{status.status} {status.progress if isinstance(status.progress, int) else ''}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
         print(file=sys.stderr)
     if status.status != "success":
         sys.exit(f"video.create failed: {status.error}")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import io
-from fractions import Fraction
-
 import json
 import warnings
+from fractions import Fraction
 
 import av
 import httpx
@@ -20,8 +19,6 @@ from tests.support.servers import Origin
 
 FORMATS = "audio_formats"
 BEATS = "audio_beats/synthetic"
-
-
 
 
 @pytest.mark.parametrize(
@@ -38,7 +35,9 @@ BEATS = "audio_beats/synthetic"
         ("tinytag/bitrate_present.spx", "speex", "audio/ogg", 1.04),
     ],
 )
-def test_info_reads_many_codecs(api: Api, media: Origin, path: str, codec: str, content_type: str, duration: float) -> None:
+def test_info_reads_many_codecs(
+    api: Api, media: Origin, path: str, codec: str, content_type: str, duration: float
+) -> None:
     info = api.result({"task_name": "audio.info", "url": f"{media.url}/{FORMATS}/{path}"})
     assert (info["codec"], info["content_type"]) == (codec, content_type)
     assert info["duration"] == pytest.approx(duration, abs=0.011)
@@ -60,9 +59,14 @@ def test_bad_audio_ends_in_invalid_content_error(api: Api, media: Origin, origin
         assert status["error"].startswith("InvalidContentError: "), (url, status["error"])
 
 
-@pytest.mark.parametrize("codec, content_type, extension", [("vorbis", "audio/ogg", ".ogg"), ("aac", "audio/mp4", ".m4a"), ("mp3", "audio/mpeg", ".mp3")])
+@pytest.mark.parametrize(
+    "codec, content_type, extension",
+    [("vorbis", "audio/ogg", ".ogg"), ("aac", "audio/mp4", ".m4a"), ("mp3", "audio/mpeg", ".mp3")],
+)
 def test_convert_to_each_codec(api: Api, media: Origin, codec: str, content_type: str, extension: str) -> None:
-    out = api.result({"task_name": "audio.convert", "url": f"{media.url}/{FORMATS}/tinytag/test3sMono.wav", "codec": codec})
+    out = api.result(
+        {"task_name": "audio.convert", "url": f"{media.url}/{FORMATS}/tinytag/test3sMono.wav", "codec": codec}
+    )
     assert out["content_type"] == content_type and out["output"].endswith(extension)
     assert out["duration"] == pytest.approx(3.0, abs=0.06)
     container = av.open(io.BytesIO(httpx.get(out["output"]).content))
@@ -102,10 +106,24 @@ def _tone_file(origin: Origin) -> str:
 
 def test_waveform_draws_the_peak_envelope(api: Api, origin: Origin) -> None:
     url = _tone_file(origin)
-    out = api.result({"task_name": "audio.waveform", "url": url, "width": 100, "height": 40, "vmargin": 2,
-                       "fill": "#FF0000", "background": "#00000000", "format": "png"})
+    out = api.result(
+        {
+            "task_name": "audio.waveform",
+            "url": url,
+            "width": 100,
+            "height": 40,
+            "vmargin": 2,
+            "fill": "#FF0000",
+            "background": "#00000000",
+            "format": "png",
+        }
+    )
     assert {k: out[k] for k in ("duration", "width", "height", "content_type")} == {
-        "duration": 2.0, "width": 100, "height": 40, "content_type": "image/png"}
+        "duration": 2.0,
+        "width": 100,
+        "height": 40,
+        "content_type": "image/png",
+    }
     image = np.asarray(Image.open(io.BytesIO(httpx.get(out["output"]).content)).convert("RGBA"))
     drawn = image[:, :, 3] > 0
     heights = drawn.sum(axis=0)
@@ -120,7 +138,9 @@ def test_waveform_draws_the_peak_envelope(api: Api, origin: Origin) -> None:
 
 
 def test_waveform_parameters_are_validated(api: Api, origin: Origin) -> None:
-    status = api.run({"task_name": "audio.waveform", "url": f"{origin.url}/x", "fill": "red", "format": "gif", "width": 0})
+    status = api.run(
+        {"task_name": "audio.waveform", "url": f"{origin.url}/x", "fill": "red", "format": "gif", "width": 0}
+    )
     assert set(status["error"]["parameters"]) == {"fill", "format", "width"}
 
 
@@ -158,7 +178,9 @@ def test_waltz_bars_are_three_beats_long(api: Api, media: Origin) -> None:
 
 def test_a_pickup_beat_and_a_quiet_intro_are_not_bars(api: Api, media: Origin) -> None:
     """The funk clip opens with 2 s of near-silence, then one beat before the first bar."""
-    result = api.result({"task_name": "audio.beats", "url": f"{media.url}/{BEATS}/syn_funk_4-4_90bpm_leadin_pickup.flac"})
+    result = api.result(
+        {"task_name": "audio.beats", "url": f"{media.url}/{BEATS}/syn_funk_4-4_90bpm_leadin_pickup.flac"}
+    )
     assert result["beats"][0] == pytest.approx(2.0, abs=0.07)
     assert result["downbeats"][0] == pytest.approx(2.667, abs=0.07)
 

@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
@@ -42,8 +43,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
 
 def batch(api: Api, task_name: str, manifest_url: str, seen: list | None = None, **params: Any) -> dict[str, Any]:
     """Runs a batch over HTTP, following its status stream; ``seen`` gets every status."""
-    r = api.http.post("/v2/batch", json={"secret": api.secret, "task_name": task_name, "input": manifest_url,
-                                         "params": params})
+    r = api.http.post(
+        "/v2/batch", json={"secret": api.secret, "task_name": task_name, "input": manifest_url, "params": params}
+    )
     assert r.status_code == 200, r.text
     with api.http.stream("GET", "/v2/stream", params={"tasks": [r.json()["key"]]}, timeout=240) as stream:
         lines = [json.loads(line) for line in stream.iter_lines() if line]
@@ -117,14 +119,35 @@ def test_running_a_batch_again_redoes_only_what_failed(api: Api, photos: Origin)
     assert len(rows) == 10 and {r["status"] for r in rows} == {"success"}
 
 
-def test_an_interrupted_cli_batch_resumes_where_it_stopped(dragon: DragonProcess, account: dict, tmp_path: Path) -> None:
+def test_an_interrupted_cli_batch_resumes_where_it_stopped(
+    dragon: DragonProcess, account: dict, tmp_path: Path
+) -> None:
     total = 100
     manifest = tmp_path / "steps.jsonl"
     manifest.write_text("\n".join(json.dumps({"n": i, "steps": 1, "delay": 0.1}) for i in range(total)))
     output = tmp_path / "results.parquet"
-    command = [sys.executable, "-m", "dragon", "batch", "test.steps", "--input", str(manifest), "--output", str(output),
-               "--account", "alice", "--address", dragon.ray_address, "--concurrency", "1", "--part-rows", "5"]
-    first = subprocess.Popen([*command, "--json"], env=dragon.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        "-m",
+        "dragon",
+        "batch",
+        "test.steps",
+        "--input",
+        str(manifest),
+        "--output",
+        str(output),
+        "--account",
+        "alice",
+        "--address",
+        dragon.ray_address,
+        "--concurrency",
+        "1",
+        "--part-rows",
+        "5",
+    ]
+    first = subprocess.Popen(
+        [*command, "--json"], env=dragon.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     while not list(output.glob("part-*.parquet")) and time.monotonic() < deadline and first.poll() is None:
         time.sleep(0.05)
@@ -144,7 +167,9 @@ def test_an_interrupted_cli_batch_resumes_where_it_stopped(dragon: DragonProcess
 
 
 def test_unknown_task_types_and_manifests_are_refused(api: Api, photos: Origin) -> None:
-    r = api.http.post("/v2/batch", json={"secret": api.secret, "task_name": "no.such.task", "input": f"{photos.url}/x.csv"})
+    r = api.http.post(
+        "/v2/batch", json={"secret": api.secret, "task_name": "no.such.task", "input": f"{photos.url}/x.csv"}
+    )
     assert r.status_code == 200
     [final] = api.wait([r.json()["key"]])
     assert final["status"] == "error" and "task" in final["error"]["parameters"]
@@ -160,9 +185,27 @@ def test_the_cli_takes_relative_paths_finds_the_cluster_and_keeps_the_url_column
     urls = [f"{photos.url}/photo-{i}.png" for i in range(12)]
     (tmp_path / "photos.csv").write_text("url\n" + "\n".join(urls) + "\n")
     env = {**dragon.env, "DRAGON_DATA_DIR": str(dragon.data_dir)}
-    done = subprocess.run([sys.executable, "-m", "dragon", "batch", "image.info", "--input", "photos.csv",
-                           "--output", "infos", "--account", "alice", "--json"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dragon",
+            "batch",
+            "image.info",
+            "--input",
+            "photos.csv",
+            "--output",
+            "infos",
+            "--account",
+            "alice",
+            "--json",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["failed"] == 0
     rows = read_results(str(tmp_path / "infos")).to_pylist()  # a str names the directory too

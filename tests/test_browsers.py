@@ -70,8 +70,10 @@ def browser() -> Iterator[webdriver.Chrome]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(
-        executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    driver = webdriver.Chrome(
+        options=options,
+        service=webdriver.ChromeService(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"),
+    )
     yield driver
     driver.quit()
 
@@ -115,7 +117,8 @@ def browser_account(dragon: DragonProcess, pages: tuple[Origin, Origin]) -> dict
 
 
 def test_the_official_browser_clients_way_works_from_a_whitelisted_origin(
-        browser: webdriver.Chrome, dragon: DragonProcess, browser_account: dict, pages: tuple[Origin, Origin]) -> None:
+    browser: webdriver.Chrome, dragon: DragonProcess, browser_account: dict, pages: tuple[Origin, Origin]
+) -> None:
     url = _page(pages[0], "tasks.html", TASKS_JS, API=dragon.url, API_KEY=browser_account["api_key"])
     outcome = _outcome(browser, url)
     assert outcome["read"], outcome
@@ -123,18 +126,23 @@ def test_the_official_browser_clients_way_works_from_a_whitelisted_origin(
 
 
 def test_fetch_with_json_and_an_authorization_header_is_preflighted_and_read(
-        browser: webdriver.Chrome, dragon: DragonProcess, browser_account: dict, pages: tuple[Origin, Origin]) -> None:
+    browser: webdriver.Chrome, dragon: DragonProcess, browser_account: dict, pages: tuple[Origin, Origin]
+) -> None:
     url = _page(pages[0], "fetch.html", FETCH, API=dragon.url, API_KEY=browser_account["api_key"])
     outcome = _outcome(browser, url)
     assert outcome["read"] and outcome["status"]["result"] == "Hello fetch", outcome
 
 
 def test_a_page_of_an_origin_nobody_whitelists_cannot_read_answers(
-        browser: webdriver.Chrome, dragon: DragonProcess, browser_account: dict, pages: tuple[Origin, Origin]) -> None:
+    browser: webdriver.Chrome, dragon: DragonProcess, browser_account: dict, pages: tuple[Origin, Origin]
+) -> None:
     import httpx
 
-    [task] = httpx.post(f"{dragon.url}/v2/create", json={"tasks": {"task_name": "hello", "name": "x"}, "block": True},
-                        headers={"Authorization": f"Secret {browser_account['secret']}"}).json()
+    [task] = httpx.post(
+        f"{dragon.url}/v2/create",
+        json={"tasks": {"task_name": "hello", "name": "x"}, "block": True},
+        headers={"Authorization": f"Secret {browser_account['secret']}"},
+    ).json()
     bad = _origin(pages[1])
     for name, script in (("tasks.html", TASKS_JS), ("status.html", STATUS)):
         url = _page(pages[1], name, script, API=dragon.url, API_KEY=browser_account["api_key"], KEY=task["key"])
@@ -145,8 +153,9 @@ def test_a_page_of_an_origin_nobody_whitelists_cannot_read_answers(
     assert _outcome(browser, good)["read"]
 
 
-def test_preflights_and_answers_name_only_allowed_origins(dragon: DragonProcess, browser_account: dict,
-                                                          pages: tuple[Origin, Origin]) -> None:
+def test_preflights_and_answers_name_only_allowed_origins(
+    dragon: DragonProcess, browser_account: dict, pages: tuple[Origin, Origin]
+) -> None:
     import httpx
 
     good, bad = (_origin(p) for p in pages)

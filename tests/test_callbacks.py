@@ -50,7 +50,14 @@ def _wait_delivery(api: Api, key: str, state: str, timeout: float = 30) -> dict:
 
 
 def test_callback_posts_the_final_status_signed(api: Api, receiver: Receiver) -> None:
-    [task] = api.create({"task_name": "hello", "name": "cb", "url_callback": f"{receiver.url}/done", "url_errback": f"{receiver.url}/failed"})
+    [task] = api.create(
+        {
+            "task_name": "hello",
+            "name": "cb",
+            "url_callback": f"{receiver.url}/done",
+            "url_errback": f"{receiver.url}/failed",
+        }
+    )
     [request] = receiver.wait_for(1)
     assert request["path"] == "/done"
     assert request["headers"]["Content-Type"] == "application/json"
@@ -198,7 +205,9 @@ def _cancel(api: Api, keys: list[str]) -> httpx.Response:
 
 def test_cancel_an_executing_task_stops_it_and_fires_the_errback(api: Api, receiver: Receiver, tmp_path: Path) -> None:
     gate, pid_file = tmp_path / "gate", tmp_path / "pid"
-    [task] = api.create({"task_name": "test.gate", "gate": str(gate), "pid_file": str(pid_file), "url_errback": receiver.url})
+    [task] = api.create(
+        {"task_name": "test.gate", "gate": str(gate), "pid_file": str(pid_file), "url_errback": receiver.url}
+    )
     api.wait_for(task["key"], "executing")
     r = _cancel(api, [task["key"]])
     assert r.status_code == 200
@@ -256,8 +265,12 @@ def test_same_idempotency_key_returns_the_first_tasks(api: Api) -> None:
 
 def test_same_idempotency_key_with_another_body_is_400(api: Api) -> None:
     headers = {"Idempotency-Key": "order-3"}
-    api.http.post("/v2/create", json={"secret": api.secret, "tasks": {"task_name": "hello", "name": "a"}}, headers=headers)
-    r = api.http.post("/v2/create", json={"secret": api.secret, "tasks": {"task_name": "hello", "name": "b"}}, headers=headers)
+    api.http.post(
+        "/v2/create", json={"secret": api.secret, "tasks": {"task_name": "hello", "name": "a"}}, headers=headers
+    )
+    r = api.http.post(
+        "/v2/create", json={"secret": api.secret, "tasks": {"task_name": "hello", "name": "b"}}, headers=headers
+    )
     assert r.status_code == 400
     assert r.json()["errors"][0]["name"] == "Idempotency-Key"
 

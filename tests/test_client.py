@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,9 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_create_wait_and_status_give_typed_statuses(client: Client) -> None:
-    created = client.create([{"task_name": "hello", "name": "client"}, {"task_name": "test.steps", "steps": 2, "delay": 0.1}])
+    created = client.create(
+        [{"task_name": "hello", "name": "client"}, {"task_name": "test.steps", "steps": 2, "delay": 0.1}]
+    )
     assert all(isinstance(s, Status) for s in created)
     final = client.wait([s.key for s in created])
     assert [s.status for s in final] == ["success", "success"]
@@ -71,7 +74,9 @@ def test_create_stream_starts_with_the_created_statuses(client: Client) -> None:
     assert seen[-1].status == "success" and seen[-1].result == "Hello s"
 
 
-def test_cancel_from_the_client_and_the_cli(client: Client, dragon: DragonProcess, account: dict, tmp_path: Path) -> None:
+def test_cancel_from_the_client_and_the_cli(
+    client: Client, dragon: DragonProcess, account: dict, tmp_path: Path
+) -> None:
     [task] = client.create({"task_name": "test.gate", "gate": str(tmp_path / "never")})
     answer = client.cancel(task.key)
     assert answer["canceled"] == [task.key] and answer["statuses"][0]["status"] == "error"
@@ -100,7 +105,9 @@ def test_uploaded_files_are_task_inputs(client: Client, photo: Path) -> None:
 def test_uploads_need_the_secret_and_a_body(dragon: DragonProcess, account: dict) -> None:
     r = httpx.post(f"{dragon.url}/v2/storage/upload", content=b"x")
     assert r.status_code == 401
-    r = httpx.post(f"{dragon.url}/v2/storage/upload", headers={"Authorization": f"secret {account['secret']}"}, content=b"")
+    r = httpx.post(
+        f"{dragon.url}/v2/storage/upload", headers={"Authorization": f"secret {account['secret']}"}, content=b""
+    )
     assert r.status_code == 400
 
 
@@ -133,8 +140,9 @@ def test_the_async_client_does_the_same(dragon: DragonProcess, account: dict, ph
 
 def dragon_cli(dragon: DragonProcess, account: dict, *args: str) -> subprocess.CompletedProcess:
     env = {**dragon.env, "DRAGON_URL": dragon.url, "DRAGON_SECRET": account["secret"]}
-    return subprocess.run([sys.executable, "-m", "dragon", *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "dragon", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_create_wait_status_and_watch(dragon: DragonProcess, account: dict, photo: Path) -> None:
@@ -177,14 +185,26 @@ def test_status_needs_no_secret_and_an_unreachable_service_is_one_line_and_exit_
 ) -> None:
     [task] = Client(dragon.url, secret=account["secret"]).create({"task_name": "hello", "name": "anyone"}, block=True)
     env = {k: v for k, v in dragon.env.items() if k not in ("DRAGON_SECRET", "DRAGON_API_KEY")}
-    shown = subprocess.run([sys.executable, "-m", "dragon", "status", task.key, "--url", dragon.url, "--json"],
-                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "dragon", "status", task.key, "--url", dragon.url, "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)[0]["result"] == "Hello anyone"
     down = f"http://127.0.0.1:{free_port()}"
     for args in (["status", task.key], ["create", "hello", "name=x", "--secret", "s"]):
-        refused = subprocess.run([sys.executable, "-m", "dragon", *args, "--url", down], env=env, cwd=ROOT,
-                                 capture_output=True, text=True, timeout=60)
+        refused = subprocess.run(
+            [sys.executable, "-m", "dragon", *args, "--url", down],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert refused.returncode == 69, refused.stderr  # EX_UNAVAILABLE
         assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]  # one line, no traceback
         assert f"the service at {down} is not reachable" in refused.stderr
@@ -208,8 +228,15 @@ def test_cli_takes_a_parameter_from_a_file_or_stdin(dragon: DragonProcess, accou
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["result"] == "Hello from <a> file"
     env = {**dragon.env, "DRAGON_URL": dragon.url, "DRAGON_SECRET": account["secret"]}
-    piped = subprocess.run([sys.executable, "-m", "dragon", "create", "hello", "name=@-", "--wait", "--json"],
-                           input="stdin", env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    piped = subprocess.run(
+        [sys.executable, "-m", "dragon", "create", "hello", "name=@-", "--wait", "--json"],
+        input="stdin",
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(piped.stdout)[0]["result"] == "Hello stdin"
     literal = dragon_cli(dragon, account, "create", "hello", 'name="@home"', "--wait", "--json")
     assert json.loads(literal.stdout)[0]["result"] == "Hello @home"
@@ -228,8 +255,18 @@ def test_cli_takes_time_out_and_retries_as_options(dragon: DragonProcess, accoun
     stuck = socket.create_server(("127.0.0.1", 0))  # connections wait in its backlog, never answered
     try:
         started = time.monotonic()
-        waited = dragon_cli(dragon, account, "status", "k", "--url", f"http://127.0.0.1:{stuck.getsockname()[1]}",
-                            "--timeout", "0.5", "--retries", "0")
+        waited = dragon_cli(
+            dragon,
+            account,
+            "status",
+            "k",
+            "--url",
+            f"http://127.0.0.1:{stuck.getsockname()[1]}",
+            "--timeout",
+            "0.5",
+            "--retries",
+            "0",
+        )
         assert waited.returncode == 69 and "(timed out)" in waited.stderr
         assert time.monotonic() - started < 20  # the default would be 660 s
     finally:
@@ -259,8 +296,14 @@ def test_accounts_rotate_gives_a_new_secret_and_the_old_one_stops_working(dragon
 def test_commands_that_read_never_create_an_empty_data_dir(dragon: DragonProcess, tmp_path: Path) -> None:
     missing = tmp_path / "elsewhere"
     for args in (["accounts", "list"], ["accounts", "delete", "x"], ["accounts", "rotate", "x"]):
-        done = subprocess.run([sys.executable, "-m", "dragon", *args, "--data-dir", str(missing)], env=dragon.env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "dragon", *args, "--data-dir", str(missing)],
+            env=dragon.env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 1 and f"no Dragon data in {missing}" in done.stderr
     assert not missing.exists() and not (tmp_path / "dragon-data").exists()
 
@@ -269,8 +312,12 @@ def test_the_dev_secret_is_the_last_thing_serve_prints(dragon: DragonProcess) ->
     serving = next(i for i, line in enumerate(dragon.output) if line.startswith("Dragon is serving on"))
     created = next(i for i, line in enumerate(dragon.output) if line.startswith("Created the development account"))
     assert serving < created
-    assert any(line.startswith("A new secret at any time: dragon accounts rotate dev") for line in dragon.output[created:])
-    signed = [line for line in dragon.output[created:] if line.startswith("Callbacks are signed (Standard Webhooks) with")]
+    assert any(
+        line.startswith("A new secret at any time: dragon accounts rotate dev") for line in dragon.output[created:]
+    )
+    signed = [
+        line for line in dragon.output[created:] if line.startswith("Callbacks are signed (Standard Webhooks) with")
+    ]
     assert len(signed) == 1 and signed[0].split()[-1].startswith("whsec_")
 
 
@@ -279,24 +326,59 @@ def test_the_client_installs_without_the_server_and_calls_the_service(
 ) -> None:
     """`pip install dragon-tasks` (no extra) into a fresh venv: no Ray, no torch, and the
     HTTP commands and dragon.client work against the running service."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     [wheel] = (tmp_path / "dist").glob("dragon_tasks-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    installed = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
-                                str(wheel)], env=env, capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "-c", str(ROOT / "constraints.txt"), str(wheel)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
     python, command = str(venv / "bin" / "python"), str(venv / "bin" / "dragon")
-    absent = subprocess.run([python, "-c", "import importlib.util as u; print([m for m in ('ray', 'torch', 'av', "
-                             "'fastapi', 'pydantic_settings') if u.find_spec(m)])"], env=env, capture_output=True,
-                            text=True, check=True)
+    absent = subprocess.run(
+        [
+            python,
+            "-c",
+            "import importlib.util as u; print([m for m in ('ray', 'torch', 'av', "
+            "'fastapi', 'pydantic_settings') if u.find_spec(m)])",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert absent.stdout.strip() == "[]"
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([command, *args], env={**env, "DRAGON_URL": dragon.url}, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [command, *args],
+            env={**env, "DRAGON_URL": dragon.url},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert run("--help").returncode == 0
     created = run("create", "hello", "name=light", "--secret", account["secret"], "--wait", "--json")
@@ -304,10 +386,14 @@ def test_the_client_installs_without_the_server_and_calls_the_service(
     [status] = json.loads(created.stdout)
     assert status["result"] == "Hello light"
     assert json.loads(run("status", status["key"], "--json").stdout)[0]["status"] == "success"
-    script = (f"from dragon.client import Client\nwith Client({dragon.url!r}, secret={account['secret']!r}) as d:\n"
-              "    print(d.create({'task_name': 'hello', 'name': 'py'}, block=True)[0].result)")
-    assert subprocess.run([python, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=120).stdout.strip() == "Hello py"
+    script = (
+        f"from dragon.client import Client\nwith Client({dragon.url!r}, secret={account['secret']!r}) as d:\n"
+        "    print(d.create({'task_name': 'hello', 'name': 'py'}, block=True)[0].result)"
+    )
+    assert (
+        subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=120).stdout.strip()
+        == "Hello py"
+    )
     server = run("accounts", "list")
     assert server.returncode == 1 and "pip install 'dragon-tasks[server]'" in server.stderr
     assert "Traceback" not in server.stderr
@@ -318,8 +404,19 @@ def test_openapi_describes_every_route_and_task(api: Api) -> None:
 
     doc = api.http.get("/openapi.json").json()
     validate(doc)
-    for path in ("/v2/create", "/v2/create_stream", "/v2/status", "/v2/status_stream", "/v2/stream", "/v2/cancel",
-                 "/v2/batch", "/v2/tasks", "/v2/storage/files", "/v2/storage/expiration", "/v2/storage/upload"):
+    for path in (
+        "/v2/create",
+        "/v2/create_stream",
+        "/v2/status",
+        "/v2/status_stream",
+        "/v2/stream",
+        "/v2/cancel",
+        "/v2/batch",
+        "/v2/tasks",
+        "/v2/storage/files",
+        "/v2/storage/expiration",
+        "/v2/storage/upload",
+    ):
         assert path in doc["paths"], path
     create = doc["paths"]["/v2/create"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "tasks" in create["required"]
@@ -359,7 +456,9 @@ def test_the_task_schemas_accept_real_definitions_and_refuse_bad_ones(api: Api) 
         schema = {"$ref": f"#/components/schemas/Task.{definition['task_name']}", **resolver_doc}
         return registry(schema).is_valid(definition)
 
-    assert valid({"task_name": "image.thumb", "url": "http://x/y.jpg", "width": 100, "task_store": {"type": "volatile"}})
+    assert valid(
+        {"task_name": "image.thumb", "url": "http://x/y.jpg", "width": 100, "task_store": {"type": "volatile"}}
+    )
     assert valid({"task_name": "video.upload.vimeo", "url": "http://x/v.mp4", "oauth2_token": "t"})
     assert not valid({"task_name": "image.thumb", "width": 100})  # no url
     assert not valid({"task_name": "audio.convert", "url": "http://x/a.mp3", "codec": "flac"})

@@ -89,8 +89,10 @@ def test_shards_live_on_the_head_and_tasks_and_their_outputs_stay_on_worker_node
 def test_a_pipeline_step_runs_on_the_node_that_made_its_input(deployment: Deployment) -> None:
     """Soft node affinity: each step follows its input to its node while that node has room."""
     api = deployment.api
-    pairs = [[{"task_name": "test.where", "seconds": 1, "store": True},
-              {"task_name": "test.where", "url": {"task": 0}}] for _ in range(4)]
+    pairs = [
+        [{"task_name": "test.where", "seconds": 1, "store": True}, {"task_name": "test.where", "url": {"task": 0}}]
+        for _ in range(4)
+    ]
     created = [api.create(pair) for pair in pairs]
     statuses = [_ended(api, [s["key"] for s in pair]) for pair in created]
     assert all(s["status"] == "success" for pair in statuses for s in pair)
@@ -140,7 +142,9 @@ def test_killing_the_api_replicas_node_leaves_statuses_and_streams_reachable(dep
             return None
 
     lines = wait_until(reconnected, 120, "the stream never came back")
-    final = lines[-1] if isinstance(lines[-1], dict) else lines[-1][0]  # a change, or the one-line list of an ended task
+    final = (
+        lines[-1] if isinstance(lines[-1], dict) else lines[-1][0]
+    )  # a change, or the one-line list of an ended task
     assert final["status"] == "success" and final["result"] == {"steps": 40}
     assert deployment.replica_node() != victim
     [again] = api.status([ended["key"]])

@@ -7,8 +7,9 @@ import json
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -51,8 +52,9 @@ def test_a_wrong_secret_is_refused(browser: webdriver.Chrome, dragon: DragonProc
     assert browser.find_element(By.ID, "tasks-view").get_attribute("hidden") is not None
 
 
-def test_create_a_thumbnail_and_see_it(browser: webdriver.Chrome, dragon: DragonProcess, account: dict[str, Any],
-                                        origin: Origin, tmp_path) -> None:
+def test_create_a_thumbnail_and_see_it(
+    browser: webdriver.Chrome, dragon: DragonProcess, account: dict[str, Any], origin: Origin, tmp_path
+) -> None:
     source = tmp_path / "sunset.png"
     Image.new("RGB", (300, 200), (250, 120, 30)).save(source)
     url = origin.add("sunset.png", source.read_bytes())
@@ -66,7 +68,8 @@ def test_create_a_thumbnail_and_see_it(browser: webdriver.Chrome, dragon: Dragon
     browser.find_element(By.ID, "create").click()
 
     image = WebDriverWait(browser, 60).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, ".task[data-status=success] img.output"))
+        lambda d: d.find_element(By.CSS_SELECTOR, ".task[data-status=success] img.output")
+    )
     WebDriverWait(browser, 20).until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
     assert browser.execute_script("return arguments[0].naturalWidth", image) == 120
     assert browser.find_element(By.CSS_SELECTOR, ".task[data-status=success] .state").text == "success"
@@ -75,8 +78,11 @@ def test_create_a_thumbnail_and_see_it(browser: webdriver.Chrome, dragon: Dragon
     stored = image.get_attribute("src").rsplit("/", 1)[1]
 
     def rows(d: webdriver.Chrome) -> list:
-        return [r for r in d.find_elements(By.CSS_SELECTOR, "#files tbody tr")
-                if (r.get_attribute("data-name") or "").endswith(stored)]
+        return [
+            r
+            for r in d.find_elements(By.CSS_SELECTOR, "#files tbody tr")
+            if (r.get_attribute("data-name") or "").endswith(stored)
+        ]
 
     def delete(d: webdriver.Chrome) -> bool:
         found = rows(d)
@@ -89,7 +95,9 @@ def test_create_a_thumbnail_and_see_it(browser: webdriver.Chrome, dragon: Dragon
     patient.until(lambda d: not rows(d))
 
 
-def test_a_task_error_shows_its_message(browser: webdriver.Chrome, dragon: DragonProcess, account: dict[str, Any]) -> None:
+def test_a_task_error_shows_its_message(
+    browser: webdriver.Chrome, dragon: DragonProcess, account: dict[str, Any]
+) -> None:
     log_in(browser, dragon.url, account["secret"])
     Select(browser.find_element(By.ID, "task-name")).select_by_value("image.info")
     browser.find_element(By.ID, "param-url").send_keys("http://127.0.0.1:9/missing.jpg")
@@ -125,11 +133,16 @@ def _patient(browser: webdriver.Chrome, timeout: float = 60) -> WebDriverWait:
     return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,))
 
 
-def test_the_history_filters_and_follows_new_tasks_live(browser: webdriver.Chrome, dragon: DragonProcess,
-                                                        worker: dict[str, Any]) -> None:
+def test_the_history_filters_and_follows_new_tasks_live(
+    browser: webdriver.Chrome, dragon: DragonProcess, worker: dict[str, Any]
+) -> None:
     api = Api(dragon.url, worker["secret"])
-    done = api.wait([s["key"] for s in api.create([{"task_name": "hello", "name": "one"},
-                                                    {"task_name": "test.fail", "kind": "task"}])])
+    done = api.wait(
+        [
+            s["key"]
+            for s in api.create([{"task_name": "hello", "name": "one"}, {"task_name": "test.fail", "kind": "task"}])
+        ]
+    )
     log_in(browser, dragon.url, worker["secret"])
     browser.find_element(By.ID, "show-history").click()
     _patient(browser).until(lambda d: {s["key"] for s in done} <= set(_rows(d)))
@@ -139,7 +152,11 @@ def test_the_history_filters_and_follows_new_tasks_live(browser: webdriver.Chrom
 
     Select(browser.find_element(By.ID, "filter-status")).select_by_value("error")
     _patient(browser).until(lambda d: set(_rows(d)) == {done[1]["key"]})
-    assert _rows(browser)[done[1]["key"]].find_element(By.CSS_SELECTOR, ".outcome").text.startswith("InvalidContentError: ")
+    assert (
+        _rows(browser)[done[1]["key"]]
+        .find_element(By.CSS_SELECTOR, ".outcome")
+        .text.startswith("InvalidContentError: ")
+    )
     Select(browser.find_element(By.ID, "filter-status")).select_by_value("")
     Select(browser.find_element(By.ID, "filter-task")).select_by_value("hello")
     _patient(browser).until(lambda d: set(_rows(d)) == {done[0]["key"]})
@@ -148,8 +165,9 @@ def test_the_history_filters_and_follows_new_tasks_live(browser: webdriver.Chrom
     _patient(browser).until(lambda d: list(_rows(d, "success"))[:1] == [later["key"]])
 
 
-def test_cancel_rerun_and_edit_from_the_history(browser: webdriver.Chrome, dragon: DragonProcess,
-                                                worker: dict[str, Any]) -> None:
+def test_cancel_rerun_and_edit_from_the_history(
+    browser: webdriver.Chrome, dragon: DragonProcess, worker: dict[str, Any]
+) -> None:
     api = Api(dragon.url, worker["secret"])
     gate = Path(tempfile.gettempdir()) / f"never-{uuid.uuid4().hex}"
     [waiting] = api.create({"task_name": "test.gate", "gate": str(gate)})
@@ -180,8 +198,9 @@ def test_cancel_rerun_and_edit_from_the_history(browser: webdriver.Chrome, drago
     assert json.loads(card.text) == {"result": "Hello edited"}
 
 
-def test_a_local_file_is_uploaded_as_a_tasks_input(browser: webdriver.Chrome, dragon: DragonProcess,
-                                                   worker: dict[str, Any], tmp_path: Path) -> None:
+def test_a_local_file_is_uploaded_as_a_tasks_input(
+    browser: webdriver.Chrome, dragon: DragonProcess, worker: dict[str, Any], tmp_path: Path
+) -> None:
     source = tmp_path / "local photo.png"
     Image.new("RGB", (320, 240), (20, 140, 200)).save(source)
     log_in(browser, dragon.url, worker["secret"])
@@ -196,23 +215,30 @@ def test_a_local_file_is_uploaded_as_a_tasks_input(browser: webdriver.Chrome, dr
     _patient(browser, 20).until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) == 64)
 
 
-def test_the_sxml_editor_shows_errors_at_their_line_and_the_timing(browser: webdriver.Chrome, dragon: DragonProcess,
-                                                                   worker: dict[str, Any]) -> None:
+def test_the_sxml_editor_shows_errors_at_their_line_and_the_timing(
+    browser: webdriver.Chrome, dragon: DragonProcess, worker: dict[str, Any]
+) -> None:
     log_in(browser, dragon.url, worker["secret"])
     Select(browser.find_element(By.ID, "task-name")).select_by_value("video.create")
     editor = browser.find_element(By.ID, "param-definition")
     assert editor.tag_name == "textarea"
     editor.send_keys(MOVIE.replace('duration="3"', 'duration="soon"'))  # checked as it is typed, and once done
-    _patient(browser, 30).until(lambda d: "'duration' must be a number" in " ".join(
-        e.text for e in d.find_elements(By.CSS_SELECTOR, "#sxml-errors li[data-line='4']")))
+    _patient(browser, 30).until(
+        lambda d: (
+            "'duration' must be a number"
+            in " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, "#sxml-errors li[data-line='4']"))
+        )
+    )
     assert [s.text for s in browser.find_elements(By.CSS_SELECTOR, "#sxml-gutter .bad")] == ["4"]
 
     editor.clear()
     editor.send_keys(MOVIE)
     _patient(browser, 30).until(lambda d: "lasts 8 s" in d.find_element(By.ID, "sxml-status").text)
     assert not browser.find_elements(By.CSS_SELECTOR, "#sxml-gutter .bad")
-    timing = {(r.get_attribute("data-line"), r.find_elements(By.TAG_NAME, "td")[1].text): r
-              for r in browser.find_elements(By.CSS_SELECTOR, "#sxml-timing tbody tr")}
+    timing = {
+        (r.get_attribute("data-line"), r.find_elements(By.TAG_NAME, "td")[1].text): r
+        for r in browser.find_elements(By.CSS_SELECTOR, "#sxml-timing tbody tr")
+    }
     image = timing[("4", "<image>")].find_elements(By.TAG_NAME, "td")
     assert (image[2].text, image[3].text) == ("0.000", "3.000")
 
@@ -221,23 +247,35 @@ def test_the_sxml_editor_shows_errors_at_their_line_and_the_timing(browser: webd
     _patient(browser, 30).until(lambda d: "lasts 13 s" in d.find_element(By.ID, "sxml-status").text)
 
 
-def test_usage_shows_running_queued_and_stored(browser: webdriver.Chrome, dragon: DragonProcess, tmp_path: Path) -> None:
+def test_usage_shows_running_queued_and_stored(
+    browser: webdriver.Chrome, dragon: DragonProcess, tmp_path: Path
+) -> None:
     account = dragon.cli("accounts", "create", "metered-ui", "--max-concurrent-tasks", "1")
     api = Api(dragon.url, account["secret"])
-    stored = api.http.post("/v2/storage/upload", params={"filename": "note.txt"}, content=b"x" * 1234,
-                           headers={"Authorization": f"Secret {account['secret']}"})
+    stored = api.http.post(
+        "/v2/storage/upload",
+        params={"filename": "note.txt"},
+        content=b"x" * 1234,
+        headers={"Authorization": f"Secret {account['secret']}"},
+    )
     assert stored.status_code == 200, stored.text
     gate = Path(tempfile.gettempdir()) / f"gate-{uuid.uuid4().hex}"
     keys = [s["key"] for s in api.create([{"task_name": "test.gate", "gate": str(gate)} for _ in range(3)])]
     try:
         log_in(browser, dragon.url, account["secret"])
         browser.find_element(By.ID, "show-usage").click()
-        _patient(browser).until(lambda d: (d.find_element(By.ID, "usage-running").text,
-                                           d.find_element(By.ID, "usage-queued").text) == ("1", "2"))
+        _patient(browser).until(
+            lambda d: (
+                (d.find_element(By.ID, "usage-running").text, d.find_element(By.ID, "usage-queued").text) == ("1", "2")
+            )
+        )
         assert browser.find_element(By.ID, "usage-stored").text == "1234"
     finally:
         gate.touch()
     api.wait(keys)
-    _patient(browser).until(lambda d: (d.find_element(By.ID, "usage-running").text,
-                                       d.find_element(By.ID, "usage-queued").text) == ("0", "0"))
+    _patient(browser).until(
+        lambda d: (
+            (d.find_element(By.ID, "usage-running").text, d.find_element(By.ID, "usage-queued").text) == ("0", "0")
+        )
+    )
     gate.unlink()

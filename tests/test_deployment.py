@@ -10,10 +10,10 @@ import asyncio
 import copy
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import shutil
 import time
 import tomllib
 from pathlib import Path
@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
 from ray._common.utils import import_attr
 from ray.autoscaler._private.util import prepare_config, validate_config
 from ray.serve.autoscaling_policy import replica_queue_length_autoscaling_policy
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
-from packaging.requirements import Requirement
-from packaging.version import Version
 from ray.serve.schema import ServeDeploySchema
 
 from dragon import runtime
@@ -73,7 +73,9 @@ def locked() -> dict[str, str]:
 
 
 def system_packages() -> list[str]:
-    return [line.split("#")[0].strip() for line in SYSTEM_PACKAGES.read_text().splitlines() if line.split("#")[0].strip()]
+    return [
+        line.split("#")[0].strip() for line in SYSTEM_PACKAGES.read_text().splitlines() if line.split("#")[0].strip()
+    ]
 
 
 def validated_cluster(config: dict[str, Any]) -> dict[str, Any]:
@@ -166,11 +168,22 @@ def test_serve_config_names_the_app_builder_and_the_long_poll_aware_policy() -> 
 
 def _context(ongoing: float, long_polls: list[float], replicas: int = 2) -> AutoscalingContext:
     return AutoscalingContext(
-        deployment_id=None, deployment_name="Api", app_name="dragon", current_num_replicas=replicas,
-        target_num_replicas=replicas, running_replicas=[], total_num_requests=ongoing, total_queued_requests=0,
-        aggregated_metrics={METRIC: {f"replica-{i}": n for i, n in enumerate(long_polls)}}, raw_metrics={},
-        capacity_adjusted_min_replicas=1, capacity_adjusted_max_replicas=16, policy_state={},
-        last_scale_up_time=None, last_scale_down_time=None, current_time=None,
+        deployment_id=None,
+        deployment_name="Api",
+        app_name="dragon",
+        current_num_replicas=replicas,
+        target_num_replicas=replicas,
+        running_replicas=[],
+        total_num_requests=ongoing,
+        total_queued_requests=0,
+        aggregated_metrics={METRIC: {f"replica-{i}": n for i, n in enumerate(long_polls)}},
+        raw_metrics={},
+        capacity_adjusted_min_replicas=1,
+        capacity_adjusted_max_replicas=16,
+        policy_state={},
+        last_scale_up_time=None,
+        last_scale_down_time=None,
+        current_time=None,
         config=AutoscalingConfig(min_replicas=1, max_replicas=16, target_ongoing_requests=4),
     )
 
@@ -214,14 +227,30 @@ def test_serve_run_of_the_config_brings_up_the_whole_service(tmp_path: Path) -> 
     config["http_options"]["port"] = port
     config["applications"][0]["deployments"][0]["autoscaling_config"]["min_replicas"] = 1  # 2 cores here
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT),
-           "DRAGON_DATA_DIR": str(tmp_path / "data")}
-    account = subprocess.run([sys.executable, "-m", "dragon", "accounts", "create", "ops", "--secret", "s3cret"],
-                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONPATH": str(ROOT),
+        "DRAGON_DATA_DIR": str(tmp_path / "data"),
+    }
+    account = subprocess.run(
+        [sys.executable, "-m", "dragon", "accounts", "create", "ops", "--secret", "s3cret"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert account.returncode == 0, account.stderr
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "serve"), "run", str(tmp_path / "serve.yaml")],
-                            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "serve"), "run", str(tmp_path / "serve.yaml")],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -235,8 +264,11 @@ def test_serve_run_of_the_config_brings_up_the_whole_service(tmp_path: Path) -> 
                 pass
             time.sleep(0.5)
         assert health is not None and health.status_code == 200, (tmp_path / "serve.log").read_text()[-3000:]
-        created = httpx.post(f"{url}/v2/create", timeout=60, json={
-            "secret": "s3cret", "tasks": {"task_name": "hello", "name": "Serve"}, "block": True})
+        created = httpx.post(
+            f"{url}/v2/create",
+            timeout=60,
+            json={"secret": "s3cret", "tasks": {"task_name": "hello", "name": "Serve"}, "block": True},
+        )
         assert created.status_code == 200, created.text
         assert [(s["status"], s["result"]) for s in created.json()] == [("success", "Hello Serve")]
     finally:
@@ -325,8 +357,10 @@ def test_one_dockerfile_builds_the_cpu_and_the_gpu_image_on_the_pinned_ray() -> 
 def test_the_image_installs_the_wheel_with_the_lock() -> None:
     dockerfile = DOCKERFILE.read_text()
     assert re.search(r"^COPY constraints\.txt dist/dragon_tasks-\*\.whl /tmp/dragon/$", dockerfile, re.M)
-    assert re.search(r'pip install .*-c /tmp/dragon/constraints\.txt\s*\\\n\s*"\$\(ls /tmp/dragon/dragon_tasks-\*\.whl\)\[server\]"',
-                     dockerfile)
+    assert re.search(
+        r'pip install .*-c /tmp/dragon/constraints\.txt\s*\\\n\s*"\$\(ls /tmp/dragon/dragon_tasks-\*\.whl\)\[server\]"',
+        dockerfile,
+    )
 
 
 # One list of the Debian packages the service needs
@@ -339,13 +373,18 @@ def test_make_the_image_and_the_cluster_install_the_one_list_of_system_packages(
     assert re.search(rf"for p in {' '.join(packages)}; do dpkg-query", make.stdout)
     installs = {
         DOCKERFILE: (DOCKERFILE.read_text(), "/tmp/dragon/system-packages.txt"),
-        CLUSTER: (" ".join(load(CLUSTER)["setup_commands"]),
-                  {Path(s).resolve(): t for t, s in load(CLUSTER)["file_mounts"].items()}[SYSTEM_PACKAGES]),
+        CLUSTER: (
+            " ".join(load(CLUSTER)["setup_commands"]),
+            {Path(s).resolve(): t for t, s in load(CLUSTER)["file_mounts"].items()}[SYSTEM_PACKAGES],
+        ),
     }
     assert "COPY deploy/system-packages.txt /tmp/dragon/" in DOCKERFILE.read_text()
     for path, (commands, listed) in installs.items():
-        assert re.search(rf"sed 's/#\.\*//' {re.escape(listed)}\s*\|\s*xargs sudo DEBIAN_FRONTEND=noninteractive"
-                         r"[\s\\]+apt-get install", commands), path
+        assert re.search(
+            rf"sed 's/#\.\*//' {re.escape(listed)}\s*\|\s*xargs sudo DEBIAN_FRONTEND=noninteractive"
+            r"[\s\\]+apt-get install",
+            commands,
+        ), path
     for path in (DOCKERFILE, CLUSTER, ROOT / "Makefile"):  # named in the list only, so they cannot drift apart
         assert not [p for p in packages if re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", path.read_text())], path
 
@@ -374,7 +413,11 @@ def test_the_lock_pins_every_dependency_within_pyprojects_ranges() -> None:
     for requirement in requirements():
         name = requirement.name.lower().replace("_", "-")
         assert name in pins, f"{name} is not in constraints.txt: make lock"
-        assert requirement.specifier.contains(pins[name], prereleases=True), (name, str(requirement.specifier), pins[name])
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            name,
+            str(requirement.specifier),
+            pins[name],
+        )
     server = [Requirement(d) for d in PYPROJECT["project"]["optional-dependencies"]["server"]]
     [floor] = next(r for r in server if r.name == "starlette").specifier
     assert floor.operator == ">=" and Version(floor.version) >= Version("1.5.1")  # FileResponse's Range DoS and later

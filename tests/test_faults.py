@@ -24,7 +24,12 @@ def _wait_file(path: Path, timeout: float = 60) -> str:
 def test_worker_killed_mid_task_is_retried_and_succeeds(api: Api, tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     [task] = api.create(
-        {"task_name": "test.gate", "pid_file": str(pid_file), "gate": str(tmp_path / "never"), "first_attempt_only": True}
+        {
+            "task_name": "test.gate",
+            "pid_file": str(pid_file),
+            "gate": str(tmp_path / "never"),
+            "first_attempt_only": True,
+        }
     )
     pid, attempt = _wait_file(pid_file).split()
     assert attempt == "1"
@@ -39,8 +44,15 @@ def test_worker_killed_mid_task_is_retried_and_succeeds(api: Api, tmp_path: Path
 def test_a_retried_task_leaves_no_orphaned_output(api: Api, tmp_path: Path) -> None:
     """The first attempt stores a file, then its worker dies: only the second's remains."""
     pid_file = tmp_path / "pid"
-    [task] = api.create({"task_name": "test.gate", "pid_file": str(pid_file), "gate": str(tmp_path / "never"),
-                         "first_attempt_only": True, "store": True})
+    [task] = api.create(
+        {
+            "task_name": "test.gate",
+            "pid_file": str(pid_file),
+            "gate": str(tmp_path / "never"),
+            "first_attempt_only": True,
+            "store": True,
+        }
+    )
     pid, _ = _wait_file(pid_file).split()
     os.kill(int(pid), signal.SIGKILL)
     [status] = api.wait([task["key"]])
@@ -80,7 +92,9 @@ def test_api_replica_killed_mid_task_loses_nothing(dragon: DragonProcess, api: A
     assert api.create({"task_name": "hello", "name": "again"}, block=True)[0]["result"] == "Hello again"
 
 
-def test_restart_keeps_ended_statuses_and_reruns_unfinished_tasks(dragon: DragonProcess, api: Api, tmp_path: Path) -> None:
+def test_restart_keeps_ended_statuses_and_reruns_unfinished_tasks(
+    dragon: DragonProcess, api: Api, tmp_path: Path
+) -> None:
     assert any(line.startswith("Created the development account 'dev'") for line in dragon.output)
     done = api.create([{"task_name": "hello", "name": f"r{i}"} for i in range(5)], block=True)
     gate = tmp_path / "gate"

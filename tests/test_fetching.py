@@ -53,7 +53,9 @@ def test_redirects_are_followed(api: Api, origin: Origin) -> None:
     assert httpx.get(status["result"]["output"]).content == b"at the end of a redirect"
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/", "http:///nohost", ""])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/", "http:///nohost", ""]
+)
 def test_only_http_and_https_are_fetched(api: Api, url: str) -> None:
     assert _error_of(api, url).startswith("CouldNotDownloadError: ")
 
@@ -93,7 +95,9 @@ def test_private_addresses_are_refused_by_default(guarded: Api, origin: Origin, 
 
 
 def test_s3_backend_stores_lists_chains_and_deletes(guarded: Api, s3: SeaweedS3) -> None:
-    [first] = guarded.create({"task_name": "test.copy", "text": "on S3", "extension": "txt", "content_type": "text/plain"}, block=True)
+    [first] = guarded.create(
+        {"task_name": "test.copy", "text": "on S3", "extension": "txt", "content_type": "text/plain"}, block=True
+    )
     assert first["status"] == "success", first.get("error")
     url = first["result"]["output"]
     assert url.startswith(f"{s3.endpoint}/{s3.bucket}/outputs/persistent/carol/{first['key']}/dragon-test.copy-")
@@ -105,13 +109,17 @@ def test_s3_backend_stores_lists_chains_and_deletes(guarded: Api, s3: SeaweedS3)
     listing = guarded.http.get("/v2/storage/files/", params={"secret": guarded.secret, "recursive": "true"}).json()
     assert {f["name"].split("/")[0] for f in listing["files"]} == {first["key"], second["key"]}
     assert listing["usage"] == 10
-    deleted = guarded.http.request("DELETE", f"/v2/storage/files/{first['key']}", json={"secret": guarded.secret}).json()
+    deleted = guarded.http.request(
+        "DELETE", f"/v2/storage/files/{first['key']}", json={"secret": guarded.secret}
+    ).json()
     assert deleted["freed"] == 5 and deleted["usage"] == 5
     assert httpx.get(url).status_code == 404
 
 
 def test_s3_backend_sweeps_volatile_files(guarded: Api, s3: SeaweedS3) -> None:
-    [status] = guarded.create({"task_name": "test.copy", "text": "brief", "task_store": {"type": "volatile"}}, block=True)
+    [status] = guarded.create(
+        {"task_name": "test.copy", "text": "brief", "task_store": {"type": "volatile"}}, block=True
+    )
     key = status["result"]["output"].split(f"/{s3.bucket}/", 1)[1].split("?")[0]
     assert key.startswith("outputs/volatile/carol/")
     deadline = time.monotonic() + 40
@@ -182,7 +190,9 @@ def test_no_range_support_or_an_empty_file_means_a_download(origin: Origin) -> N
 
 
 @pytest.mark.parametrize("task_name", ["video.info", "video.thumb", "audio.info", "image.info"])
-@pytest.mark.parametrize("template", ["http://127.0.0.1:{port}/x", "http://{origin}/redirect?to=http://169.254.169.254/"])
+@pytest.mark.parametrize(
+    "template", ["http://127.0.0.1:{port}/x", "http://{origin}/redirect?to=http://169.254.169.254/"]
+)
 def test_tasks_reading_by_range_are_guarded(guarded: Api, origin: Origin, task_name: str, template: str) -> None:
     port = origin.url.rsplit(":", 1)[1]
     url = template.format(port=port, origin=origin.url.split("//")[1])

@@ -30,7 +30,9 @@ def test_create_with_block_through_ray_handles(handles) -> None:
 
 
 def test_status_wait_and_stream_through_ray_handles(handles) -> None:
-    statuses = handles.create([{"task_name": "test.steps", "steps": 2, "delay": 0.1}, {"task_name": "hello", "name": "B"}])
+    statuses = handles.create(
+        [{"task_name": "test.steps", "steps": 2, "delay": 0.1}, {"task_name": "hello", "name": "B"}]
+    )
     keys = [s["key"] for s in statuses]
     lines = list(handles.stream(keys))
     assert [s["key"] for s in lines[0]] == keys
@@ -41,8 +43,9 @@ def test_status_wait_and_stream_through_ray_handles(handles) -> None:
 
 
 def test_a_pipeline_through_ray_handles(handles) -> None:
-    first, second = handles.create([{"task_name": "test.copy", "text": "by handle"},
-                                    {"task_name": "test.copy", "url": {"task": 0}}], block=True)
+    first, second = handles.create(
+        [{"task_name": "test.copy", "text": "by handle"}, {"task_name": "test.copy", "url": {"task": 0}}], block=True
+    )
     assert second["status"] == "success", second.get("error")
     assert handles.status(second["key"], details=True)[0]["details"]["uses"][0]["task"] == first["key"]
 
@@ -67,8 +70,9 @@ def test_the_blocking_api_works_inside_a_running_event_loop(handles) -> None:
 
 def test_the_async_api_runs_on_the_callers_loop(handles) -> None:
     async def scenario() -> tuple[list[Any], list[dict[str, Any]]]:
-        created = await handles.aio.create([{"task_name": "test.steps", "steps": 2, "delay": 0.05},
-                                            {"task_name": "hello", "name": "aio"}])
+        created = await handles.aio.create(
+            [{"task_name": "test.steps", "steps": 2, "delay": 0.05}, {"task_name": "hello", "name": "aio"}]
+        )
         keys = [s["key"] for s in created]
         lines = [line async for line in handles.aio.stream(keys)]
         return lines, await handles.aio.wait(keys)
@@ -81,7 +85,9 @@ def test_the_async_api_runs_on_the_callers_loop(handles) -> None:
 def test_submit_answers_object_refs_that_ray_waits_on_and_passes_to_tasks(handles) -> None:
     import ray
 
-    refs = handles.submit([{"task_name": "test.steps", "steps": 2, "delay": 0.1}, {"task_name": "hello", "name": "ref"}])
+    refs = handles.submit(
+        [{"task_name": "test.steps", "steps": 2, "delay": 0.1}, {"task_name": "hello", "name": "ref"}]
+    )
     assert all(isinstance(r, ray.ObjectRef) for r in refs)
     ready, pending = ray.wait(refs, num_returns=2, timeout=60)
     assert len(ready) == 2 and pending == []

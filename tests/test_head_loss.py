@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -57,8 +58,9 @@ class Heads:
 
 
 @pytest.fixture
-def heads(tmp_path: Path, platforms: Platforms, postgres: PostgresServer, s3: SeaweedS3,
-          request: pytest.FixtureRequest) -> Iterator[Heads]:
+def heads(
+    tmp_path: Path, platforms: Platforms, postgres: PostgresServer, s3: SeaweedS3, request: pytest.FixtureRequest
+) -> Iterator[Heads]:
     env = {
         **service_env(platforms),
         "DRAGON_JOURNAL_DSN": postgres.new_database(),
@@ -91,7 +93,9 @@ def _account(head: DragonProcess) -> Api:
 
 def _tasks(media: Origin, receiver: Receiver, count: int) -> list[dict[str, Any]]:
     """Image thumbs and video conversions, as in the run by hand of issue 27, with callbacks."""
-    kinds = [{"task_name": "image.thumb", "url": f"{media.url}/{image}", "width": 64 + i} for i, image in enumerate(IMAGES)]
+    kinds = [
+        {"task_name": "image.thumb", "url": f"{media.url}/{image}", "width": 64 + i} for i, image in enumerate(IMAGES)
+    ]
     kinds += [{"task_name": "video.convert", "url": f"{media.url}/{video}", "width": 96, "crf": 40} for video in VIDEOS]
     return [{**kinds[i % len(kinds)], "url_callback": f"{receiver.url}/done/{i}"} for i in range(count)]
 
@@ -112,8 +116,9 @@ def _replace_the_head(heads: Heads, api: Api) -> Api:
     return Api(second.url, api.secret, second)
 
 
-def _every_task_ends_once(heads: Heads, api: Api, keys: list[str], receiver: Receiver,
-                          before: dict[str, dict[str, Any]]) -> None:
+def _every_task_ends_once(
+    heads: Heads, api: Api, keys: list[str], receiver: Receiver, before: dict[str, dict[str, Any]]
+) -> None:
     """In success; ``before`` (the statuses that had ended) unchanged; every output readable
     and none orphaned; every callback arrived, each as one delivery."""
     final = api.wait(keys, timeout=300)
@@ -128,8 +133,11 @@ def _every_task_ends_once(heads: Heads, api: Api, keys: list[str], receiver: Rec
         referenced.add(status["result"]["output"].split(f"/{heads.s3.bucket}/", 1)[1].split("?", 1)[0])
     assert heads.objects() == referenced  # a re-run discarded what the lost attempt had stored
 
-    _until(lambda: {json.loads(r["body"])["key"] for r in receiver.received if r["answered"] == 200} >= set(keys),
-           120, "not every callback arrived")
+    _until(
+        lambda: {json.loads(r["body"])["key"] for r in receiver.received if r["answered"] == 200} >= set(keys),
+        120,
+        "not every callback arrived",
+    )
     deliveries: dict[str, set[str]] = {}
     for request in receiver.received:
         body = json.loads(request["body"])
@@ -142,8 +150,9 @@ def _ended(api: Api, keys: list[str]) -> dict[str, dict[str, Any]]:
     return {s["key"]: s for s in api.status(keys) if s["status"] in ENDED}
 
 
-def test_a_head_lost_mid_batch_is_replaced_and_every_task_ends_once(heads: Heads, media: Origin,
-                                                                      receiver: Receiver) -> None:
+def test_a_head_lost_mid_batch_is_replaced_and_every_task_ends_once(
+    heads: Heads, media: Origin, receiver: Receiver
+) -> None:
     first = heads.start()
     api = _account(first)
     keys = [s["key"] for s in api.create(_tasks(media, receiver, 30))]
@@ -155,7 +164,8 @@ def test_a_head_lost_mid_batch_is_replaced_and_every_task_ends_once(heads: Heads
 
 @pytest.mark.slow
 def test_a_head_lost_during_a_create_is_replaced_and_every_accepted_task_ends_once(
-        heads: Heads, media: Origin, receiver: Receiver) -> None:
+    heads: Heads, media: Origin, receiver: Receiver
+) -> None:
     first = heads.start()
     api = _account(first)
     answered: list[list[str]] = []
@@ -191,7 +201,8 @@ def test_a_head_lost_during_a_create_is_replaced_and_every_accepted_task_ends_on
 
 @pytest.mark.slow
 def test_a_head_lost_while_callbacks_are_being_sent_is_replaced_and_every_callback_arrives(
-        heads: Heads, media: Origin, receiver: Receiver) -> None:
+    heads: Heads, media: Origin, receiver: Receiver
+) -> None:
     first = heads.start()
     api = _account(first)
     receiver.answers = [503] * 40  # deliveries stay pending, retried with back-off

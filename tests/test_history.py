@@ -33,10 +33,19 @@ def made(dragon: DragonProcess, owner: dict[str, Any]) -> dict[str, Any]:
     hellos = api.create([{"task_name": "hello", "name": f"h{i}"} for i in range(2)], block=True)
     time.sleep(0.05)
     middle = datetime.now(UTC)
-    failed = api.create([{"task_name": "test.fail", "kind": "task"}, {"task_name": "test.fail", "kind": "task"}], block=True)
+    failed = api.create(
+        [{"task_name": "test.fail", "kind": "task"}, {"task_name": "test.fail", "kind": "task"}], block=True
+    )
     more = api.create([{"task_name": "hello", "name": f"m{i}"} for i in range(2)], block=True)
     ended = api.wait([s["key"] for s in hellos + failed + more])
-    return {"api": api, "before": before, "middle": middle, "hellos": ended[:2], "failed": ended[2:4], "more": ended[4:]}
+    return {
+        "api": api,
+        "before": before,
+        "middle": middle,
+        "hellos": ended[:2],
+        "failed": ended[2:4],
+        "more": ended[4:],
+    }
 
 
 def _page(api: Api, **query: Any) -> Any:
@@ -65,8 +74,12 @@ def test_the_history_lists_the_accounts_tasks_newest_first_with_their_statuses(m
 def test_filters_by_state_task_name_and_creation_time(made: dict[str, Any]) -> None:
     api = made["api"]
     assert _keys(_page(api, status="error").json()["tasks"]) == _keys(made["failed"])
-    assert _keys(_page(api, status="success", task_name="hello").json()["tasks"]) == _keys(made["hellos"] + made["more"])
-    assert _keys(_page(api, status=["success", "error"], task_name="test.fail").json()["tasks"]) == _keys(made["failed"])
+    assert _keys(_page(api, status="success", task_name="hello").json()["tasks"]) == _keys(
+        made["hellos"] + made["more"]
+    )
+    assert _keys(_page(api, status=["success", "error"], task_name="test.fail").json()["tasks"]) == _keys(
+        made["failed"]
+    )
     assert _page(api, status="queued").json()["tasks"] == []
     early = _page(api, to=made["middle"].isoformat()).json()["tasks"]
     assert _keys(early) == _keys(made["hellos"])
@@ -93,23 +106,40 @@ def test_one_account_never_sees_another_accounts_tasks(made: dict[str, Any], api
     api.create({"task_name": "hello", "name": "alice"}, block=True)
     theirs = _keys(_page(api, limit=1000).json()["tasks"])
     assert theirs and not theirs & _keys(made["hellos"] + made["failed"] + made["more"])
-    assert _keys(_page(made["api"], limit=1000).json()["tasks"]) == _keys(made["hellos"] + made["failed"] + made["more"])
+    assert _keys(_page(made["api"], limit=1000).json()["tasks"]) == _keys(
+        made["hellos"] + made["failed"] + made["more"]
+    )
 
 
 def test_an_api_key_with_its_referrer_reads_the_history_and_no_credentials_are_refused(
-        made: dict[str, Any], owner: dict[str, Any]) -> None:
+    made: dict[str, Any], owner: dict[str, Any]
+) -> None:
     http = made["api"].http
-    ok = http.get("/v2/tasks", params={"api_key": owner["api_key"], "status": "error"},
-                  headers={"Referer": "https://app.example.com/history"})
+    ok = http.get(
+        "/v2/tasks",
+        params={"api_key": owner["api_key"], "status": "error"},
+        headers={"Referer": "https://app.example.com/history"},
+    )
     assert ok.status_code == 200 and _keys(ok.json()["tasks"]) == _keys(made["failed"])
-    assert http.get("/v2/tasks", params={"api_key": owner["api_key"]}, headers={"Referer": "https://evil.example/"}).status_code == 401
+    assert (
+        http.get(
+            "/v2/tasks", params={"api_key": owner["api_key"]}, headers={"Referer": "https://evil.example/"}
+        ).status_code
+        == 401
+    )
     assert http.get("/v2/tasks").status_code == 401
 
 
-@pytest.mark.parametrize("query, field", [
-    ({"status": "done"}, "status"), ({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"),
-    ({"cursor": "not-a-cursor"}, "cursor"), ({"from": "yesterday"}, "from"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"status": "done"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"from": "yesterday"}, "from"),
+    ],
+)
 def test_malformed_queries_are_refused_with_the_field_at_fault(made: dict[str, Any], query: dict, field: str) -> None:
     answer = _page(made["api"], **query)
     assert answer.status_code == 400
@@ -127,16 +157,34 @@ def test_the_python_client_follows_pages_and_filters(made: dict[str, Any], drago
 
 def test_the_cli_lists_failed_tasks_of_the_last_hour(made: dict[str, Any], dragon: DragonProcess, owner: dict) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "DRAGON_URL": dragon.url, "DRAGON_SECRET": owner["secret"]}
-    run = subprocess.run([sys.executable, "-m", "dragon", "tasks", "--status", "error", "--since", "1h", "--json"],
-                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "dragon", "tasks", "--status", "error", "--since", "1h", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert _keys(json.loads(run.stdout)) == _keys(made["failed"])
-    text = subprocess.run([sys.executable, "-m", "dragon", "tasks", "--limit", "1"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    text = subprocess.run(
+        [sys.executable, "-m", "dragon", "tasks", "--limit", "1"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     [line] = text.stdout.splitlines()
     assert line.split("\t")[:2] == [max(_keys(made["more"])), "success"]  # one request: one creation time, then keys
-    old = subprocess.run([sys.executable, "-m", "dragon", "tasks", "--until", "2h", "--json"], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    old = subprocess.run(
+        [sys.executable, "-m", "dragon", "tasks", "--until", "2h", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(old.stdout) == []
 
 

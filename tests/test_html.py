@@ -47,12 +47,24 @@ def test_every_kind_of_hit_in_document_order(api: Api, origin: Origin) -> None:
     assert result["page_title"] == "A page of media"
     a = f"{origin.url}/assets"
     assert result["hits"] == [
-        {"url": "https://cdn.example.com/og.jpg", "type": "image", "found_in": "og:image", "width": 1200, "height": 630},
+        {
+            "url": "https://cdn.example.com/og.jpg",
+            "type": "image",
+            "found_in": "og:image",
+            "width": 1200,
+            "height": 630,
+        },
         {"url": "https://cdn.example.com/og.mp4", "type": "video", "found_in": "og:video"},
         {"url": f"{a}/tw.png", "type": "image", "found_in": "twitter:image"},
         {"url": f"{a}/ld-1.jpg", "type": "image", "found_in": "json-ld"},
         {"url": f"{a}/ld-2.jpg", "type": "image", "found_in": "json-ld", "width": 800, "height": 600},
-        {"url": "https://cdn.example.com/ld.mp4", "type": "video", "found_in": "json-ld", "width": 1920, "height": 1080},
+        {
+            "url": "https://cdn.example.com/ld.mp4",
+            "type": "video",
+            "found_in": "json-ld",
+            "width": 1920,
+            "height": 1080,
+        },
         {"url": f"{a}/ld-thumb.jpg", "type": "image", "found_in": "json-ld"},
         {"url": f"{a}/one.png", "type": "image", "found_in": "img", "width": 320, "height": 240},
         {"url": f"{a}/lazy.webp", "type": "image", "found_in": "img"},
@@ -65,7 +77,13 @@ def test_every_kind_of_hit_in_document_order(api: Api, origin: Origin) -> None:
         {"url": f"{a}/clip.mp4", "type": "video", "found_in": "source", "width": 640, "height": 360},
         {"url": f"{origin.url}/files/photo.JPEG", "type": "image", "found_in": "link"},
         {"url": f"{a}/movie.mov?dl=1", "type": "video", "found_in": "link"},
-        {"url": "https://www.youtube.com/embed/abc123", "type": "video", "found_in": "iframe", "width": 560, "height": 315},
+        {
+            "url": "https://www.youtube.com/embed/abc123",
+            "type": "video",
+            "found_in": "iframe",
+            "width": 560,
+            "height": 315,
+        },
     ]
 
 
@@ -80,8 +98,10 @@ def test_pages_in_declared_charsets(api: Api, origin: Origin) -> None:
 
 
 def test_a_malformed_page_still_gives_what_it_holds(api: Api, origin: Origin) -> None:
-    broken = b"<html><head><title>Broken</title><body><div><p><img src='a.gif' width=abc><table><tr><td><video src=v.mp4>" \
-             b"<script type='application/ld+json'>{not json</script></html"
+    broken = (
+        b"<html><head><title>Broken</title><body><div><p><img src='a.gif' width=abc><table><tr><td><video src=v.mp4>"
+        b"<script type='application/ld+json'>{not json</script></html"
+    )
     result = scrape(api, origin.add("broken.html", broken))
     assert [(h["url"].rsplit("/", 1)[1], h["type"]) for h in result["hits"]] == [("a.gif", "image"), ("v.mp4", "video")]
     assert "width" not in result["hits"][0]

@@ -21,8 +21,6 @@ ORIENT = "images_exif/orientation_recurser"
 PILLOW = "images_exif/pillow"
 
 
-
-
 def picture(url: str) -> Image.Image:
     r = httpx.get(url)
     assert r.status_code == 200
@@ -59,7 +57,9 @@ def test_info_reads_camera_exif(api: Api, media: Origin) -> None:
         ("Landscape_0.jpg", None, None, (1800, 1200)),
     ],
 )
-def test_info_orientation_and_rotation(api: Api, media: Origin, name: str, orientation: Any, rotation: Any, size: tuple) -> None:
+def test_info_orientation_and_rotation(
+    api: Api, media: Origin, name: str, orientation: Any, rotation: Any, size: tuple
+) -> None:
     info = api.result({"task_name": "image.info", "url": f"{media.url}/{ORIENT}/{name}"})
     assert (info["exif_orientation"], info["rotation"]) == (orientation, rotation)
     assert (info["width"], info["height"]) == size
@@ -80,7 +80,9 @@ def test_info_orientation_and_rotation(api: Api, media: Origin, name: str, orien
         ("exif_gps.jpg", "image/jpeg", False),
     ],
 )
-def test_info_survives_odd_formats_and_broken_exif(api: Api, media: Origin, name: str, content_type: str, alpha: bool) -> None:
+def test_info_survives_odd_formats_and_broken_exif(
+    api: Api, media: Origin, name: str, content_type: str, alpha: bool
+) -> None:
     info = api.result({"task_name": "image.info", "url": f"{media.url}/{PILLOW}/{name}"})
     assert info["content_type"] == content_type
     assert info["alpha"] is alpha
@@ -97,7 +99,9 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+    )
 
 
 def test_bad_images_end_in_invalid_image_error(api: Api, media: Origin, origin: Origin) -> None:
@@ -114,9 +118,7 @@ def test_bad_images_end_in_invalid_image_error(api: Api, media: Origin, origin: 
         "heif": f"{media.url}/{EXIF}/heic_samplefilehub.heif",
         "corrupt avif": origin.add("corrupt.avif", bytes(avif)),
     }
-    statuses = api.create(
-        [{"task_name": "image.thumb", "url": url, "width": 50} for url in cases.values()], block=True
-    )
+    statuses = api.create([{"task_name": "image.thumb", "url": url, "width": 50} for url in cases.values()], block=True)
     for name, status in zip(cases, statuses):
         assert status["status"] == "error", name
         assert status["error"].startswith("InvalidImageError: "), (name, status["error"])
@@ -127,12 +129,16 @@ def test_bad_images_end_in_invalid_image_error(api: Api, media: Origin, origin: 
 
 
 def test_thumb_applies_exif_orientation_before_sizing(api: Api, media: Origin) -> None:
-    upright = api.result({"task_name": "image.thumb", "url": f"{media.url}/{ORIENT}/Landscape_1.jpg", "width": 240, "height": 240})
+    upright = api.result(
+        {"task_name": "image.thumb", "url": f"{media.url}/{ORIENT}/Landscape_1.jpg", "width": 240, "height": 240}
+    )
     assert (upright["width"], upright["height"]) == (240, 160)
     assert (upright["original_width"], upright["original_height"]) == (1800, 1200)
     reference = picture(upright["output"]).convert("L")
     for n in range(2, 9):
-        thumb = api.result({"task_name": "image.thumb", "url": f"{media.url}/{ORIENT}/Landscape_{n}.jpg", "width": 240, "height": 240})
+        thumb = api.result(
+            {"task_name": "image.thumb", "url": f"{media.url}/{ORIENT}/Landscape_{n}.jpg", "width": 240, "height": 240}
+        )
         assert (thumb["width"], thumb["height"]) == (240, 160), n
         diff = ImageChops.difference(reference, picture(thumb["output"]).convert("L"))
         assert ImageStat.Stat(diff).mean[0] < 12, f"orientation {n} does not look upright"
@@ -157,7 +163,9 @@ def test_thumb_crop_rotation_formats_and_single_dimension(api: Api, media: Origi
 def test_thumb_poster_draws_a_play_icon_in_the_centre(api: Api, media: Origin) -> None:
     url = f"{media.url}/{EXIF}/gps_DSCN0010.jpg"
     plain = picture(api.result({"task_name": "image.thumb", "url": url, "width": 200})["output"]).convert("L")
-    poster = picture(api.result({"task_name": "image.thumb", "url": url, "width": 200, "poster": True})["output"]).convert("L")
+    poster = picture(
+        api.result({"task_name": "image.thumb", "url": url, "width": 200, "poster": True})["output"]
+    ).convert("L")
     assert plain.size == poster.size
     centre = (poster.width // 2 - 6, poster.height // 2 - 6, poster.width // 2 + 6, poster.height // 2 + 6)
     assert ImageStat.Stat(poster.crop(centre)).mean[0] > 200  # the white triangle
@@ -166,14 +174,18 @@ def test_thumb_poster_draws_a_play_icon_in_the_centre(api: Api, media: Origin) -
 
 
 def test_thumb_parameters_are_validated(api: Api, media: Origin) -> None:
-    status = api.run({"task_name": "image.thumb", "url": f"{media.url}/{EXIF}/Canon_40D.jpg", "rotation": 45, "format": "bmp"})
+    status = api.run(
+        {"task_name": "image.thumb", "url": f"{media.url}/{EXIF}/Canon_40D.jpg", "rotation": 45, "format": "bmp"}
+    )
     assert set(status["error"]["parameters"]) == {"rotation", "format"}
     assert api.run({"task_name": "image.thumb"})["error"] == {"parameters": {"url": ["this field is required"]}}
 
 
 def test_strip_lays_cells_out_with_wrap(api: Api, media: Origin) -> None:
     urls = [f"{media.url}/{EXIF}/{n}" for n in ("Canon_40D.jpg", "Nikon_D70.jpg", "Fujifilm_FinePix_E500.jpg")]
-    strip = api.result({"task_name": "image.strip", "urls": urls, "width": 80, "height": 60, "wrap": 2, "format": "png"})
+    strip = api.result(
+        {"task_name": "image.strip", "urls": urls, "width": 80, "height": 60, "wrap": 2, "format": "png"}
+    )
     assert strip == {**strip, "count": 3, "width": 160, "height": 120, "content_type": "image/png"}
     image = picture(strip["output"])
     assert image.size == (160, 120)

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 import pytest
@@ -64,14 +65,26 @@ def _task(account: str = "alice", **params: Any) -> tuple[TaskRecord, TaskStatus
 
 
 def _ended(status: TaskStatus, state: str = "success", result: Any = "done") -> TaskStatus:
-    return TaskStatus(key=status.key, status=state, events={**status.events, state: now_iso()},  # type: ignore[arg-type]
-                      result=result if state == "success" else None, error=None if state == "success" else "BoomError: x",
-                      version=status.version + 1, callbacks=status.callbacks)
+    return TaskStatus(
+        key=status.key,
+        status=state,
+        events={**status.events, state: now_iso()},  # type: ignore[arg-type]
+        result=result if state == "success" else None,
+        error=None if state == "success" else "BoomError: x",
+        version=status.version + 1,
+        callbacks=status.callbacks,
+    )
 
 
 def _account(name: str, secret: str = "s", api_key: str | None = None) -> Account:
-    return Account(name=name, secret_hash=f"secret-{secret}", api_key_hash=api_key and f"key-{api_key}",
-                   referrers=("https://app.example.com/*",), created_at=now_iso(), extra={"plan": "pro"})
+    return Account(
+        name=name,
+        secret_hash=f"secret-{secret}",
+        api_key_hash=api_key and f"key-{api_key}",
+        referrers=("https://app.example.com/*",),
+        created_at=now_iso(),
+        extra={"plan": "pro"},
+    )
 
 
 def test_settings_pick_the_backend(settings: Settings, journal: Journal) -> None:
@@ -142,7 +155,12 @@ def test_an_ended_status_with_a_callback_gets_one_pending_delivery(journal: Jour
     journal.write([], [_ended(status, "error"), _ended(plain)])
     [(key, delivery)] = journal.deliveries([record.key, plain_record.key]).items()
     assert key == record.key
-    assert (delivery.url, delivery.account, delivery.state, delivery.attempts) == ("http://cb/err", "alice", "pending", [])
+    assert (delivery.url, delivery.account, delivery.state, delivery.attempts) == (
+        "http://cb/err",
+        "alice",
+        "pending",
+        [],
+    )
     assert delivery.first_at == delivery.next_at
 
     journal.write([], [_ended(status, "error")])  # sent again: still one delivery
@@ -276,8 +294,10 @@ def test_processes_opening_a_new_journal_at_once_all_succeed(settings: Settings)
     )
     payload = settings.model_dump_json(include={"data_dir", "journal_dsn"})
     at = str(time.time() + 2)  # after every interpreter has started: they open at once
-    procs = [subprocess.Popen([sys.executable, "-c", script, payload, at], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-             for _ in range(6)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, payload, at], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors
 
@@ -327,15 +347,29 @@ def test_each_shard_reads_only_its_own_unfinished_tasks_and_due_deliveries(journ
 
 def _v1_journal(settings: Settings, tasks: list[tuple[TaskRecord, TaskStatus]], delivery_of: str) -> None:
     """A journal exactly as the release before versioned migrations left it, with rows."""
-    rows = [(r.key, r.account, r.task_name, s.status, json.dumps(r.to_json()), json.dumps(s.to_json()), now_iso(), now_iso())
-            for r, s in tasks]
+    rows = [
+        (
+            r.key,
+            r.account,
+            r.task_name,
+            s.status,
+            json.dumps(r.to_json()),
+            json.dumps(s.to_json()),
+            now_iso(),
+            now_iso(),
+        )
+        for r, s in tasks
+    ]
     delivery = ("d1", delivery_of, "alice", "http://cb/x", "pending", "[]", 1.0, 1.0)
     if settings.journal_dsn:
         with psycopg.connect(settings.journal_dsn) as conn:
             conn.execute(postgres_journal.V1)
             with conn.cursor() as cur:
-                cur.executemany("INSERT INTO tasks (key, account, task_name, state, record, status, created_at, updated_at)"
-                                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+                cur.executemany(
+                    "INSERT INTO tasks (key, account, task_name, state, record, status, created_at, updated_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    rows,
+                )
             conn.execute("INSERT INTO deliveries VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", delivery)
         return
     settings.journal_path.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +382,9 @@ def _v1_journal(settings: Settings, tasks: list[tuple[TaskRecord, TaskStatus]], 
     db.close()
 
 
-def test_a_journal_of_the_previous_release_is_migrated_once_and_keeps_its_rows(settings: Settings, reopen: Opener) -> None:
+def test_a_journal_of_the_previous_release_is_migrated_once_and_keeps_its_rows(
+    settings: Settings, reopen: Opener
+) -> None:
     tasks = [_shard_task(i % 2, 2) for i in range(6)]
     _v1_journal(settings, tasks, delivery_of=tasks[3][0].key)
     journal = reopen()
@@ -358,7 +394,9 @@ def test_a_journal_of_the_previous_release_is_migrated_once_and_keeps_its_rows(s
         assert journal.unfinished(shard, 2) == [t for i, t in enumerate(tasks) if i % 2 == shard]
     assert [d.id for d in journal.due_deliveries(2.0, 10, shard_of(tasks[3][0].key, 2), 2)] == ["d1"]
     journal.write([_task()], [])
-    assert reopen().schema_version == len(sqlite_journal.MIGRATIONS) and len(reopen().unfinished()) == 7  # reopening migrates nothing again
+    assert (
+        reopen().schema_version == len(sqlite_journal.MIGRATIONS) and len(reopen().unfinished()) == 7
+    )  # reopening migrates nothing again
     assert journal.acquire_lease("head", 30).token == 1  # v4: the lease starts free
 
 
@@ -434,15 +472,24 @@ def test_a_history_page_is_read_from_an_index(settings: Settings, journal: Journ
             where, values = query.where("%s")
             with psycopg.connect(settings.journal_dsn) as conn:
                 conn.execute("SET enable_seqscan = off")  # a tiny table: PostgreSQL would scan it anyway
-                plan = " ".join(r[0] for r in conn.execute(
-                    f"EXPLAIN SELECT key FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT 100", values))
+                plan = " ".join(
+                    r[0]
+                    for r in conn.execute(
+                        f"EXPLAIN SELECT key FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT 100",
+                        values,
+                    )
+                )
             assert "tasks_history" in plan and "Sort" not in plan, plan
         else:
             where, values = query.where("?")
             with sqlite3.connect(settings.journal_path) as db:
-                plan = " ".join(r[3] for r in db.execute(
-                    f"EXPLAIN QUERY PLAN SELECT key FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT 100",
-                    values))
+                plan = " ".join(
+                    r[3]
+                    for r in db.execute(
+                        f"EXPLAIN QUERY PLAN SELECT key FROM tasks WHERE {where} ORDER BY created_at DESC, key DESC LIMIT 100",
+                        values,
+                    )
+                )
             assert "tasks_history" in plan and "TEMP B-TREE" not in plan, plan
 
 
@@ -510,6 +557,8 @@ def test_a_fenced_journal_writes_nothing_once_another_head_took_the_lease(reopen
         stale.save_delivery(delivery)
     assert fresh.statuses([written[0].key, late[0].key]) == {written[0].key: ended}
     assert fresh.deliveries([written[0].key])[written[0].key].state == "pending"
-    assert fresh.claim_idempotency("alice", "k", "h", [late[0].key], 0.0, time.time()) is None  # the stale claim never was
+    assert (
+        fresh.claim_idempotency("alice", "k", "h", [late[0].key], 0.0, time.time()) is None
+    )  # the stale claim never was
     fresh.write([late], [])
     assert [r.key for r, _ in fresh.unfinished()] == [late[0].key]

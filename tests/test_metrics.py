@@ -23,10 +23,19 @@ from tests.support.servers import Origin, Receiver
 @pytest.fixture(scope="module")
 def metrics_url(dragon: DragonProcess) -> str:
     """The head node's Prometheus endpoint, as Ray's node table gives it."""
-    script = (f"import json, ray; ray.init(address={dragon.ray_address!r}, logging_level='ERROR'); "
-              "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))")
-    done = subprocess.run([sys.executable, "-c", script], env=dragon.env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=True)
+    script = (
+        f"import json, ray; ray.init(address={dragon.ray_address!r}, logging_level='ERROR'); "
+        "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=dragon.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     [port] = json.loads(done.stdout.strip().splitlines()[-1])
     return f"http://127.0.0.1:{port}/metrics"
 
@@ -39,8 +48,12 @@ def scrape(url: str) -> Reading:
     families = list(text_string_to_metric_families(httpx.get(url, timeout=30).text))
 
     def value(name: str, **labels: str) -> float:
-        return sum(s.value for f in families for s in f.samples
-                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+        return sum(
+            s.value
+            for f in families
+            for s in f.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
     return value
 
@@ -61,14 +74,21 @@ def test_task_fetch_storage_and_callback_metrics_are_exported(api: Api, metrics_
     receiver.answers = [500]  # the first attempt fails: one retry, then delivered
     try:
         url = origin.add(f"metrics-{uuid.uuid4().hex}.bin", b"x" * 5000)
-        statuses = api.wait([s["key"] for s in api.create([
-            {"task_name": "hello", "name": "m1"},
-            {"task_name": "hello", "name": "m2", "url_callback": f"{receiver.url}/done"},
-            {"task_name": "hello", "name": 12},  # refused parameters: created ended
-            {"task_name": "test.fail", "kind": "task"},
-            {"task_name": "test.copy", "url": url},
-            {"task_name": "test.copy", "url": f"{origin.url}/missing-{uuid.uuid4().hex}"},
-        ])])
+        statuses = api.wait(
+            [
+                s["key"]
+                for s in api.create(
+                    [
+                        {"task_name": "hello", "name": "m1"},
+                        {"task_name": "hello", "name": "m2", "url_callback": f"{receiver.url}/done"},
+                        {"task_name": "hello", "name": 12},  # refused parameters: created ended
+                        {"task_name": "test.fail", "kind": "task"},
+                        {"task_name": "test.copy", "url": url},
+                        {"task_name": "test.copy", "url": f"{origin.url}/missing-{uuid.uuid4().hex}"},
+                    ]
+                )
+            ]
+        )
         assert [s["status"] for s in statuses] == ["success", "success", "error", "error", "success", "error"]
         receiver.wait_for(2)
 
@@ -92,8 +112,11 @@ def test_task_fetch_storage_and_callback_metrics_are_exported(api: Api, metrics_
         after = eventually(metrics_url, lambda now: all(check(now) for check in checks.values()))
         assert [name for name, check in checks.items() if not check(after)] == []
         # a refused task never ran: no duration for it
-        assert after("ray_dragon_task_duration_seconds_count", task_name="hello") - \
-            before("ray_dragon_task_duration_seconds_count", task_name="hello") <= 2
+        assert (
+            after("ray_dragon_task_duration_seconds_count", task_name="hello")
+            - before("ray_dragon_task_duration_seconds_count", task_name="hello")
+            <= 2
+        )
     finally:
         receiver.stop()
 
@@ -105,13 +128,21 @@ def test_running_and_queued_tasks_are_gauged_per_account(dragon: DragonProcess, 
     gate = Path(tempfile.gettempdir()) / f"gate-{uuid.uuid4().hex}"
     keys = [s["key"] for s in api.create([{"task_name": "test.gate", "gate": str(gate)} for _ in range(3)])]
     try:
-        busy = eventually(metrics_url, lambda now: now("ray_dragon_tasks_running", account=name) == 1
-                          and now("ray_dragon_tasks_queued", account=name) == 2)
+        busy = eventually(
+            metrics_url,
+            lambda now: (
+                now("ray_dragon_tasks_running", account=name) == 1 and now("ray_dragon_tasks_queued", account=name) == 2
+            ),
+        )
         assert (busy("ray_dragon_tasks_running", account=name), busy("ray_dragon_tasks_queued", account=name)) == (1, 2)
     finally:
         gate.touch()
     api.wait(keys)
-    idle = eventually(metrics_url, lambda now: now("ray_dragon_tasks_running", account=name) == 0
-                      and now("ray_dragon_tasks_queued", account=name) == 0)
+    idle = eventually(
+        metrics_url,
+        lambda now: (
+            now("ray_dragon_tasks_running", account=name) == 0 and now("ray_dragon_tasks_queued", account=name) == 0
+        ),
+    )
     assert (idle("ray_dragon_tasks_running", account=name), idle("ray_dragon_tasks_queued", account=name)) == (0, 0)
     gate.unlink()

@@ -55,11 +55,17 @@ def create(api: Api, definition: str, **params: Any) -> dict[str, Any]:
 
 def test_the_developer_hello_world_renders_to_a_playable_movie(api: Api, media: Origin, tmp_path: Path) -> None:
     definition = (FIXTURES / "hello-world.xml").read_text()
-    definition = definition.replace("http://s3.amazonaws.com/stupeflix-assets/apiusecase/footage.mov", f"{media.url}/video/file_type/fixture.3gp")
-    definition = definition.replace("http://s3.amazonaws.com/stupeflix-assets/apiusecase/logo_stupeflix.png",
-                                    f"{media.url}/images_exif/pillow/exif_imagemagick_orientation.png")
-    definition = definition.replace("http://s3.amazonaws.com/stupeflix-assets/apiusecase/branding-postroll.mp4",
-                                    f"{media.url}/video/js_ffmpeg/iphone_rotated.mov")
+    definition = definition.replace(
+        "http://s3.amazonaws.com/stupeflix-assets/apiusecase/footage.mov", f"{media.url}/video/file_type/fixture.3gp"
+    )
+    definition = definition.replace(
+        "http://s3.amazonaws.com/stupeflix-assets/apiusecase/logo_stupeflix.png",
+        f"{media.url}/images_exif/pillow/exif_imagemagick_orientation.png",
+    )
+    definition = definition.replace(
+        "http://s3.amazonaws.com/stupeflix-assets/apiusecase/branding-postroll.mp4",
+        f"{media.url}/video/js_ffmpeg/iphone_rotated.mov",
+    )
     status = create(api, definition)
     assert status["status"] == "success", status.get("error")
     result = status["result"]
@@ -90,14 +96,26 @@ def test_audio_slaved_to_pictures_with_a_transition_lasts_23_seconds(api: Api, m
 
 
 def test_a_preview_is_published_as_a_partial_result_before_the_export(api: Api, media: Origin, tmp_path: Path) -> None:
-    definition = (f'<effect type="kenburns" duration="3"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
-                  '<transition type="circle"/>'
-                  f'<effect type="panel" duration="3"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>')
-    statuses = stream(api, {"task_name": "video.create", "definition": definition, "preview": True, "antialias": 1,
-                            "profile": "quicktime-small"})
+    definition = (
+        f'<effect type="kenburns" duration="3"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
+        '<transition type="circle"/>'
+        f'<effect type="panel" duration="3"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>'
+    )
+    statuses = stream(
+        api,
+        {
+            "task_name": "video.create",
+            "definition": definition,
+            "preview": True,
+            "antialias": 1,
+            "profile": "quicktime-small",
+        },
+    )
     partial = [s for s in statuses[1:] if s["status"] == "executing" and s.get("result")]
     assert partial, statuses
-    assert set(partial[0]["result"]) == {"duration", "preview"} and partial[0]["result"]["duration"] == pytest.approx(5.0)
+    assert set(partial[0]["result"]) == {"duration", "preview"} and partial[0]["result"]["duration"] == pytest.approx(
+        5.0
+    )
     final = statuses[-1]
     assert final["status"] == "success" and final["result"]["preview"] == partial[0]["result"]["preview"]
     # The spec's previews are FLV streams ("…/preview.flv").
@@ -108,11 +126,21 @@ def test_a_preview_is_published_as_a_partial_result_before_the_export(api: Api, 
 
 
 def test_progress_moves_as_frames_render_through_the_preview_and_the_export(api: Api, media: Origin) -> None:
-    definition = (f'<effect type="kenburns" duration="4"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
-                  '<transition type="crossfade"/>'
-                  f'<effect type="kenburns" duration="4"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>')
-    statuses = stream(api, {"task_name": "video.create", "definition": definition, "preview": True, "antialias": 1,
-                            "profile": "quicktime-small"})
+    definition = (
+        f'<effect type="kenburns" duration="4"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
+        '<transition type="crossfade"/>'
+        f'<effect type="kenburns" duration="4"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>'
+    )
+    statuses = stream(
+        api,
+        {
+            "task_name": "video.create",
+            "definition": definition,
+            "preview": True,
+            "antialias": 1,
+            "profile": "quicktime-small",
+        },
+    )
     assert statuses[-1]["status"] == "success", statuses[-1].get("error")
     executing = [s for s in statuses[1:] if s["status"] == "executing"]
     at = next(i for i, s in enumerate(executing) if s.get("result"))  # the partial result: later statuses keep it
@@ -133,24 +161,40 @@ def stream(api: Api, task: dict[str, Any]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in response.iter_lines() if line]
 
 
-@pytest.mark.parametrize("profile, container, video, audio, size, rate", [
-    ("flash-small", "flv", "flv1", "mp3", (320, 240), 44100),
-    ("flash-h264", "flv", "h264", "aac", (640, 480), 44100),
-    ("wmv1", "asf", "wmv1", "wmav1", (640, 480), 44100),
-    ("mobile-small", "mov,mp4,m4a,3gp,3g2,mj2", "mpeg4", "aac", (176, 144), 44100),
-    ("dvd-ntsc-16-9-h", "mpeg", "mpeg2video", "mp2", (352, 240), 48000),
-    ("dvd-mpeg1-small", "mpeg", "mpeg1video", "mp2", (176, 144), 44100),
-])
-def test_profiles_write_the_container_and_codecs_they_name(api: Api, media: Origin, tmp_path: Path, profile: str,
-                                                           container: str, video: str, audio: str,
-                                                           size: tuple[int, int], rate: int) -> None:
-    definition = ('<stack><effect type="none" duration="2"><image color="#2060a0"/></effect>'
-                  f'<audio filename="{media.url}/audio_formats/file_type/fixture.mp3" duration=".."/></stack>')
+@pytest.mark.parametrize(
+    "profile, container, video, audio, size, rate",
+    [
+        ("flash-small", "flv", "flv1", "mp3", (320, 240), 44100),
+        ("flash-h264", "flv", "h264", "aac", (640, 480), 44100),
+        ("wmv1", "asf", "wmv1", "wmav1", (640, 480), 44100),
+        ("mobile-small", "mov,mp4,m4a,3gp,3g2,mj2", "mpeg4", "aac", (176, 144), 44100),
+        ("dvd-ntsc-16-9-h", "mpeg", "mpeg2video", "mp2", (352, 240), 48000),
+        ("dvd-mpeg1-small", "mpeg", "mpeg1video", "mp2", (176, 144), 44100),
+    ],
+)
+def test_profiles_write_the_container_and_codecs_they_name(
+    api: Api,
+    media: Origin,
+    tmp_path: Path,
+    profile: str,
+    container: str,
+    video: str,
+    audio: str,
+    size: tuple[int, int],
+    rate: int,
+) -> None:
+    definition = (
+        '<stack><effect type="none" duration="2"><image color="#2060a0"/></effect>'
+        f'<audio filename="{media.url}/audio_formats/file_type/fixture.mp3" duration=".."/></stack>'
+    )
     status = create(api, definition, profile=profile)
     assert status["status"] == "success", status.get("error")
     url = status["result"]["export"]
-    extension, content_type = {"flv": ("flv", "video/x-flv"), "asf": ("wmv", "video/x-ms-wmv"),
-                               "mpeg": ("mpg", "video/mpeg")}.get(container, ("mp4", "video/mp4"))
+    extension, content_type = {
+        "flv": ("flv", "video/x-flv"),
+        "asf": ("wmv", "video/x-ms-wmv"),
+        "mpeg": ("mpg", "video/mpeg"),
+    }.get(container, ("mp4", "video/mp4"))
     assert url.endswith(f".{extension}")
     seen = probe(url, tmp_path)
     assert seen["content_type"] == content_type
@@ -166,8 +210,10 @@ def test_a_long_movie_renders_in_segments_that_join_seamlessly(api: Api, tmp_pat
     # The test service renders 5-second segments: this movie is three of them.
     colours = ["#ff0000", "#00ff00", "#0000ff"]
     definition = "".join(f'<effect type="none" duration="4"><image color="{c}"/></effect>' for c in colours)
-    body = {"secret": api.secret, "tasks": [{"task_name": "video.create", "definition": definition, "antialias": 1,
-                                             "profile": "mobile-small"}]}
+    body = {
+        "secret": api.secret,
+        "tasks": [{"task_name": "video.create", "definition": definition, "antialias": 1, "profile": "mobile-small"}],
+    }
     with api.http.stream("POST", "/v2/create_stream", json=body, timeout=120) as response:
         statuses = [json.loads(line) for line in response.iter_lines() if line]
     progress = [s["progress"] for s in statuses[1:] if s["status"] == "executing" and s.get("progress") is not None]
@@ -184,8 +230,10 @@ def test_a_long_movie_renders_in_segments_that_join_seamlessly(api: Api, tmp_pat
 
 
 def test_text_to_speech_sets_the_length_of_its_stack(api: Api, tmp_path: Path) -> None:
-    definition = ('<stack><effect type="none"><image color="#203040"/></effect>'
-                  '<audio voice="neospeech:julie" margin-end="1">Hello from Dragon, the movie maker.</audio></stack>')
+    definition = (
+        '<stack><effect type="none"><image color="#203040"/></effect>'
+        '<audio voice="neospeech:julie" margin-end="1">Hello from Dragon, the movie maker.</audio></stack>'
+    )
     status = create(api, definition, profile="mobile-small")
     assert status["status"] == "success", status.get("error")
     assert 2.0 < status["result"]["duration"] < 6.0
@@ -197,24 +245,48 @@ def test_text_to_speech_sets_the_length_of_its_stack(api: Api, tmp_path: Path) -
     [
         ('<movie service="craftsman-1.0">\n<body>\n<effect type="none">\n</body></movie>', "InvalidXMLError: line 4"),
         ('<movie service="craftsman-1.0"><body>\n<sparkle/></body></movie>', "InvalidXMLError: line 2"),
-        ('<stack><effect type="none" duration="2"><image color="#000000"/></effect>\n<transition type="crossfade"/></stack>',
-         "InvalidXMLError: line 2"),
+        (
+            '<stack><effect type="none" duration="2"><image color="#000000"/></effect>\n<transition type="crossfade"/></stack>',
+            "InvalidXMLError: line 2",
+        ),
         ('<widget type="set.scrapbook.text.01b.m.01"/>', "InvalidXMLError: line 1"),
         ('<effect type="none" duration="2"><image color="#00000g"/></effect>', "InvalidXMLError: line 1"),
         ('<effect type="none"><image filename="http://127.0.0.1:9/missing.jpg"/></effect>', "CouldNotDownloadError: "),
-        ('<stack><effect type="none"><image color="#000000"/></effect><text type="zone" fontname="wingdings">x</text></stack>',
-         "InvalidFontError: "),
-        ('<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-         '<movie service="craftsman-1.0"><body><text type="zone">&b;</text></body></movie>', "InvalidXMLError: "),
-        ('<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-         '<movie service="craftsman-1.0"><body><text type="zone">&x;</text></body></movie>', "InvalidXMLError: "),
+        (
+            '<stack><effect type="none"><image color="#000000"/></effect><text type="zone" fontname="wingdings">x</text></stack>',
+            "InvalidFontError: ",
+        ),
+        (
+            '<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+            '<movie service="craftsman-1.0"><body><text type="zone">&b;</text></body></movie>',
+            "InvalidXMLError: ",
+        ),
+        (
+            '<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            '<movie service="craftsman-1.0"><body><text type="zone">&x;</text></body></movie>',
+            "InvalidXMLError: ",
+        ),
         ('<effect type="none"><image filename="file:///etc/passwd"/></effect>', "CouldNotDownloadError: "),
         ('<effect type="none" duration="20000"><image color="#000000"/></effect>', "InvalidXMLError: line 1"),
-        ('<stack><effect type="none" duration="1"><image color="#000000"/></effect><text type="zone" fontsize="100000">x</text></stack>',
-         "InvalidContentError: "),
+        (
+            '<stack><effect type="none" duration="1"><image color="#000000"/></effect><text type="zone" fontsize="100000">x</text></stack>',
+            "InvalidContentError: ",
+        ),
     ],
-    ids=["malformed", "unknown-element", "misplaced-transition", "proprietary-widget", "bad-colour", "missing-input", "unknown-font",
-         "entity-expansion", "external-entity", "local-file", "too-long", "font-size"],
+    ids=[
+        "malformed",
+        "unknown-element",
+        "misplaced-transition",
+        "proprietary-widget",
+        "bad-colour",
+        "missing-input",
+        "unknown-font",
+        "entity-expansion",
+        "external-entity",
+        "local-file",
+        "too-long",
+        "font-size",
+    ],
 )
 def test_bad_definitions_end_in_a_clear_error(api: Api, definition: str, error: str) -> None:
     status = create(api, definition)
@@ -229,8 +301,9 @@ def test_unknown_profiles_and_antialias_values_are_parameter_errors(api: Api) ->
 
 
 def test_ignored_attributes_and_filters_are_listed_in_details(api: Api) -> None:
-    definition = ('<effect type="none" duration="1" sparkle="yes"><image color="#102030">'
-                  '<filter type="dof"/></image></effect>')
+    definition = (
+        '<effect type="none" duration="1" sparkle="yes"><image color="#102030"><filter type="dof"/></image></effect>'
+    )
     status = create(api, definition, profile="mobile-small", export=False)
     assert status["status"] == "success" and "export" not in status["result"] and "thumbnail" in status["result"]
     [detailed] = api.status([status["key"]], details="true")
@@ -241,19 +314,28 @@ def test_ignored_attributes_and_filters_are_listed_in_details(api: Api) -> None:
 def test_a_director_theme_renders_as_a_captioned_slideshow(api: Api, media: Origin, tmp_path: Path) -> None:
     definition = (FIXTURES / "theme-widget.xml").read_text()
     for url in sorted(set(__import__("re").findall(r'filename="([^"]+)"', definition))):
-        replacement = (f"{media.url}/audio_formats/file_type/fixture.mp3" if url.endswith((".mp3", ".m4a"))
-                       else f"{media.url}/{PHOTOS}/Canon_40D.jpg")
+        replacement = (
+            f"{media.url}/audio_formats/file_type/fixture.mp3"
+            if url.endswith((".mp3", ".m4a"))
+            else f"{media.url}/{PHOTOS}/Canon_40D.jpg"
+        )
         definition = definition.replace(url, replacement)
     status = create(api, definition, profile="mobile-small")
     assert status["status"] == "success", status.get("error")
     assert probe(status["result"]["export"], tmp_path)["frames"] == round(status["result"]["duration"] * 15)
 
 
-def test_a_long_nested_document_with_animators_filters_and_overlays_renders(api: Api, media: Origin, tmp_path: Path) -> None:
+def test_a_long_nested_document_with_animators_filters_and_overlays_renders(
+    api: Api, media: Origin, tmp_path: Path
+) -> None:
     definition = (FIXTURES / "nested.xml").read_text()
     definition = definition.replace("http://example.com/music.mp3", f"{media.url}/audio_formats/file_type/fixture.mp3")
-    definition = definition.replace("http://example.com/logo.png", f"{media.url}/images_exif/pillow/exif_imagemagick_orientation.png")
-    definition = __import__("re").sub(r"http://example.com/photos/\d+.jpg", f"{media.url}/{PHOTOS}/Nikon_D70.jpg", definition)
+    definition = definition.replace(
+        "http://example.com/logo.png", f"{media.url}/images_exif/pillow/exif_imagemagick_orientation.png"
+    )
+    definition = __import__("re").sub(
+        r"http://example.com/photos/\d+.jpg", f"{media.url}/{PHOTOS}/Nikon_D70.jpg", definition
+    )
     status = create(api, definition, profile="mobile-small")
     assert status["status"] == "success", status.get("error")
     assert status["result"]["duration"] == pytest.approx(20.0)
@@ -262,7 +344,8 @@ def test_a_long_nested_document_with_animators_filters_and_overlays_renders(api:
 
 
 def test_segments_read_inputs_in_place_on_the_tasks_node_and_copy_them_in_chunks_elsewhere(
-        dragon: DragonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dragon: DragonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ray
 
     from dragon.movie import segments

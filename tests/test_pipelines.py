@@ -15,8 +15,8 @@ from PIL import Image
 
 from dragon.client import Client
 from tests.conftest import Api, DragonProcess
-from tests.test_client import dragon_cli
 from tests.support.servers import Origin, Receiver
+from tests.test_client import dragon_cli
 
 PHOTO = "images_exif/exif_samples/Canon_40D.jpg"
 VIDEO = "video/js_ffmpeg/video-640-360.mp4"
@@ -36,10 +36,13 @@ def refused(api: Api, tasks: Any) -> dict[str, Any]:
 
 
 def test_a_thumbnail_is_probed_in_the_same_request(api: Api, media: Origin) -> None:
-    thumb, info = ended(api, [
-        {"task_name": "image.thumb", "url": f"{media.url}/{PHOTO}", "width": 120, "format": "png"},
-        {"task_name": "image.info", "url": {"task": 0}},
-    ])
+    thumb, info = ended(
+        api,
+        [
+            {"task_name": "image.thumb", "url": f"{media.url}/{PHOTO}", "width": 120, "format": "png"},
+            {"task_name": "image.info", "url": {"task": 0}},
+        ],
+    )
     assert thumb["status"] == "success", thumb.get("error")
     assert info["status"] == "success", info.get("error")
     assert (info["result"]["width"], info["result"]["content_type"]) == (120, "image/png")
@@ -50,13 +53,17 @@ def test_a_thumbnail_is_probed_in_the_same_request(api: Api, media: Origin) -> N
 
 
 def test_a_converted_video_feeds_a_thumbnail_and_a_strip(api: Api, media: Origin) -> None:
-    convert, thumb, strip = api.create([
-        {"task_name": "video.convert", "url": f"{media.url}/{VIDEO}", "width": 320},
-        {"task_name": "video.thumb", "url": {"task": 0}, "time": 1, "format": "png"},
-        {"task_name": "video.strip", "url": {"task": 0, "result": "output"}, "count": 3, "width": 64, "height": 36},
-    ])
+    convert, thumb, strip = api.create(
+        [
+            {"task_name": "video.convert", "url": f"{media.url}/{VIDEO}", "width": 320},
+            {"task_name": "video.thumb", "url": {"task": 0}, "time": 1, "format": "png"},
+            {"task_name": "video.strip", "url": {"task": 0, "result": "output"}, "count": 3, "width": 64, "height": 36},
+        ]
+    )
     convert, thumb, strip = api.wait([convert["key"], thumb["key"], strip["key"]], timeout=400)
-    assert [s["status"] for s in (convert, thumb, strip)] == ["success"] * 3, [s.get("error") for s in (convert, thumb, strip)]
+    assert [s["status"] for s in (convert, thumb, strip)] == ["success"] * 3, [
+        s.get("error") for s in (convert, thumb, strip)
+    ]
     assert (thumb["result"]["original_width"], thumb["result"]["original_height"]) == (320, 180)
     assert Image.open(io.BytesIO(httpx.get(thumb["result"]["output"]).content)).size == (320, 180)
     assert strip["result"]["count"] == 3 and strip["result"]["original_width"] == 320
@@ -64,11 +71,16 @@ def test_a_converted_video_feeds_a_thumbnail_and_a_strip(api: Api, media: Origin
 
 
 def test_a_rendered_movie_feeds_a_thumbnail(api: Api) -> None:
-    movie, thumb = api.create([
-        {"task_name": "video.create", "definition": '<effect type="none" duration="1"><image color="#ff0000"/></effect>',
-         "profile": "mobile-small"},
-        {"task_name": "video.thumb", "url": {"task": 0}, "format": "png"},
-    ])
+    movie, thumb = api.create(
+        [
+            {
+                "task_name": "video.create",
+                "definition": '<effect type="none" duration="1"><image color="#ff0000"/></effect>',
+                "profile": "mobile-small",
+            },
+            {"task_name": "video.thumb", "url": {"task": 0}, "format": "png"},
+        ]
+    )
     movie, thumb = api.wait([movie["key"], thumb["key"]], timeout=400)
     assert thumb["status"] == "success", (movie.get("error"), thumb.get("error"))
     picture = Image.open(io.BytesIO(httpx.get(thumb["result"]["output"]).content)).convert("RGB")
@@ -79,11 +91,14 @@ def test_a_rendered_movie_feeds_a_thumbnail(api: Api) -> None:
 def test_a_failed_step_ends_what_uses_it_in_a_dependency_error(api: Api, media: Origin) -> None:
     receiver = Receiver().start()
     try:
-        head, middle, tail = ended(api, [
-            {"task_name": "image.thumb", "url": f"{media.url}/missing.jpg"},
-            {"task_name": "image.thumb", "url": {"task": 0}, "url_errback": receiver.url},
-            {"task_name": "image.info", "url": {"task": 1}},
-        ])
+        head, middle, tail = ended(
+            api,
+            [
+                {"task_name": "image.thumb", "url": f"{media.url}/missing.jpg"},
+                {"task_name": "image.thumb", "url": {"task": 0}, "url_errback": receiver.url},
+                {"task_name": "image.info", "url": {"task": 1}},
+            ],
+        )
         assert head["error"].startswith("CouldNotDownloadError: ")
         assert middle["error"] == f"DependencyError: task 0 ({head['key']}) ended in error: {head['error']}"
         assert tail["error"].startswith(f"DependencyError: task 1 ({middle['key']}) ended in error: DependencyError: ")
@@ -95,25 +110,30 @@ def test_a_failed_step_ends_what_uses_it_in_a_dependency_error(api: Api, media: 
 
 
 def test_canceling_the_head_of_a_chain_ends_what_waits_on_it(api: Api, tmp_path: Path) -> None:
-    head, tail = api.create([
-        {"task_name": "test.gate", "gate": str(tmp_path / "never"), "store": True},
-        {"task_name": "test.copy", "url": {"task": 0}},
-    ])
+    head, tail = api.create(
+        [
+            {"task_name": "test.gate", "gate": str(tmp_path / "never"), "store": True},
+            {"task_name": "test.copy", "url": {"task": 0}},
+        ]
+    )
     api.wait_for(head["key"], "executing", timeout=240)
     assert api.status([tail["key"]])[0]["status"] == "queued"
     r = api.http.post("/v2/cancel", json={"secret": api.secret, "tasks": [head["key"]]})
     assert r.status_code == 200, r.text
     [tail] = api.wait([tail["key"]], timeout=240)
-    assert tail["error"] == (f"DependencyError: task 0 ({head['key']}) ended in error: "
-                             "CanceledError: the task was canceled by its owner")
+    assert tail["error"] == (
+        f"DependencyError: task 0 ({head['key']}) ended in error: CanceledError: the task was canceled by its owner"
+    )
 
 
 def test_a_waiting_task_can_be_canceled_alone(api: Api, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    head, tail = api.create([
-        {"task_name": "test.gate", "gate": str(gate), "store": True},
-        {"task_name": "test.copy", "url": {"task": 0}},
-    ])
+    head, tail = api.create(
+        [
+            {"task_name": "test.gate", "gate": str(gate), "store": True},
+            {"task_name": "test.copy", "url": {"task": 0}},
+        ]
+    )
     r = api.http.post("/v2/cancel", json={"secret": api.secret, "tasks": [tail["key"]]})
     assert r.json()["canceled"] == [tail["key"]]
     gate.touch()
@@ -146,26 +166,43 @@ def test_another_accounts_task_cannot_be_used(api: Api, dragon: DragonProcess) -
     other = dragon.cli("accounts", "create", "pipeline-mallory")
     [theirs] = ended(Api(dragon.url, other["secret"]), {"task_name": "test.copy", "text": "private"})
     error = refused(api, {"task_name": "test.copy", "url": {"task": theirs["key"]}})
-    assert error == {"name": "tasks.0.url", "location": "body",
-                     "description": f"there is no task with this ID: {theirs['key']}"}
+    assert error == {
+        "name": "tasks.0.url",
+        "location": "body",
+        "description": f"there is no task with this ID: {theirs['key']}",
+    }
 
 
-@pytest.mark.parametrize("tasks, field, words", [
-    ([{"task_name": "test.copy", "url": {"task": 1}}, {"task_name": "test.copy", "url": {"task": 0}}],
-     "tasks.0", "cycle: 0 -> 1 -> 0"),
-    ([{"task_name": "test.copy", "url": {"task": 2}}], "tasks.0.url", "no task at index 2"),
-    ([{"task_name": "test.copy", "text": "x"}, {"task_name": "test.copy", "url": {"task": 0, "result": "size"}}],
-     "tasks.1.url", "no file result 'size'"),
-    ([{"task_name": "test.copy", "text": "x"}, {"task_name": "test.copy", "nothing": {"task": 0}}],
-     "tasks.1.nothing", "has no parameter 'nothing'"),
-])
+@pytest.mark.parametrize(
+    "tasks, field, words",
+    [
+        (
+            [{"task_name": "test.copy", "url": {"task": 1}}, {"task_name": "test.copy", "url": {"task": 0}}],
+            "tasks.0",
+            "cycle: 0 -> 1 -> 0",
+        ),
+        ([{"task_name": "test.copy", "url": {"task": 2}}], "tasks.0.url", "no task at index 2"),
+        (
+            [{"task_name": "test.copy", "text": "x"}, {"task_name": "test.copy", "url": {"task": 0, "result": "size"}}],
+            "tasks.1.url",
+            "no file result 'size'",
+        ),
+        (
+            [{"task_name": "test.copy", "text": "x"}, {"task_name": "test.copy", "nothing": {"task": 0}}],
+            "tasks.1.nothing",
+            "has no parameter 'nothing'",
+        ),
+    ],
+)
 def test_references_that_cannot_resolve_are_refused(api: Api, tasks: list, field: str, words: str) -> None:
     error = refused(api, tasks)
     assert (error["name"], error["location"]) == (field, "body") and words in error["description"]
 
 
 def test_a_forward_reference_runs_in_order(api: Api) -> None:
-    tail, head = ended(api, [{"task_name": "test.copy", "url": {"task": 1}}, {"task_name": "test.copy", "text": "first"}])
+    tail, head = ended(
+        api, [{"task_name": "test.copy", "url": {"task": 1}}, {"task_name": "test.copy", "text": "first"}]
+    )
     assert tail["status"] == "success", tail.get("error")
     assert httpx.get(tail["result"]["output"]).text == "first"
 
@@ -179,11 +216,15 @@ def test_a_repeated_idempotent_chain_creates_nothing_new(api: Api) -> None:
 
 
 def test_waiting_tasks_count_as_queued_but_not_running(dragon: DragonProcess) -> None:
-    limited = dragon.cli("accounts", "create", "pipeline-limited", "--max-concurrent-tasks", "1",
-                         "--max-queued-tasks", "3")
+    limited = dragon.cli(
+        "accounts", "create", "pipeline-limited", "--max-concurrent-tasks", "1", "--max-queued-tasks", "3"
+    )
     api = Api(dragon.url, limited["secret"])
-    chain = [{"task_name": "test.copy", "text": "a"}, {"task_name": "test.copy", "url": {"task": 0}},
-             {"task_name": "test.copy", "url": {"task": 1}}]
+    chain = [
+        {"task_name": "test.copy", "text": "a"},
+        {"task_name": "test.copy", "url": {"task": 0}},
+        {"task_name": "test.copy", "url": {"task": 1}},
+    ]
     done = ended(api, chain)
     assert [s["status"] for s in done] == ["success"] * 3, [s.get("error") for s in done]
     r = api.http.post("/v2/create", json={"secret": api.secret, "tasks": [*chain, {"task_name": "hello", "name": "x"}]})
@@ -192,15 +233,31 @@ def test_waiting_tasks_count_as_queued_but_not_running(dragon: DragonProcess) ->
 
 def test_the_python_client_sends_a_pipeline(dragon: DragonProcess, account: dict[str, Any]) -> None:
     with Client(dragon.url, secret=account["secret"]) as client:
-        statuses = list(client.create_stream([{"task_name": "test.copy", "text": "streamed"},
-                                              {"task_name": "test.copy", "url": {"task": 0}}]))
+        statuses = list(
+            client.create_stream(
+                [{"task_name": "test.copy", "text": "streamed"}, {"task_name": "test.copy", "url": {"task": 0}}]
+            )
+        )
     final = {s.key: s for s in statuses if s.ended}
     assert len(final) == 2 and all(s.status == "success" for s in final.values())
 
 
 def test_the_cli_sends_a_pipeline(dragon: DragonProcess, account: dict[str, Any]) -> None:
-    done = dragon_cli(dragon, account, "create", "test.copy", "text=from the shell", "+", "test.copy", "url=@0",
-                      "+", "test.copy", "url=@1:output", "--wait", "--json")
+    done = dragon_cli(
+        dragon,
+        account,
+        "create",
+        "test.copy",
+        "text=from the shell",
+        "+",
+        "test.copy",
+        "url=@0",
+        "+",
+        "test.copy",
+        "url=@1:output",
+        "--wait",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     first, second, third = json.loads(done.stdout)
     assert httpx.get(third["result"]["output"]).text == "from the shell"
@@ -212,11 +269,13 @@ def test_a_restart_mid_chain_finishes_it_without_running_a_finished_step_again(
     dragon: DragonProcess, api: Api, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
-    first, middle, last = api.create([
-        {"task_name": "test.copy", "text": "seed"},
-        {"task_name": "test.gate", "url": {"task": 0}, "gate": str(gate), "store": True},
-        {"task_name": "test.copy", "url": {"task": 1}},
-    ])
+    first, middle, last = api.create(
+        [
+            {"task_name": "test.copy", "text": "seed"},
+            {"task_name": "test.gate", "url": {"task": 0}, "gate": str(gate), "store": True},
+            {"task_name": "test.copy", "url": {"task": 1}},
+        ]
+    )
     api.wait_for(middle["key"], "executing", timeout=240)
     [first] = api.status([first["key"]])
     assert first["status"] == "success"
@@ -231,14 +290,17 @@ def test_a_restart_mid_chain_finishes_it_without_running_a_finished_step_again(
 def test_a_step_reads_the_previous_output_in_place(api: Api) -> None:
     """On the node's local store, the next step's input is the stored file itself: no
     HTTP request, no copy."""
-    made, used = ended(api, [{"task_name": "test.big", "megabytes": 8}, {"task_name": "test.input", "url": {"task": 0}}])
+    made, used = ended(
+        api, [{"task_name": "test.big", "megabytes": 8}, {"task_name": "test.input", "url": {"task": 0}}]
+    )
     assert used["status"] == "success", used.get("error")
     assert used["result"] == {"links": 2, "size": 8 << 20, "opened": "file"}  # the stored file and the input
 
 
 def test_on_s3_a_step_on_the_same_node_reads_the_copy_its_node_kept(guarded: Api) -> None:
-    made, used = ended(guarded, [{"task_name": "test.big", "megabytes": 8},
-                                 {"task_name": "test.input", "url": {"task": 0}}])
+    made, used = ended(
+        guarded, [{"task_name": "test.big", "megabytes": 8}, {"task_name": "test.input", "url": {"task": 0}}]
+    )
     assert used["status"] == "success", used.get("error")
     assert used["result"] == {"links": 2, "size": 8 << 20, "opened": "file"}  # the node's copy and the input
 
@@ -253,7 +315,13 @@ def test_openapi_documents_references_in_input_parameters(api: Api) -> None:
         return jsonschema.validators.Draft202012Validator(schema).is_valid(definition)
 
     assert valid({"task_name": "image.info", "url": {"task": 0}})
-    assert valid({"task_name": "image.strip", "urls": ["http://x/a.jpg", {"task": "A" * 26, "result": "output"}],
-                  "width": 10, "height": 10})
+    assert valid(
+        {
+            "task_name": "image.strip",
+            "urls": ["http://x/a.jpg", {"task": "A" * 26, "result": "output"}],
+            "width": 10,
+            "height": 10,
+        }
+    )
     assert not valid({"task_name": "image.info", "url": {"task": 0, "other": 1}})
     assert doc["components"]["schemas"]["Task.image.info"]["properties"]["url"]["description"]

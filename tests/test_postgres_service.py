@@ -8,8 +8,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -22,7 +23,9 @@ from tests.support.service import DragonProcess
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms, postgres: PostgresServer) -> Iterator[DragonProcess]:
+def service(
+    tmp_path_factory: pytest.TempPathFactory, platforms: Platforms, postgres: PostgresServer
+) -> Iterator[DragonProcess]:
     env = {**service_env(platforms), "DRAGON_JOURNAL_DSN": postgres.new_database()}
     process = DragonProcess(tmp_path_factory.mktemp("on-postgres") / "data", env)
     process.start()
@@ -105,7 +108,9 @@ def test_concurrent_duplicates_with_one_idempotency_key_create_one_set_of_tasks(
 
     def post() -> None:
         with httpx.Client(base_url=api.url, timeout=60) as http:
-            answers.append([s["key"] for s in http.post("/v2/create", json=body, headers={"Idempotency-Key": "k"}).json()])
+            answers.append(
+                [s["key"] for s in http.post("/v2/create", json=body, headers={"Idempotency-Key": "k"}).json()]
+            )
 
     threads = [threading.Thread(target=post) for _ in range(6)]
     for t in threads:
@@ -137,7 +142,9 @@ def test_restart_keeps_statuses_deliveries_and_settings_and_reruns_unfinished_ta
     done = api.create([{"task_name": "hello", "name": f"r{i}"} for i in range(3)], block=True)
     [called] = api.create({"task_name": "hello", "name": "cb", "url_callback": receiver.url}, block=True)
     gate = tmp_path / "gate"
-    running = api.create([{"task_name": "test.gate", "gate": str(gate), "url_callback": receiver.url} for _ in range(2)])
+    running = api.create(
+        [{"task_name": "test.gate", "gate": str(gate), "url_callback": receiver.url} for _ in range(2)]
+    )
     api.wait_for(running[0]["key"], "executing")
     assert api.http.post("/v2/storage/expiration", json={"secret": api.secret, "days": 5}).json() == 5
 
@@ -157,7 +164,8 @@ def test_restart_keeps_statuses_deliveries_and_settings_and_reruns_unfinished_ta
 
 
 def test_while_the_database_is_down_the_api_answers_503_and_nothing_is_lost(
-        service: DragonProcess, api: Api, postgres: PostgresServer, tmp_path: Path) -> None:
+    service: DragonProcess, api: Api, postgres: PostgresServer, tmp_path: Path
+) -> None:
     gate = tmp_path / "gate"
     [waiting] = api.create({"task_name": "test.gate", "gate": str(gate)})
     api.wait_for(waiting["key"], "executing")

@@ -30,8 +30,15 @@ def check_accounting(figures: dict[str, Any]) -> None:
 
 
 def test_chaos_loses_no_task(dragon: DragonProcess, own_account: dict, origin: Origin) -> None:
-    figures = reliability.chaos(dragon, own_account["secret"], origin, QUICK["chaos_tasks"], QUICK["worker_kills"],
-                                QUICK["status_kills"], QUICK["replica_kills"])
+    figures = reliability.chaos(
+        dragon,
+        own_account["secret"],
+        origin,
+        QUICK["chaos_tasks"],
+        QUICK["worker_kills"],
+        QUICK["status_kills"],
+        QUICK["replica_kills"],
+    )
     check_accounting(figures)
     assert figures["kills"]["status"] == QUICK["status_kills"] and figures["kills"]["replica"] == QUICK["replica_kills"]
 
@@ -51,8 +58,9 @@ def test_fuzzing_the_api_finds_no_server_error(dragon: DragonProcess, own_accoun
     assert figures["exit"] == 0 or "Runtime Error" in figures["report"], figures["report"]
 
 
-def test_hostile_media_ends_in_results_or_clear_errors(dragon: DragonProcess, own_account: dict, origin: Origin,
-                                                       tmp_path: Path) -> None:
+def test_hostile_media_ends_in_results_or_clear_errors(
+    dragon: DragonProcess, own_account: dict, origin: Origin, tmp_path: Path
+) -> None:
     figures = reliability.hostile_media(dragon, own_account["secret"], origin, tmp_path)
     assert figures["tasks"] > 600
     assert figures["unclear"] == [] and figures["crashed"] == []
@@ -66,6 +74,8 @@ def test_slow_clients_do_not_hold_up_the_api(dragon: DragonProcess) -> None:
 
 
 def test_streams_and_blocking_creates_under_load(dragon: DragonProcess, own_account: dict) -> None:
-    figures = reliability.load(dragon.url, own_account["secret"], QUICK["streams"], QUICK["creators"], QUICK["load_seconds"])
+    figures = reliability.load(
+        dragon.url, own_account["secret"], QUICK["streams"], QUICK["creators"], QUICK["load_seconds"]
+    )
     assert figures["streams_held"] == figures["streams_ended_ok"] == QUICK["streams"]
     assert figures["failures"] == 0 and figures["creates"] > 0

@@ -22,8 +22,13 @@ PHOTO = MEDIA / "images_exif" / "exif_samples" / "Canon_40D.jpg"
 RED, BLUE, GREEN, BLACK = "#ff0000", "#0000ff", "#00ff00", "#000000"
 
 
-def movie(body: str, files: dict[str, Path] | None = None, lengths: dict[str, float] | None = None,
-          profile: str = "quicktime-small", antialias: int = 1) -> Movie:
+def movie(
+    body: str,
+    files: dict[str, Path] | None = None,
+    lengths: dict[str, float] | None = None,
+    profile: str = "quicktime-small",
+    antialias: int = 1,
+) -> Movie:
     definition = f'<movie service="craftsman-1.0"><body>{body}</body></movie>'
     return Movie(Job(definition, profile, antialias, lengths or {}), files or {})
 
@@ -68,7 +73,9 @@ def test_every_transition_type_shows_something_of_both_sides_in_its_middle(kind:
 def test_kenburns_zooms_in_and_a_negative_direction_plays_it_backwards() -> None:
     files = {"photo": PHOTO}
     forward = movie('<effect type="kenburns" duration="4"><image filename="photo"/></effect>', files)
-    backward = movie('<effect type="kenburns" direction="negative" duration="4"><image filename="photo"/></effect>', files)
+    backward = movie(
+        '<effect type="kenburns" direction="negative" duration="4"><image filename="photo"/></effect>', files
+    )
     first, last = forward.picture(0).astype(int), forward.picture(forward.frames - 1).astype(int)
     assert np.abs(first - last).mean() > 10, "the picture did not move"
     assert np.abs(backward.picture(0).astype(int) - last).mean() < 2
@@ -78,9 +85,13 @@ def test_kenburns_zooms_in_and_a_negative_direction_plays_it_backwards() -> None
 
 @pytest.mark.parametrize("kind", EFFECT_TYPES)
 def test_every_effect_type_draws_its_media_and_changes_over_time(kind: str) -> None:
-    m = movie(f'<effect type="{kind}" duration="3"><image filename="photo"/><image filename="photo"/></effect>'
-              if kind in ("diving", "rotator", "sliding", "square") else
-              f'<effect type="{kind}" duration="3"><image filename="photo"/></effect>', {"photo": PHOTO}, profile="mobile-small")
+    m = movie(
+        f'<effect type="{kind}" duration="3"><image filename="photo"/><image filename="photo"/></effect>'
+        if kind in ("diving", "rotator", "sliding", "square")
+        else f'<effect type="{kind}" duration="3"><image filename="photo"/></effect>',
+        {"photo": PHOTO},
+        profile="mobile-small",
+    )
     frames = [m.picture(i).astype(int) for i in (2, m.frames // 2, m.frames - 3)]
     assert frames[1].mean() > 20, "the picture is not drawn"
     if kind != "none":
@@ -88,7 +99,9 @@ def test_every_effect_type_draws_its_media_and_changes_over_time(kind: str) -> N
 
 
 def test_a_zone_text_puts_its_ink_inside_its_placement() -> None:
-    m = movie(f'<stack>{plate(BLACK)}<text type="zone" top="0" left="0" width="0.5" height="0.25" fontcolor="#ffffff">Hello</text></stack>')
+    m = movie(
+        f'<stack>{plate(BLACK)}<text type="zone" top="0" left="0" width="0.5" height="0.25" fontcolor="#ffffff">Hello</text></stack>'
+    )
     frame = at(m, 1.0).sum(axis=2)
     h, w = frame.shape
     assert frame[: h // 4, : w // 2].max() > 600, "no ink in the box"
@@ -105,8 +118,13 @@ def test_an_overlay_is_stretched_to_its_box_and_fit_adapter_keeps_the_aspect(tmp
     green = stretched[..., 1] > 200
     ys, xs = np.nonzero(green)
     assert (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) == (160, 240, 120, 180)
-    fitted = at(movie(f'<stack>{plate(RED)}<overlay {box}><image filename="w"><filter type="fitAdapter"/></image></overlay></stack>',
-                      {"w": wide}), 1)
+    fitted = at(
+        movie(
+            f'<stack>{plate(RED)}<overlay {box}><image filename="w"><filter type="fitAdapter"/></image></overlay></stack>',
+            {"w": wide},
+        ),
+        1,
+    )
     ys, xs = np.nonzero(fitted[..., 1] > 200)
     assert (xs.max() + 1 - xs.min()) / (ys.max() + 1 - ys.min()) == pytest.approx(2.0, rel=0.05)
     assert xs.min() >= 160 and xs.max() < 240 and ys.min() >= 120 and ys.max() < 180
@@ -118,22 +136,38 @@ def test_later_children_of_a_stack_are_drawn_on_top() -> None:
 
 
 def test_filters_change_the_picture_as_documented() -> None:
-    negative = at(movie('<stack><effect type="none" duration="2"><image color="#ff0000"><filter type="colormap" preset="negative"/></image></effect></stack>'), 1)
+    negative = at(
+        movie(
+            '<stack><effect type="none" duration="2"><image color="#ff0000"><filter type="colormap" preset="negative"/></image></effect></stack>'
+        ),
+        1,
+    )
     assert negative[120, 160].tolist() == [0, 255, 255]
     grey = at(movie('<effect type="none" duration="2"><image color="#ff0000"/><filter type="colormap"/></effect>'), 1)
     assert grey[120, 160, 0] == grey[120, 160, 1] == grey[120, 160, 2]
-    fade = movie('<effect type="none" duration="2"><image color="#ffffff"/><filter type="alpha" alphaStart="0" alphaEnd="1"/></effect>')
+    fade = movie(
+        '<effect type="none" duration="2"><image color="#ffffff"/><filter type="alpha" alphaStart="0" alphaEnd="1"/></effect>'
+    )
     assert at(fade, 0)[120, 160, 0] < 10 and at(fade, 1.0)[120, 160, 0] == pytest.approx(128, abs=4)
-    framed = at(movie('<effect type="none" duration="2"><image color="#000000"/><filter type="frame" width="10" color="#00ff00"/></effect>'), 1)
+    framed = at(
+        movie(
+            '<effect type="none" duration="2"><image color="#000000"/><filter type="frame" width="10" color="#00ff00"/></effect>'
+        ),
+        1,
+    )
     assert framed[2, 160].tolist() == [0, 255, 0] and framed[120, 160].tolist() == [0, 0, 0]
 
 
 def test_a_slide_in_animator_brings_a_text_in_from_the_side() -> None:
-    m = movie(f'<stack>{plate(BLACK, 3)}<text type="zone" width="0.4" height="0.3" fontcolor="#ffffff">Hi'
-              '<animator type="slide-in" direction="left" duration="2"/></text></stack>')
+    m = movie(
+        f'<stack>{plate(BLACK, 3)}<text type="zone" width="0.4" height="0.3" fontcolor="#ffffff">Hi'
+        '<animator type="slide-in" direction="left" duration="2"/></text></stack>'
+    )
+
     def centre_of_ink(seconds: float) -> float:
         xs = np.nonzero(at(m, seconds).sum(axis=(0, 2)) > 0)[0]
         return float(xs.mean()) if xs.size else float("inf")
+
     assert centre_of_ink(1.0) > centre_of_ink(2.5) and centre_of_ink(2.5) == pytest.approx(160, abs=20)
 
 
@@ -176,7 +210,11 @@ def loudness(sound: np.ndarray, start: float, end: float) -> float:
 
 def test_audio_fades_in_and_out_over_the_given_seconds(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 10)}
-    m = movie(f'<stack>{plate(BLACK, 6)}<audio filename="a" duration=".." fadein="2" fadeout="2"/></stack>', files, {"a": 10.0})
+    m = movie(
+        f'<stack>{plate(BLACK, 6)}<audio filename="a" duration=".." fadein="2" fadeout="2"/></stack>',
+        files,
+        {"a": 10.0},
+    )
     sound = soundtrack(m)
     assert sound.shape[1] == pytest.approx(6 * mixer.RATE, abs=2)
     full = loudness(sound, 2.5, 3.5)
@@ -194,9 +232,12 @@ def test_margins_leave_silence_around_an_audio(tmp_path: Path) -> None:
 
 def test_a_ducking_master_lowers_the_other_tracks_while_it_sounds(tmp_path: Path) -> None:
     files = {"music": tone(tmp_path / "music.wav", 12, 220), "voice": tone(tmp_path / "voice.wav", 3, 880)}
-    m = movie(f'<stack>{plate(BLACK, 12)}<audio filename="music" duration=".."/>'
-              '<audio filename="voice" margin-start="4" duck-others="0.2" duck-margin="0.5" duck-fade="0.5"/></stack>',
-              files, {"music": 12.0, "voice": 3.0})
+    m = movie(
+        f'<stack>{plate(BLACK, 12)}<audio filename="music" duration=".."/>'
+        '<audio filename="voice" margin-start="4" duck-others="0.2" duck-margin="0.5" duck-fade="0.5"/></stack>',
+        files,
+        {"music": 12.0, "voice": 3.0},
+    )
     movie_sound = soundtrack(m)
     music_only = np.concatenate(list(mixer.mix(m.document.movie, m.duration, {"music": files["music"]})), axis=1)
     alone, ducked = loudness(music_only, 1, 2), loudness(movie_sound, 5, 6)
@@ -209,8 +250,10 @@ def test_a_ducking_master_lowers_the_other_tracks_while_it_sounds(tmp_path: Path
 
 def test_transitions_crossfade_the_sound_of_both_sides(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 10, 300), "b": tone(tmp_path / "b.wav", 10, 600)}
-    body = (f'<stack>{plate(RED, 4)}<audio filename="a" duration=".."/></stack><transition type="crossfade" duration="2"/>'
-            f'<stack>{plate(BLUE, 4)}<audio filename="b" duration=".."/></stack>')
+    body = (
+        f'<stack>{plate(RED, 4)}<audio filename="a" duration=".."/></stack><transition type="crossfade" duration="2"/>'
+        f'<stack>{plate(BLUE, 4)}<audio filename="b" duration=".."/></stack>'
+    )
     sound = soundtrack(movie(body, files, {"a": 10.0, "b": 10.0}))
     steady = loudness(sound, 0.5, 1.5)
     assert loudness(sound, 2.0, 2.1) == pytest.approx(steady, rel=0.05)  # a at full, b silent
@@ -224,9 +267,11 @@ def ink_box(frame: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def test_custom_animator_keys_move_and_scale_a_node_between_them() -> None:
-    overlay = ('<overlay left="0.4" top="0.4" width="0.2" height="0.2"><image color="#ffffff"/>'
-               '<animator type="custom" duration="2"><key time="0" pos="0,0,0" scale="1,1,1"/>'
-               '<key time="2" pos="0.5,0.5,0" scale="2,2,1"/></animator></overlay>')
+    overlay = (
+        '<overlay left="0.4" top="0.4" width="0.2" height="0.2"><image color="#ffffff"/>'
+        '<animator type="custom" duration="2"><key time="0" pos="0,0,0" scale="1,1,1"/>'
+        '<key time="2" pos="0.5,0.5,0" scale="2,2,1"/></animator></overlay>'
+    )
     m = movie(f"<stack>{plate(BLACK, 3)}{overlay}</stack>")
     x0, y0, x1, y1 = ink_box(at(m, 0))
     assert (x1 - x0, y1 - y0) == pytest.approx((64, 48), abs=2)
@@ -240,7 +285,9 @@ def test_grow_brings_a_node_closer_and_rot_in_turns_it_into_place() -> None:
     box = '<overlay left="0.4" top="0.4" width="0.2" height="0.2"><image color="#ffffff"/>{}</overlay>'
     growing = box.format('<animator type="grow" growStart="0" growEnd="0.5"/>')
     grow = movie(f"<stack>{plate(BLACK, 2)}{growing}</stack>")
-    assert ink_box(at(grow, 1.9))[2] - ink_box(at(grow, 1.9))[0] > 1.8 * (ink_box(at(grow, 0))[2] - ink_box(at(grow, 0))[0])
+    assert ink_box(at(grow, 1.9))[2] - ink_box(at(grow, 1.9))[0] > 1.8 * (
+        ink_box(at(grow, 0))[2] - ink_box(at(grow, 0))[0]
+    )
     turning = box.format('<animator type="rot-in" angle="45" duration="1"/>')
     turn = movie(f"<stack>{plate(BLACK, 2)}{turning}</stack>")
     assert ink_box(at(turn, 1.5)) == pytest.approx((128, 96, 191, 143), abs=2)  # in place once turned in
@@ -249,7 +296,9 @@ def test_grow_brings_a_node_closer_and_rot_in_turns_it_into_place() -> None:
 
 def test_a_camera_moving_right_shifts_the_whole_stack_left() -> None:
     still = '<overlay left="0.4" top="0.4" width="0.2" height="0.2"><image color="#ffffff"/></overlay>'
-    camera = '<camera><animator type="custom"><key time="0" pos="0,0,0"/><key time="2" pos="0.5,0,0"/></animator></camera>'
+    camera = (
+        '<camera><animator type="custom"><key time="0" pos="0,0,0"/><key time="2" pos="0.5,0,0"/></animator></camera>'
+    )
     m = movie(f"<stack>{plate(BLACK, 2)}{still}{camera}</stack>")
     assert ink_box(at(m, 0))[0] == pytest.approx(128, abs=2)
     assert ink_box(at(m, 1.96))[0] == pytest.approx(128 - 59, abs=3)
@@ -257,8 +306,12 @@ def test_a_camera_moving_right_shifts_the_whole_stack_left() -> None:
 
 def test_the_export_keeps_to_the_profiles_bitrates(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 6, 500)}
-    m = movie('<stack><effect type="kenburns" duration="6"><image filename="p"/></effect><audio filename="a" duration=".."/></stack>',
-              {**files, "p": PHOTO}, {"a": 6.0}, profile="quicktime-small")
+    m = movie(
+        '<stack><effect type="kenburns" duration="6"><image filename="p"/></effect><audio filename="a" duration=".."/></stack>',
+        {**files, "p": PHOTO},
+        {"a": 6.0},
+        profile="quicktime-small",
+    )
     out = m.finish([segment(m, 0, m.frames, tmp_path / "v.nut")], tmp_path / "movie.mp4")
     with av.open(str(out)) as container:
         video_kbps = container.streams.video[0].bit_rate / 1000
@@ -267,8 +320,10 @@ def test_the_export_keeps_to_the_profiles_bitrates(tmp_path: Path) -> None:
 
 
 def test_a_recoloured_overlay_keeps_its_opacity_over_what_is_beneath() -> None:
-    overlay = ('<overlay left="0.5" top="0.5" width="0.25" height="0.25"><image color="#0000ff">'
-               '<filter type="colormap" preset="negative"/></image></overlay>')
+    overlay = (
+        '<overlay left="0.5" top="0.5" width="0.25" height="0.25"><image color="#0000ff">'
+        '<filter type="colormap" preset="negative"/></image></overlay>'
+    )
     frame = at(movie(f"<stack>{plate(RED)}{overlay}</stack>"), 1)
     assert frame[150, 200].tolist() == [255, 255, 0] and frame[20, 20].tolist() == [255, 0, 0]
 
@@ -284,21 +339,34 @@ BOX = 'left="0.3" top="0.3" width="0.4" height="0.4"'
 
 def scenes() -> dict[str, str]:
     """The renderer's scenes: every effect, every transition, texts, moved layers, a camera, a video."""
-    found = {f"effect-{kind}": f'<effect type="{kind}" duration="3"><image filename="photo"/><image filename="logo"/></effect>'
-             if kind in ("diving", "rotator", "sliding", "square") else
-             f'<effect type="{kind}" duration="3"><image filename="photo"/></effect>' for kind in EFFECT_TYPES}
-    found |= {f"transition-{kind}": PICTURE + f'<transition type="{kind}" duration="2"/>' +
-              '<effect type="kenburns" duration="3"><image filename="logo"/></effect>' for kind in TRANSITION_TYPES}
+    found = {
+        f"effect-{kind}": f'<effect type="{kind}" duration="3"><image filename="photo"/><image filename="logo"/></effect>'
+        if kind in ("diving", "rotator", "sliding", "square")
+        else f'<effect type="{kind}" duration="3"><image filename="photo"/></effect>'
+        for kind in EFFECT_TYPES
+    }
     found |= {
-        "texts": (f'<stack>{PICTURE}<text type="zone" top="0.05" height="0.3">Summer 2026 in the mountains</text>'
-                  '<text type="legend">A caption under it</text>'
-                  '<text type="advanced" fontsize="18" align="left,top" reference="Reference">Advanced</text></stack>'),
+        f"transition-{kind}": PICTURE
+        + f'<transition type="{kind}" duration="2"/>'
+        + '<effect type="kenburns" duration="3"><image filename="logo"/></effect>'
+        for kind in TRANSITION_TYPES
+    }
+    found |= {
+        "texts": (
+            f'<stack>{PICTURE}<text type="zone" top="0.05" height="0.3">Summer 2026 in the mountains</text>'
+            '<text type="legend">A caption under it</text>'
+            '<text type="advanced" fontsize="18" align="left,top" reference="Reference">Advanced</text></stack>'
+        ),
         "rot-in": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/><animator type="rot-in" angle="30" duration="3"/></overlay></stack>',
         "grow": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/><animator type="grow" growStart="-2" growEnd="0.5" duration="3"/></overlay></stack>',
-        "slide-in": (f'<stack>{PICTURE}<text type="zone" width="0.5" height="0.3">Sliding'
-                     '<animator type="slide-in" direction="left" duration="3"/></text></stack>'),
-        "camera": (f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/></overlay><camera><animator type="custom" duration="3">'
-                   '<key time="0" pos="0,0,0"/><key time="3" pos="0.3,0.1,0.2" rot="20,0,0,1"/></animator></camera></stack>'),
+        "slide-in": (
+            f'<stack>{PICTURE}<text type="zone" width="0.5" height="0.3">Sliding'
+            '<animator type="slide-in" direction="left" duration="3"/></text></stack>'
+        ),
+        "camera": (
+            f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"/></overlay><camera><animator type="custom" duration="3">'
+            '<key time="0" pos="0,0,0"/><key time="3" pos="0.3,0.1,0.2" rot="20,0,0,1"/></animator></camera></stack>'
+        ),
         "overlay-fit": f'<stack>{PICTURE}<overlay {BOX}><image filename="logo"><filter type="fitAdapter"/></image></overlay></stack>',
         "video": '<effect type="kenburns"><video filename="clip" duration="3"/></effect>',
     }
@@ -316,5 +384,7 @@ def test_antialias_4_matches_4x_supersampling_without_drawing_4x_the_pixels(name
     finally:
         m.close()
         reference.close()
-    print(f"{name}: PSNR against 4x supersampling {min(scores):.1f} dB (frames: {', '.join(f'{s:.1f}' for s in scores)})")
+    print(
+        f"{name}: PSNR against 4x supersampling {min(scores):.1f} dB (frames: {', '.join(f'{s:.1f}' for s in scores)})"
+    )
     assert min(scores) >= 40, scores

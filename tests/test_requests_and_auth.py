@@ -96,16 +96,27 @@ def test_missing_or_invalid_credentials_are_401(api: Api, body: dict, headers: d
 
 def test_api_key_needs_a_whitelisted_referrer(api: Api, account: dict) -> None:
     key = account["api_key"]
-    ok = api.http.post("/v2/create", json={"api_key": key, "tasks": HELLO}, headers={"Referer": "https://app.example.com/page"})
+    ok = api.http.post(
+        "/v2/create", json={"api_key": key, "tasks": HELLO}, headers={"Referer": "https://app.example.com/page"}
+    )
     assert ok.status_code == 200
     by_header = api.http.post(
-        "/v2/create", json={"tasks": HELLO}, headers={"Authorization": f"Api-Key {key}", "Referer": "https://app.example.com/"}
+        "/v2/create",
+        json={"tasks": HELLO},
+        headers={"Authorization": f"Api-Key {key}", "Referer": "https://app.example.com/"},
     )
     assert by_header.status_code == 200
     _error(api.http.post("/v2/create", json={"api_key": key, "tasks": HELLO}), 401)
-    evil = api.http.post("/v2/create", json={"api_key": key, "tasks": HELLO}, headers={"Referer": "https://evil.example.org/"})
+    evil = api.http.post(
+        "/v2/create", json={"api_key": key, "tasks": HELLO}, headers={"Referer": "https://evil.example.org/"}
+    )
     assert _error(evil, 401)["location"] == "header"
-    _error(api.http.post("/v2/create", json={"api_key": "nope", "tasks": HELLO}, headers={"Referer": "https://app.example.com/"}), 401)
+    _error(
+        api.http.post(
+            "/v2/create", json={"api_key": "nope", "tasks": HELLO}, headers={"Referer": "https://app.example.com/"}
+        ),
+        401,
+    )
 
 
 def test_queued_task_limit_answers_401_account_limits_reached(dragon: DragonProcess, tmp_path) -> None:
@@ -177,7 +188,9 @@ def test_a_bare_secret_or_any_case_of_the_scheme_in_the_authorization_header(api
 def test_paths_with_doubled_slashes_reach_their_routes(api: Api) -> None:
     """A base URL ending in "/" joined with "/v2/create"."""
     headers = {"Authorization": api.secret}
-    [created] = api.http.post(api.url + "//v2/create", content=json.dumps({"tasks": HELLO, "block": True}), headers=headers).json()
+    [created] = api.http.post(
+        api.url + "//v2/create", content=json.dumps({"tasks": HELLO, "block": True}), headers=headers
+    ).json()
     [status] = api.http.get(api.url + "//v2/status", params={"tasks": created["key"]}, headers=headers).json()
     assert status["status"] == "success" and status["result"] == "Hello auth"
 
@@ -185,18 +198,35 @@ def test_paths_with_doubled_slashes_reach_their_routes(api: Api) -> None:
 def test_v1_routes_answer_as_v2_with_an_errors_details_also_in_result(api: Api) -> None:
     body = {"secret": api.secret, "tasks": [{"task_name": "test.fail"}], "block": True}
     [failed] = api.http.post(api.url + "//v1/create", content=json.dumps(body)).json()
-    assert failed["status"] == "error" and failed["result"] == failed["error"] and failed["error"].startswith("InvalidContentError")
+    assert (
+        failed["status"] == "error"
+        and failed["result"] == failed["error"]
+        and failed["error"].startswith("InvalidContentError")
+    )
     [again] = api.http.post("/v1/status", content=json.dumps({"secret": api.secret, "tasks": failed["key"]})).json()
     assert again["result"] == failed["error"]
     [v2] = api.status([failed["key"]])
     assert "result" not in v2
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain;charset=UTF-8", "application/x-www-form-urlencoded; charset=UTF-8",
-                                          "application/json; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "application/json; charset=utf-8",
+    ],
+)
 def test_json_bodies_are_read_whatever_their_content_type(api: Api, content_type: str | None) -> None:
-    body = json.dumps({"secret": api.secret, "tasks": {"task_name": "hello", "name": "\u003cform\u003e"}, "block": True},
-                      ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")  # as Gson escapes them
+    body = (
+        json.dumps(
+            {"secret": api.secret, "tasks": {"task_name": "hello", "name": "\u003cform\u003e"}, "block": True},
+            ensure_ascii=True,
+        )
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+    )  # as Gson escapes them
     headers = {"Content-Type": content_type} if content_type else {}
     [status] = api.http.post("/v2/create", content=body, headers=headers).json()
     assert status["result"] == "Hello <form>"
@@ -204,6 +234,11 @@ def test_json_bodies_are_read_whatever_their_content_type(api: Api, content_type
 
 def test_a_status_get_with_an_empty_json_body_and_header_credentials(api: Api) -> None:
     [created] = api.create(HELLO, block=True)
-    r = api.http.request("GET", "/v2/status", params={"tasks": created["key"]}, content=b"{}",
-                         headers={"Authorization": f"Secret {api.secret}", "Content-Length": "2"})
+    r = api.http.request(
+        "GET",
+        "/v2/status",
+        params={"tasks": created["key"]},
+        content=b"{}",
+        headers={"Authorization": f"Secret {api.secret}", "Content-Length": "2"},
+    )
     assert r.status_code == 200 and r.json()[0]["status"] == "success"

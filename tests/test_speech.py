@@ -14,7 +14,12 @@ from dragon.media.speech import VOICES, synthesize
 
 SENTENCE = "Hello, this is a test of the speech synthesis."
 FEMALE = (
-    "neospeech:julie", "neospeech:kate", "neospeech:neobridget", "neospeech:neovioleta", "att:crystal", "att:rosa",
+    "neospeech:julie",
+    "neospeech:kate",
+    "neospeech:neobridget",
+    "neospeech:neovioleta",
+    "att:crystal",
+    "att:rosa",
 )
 MALE = ("neospeech:paul", "att:mike", "att:alberto")
 
@@ -31,10 +36,10 @@ def pitch(samples: np.ndarray, rate: int) -> float:
     """Median fundamental frequency (Hz) of the loud 40 ms windows, by autocorrelation."""
     size, found = int(0.04 * rate), []
     for start in range(0, samples.size - size, size):
-        window = samples[start:start + size]
+        window = samples[start : start + size]
         if np.sqrt(np.mean(window**2)) < 0.05:
             continue
-        correlation = np.correlate(window, window, "full")[size - 1:]
+        correlation = np.correlate(window, window, "full")[size - 1 :]
         low, high = rate // 400, rate // 70
         found.append(rate / (low + int(np.argmax(correlation[low:high]))))
     return float(np.median(found))
@@ -70,7 +75,9 @@ def test_each_documented_voice_has_its_own_sound_and_sex(tmp_path: Path) -> None
         sounds[voice] = decode(tmp_path / f"{voice}.wav")[0]
     for first, second in itertools.combinations(VOICES, 2):
         assert sounds[first].shape != sounds[second].shape or not np.array_equal(sounds[first], sounds[second]), (
-            first, second)
+            first,
+            second,
+        )
     pitches = {voice: pitch(samples, 48000) for voice, samples in sounds.items()}
     assert min(pitches[voice] for voice in FEMALE) > 1.3 * max(pitches[voice] for voice in MALE), pitches
 
@@ -96,8 +103,9 @@ def test_plain_espeak_voices_are_accepted(tmp_path: Path) -> None:
 def test_an_unknown_voice_is_invalid_content_listing_the_choices(tmp_path: Path, voice: str) -> None:
     with pytest.raises(InvalidContentError) as caught:
         synthesize(SENTENCE, voice, tmp_path / "speech.wav")
-    assert str(caught.value).startswith(f"InvalidContentError: voice '{voice}' is not available; choose one of: "
-                                        "neospeech:julie, neospeech:paul,")
+    assert str(caught.value).startswith(
+        f"InvalidContentError: voice '{voice}' is not available; choose one of: neospeech:julie, neospeech:paul,"
+    )
     assert not (tmp_path / "speech.wav").exists()
 
 

@@ -179,7 +179,9 @@ def test_storage_paths_cannot_escape_the_account(api: Api, path: str) -> None:
     assert r.status_code in (400, 404), r.text
 
 
-@pytest.mark.parametrize("path", ["../journal.sqlite3", "..%2F..%2Fjournal.sqlite3", "persistent/../../journal.sqlite3"])
+@pytest.mark.parametrize(
+    "path", ["../journal.sqlite3", "..%2F..%2Fjournal.sqlite3", "persistent/../../journal.sqlite3"]
+)
 def test_file_urls_cannot_escape_the_storage_directory(api: Api, path: str) -> None:
     assert api.http.get(f"/storage/{path}").status_code == 404
 
@@ -188,9 +190,14 @@ def test_storage_api_needs_the_secret(api: Api, account: dict) -> None:
     assert api.http.get("/v2/storage/files/").status_code == 401
     r = api.http.get("/v2/storage/files/", params={"secret": "WRONG"})
     assert r.status_code == 401
-    r = api.http.get("/v2/storage/expiration", headers={"Authorization": f"Api-Key {account['api_key']}", "Referer": "https://app.example.com/"})
+    r = api.http.get(
+        "/v2/storage/expiration",
+        headers={"Authorization": f"Api-Key {account['api_key']}", "Referer": "https://app.example.com/"},
+    )
     assert r.status_code == 401
-    r = api.http.request("DELETE", "/v2/storage/files/", headers={"Authorization": f"Secret {api.secret}"}, json={"dry_run": True})
+    r = api.http.request(
+        "DELETE", "/v2/storage/files/", headers={"Authorization": f"Secret {api.secret}"}, json={"dry_run": True}
+    )
     assert r.status_code == 200
 
 

@@ -50,7 +50,9 @@ def _parts_upload(api: Api, parts: list[bytes], filename: str = "big.bin") -> di
     return api.http.post(f"/v2/storage/uploads/{upload}", headers=auth, timeout=300).json()
 
 
-def test_an_upload_of_100_mb_in_parts_reaches_s3_without_filling_the_replicas_memory(guarded: Api, s3: SeaweedS3) -> None:
+def test_an_upload_of_100_mb_in_parts_reaches_s3_without_filling_the_replicas_memory(
+    guarded: Api, s3: SeaweedS3
+) -> None:
     process = guarded.process
     assert process is not None
     part_bytes = 8 * MIB
@@ -83,8 +85,9 @@ def test_uploads_in_parts_resume_check_their_parts_and_stay_the_accounts(api: Ap
     too_big = api.http.put(f"/v2/storage/uploads/{upload}/1", content=first + b"!", headers=auth)
     assert too_big.status_code == 413
     other = Api(dragon.url, dragon.cli("accounts", "create", "mallory")["secret"])
-    stolen = other.http.put(f"/v2/storage/uploads/{upload}/1", content=first,
-                            headers={"Authorization": f"Secret {other.secret}"})
+    stolen = other.http.put(
+        f"/v2/storage/uploads/{upload}/1", content=first, headers={"Authorization": f"Secret {other.secret}"}
+    )
     assert stolen.status_code == 400 and stolen.json()["errors"][0]["name"] == "upload"
     assert api.http.put(f"/v2/storage/uploads/{upload}/1", content=first, headers=auth).status_code == 200  # resumed
     done = api.http.post(f"/v2/storage/uploads/{upload}", headers=auth).json()
@@ -98,6 +101,11 @@ def test_uploads_in_parts_resume_check_their_parts_and_stay_the_accounts(api: Ap
 
 
 def test_one_request_uploads_are_capped_and_say_to_send_parts(api: Api) -> None:
-    r = api.http.post("/v2/storage/upload", params={"filename": "big.bin"}, content=b"x" * (64 * MIB + 1),
-                      headers={"Authorization": f"Secret {api.secret}"}, timeout=300)
+    r = api.http.post(
+        "/v2/storage/upload",
+        params={"filename": "big.bin"},
+        content=b"x" * (64 * MIB + 1),
+        headers={"Authorization": f"Secret {api.secret}"},
+        timeout=300,
+    )
     assert r.status_code == 413 and "in parts" in r.json()["errors"][0]["description"]

@@ -61,9 +61,7 @@ def test_wrongly_typed_parameter_is_a_validation_error(api: Api) -> None:
 
 
 def test_unknown_task_keys_are_kept_out_of_parameters(api: Api) -> None:
-    [status] = api.create(
-        {"task_name": "hello", "name": "meta", "task_metas": {"id": 7}}, block=True
-    )
+    [status] = api.create({"task_name": "hello", "name": "meta", "task_metas": {"id": 7}}, block=True)
     assert status["result"] == "Hello meta"
     [detailed] = api.status([status["key"]], details="true")
     assert "task_metas" not in detailed["details"]["parameters"]
@@ -81,7 +79,10 @@ def test_task_errors_start_with_the_error_class_name(api: Api) -> None:
 
 
 def test_status_accepts_repeated_and_single_keys_by_get_and_post(api: Api) -> None:
-    keys = [s["key"] for s in api.create([{"task_name": "hello", "name": "a"}, {"task_name": "hello", "name": "b"}], block=True)]
+    keys = [
+        s["key"]
+        for s in api.create([{"task_name": "hello", "name": "a"}, {"task_name": "hello", "name": "b"}], block=True)
+    ]
     by_get = api.http.get("/v2/status", params={"tasks": keys}).json()
     by_post = api.http.post("/v2/status", json={"tasks": keys}).json()
     single = api.http.post("/v2/status", json={"tasks": keys[1]}).json()
@@ -127,7 +128,10 @@ def _lines(response: httpx.Response) -> list:
 
 
 def test_create_stream_sends_initial_list_then_every_change_until_all_end(api: Api) -> None:
-    body = {"secret": api.secret, "tasks": [{"task_name": "test.steps", "steps": 3}, {"task_name": "hello", "name": "Jane"}]}
+    body = {
+        "secret": api.secret,
+        "tasks": [{"task_name": "test.steps", "steps": 3}, {"task_name": "hello", "name": "Jane"}],
+    }
     with api.http.stream("POST", "/v2/create_stream", json=body) as r:
         assert r.status_code == 200
         raw = [line for line in r.iter_lines() if line]
@@ -153,7 +157,10 @@ def test_create_stream_sends_initial_list_then_every_change_until_all_end(api: A
 
 def test_status_stream_and_its_alias_follow_existing_tasks(api: Api, tmp_path) -> None:
     gate = tmp_path / "go"
-    keys = [s["key"] for s in api.create([{"task_name": "test.gate", "gate": str(gate)}, {"task_name": "hello", "name": "z"}])]
+    keys = [
+        s["key"]
+        for s in api.create([{"task_name": "test.gate", "gate": str(gate)}, {"task_name": "hello", "name": "z"}])
+    ]
     api.wait_for(keys[0], "executing")
     with api.http.stream("GET", "/v2/stream", params={"tasks": keys}) as r:
         lines = r.iter_lines()

@@ -48,11 +48,12 @@ def test_output_is_the_box_as_straight_alpha_rgba() -> None:
 def test_top_left_align_puts_the_text_in_the_top_left_quadrant() -> None:
     mask = ink(zone("Top left", align="left,top", fontsize=30))
     assert mask[: H // 2, : W // 2].any()
-    assert not mask[H // 2:, :].any() and not mask[:, W // 2:].any()
+    assert not mask[H // 2 :, :].any() and not mask[:, W // 2 :].any()
 
 
-@pytest.mark.parametrize("align, corner", [("right,bottom", (1, 1)), ("bottom,right", (1, 1)), ("top", (None, 0)),
-                                           ("left", (0, None))])
+@pytest.mark.parametrize(
+    "align, corner", [("right,bottom", (1, 1)), ("bottom,right", (1, 1)), ("top", (None, 0)), ("left", (0, None))]
+)
 def test_alignment_moves_the_text_to_that_side(align: str, corner: tuple[int | None, int | None]) -> None:
     left, top, right, bottom = bbox(ink(zone("Aligned", align=align, fontsize=30)))
     middle_x, middle_y = (left + right) / 2, (top + bottom) / 2
@@ -133,8 +134,10 @@ def test_scale_two_doubles_the_ink_extent() -> None:
 def test_font_names_map_case_insensitively_onto_distinct_faces() -> None:
     arial = zone("Fonts differ", fontname="arial", fontsize=30)
     assert (zone("Fonts differ", fontname="Arial", fontsize=30) == arial).all()
-    assert (zone("Fonts differ", fontname="Times New Roman", fontsize=30) == zone(
-        "Fonts differ", fontname="times", fontsize=30)).all()
+    assert (
+        zone("Fonts differ", fontname="Times New Roman", fontsize=30)
+        == zone("Fonts differ", fontname="times", fontsize=30)
+    ).all()
     courier = zone("Fonts differ", fontname="couriernew", fontsize=30)
     assert (ink(arial) != ink(courier)).any()
     bold = zone("Fonts differ", fontname="arial", weight="bold", fontsize=30)

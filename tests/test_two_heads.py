@@ -9,8 +9,9 @@ import json
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -64,7 +65,9 @@ def _lease(head: DragonProcess) -> tuple[str, int]:
 
 def _gated(api: Api, tmp_path: Path, count: int) -> tuple[Path, list[str]]:
     gate = tmp_path / "gate"
-    tasks = [{"task_name": "test.gate", "gate": str(gate), "pid_file": str(tmp_path / f"pid-{i}")} for i in range(count)]
+    tasks = [
+        {"task_name": "test.gate", "gate": str(gate), "pid_file": str(tmp_path / f"pid-{i}")} for i in range(count)
+    ]
     keys = [s["key"] for s in api.create(tasks)]
     for key in keys:
         api.wait_for(key, "executing")
@@ -72,7 +75,8 @@ def _gated(api: Api, tmp_path: Path, count: int) -> tuple[Path, list[str]]:
 
 
 def test_a_second_head_on_the_journal_waits_then_refuses_and_the_first_runs_every_task_once(
-        first: DragonProcess, tmp_path: Path) -> None:
+    first: DragonProcess, tmp_path: Path
+) -> None:
     api = Api(first.url, first.cli("accounts", "create", "ivy")["secret"], first)
     owner = _lease(first)
     gate, keys = _gated(api, tmp_path, 3)
@@ -126,8 +130,9 @@ def test_a_head_cut_off_loses_its_lease_then_writes_nothing_and_stops(first: Dra
         assert f"dragon serve: this head ({holder}, token {token}) stopped running tasks" in log
         assert other.status(keys) == final
         stored = {key: json.loads(status) for key, status in _rows(second, "SELECT key, status::text FROM tasks")}
-        assert [(stored[s["key"]]["result"], stored[s["key"]]["events"]) for s in final] == \
-            [(s["result"], s["events"]) for s in final]  # the journal holds the second head's ends only
+        assert [(stored[s["key"]]["result"], stored[s["key"]]["events"]) for s in final] == [
+            (s["result"], s["events"]) for s in final
+        ]  # the journal holds the second head's ends only
         assert other.create({"task_name": "hello", "name": "after"}, block=True)[0]["result"] == "Hello after"
     finally:
         signal_all(first.pids(""), signal.SIGCONT)

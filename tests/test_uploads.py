@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import av
 import numpy as np
@@ -44,24 +45,52 @@ def token(kind: str) -> str:
 
 
 def youtube(url: str, access_token: str) -> dict[str, Any]:
-    return {"task_name": "video.upload.youtube", "url": url, "access_token": access_token, "developer_key": DEVELOPER_KEY,
-            "title": "Dragon test", "description": "uploaded by the tests", "tags": ["a", "b"], "privacy_status": "unlisted"}
+    return {
+        "task_name": "video.upload.youtube",
+        "url": url,
+        "access_token": access_token,
+        "developer_key": DEVELOPER_KEY,
+        "title": "Dragon test",
+        "description": "uploaded by the tests",
+        "tags": ["a", "b"],
+        "privacy_status": "unlisted",
+    }
 
 
 def facebook(url: str, access_token: str) -> dict[str, Any]:
-    return {"task_name": "video.upload.fb", "url": url, "access_token": access_token, "title": "On Facebook",
-            "description": "d", "privacy": "SELF", "no_story": True, "app_secret": FB_APP_SECRET}
+    return {
+        "task_name": "video.upload.fb",
+        "url": url,
+        "access_token": access_token,
+        "title": "On Facebook",
+        "description": "d",
+        "privacy": "SELF",
+        "no_story": True,
+        "app_secret": FB_APP_SECRET,
+    }
 
 
 def vimeo(url: str, access_token: str) -> dict[str, Any]:
-    return {"task_name": "video.upload.vimeo", "url": url, "oauth2_token": access_token, "title": "On Vimeo",
-            "description": "v3"}
+    return {
+        "task_name": "video.upload.vimeo",
+        "url": url,
+        "oauth2_token": access_token,
+        "title": "On Vimeo",
+        "description": "v3",
+    }
 
 
 def vimeo_v2(url: str, access_token: str) -> dict[str, Any]:
-    return {"task_name": "video.upload.vimeo", "url": url, "title": "Old API", "description": "v2",
-            "consumer_key": V2_CONSUMER[0], "consumer_secret": V2_CONSUMER[1],
-            "access_token_key": access_token, "access_token_secret": V2_TOKEN_SECRET}
+    return {
+        "task_name": "video.upload.vimeo",
+        "url": url,
+        "title": "Old API",
+        "description": "v2",
+        "consumer_key": V2_CONSUMER[0],
+        "consumer_secret": V2_CONSUMER[1],
+        "access_token_key": access_token,
+        "access_token_secret": V2_TOKEN_SECRET,
+    }
 
 
 TARGETS = {
@@ -74,7 +103,9 @@ TARGETS = {
 
 @pytest.mark.parametrize("platform", TARGETS)
 @pytest.mark.parametrize("kind", ["good", "flaky"])
-def test_uploads_arrive_whole_even_after_a_dropped_chunk(api: Api, fakes: Platforms, clip, platform: str, kind: str) -> None:
+def test_uploads_arrive_whole_even_after_a_dropped_chunk(
+    api: Api, fakes: Platforms, clip, platform: str, kind: str
+) -> None:
     url, data = clip
     definition, output = TARGETS[platform]
     result = api.result(definition(url, token(kind)))
@@ -95,23 +126,34 @@ def test_metadata_reaches_each_platform(api: Api, fakes: Platforms, clip) -> Non
     assert (snippet["title"], snippet["tags"], snippet["categoryId"]) == ("Dragon test", ["a", "b"], "22")
     assert fakes.metadata["youtube"]["status"] == {"privacyStatus": "unlisted"}
     fb = fakes.metadata["facebook"]
-    assert (fb["title"], fb["privacy"], fb["no_story"], fb["signed"]) == ("On Facebook", {"value": "SELF"}, "true", True)
+    assert (fb["title"], fb["privacy"], fb["no_story"], fb["signed"]) == (
+        "On Facebook",
+        {"value": "SELF"},
+        "true",
+        True,
+    )
     assert fakes.metadata["vimeo"] == {"name": "On Vimeo", "description": "v3"}
-    assert fakes.metadata["vimeo-v2"] == {"filename": fakes.metadata["vimeo-v2"]["filename"], "title": "Old API",
-                                          "description": "v2"}
+    assert fakes.metadata["vimeo-v2"] == {
+        "filename": fakes.metadata["vimeo-v2"]["filename"],
+        "title": "Old API",
+        "description": "v2",
+    }
 
 
 @pytest.mark.parametrize("platform", TARGETS)
 @pytest.mark.parametrize("kind, error", [("expired", "AuthorizationError"), ("noquota", "QuotaExceededError")])
-def test_platform_refusals_carry_its_message_and_no_secret(api: Api, fakes: Platforms, clip, platform: str, kind: str,
-                                                           error: str) -> None:
+def test_platform_refusals_carry_its_message_and_no_secret(
+    api: Api, fakes: Platforms, clip, platform: str, kind: str, error: str
+) -> None:
     url, _ = clip
     secret = token(kind)
     definition, _ = TARGETS[platform]
     status = api.run(definition(url, secret))
     assert status["status"] == "error"
     assert status["error"].startswith(f"{error}: ")
-    assert ("YouTube" if platform == "youtube" else "Facebook" if platform == "facebook" else "Vimeo") in status["error"]
+    assert ("YouTube" if platform == "youtube" else "Facebook" if platform == "facebook" else "Vimeo") in status[
+        "error"
+    ]
     [details] = api.status([status["key"]], details="true")
     assert secret not in json.dumps(details) and secret not in json.dumps(status)
     assert platform not in fakes.uploads
@@ -131,8 +173,15 @@ def test_a_file_that_is_not_a_video_is_not_uploaded(api: Api, fakes: Platforms, 
 
 def test_the_youtube_store_publishes_a_task_output(api: Api, fakes: Platforms, clip) -> None:
     url, _ = clip
-    store = {"type": "youtube", "access_token": token("good"), "developer_key": DEVELOPER_KEY, "title": "Converted",
-             "tags": ["dragon"], "category_id": 10, "privacy_status": "private"}
+    store = {
+        "type": "youtube",
+        "access_token": token("good"),
+        "developer_key": DEVELOPER_KEY,
+        "title": "Converted",
+        "tags": ["dragon"],
+        "category_id": 10,
+        "privacy_status": "private",
+    }
     result = api.result({"task_name": "video.convert", "url": url, "width": 160, "task_store": store})
     assert result["output"] == "https://www.youtube.com/watch?v=yt-video-1"
     uploaded = bytes(fakes.uploads["youtube"])

@@ -19,7 +19,6 @@ SYNTH = "video/synthetic"
 TRUTH = {c["file"]: c for c in json.loads((MEDIA / SYNTH / "ground_truth.json").read_text())}
 
 
-
 def picture(url: str) -> Image.Image:
     return Image.open(io.BytesIO(httpx.get(url).content))
 
@@ -79,9 +78,17 @@ def test_info_of_a_rotated_phone_clip(api: Api, media: Origin) -> None:
 
 @pytest.mark.parametrize(
     "name, content_type",
-    [("fixture.mkv", "video/x-matroska"), ("fixture.webm", "video/webm"), ("fixture.avi", "video/x-msvideo"),
-     ("fixture.flv", "video/x-flv"), ("fixture.3gp", "video/3gpp"), ("fixture.mxf", "application/mxf"),
-     ("fixture-raw.mts", "video/mp2t"), ("fixture.ps.mpg", "video/mpeg"), ("fixture.wmv.asf", "video/x-ms-asf")],
+    [
+        ("fixture.mkv", "video/x-matroska"),
+        ("fixture.webm", "video/webm"),
+        ("fixture.avi", "video/x-msvideo"),
+        ("fixture.flv", "video/x-flv"),
+        ("fixture.3gp", "video/3gpp"),
+        ("fixture.mxf", "application/mxf"),
+        ("fixture-raw.mts", "video/mp2t"),
+        ("fixture.ps.mpg", "video/mpeg"),
+        ("fixture.wmv.asf", "video/x-ms-asf"),
+    ],
 )
 def test_info_reads_many_containers(api: Api, media: Origin, name: str, content_type: str) -> None:
     info = api.result({"task_name": "video.info", "url": f"{media.url}/video/file_type/{name}"})
@@ -90,11 +97,16 @@ def test_info_reads_many_containers(api: Api, media: Origin, name: str, content_
 
 
 def test_thumb_is_upright_and_sized(api: Api, media: Origin) -> None:
-    upright = api.result({"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/h264_160x96_25fps_2s_rot_none.mp4", "format": "png"})
+    upright = api.result(
+        {"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/h264_160x96_25fps_2s_rot_none.mp4", "format": "png"}
+    )
     assert (upright["width"], upright["height"]) == (160, 96)
     reference = picture(upright["output"]).convert("L")
-    for name, angle in [("h264_160x96_25fps_2s_rot_ccw90.mp4", 90), ("h264_160x96_25fps_2s_rot_cw90.mp4", -90),
-                        ("h264_160x96_25fps_2s_rot_180.mp4", 180)]:
+    for name, angle in [
+        ("h264_160x96_25fps_2s_rot_ccw90.mp4", 90),
+        ("h264_160x96_25fps_2s_rot_cw90.mp4", -90),
+        ("h264_160x96_25fps_2s_rot_180.mp4", 180),
+    ]:
         thumb = api.result({"task_name": "video.thumb", "url": f"{media.url}/{SYNTH}/{name}", "format": "png"})
         shown = picture(thumb["output"]).convert("L")
         expected = reference.rotate(angle, expand=True)
@@ -111,10 +123,14 @@ def test_thumb_time_crop_quality_and_poster(api: Api, media: Origin) -> None:
     assert first["duration"] == pytest.approx(1.0, abs=0.01)
     a, b = picture(first["output"]).convert("L"), picture(later["output"]).convert("L")
     assert ImageStat.Stat(ImageChops.difference(a, b)).mean[0] > 1  # a different moment
-    crop = api.result({"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 20})
+    crop = api.result(
+        {"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 20}
+    )
     assert picture(crop["output"]).size == (100, 100)
     small = len(httpx.get(crop["output"]).content)
-    best = api.result({"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 95})
+    best = api.result(
+        {"task_name": "video.thumb", "url": url, "width": 100, "height": 100, "crop": True, "quality": 95}
+    )
     assert len(httpx.get(best["output"]).content) > small
     beyond = api.result({"task_name": "video.thumb", "url": url, "time": 99, "poster": True})
     assert (beyond["width"], beyond["height"]) == (640, 360)
@@ -122,9 +138,16 @@ def test_thumb_time_crop_quality_and_poster(api: Api, media: Origin) -> None:
 
 def test_strip_of_frames_at_equal_intervals(api: Api, media: Origin) -> None:
     url = f"{media.url}/video/js_ffmpeg/video-640-360.mp4"
-    strip = api.result({"task_name": "video.strip", "url": url, "width": 64, "height": 36, "count": 5, "wrap": 3, "format": "png"})
+    strip = api.result(
+        {"task_name": "video.strip", "url": url, "width": 64, "height": 36, "count": 5, "wrap": 3, "format": "png"}
+    )
     assert {k: strip[k] for k in ("count", "width", "height", "original_width", "original_height", "content_type")} == {
-        "count": 5, "width": 192, "height": 72, "original_width": 640, "original_height": 360, "content_type": "image/png",
+        "count": 5,
+        "width": 192,
+        "height": 72,
+        "original_width": 640,
+        "original_height": 360,
+        "content_type": "image/png",
     }
     assert strip["frame_rate"] == pytest.approx(23.976, abs=0.01)
     image = picture(strip["output"]).convert("RGBA")
@@ -138,7 +161,9 @@ def test_bad_videos_end_in_a_clear_error(api: Api, media: Origin, origin: Origin
     cases = [
         origin.add("text.mp4", b"not a video at all"),
         origin.add("empty.mp4", b""),
-        origin.add("playlist.m3u8", b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n"),
+        origin.add(
+            "playlist.m3u8", b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n"
+        ),
         origin.add("concat.txt", b"ffconcat version 1.0\nfile '/etc/passwd'\n"),
         f"{media.url}/video/file_type/fixture-corrupt.mkv",
         f"{media.url}/audio_formats/file_type/fixture.mp3",
@@ -148,21 +173,45 @@ def test_bad_videos_end_in_a_clear_error(api: Api, media: Origin, origin: Origin
         assert status["status"] == "error", url
         assert status["error"].startswith("InvalidContentError: "), (url, status["error"])
         assert "/tmp" not in status["error"] and "/etc" not in status["error"]
-    assert api.result({"task_name": "video.info", "url": f"{media.url}/{SYNTH}/mjpeg_160x96_10fps_1s.mov"})["width"] == 160
+    assert (
+        api.result({"task_name": "video.info", "url": f"{media.url}/{SYNTH}/mjpeg_160x96_10fps_1s.mov"})["width"] == 160
+    )
 
 
 def test_convert_rotated_phone_clip_comes_out_upright_and_streamable(api: Api, media: Origin) -> None:
-    body = {"secret": api.secret, "tasks": {"task_name": "video.convert", "url": f"{media.url}/video/js_ffmpeg/iphone_rotated.mov", "width": 180}}
+    body = {
+        "secret": api.secret,
+        "tasks": {"task_name": "video.convert", "url": f"{media.url}/video/js_ffmpeg/iphone_rotated.mov", "width": 180},
+    }
     with api.http.stream("POST", "/v2/create_stream", json=body) as r:
         lines = [json.loads(line) for line in r.iter_lines() if line]
     final = lines[-1]
     assert final["status"] == "success", final.get("error")
     assert any(isinstance(doc, dict) and isinstance(doc.get("progress"), int) for doc in lines[1:-1])
     out = final["result"]
-    assert {k: out[k] for k in ("content_type", "width", "height", "original_width", "original_height", "rotation",
-                                "video_codec", "audio_codec", "alpha")} == {
-        "content_type": "video/mp4", "width": 180, "height": 320, "original_width": 320, "original_height": 568,
-        "rotation": 0.0, "video_codec": "h264", "audio_codec": "aac", "alpha": False,
+    assert {
+        k: out[k]
+        for k in (
+            "content_type",
+            "width",
+            "height",
+            "original_width",
+            "original_height",
+            "rotation",
+            "video_codec",
+            "audio_codec",
+            "alpha",
+        )
+    } == {
+        "content_type": "video/mp4",
+        "width": 180,
+        "height": 320,
+        "original_width": 320,
+        "original_height": 568,
+        "rotation": 0.0,
+        "video_codec": "h264",
+        "audio_codec": "aac",
+        "alpha": False,
     }
     assert out["duration"] == pytest.approx(2.2, abs=0.05)
     data = httpx.get(out["output"]).content
@@ -173,13 +222,31 @@ def test_convert_rotated_phone_clip_comes_out_upright_and_streamable(api: Api, m
     "audio_codec, content_type, sample_rate",
     [("mp3", "video/mp4", 22050), ("mp2", "video/mp4", 48000), ("wmav2", "video/x-ms-asf", 44100)],
 )
-def test_convert_audio_codecs_and_rates(api: Api, media: Origin, audio_codec: str, content_type: str, sample_rate: int) -> None:
+def test_convert_audio_codecs_and_rates(
+    api: Api, media: Origin, audio_codec: str, content_type: str, sample_rate: int
+) -> None:
     import av
 
-    out = api.result({"task_name": "video.convert", "url": f"{media.url}/video/js_ffmpeg/video-640-360.mp4", "width": 320,
-                       "height": 320, "crop": True, "audio_codec": audio_codec, "sample_rate": sample_rate,
-                       "video_bitrate": 500, "crf": 30, "gop": 12})
-    assert (out["content_type"], out["audio_codec"], out["width"], out["height"]) == (content_type, audio_codec, 320, 320)
+    out = api.result(
+        {
+            "task_name": "video.convert",
+            "url": f"{media.url}/video/js_ffmpeg/video-640-360.mp4",
+            "width": 320,
+            "height": 320,
+            "crop": True,
+            "audio_codec": audio_codec,
+            "sample_rate": sample_rate,
+            "video_bitrate": 500,
+            "crf": 30,
+            "gop": 12,
+        }
+    )
+    assert (out["content_type"], out["audio_codec"], out["width"], out["height"]) == (
+        content_type,
+        audio_codec,
+        320,
+        320,
+    )
     container = av.open(io.BytesIO(httpx.get(out["output"]).content))
     assert container.streams.audio[0].codec_context.sample_rate == sample_rate
     keyframes = [p for p in container.demux(container.streams.video[0]) if p.is_keyframe]
@@ -191,15 +258,25 @@ def test_reverse_plays_backwards(api: Api, media: Origin) -> None:
     out = api.result({"task_name": "video.reverse", "url": url, "width": 320})
     assert (out["width"], out["height"], out["audio_codec"]) == (320, 180, None)
     assert out["duration"] == pytest.approx(1.0, abs=0.05)
-    last = picture(api.result({"task_name": "video.thumb", "url": url, "width": 320, "time": 99})["output"]).convert("L")
+    last = picture(api.result({"task_name": "video.thumb", "url": url, "width": 320, "time": 99})["output"]).convert(
+        "L"
+    )
     first = picture(api.result({"task_name": "video.thumb", "url": url, "width": 320})["output"]).convert("L")
-    reversed_first = picture(api.result({"task_name": "video.thumb", "url": out["output"], "width": 320})["output"]).convert("L")
-    assert ImageStat.Stat(ImageChops.difference(reversed_first, last)).mean[0] < ImageStat.Stat(ImageChops.difference(reversed_first, first)).mean[0]
+    reversed_first = picture(
+        api.result({"task_name": "video.thumb", "url": out["output"], "width": 320})["output"]
+    ).convert("L")
+    assert (
+        ImageStat.Stat(ImageChops.difference(reversed_first, last)).mean[0]
+        < ImageStat.Stat(ImageChops.difference(reversed_first, first)).mean[0]
+    )
     assert ImageStat.Stat(ImageChops.difference(reversed_first, last)).mean[0] < 8
 
 
 def test_convert_parameters_are_validated(api: Api, media: Origin) -> None:
-    [status] = api.create({"task_name": "video.convert", "url": f"{media.url}/x", "audio_codec": "flac", "sample_rate": 8000, "crf": 99}, block=True)
+    [status] = api.create(
+        {"task_name": "video.convert", "url": f"{media.url}/x", "audio_codec": "flac", "sample_rate": 8000, "crf": 99},
+        block=True,
+    )
     assert set(status["error"]["parameters"]) == {"audio_codec", "sample_rate", "crf"}
 
 
@@ -222,8 +299,12 @@ def test_origins_without_ranges_are_downloaded_whole(api: Api, origin: Origin, l
     size = (origin.root / large_video.lstrip("/")).stat().st_size
     ranged = api.result({"task_name": "video.thumb", "url": origin.url + large_video, "time": 30, "format": "png"})
     before = _served(origin, large_video)
-    whole = api.result({"task_name": "video.thumb", "url": f"{origin.url}{large_video}?ranges=no", "time": 30, "format": "png"})
+    whole = api.result(
+        {"task_name": "video.thumb", "url": f"{origin.url}{large_video}?ranges=no", "time": 30, "format": "png"}
+    )
     assert _served(origin, large_video) - before >= size  # the fallback downloads all of it
     assert ImageStat.Stat(ImageChops.difference(picture(ranged["output"]), picture(whole["output"]))).mean == [0, 0, 0]
-    strip = api.result({"task_name": "video.strip", "url": origin.url + large_video, "width": 64, "height": 36, "count": 4})
+    strip = api.result(
+        {"task_name": "video.strip", "url": origin.url + large_video, "width": 64, "height": 36, "count": 4}
+    )
     assert strip["count"] == 4 and strip["duration"] == pytest.approx(60.0, abs=0.01)

@@ -12,7 +12,8 @@ import asyncio
 import dataclasses
 import time
 from collections import OrderedDict, deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from dragon.actors.messages import Change
 from dragon.status import TaskStatus
@@ -164,7 +165,7 @@ class StatusBook:
             self._waiters.setdefault(key, set()).add(waiter)
         try:
             await asyncio.wait_for(waiter.future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             for key in waiter.keys:

@@ -32,8 +32,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -95,7 +96,7 @@ class Deliverer:
             wait = 1.0 if upcoming is None else max(0.0, min(1.0, upcoming - time.time()))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait or 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _attempt(self, delivery: Delivery) -> None:
@@ -155,4 +156,3 @@ class Deliverer:
         if retryable and after is not None:
             outcome["retry_after"] = after
         return outcome
-

@@ -49,7 +49,7 @@ class LeaseHeldError(RuntimeError):
     """Another head holds the journal's lease and kept renewing it: this head may not start."""
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=4)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=4)  # type: ignore[call-overload]  # Ray's stubs lack actor options
 class Control:
     def __init__(self, settings: Settings, holder: str):
         """``holder`` names this head in the lease; Ray restarts the actor with the same
@@ -104,8 +104,9 @@ class Control:
         settings = self._settings
         placement = control_options(settings)
         self._shards = [
-            TaskShard.options(name=actor_name(i), namespace=settings.ray_namespace, get_if_exists=True,
-                              **placement).remote(settings, i, lease.token)
+            TaskShard.options(  # type: ignore[attr-defined]  # added by @ray.remote
+                name=actor_name(i), namespace=settings.ray_namespace, get_if_exists=True, **placement
+            ).remote(settings, i, lease.token)
             for i in range(settings.shards)
         ]
         self._started.set()
@@ -126,8 +127,10 @@ class Control:
             elif held is False:
                 return self._lose("another head took the journal's lease")
             elif time.monotonic() - renewed > settings.lease_seconds * STOP_AFTER:
-                return self._lose(f"could not renew the journal's lease for {settings.lease_seconds * STOP_AFTER:g} s "
-                                  "(the journal is unreachable), and another head may take it once it lapses")
+                return self._lose(
+                    f"could not renew the journal's lease for {settings.lease_seconds * STOP_AFTER:g} s "
+                    "(the journal is unreachable), and another head may take it once it lapses"
+                )
 
     def _acquire(self) -> Lease | None:
         """The lease, once free (waiting while another head holds it); None if stopped first."""
@@ -147,15 +150,21 @@ class Control:
             if lease.acquired:
                 return lease
             self._refused = lease
-            log.warning("waiting for the journal's lease: head %s holds it (token %d) for %.1f s more unless it "
-                        "renews it", lease.holder, lease.token, lease.expires_in)
+            log.warning(
+                "waiting for the journal's lease: head %s holds it (token %d) for %.1f s more unless it renews it",
+                lease.holder,
+                lease.token,
+                lease.expires_in,
+            )
             self._stopping.wait(min(every, lease.expires_in + 0.05))
         return None
 
     def _lose(self, reason: str) -> None:
         """Stop the shards, with their running attempts, and say why."""
-        self._lost = (f"this head ({self._holder}, token {self._token}) stopped running tasks: {reason}. Its "
-                      "shards are stopped; the head that holds the lease runs the tasks.")
+        self._lost = (
+            f"this head ({self._holder}, token {self._token}) stopped running tasks: {reason}. Its "
+            "shards are stopped; the head that holds the lease runs the tasks."
+        )
         log.error(self._lost)
         for shard in self._shards:
             ray.kill(shard, no_restart=True)

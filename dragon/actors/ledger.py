@@ -27,8 +27,9 @@ import hashlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from dragon.actors.messages import Holding
 from dragon.status import TaskRecord
@@ -121,8 +122,16 @@ class Peers(Protocol):
 class Home(Protocol):
     """An account's home as a shard sees it: the local Ledger, or another shard's."""
 
-    async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding,
-                      open_needed: int = 0, *, force: bool = False) -> tuple[int, int]: ...
+    async def acquire(
+        self,
+        account: str,
+        max_running: int,
+        max_open: int,
+        asker: Holding,
+        open_needed: int = 0,
+        *,
+        force: bool = False,
+    ) -> tuple[int, int]: ...
 
     def release(self, account: str, giver: Holding, wants: int | None = None) -> None: ...
 
@@ -161,8 +170,16 @@ class Ledger:
         self._peers = peers
         self._accounts: dict[str, _Account] = {}
 
-    async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding,
-                      open_needed: int = 0, *, force: bool = False) -> tuple[int, int]:
+    async def acquire(
+        self,
+        account: str,
+        max_running: int,
+        max_open: int,
+        asker: Holding,
+        open_needed: int = 0,
+        *,
+        force: bool = False,
+    ) -> tuple[int, int]:
         """Grant up to ``asker.run`` run slots, and ``open_needed`` open slots plus up
         to ``asker.open`` more; returns (run, open) granted. LimitReached when the open
         slots needed are not free (``force``: grant them anyway, for tasks accepted
@@ -233,7 +250,9 @@ class Ledger:
         """Take back the run (or open) slots the other shards hold unused."""
         for shard, held in list(book.held.items()):
             if shard != asker and held[0 if run else 1]:
-                await self._call(account, book, shard, self._peers.give_back_unused(shard, account, run=run, open=not run))
+                await self._call(
+                    account, book, shard, self._peers.give_back_unused(shard, account, run=run, open=not run)
+                )
 
     async def _call(self, account: str, book: _Account, shard: int, call: Awaitable[Holding]) -> None:
         try:
@@ -310,8 +329,9 @@ class Scheduler:
             need = slots.open_needed(tasks)
             if need:
                 asker = Holding(self.shard, self.incarnation, open=OPEN_HEADROOM)
-                _, opened = await self._homes(account).acquire(account, slots.max_running, slots.max_open, asker, need,
-                                                               force=force)
+                _, opened = await self._homes(account).acquire(
+                    account, slots.max_running, slots.max_open, asker, need, force=force
+                )
                 slots.open_lease += opened
             slots.reserved += tasks
 
@@ -393,8 +413,11 @@ class Scheduler:
 
     def holding(self, account: str) -> Holding:
         slots = self._slots.get(account)
-        return Holding(self.shard, self.incarnation, slots.run_lease, slots.open_lease) if slots else \
-            Holding(self.shard, self.incarnation)
+        return (
+            Holding(self.shard, self.incarnation, slots.run_lease, slots.open_lease)
+            if slots
+            else Holding(self.shard, self.incarnation)
+        )
 
     # internals
 

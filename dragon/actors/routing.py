@@ -10,7 +10,8 @@ import asyncio
 import hashlib
 import itertools
 import random
-from typing import Any, Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import ray
 from ray.exceptions import RayTaskError
@@ -48,9 +49,12 @@ class Shards:
         return next(self._turn) % len(self.handles)
 
     async def ready(self) -> dict[str, Any]:
-        answers = await asyncio.gather(*(h.ready.remote() for h in self.handles))
-        return {"shards": len(answers), "running": sum(a["running"] for a in answers),
-                "queued": sum(a["queued"] for a in answers)}
+        answers: list[Any] = await asyncio.gather(*(h.ready.remote() for h in self.handles))
+        return {
+            "shards": len(answers),
+            "running": sum(a["running"] for a in answers),
+            "queued": sum(a["queued"] for a in answers),
+        }
 
     async def settings(self) -> Settings:
         return await self.handles[0].settings.remote()
@@ -84,7 +88,9 @@ class Shards:
     async def changes(self, cursors: dict[str, int], timeout: float) -> list[tuple[str, int, dict[str, Any]]]:
         """Long poll on every shard holding one of the keys; returns when any has news."""
         groups = self._split(list(cursors))
-        refs = [self.handles[i].changes.remote({k: cursors[k] for k in ks}, timeout) for i, ks in groups.items()]
+        refs: list[Any] = [
+            self.handles[i].changes.remote({k: cursors[k] for k in ks}, timeout) for i, ks in groups.items()
+        ]
         if len(refs) == 1:
             return await _cancel_on_exit(refs[0])
         pending = {asyncio.ensure_future(_cancel_on_exit(ref)) for ref in refs}
@@ -97,12 +103,16 @@ class Shards:
 
     async def details(self, keys: list[str]) -> dict[str, Details]:
         groups = self._split(keys)
-        answers = await asyncio.gather(*(refusals(self.handles[i].details.remote(ks)) for i, ks in groups.items()))
+        answers: list[dict[str, Details]] = await asyncio.gather(
+            *(refusals(self.handles[i].details.remote(ks)) for i, ks in groups.items())
+        )
         return {k: v for answer in answers for k, v in answer.items()}
 
     async def cancel(self, account: str, keys: list[str]) -> dict[str, str]:
         groups = self._split(list(dict.fromkeys(keys)))
-        answers = await asyncio.gather(*(refusals(self.handles[i].cancel.remote(account, ks)) for i, ks in groups.items()))
+        answers: list[dict[str, str]] = await asyncio.gather(
+            *(refusals(self.handles[i].cancel.remote(account, ks)) for i, ks in groups.items())
+        )
         return {k: v for answer in answers for k, v in answer.items()}
 
     # internals

@@ -28,9 +28,10 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar, cast
 
 import ray
 from ray import exceptions as rex
@@ -47,9 +48,14 @@ from dragon.actors.waits import Waits
 from dragon.actors.worker import execute
 from dragon.config import Settings
 from dragon.errors import (
-    AccountLimitError, CanceledError, InvalidRequestError, UnavailableError, UnknownTaskError, WorkerCrashedError,
+    AccountLimitError,
+    CanceledError,
+    InvalidRequestError,
+    UnavailableError,
+    UnknownTaskError,
+    WorkerCrashedError,
 )
-from dragon.journal import History, open_journal
+from dragon.journal import History, Journal, open_journal
 from dragon.placement import GpuRule
 from dragon.status import ENDED, TaskRecord, TaskStatus, shard_of
 
@@ -114,7 +120,7 @@ class _Write:
     done: asyncio.Future
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=100_000)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=100_000)  # type: ignore[call-overload]  # Ray's stubs lack actor options
 class TaskShard:
     def __init__(self, settings: Settings, shard: int, lease_token: int):
         """``lease_token``: the fencing token of the lease its head holds (dragon/actors/control.py);
@@ -145,8 +151,13 @@ class TaskShard:
         self._watching: dict[str, asyncio.Future] = {}  # long polls on other shards, by used key
         self._ticking: asyncio.Future | None = None
         self._occupancy = metrics.Occupancy(shard)
-        self._deliverer = Deliverer(settings, metrics.DeliveriesObserved(self._journal), shard, self._shards,
-                                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="callbacks"))
+        self._deliverer = Deliverer(
+            settings,
+            cast(Journal, metrics.DeliveriesObserved(self._journal)),  # a view of the journal
+            shard,
+            self._shards,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="callbacks"),
+        )
         self._gpus = GpuRule(settings.use_gpus)
         self._remotes: dict[tuple[float, float, int | None], Any] = {}
         # Workers get the settings as a resolved argument: serialised once here, and no
@@ -163,8 +174,13 @@ class TaskShard:
     async def ready(self) -> dict[str, Any]:
         """Answers once the tasks from before a restart are queued again."""
         await self._recover_once()
-        return {"shard": self._shard, "pid": os.getpid(), "running": len(self._running),
-                "queued": len(self._records) - len(self._running), "waiting": self._book.waiting}
+        return {
+            "shard": self._shard,
+            "pid": os.getpid(),
+            "running": len(self._running),
+            "queued": len(self._records) - len(self._running),
+            "waiting": self._book.waiting,
+        }
 
     def settings(self) -> Settings:
         return self._settings
@@ -172,8 +188,9 @@ class TaskShard:
     async def accounts(self) -> list[Account]:
         return await self._db(self._journal.accounts)
 
-    async def account(self, *, name: str | None = None, secret_hash: str | None = None,
-                      api_key_hash: str | None = None) -> Account | None:
+    async def account(
+        self, *, name: str | None = None, secret_hash: str | None = None, api_key_hash: str | None = None
+    ) -> Account | None:
         if name is not None:
             return await self._db(self._journal.account, name)
         if secret_hash is not None:
@@ -262,8 +279,9 @@ class TaskShard:
         concurrent duplicates wait here for the first to be created."""
         now = time.time()
         since = now - self._settings.idempotency_window
-        earlier = await self._db(self._journal.claim_idempotency, account, idempotency.key, idempotency.body_hash,
-                                 keys, since, now)
+        earlier = await self._db(
+            self._journal.claim_idempotency, account, idempotency.key, idempotency.body_hash, keys, since, now
+        )
         if earlier is None:
             self._creating[(account, idempotency.key)] = asyncio.get_running_loop().create_future()
             return None
@@ -341,11 +359,17 @@ class TaskShard:
                 if isinstance(exc, rex.TaskCancelledError) and len(outcomes) < len(records):
                     raise
                 last = exc
-                log.warning("tasks %s: attempt %d of %d lost its worker: %s", [r.key for r in left], attempt, attempts,
-                            type(exc).__name__)
+                log.warning(
+                    "tasks %s: attempt %d of %d lost its worker: %s",
+                    [r.key for r in left],
+                    attempt,
+                    attempts,
+                    type(exc).__name__,
+                )
         reason = type(last).__name__ if last else "unknown failure"
-        crashed = Finished(error=str(WorkerCrashedError(
-            f"the worker running this task died on all {attempts} attempts ({reason})")))
+        crashed = Finished(
+            error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})"))
+        )
         for record in records:
             if record.key not in outcomes:
                 # What the dead attempts stored belongs to no result: it would be orphaned.
@@ -534,9 +558,12 @@ class TaskShard:
             latest = self._book.latest(key)
             delivery = deliveries.get(key)
             found[key] = Details(
-                record, latest.attempts if latest else 0, list(latest.warnings) if latest else [],
-                delivery and {"id": delivery.id, "url": delivery.url, "state": delivery.state,
-                              "attempts": delivery.attempts},
+                record,
+                latest.attempts if latest else 0,
+                list(latest.warnings) if latest else [],
+                {"id": delivery.id, "url": delivery.url, "state": delivery.state, "attempts": delivery.attempts}
+                if delivery
+                else None,
             )
         return found
 
@@ -548,8 +575,9 @@ class TaskShard:
 
     # the ledger of the accounts whose home this shard is (dragon/actors/ledger.py)
 
-    async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding, open_needed: int,
-                      force: bool) -> tuple[int, int]:
+    async def acquire(
+        self, account: str, max_running: int, max_open: int, asker: Holding, open_needed: int, force: bool
+    ) -> tuple[int, int]:
         return await self._ledger.acquire(account, max_running, max_open, asker, open_needed, force=force)
 
     def release(self, account: str, giver: Holding, wants: int | None) -> None:
@@ -645,8 +673,11 @@ class TaskShard:
         for name, records in accounts.items():
             account = await self._db(self._journal.account, name)
             s = self._settings
-            self._scheduler.limits(name, account.max_concurrent_tasks if account else s.default_max_concurrent_tasks,
-                                   account.max_queued_tasks if account else s.default_max_queued_tasks)
+            self._scheduler.limits(
+                name,
+                account.max_concurrent_tasks if account else s.default_max_concurrent_tasks,
+                account.max_queued_tasks if account else s.default_max_queued_tasks,
+            )
             waiting = [r for r in records if r.uses]  # what they use is looked up again: a finished step stays finished
             self._scheduler.enqueue(name, [r for r in records if not r.uses], 0)
             self._scheduler.reserve(name, len(waiting))
@@ -679,8 +710,16 @@ class _LocalHome:
     def __init__(self, ledger: Ledger):
         self._ledger = ledger
 
-    async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding,
-                      open_needed: int = 0, *, force: bool = False) -> tuple[int, int]:
+    async def acquire(
+        self,
+        account: str,
+        max_running: int,
+        max_open: int,
+        asker: Holding,
+        open_needed: int = 0,
+        *,
+        force: bool = False,
+    ) -> tuple[int, int]:
         return await self._ledger.acquire(account, max_running, max_open, asker, open_needed, force=force)
 
     def release(self, account: str, giver: Holding, wants: int | None = None) -> None:
@@ -691,8 +730,16 @@ class _RemoteHome:
     def __init__(self, handle: ray.actor.ActorHandle):
         self._handle = handle
 
-    async def acquire(self, account: str, max_running: int, max_open: int, asker: Holding,
-                      open_needed: int = 0, *, force: bool = False) -> tuple[int, int]:
+    async def acquire(
+        self,
+        account: str,
+        max_running: int,
+        max_open: int,
+        asker: Holding,
+        open_needed: int = 0,
+        *,
+        force: bool = False,
+    ) -> tuple[int, int]:
         try:
             return await self._handle.acquire.remote(account, max_running, max_open, asker, open_needed, force)
         except rex.RayTaskError as exc:

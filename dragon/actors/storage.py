@@ -16,9 +16,10 @@ import functools
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import ray
@@ -28,11 +29,17 @@ from dragon import metrics
 from dragon.config import Settings
 from dragon.errors import CredentialsError, InvalidRequestError, RefusedError, TaskError, UnavailableError
 from dragon.journal import open_journal
+from dragon.status import new_key
 from dragon.storage import Entry, open_backend
 from dragon.storage.fetch import UnsafeURLError, pinned_request, tls_context
-from dragon.status import new_key
 from dragon.storage.paths import (
-    PERSISTENT, VOLATILE, UnknownUploadError, account_root, output_name, read_upload_id, upload_id,
+    PERSISTENT,
+    VOLATILE,
+    UnknownUploadError,
+    account_root,
+    output_name,
+    read_upload_id,
+    upload_id,
 )
 
 log = logging.getLogger(__name__)
@@ -52,8 +59,11 @@ def actor_name(node_id: str) -> str:
 def storage_on(node_id: str, settings: Settings, *, sweeper: bool = False) -> ray.actor.ActorHandle:
     """The storage actor of a node, started there if it has none yet (detached, pinned
     to the node: it dies with it and is not moved)."""
-    return StorageActor.options(
-        name=actor_name(node_id), namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True,
+    return StorageActor.options(  # type: ignore[attr-defined]  # added by @ray.remote
+        name=actor_name(node_id),
+        namespace=settings.ray_namespace,
+        lifetime="detached",
+        get_if_exists=True,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(settings, sweeper)
 
@@ -88,7 +98,7 @@ def _available(method: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=16)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=16)  # type: ignore[call-overload]  # Ray's stubs lack actor options
 class StorageActor:
     def __init__(self, settings: Settings, sweeper: bool = False):
         self.settings = settings
@@ -100,8 +110,15 @@ class StorageActor:
     # writing outputs
 
     def store(
-        self, account: str, key: str, task_name: str, task_store: dict[str, Any], path: str,
-        extension: str, content_type: str, main: bool,
+        self,
+        account: str,
+        key: str,
+        task_name: str,
+        task_store: dict[str, Any],
+        path: str,
+        extension: str,
+        content_type: str,
+        main: bool,
     ) -> str:
         """Place one output file, a path on this node; returns the URL that goes into the
         task's result. The file is handed over: it may be hard-linked into storage."""
@@ -131,7 +148,9 @@ class StorageActor:
             for headers in ({}, {"Content-Type": content_type}):
                 headers = {**headers, "Content-Length": str(path.stat().st_size)}
                 try:
-                    request = pinned_request(client, "PUT", url, self.settings.allow_private_urls, headers, _chunks(path))
+                    request = pinned_request(
+                        client, "PUT", url, self.settings.allow_private_urls, headers, _chunks(path)
+                    )
                     r = client.send(request)
                 except UnsafeURLError as exc:
                     raise StorageError(f"the signed URL is not allowed: {exc}") from None
@@ -205,19 +224,30 @@ class StorageActor:
 
     @_available
     def delete(
-        self, account: str, path: str, urls: list[str] | None, dry_run: bool,
-        start: datetime | None, end: datetime | None, max_age: float | None,
+        self,
+        account: str,
+        path: str,
+        urls: list[str] | None,
+        dry_run: bool,
+        start: datetime | None,
+        end: datetime | None,
+        max_age: float | None,
     ) -> dict[str, Any]:
         root = account_root(account)
         if urls is not None:  # the spec: urls, when given, is the whole selection, even when empty
             names = {self.backend.name_of(u) for u in urls}
             mine = [n for n in names if n and (n.startswith(root) or n.startswith(account_root(account, VOLATILE)))]
-            entries = [e for e in self.backend.list(root) + self.backend.list(account_root(account, VOLATILE)) if e.name in mine]
+            entries = [
+                e
+                for e in self.backend.list(root) + self.backend.list(account_root(account, VOLATILE))
+                if e.name in mine
+            ]
         else:
             entries, _ = self._select(root, path)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             entries = [
-                e for e in entries
+                e
+                for e in entries
                 if (start is None or e.last_modified >= start)
                 and (end is None or e.last_modified <= end)
                 and (max_age is None or e.last_modified <= now - timedelta(days=max_age))
@@ -246,8 +276,12 @@ class StorageActor:
     def sweep(self) -> list[str]:
         """Delete volatile files past ``volatile_days`` and persistent ones past their
         account's expiration; returns the deleted object names."""
-        now = datetime.now(timezone.utc)
-        doomed = [e.name for e in self.backend.list(VOLATILE + "/") if e.last_modified < now - timedelta(days=self.settings.volatile_days)]
+        now = datetime.now(UTC)
+        doomed = [
+            e.name
+            for e in self.backend.list(VOLATILE + "/")
+            if e.last_modified < now - timedelta(days=self.settings.volatile_days)
+        ]
         for account in self.journal.accounts():
             if account.storage_expiration_days > 0:
                 try:  # one account's odd setting must not stop the sweep of the others
@@ -291,4 +325,4 @@ def _chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
 
 def _stamp(moment: datetime) -> str:
     """The listing's date format: ``2013-10-28T20:22:21.000Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -17,8 +17,9 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, cast
 
 import ray
 from ray.exceptions import RayTaskError
@@ -50,8 +51,9 @@ def execute(records: list[TaskRecord], attempt: int, settings: Settings, shard: 
     return [_attempt(record, attempt, settings, owner, storage) for record in records]
 
 
-def _attempt(record: TaskRecord, attempt: int, settings: Settings, owner: ray.actor.ActorHandle,
-             storage: ray.actor.ActorHandle) -> Finished:
+def _attempt(
+    record: TaskRecord, attempt: int, settings: Settings, owner: ray.actor.ActorHandle, storage: ray.actor.ActorHandle
+) -> Finished:
     if attempt > 1:  # a new attempt starts clean: no orphaned output of a dead one
         ray.get(storage.discard.remote(record.account, record.key))
     io = _WorkerIO(settings, record, owner, storage, Started(attempt, now_iso()))
@@ -114,8 +116,15 @@ class RunIO:
         if main and r.task_store.get("type") == "youtube":
             return _to_youtube(path, r.task_store, self._settings)
         try:
-            return ray.get(self._storage.store.remote(r.account, r.key, r.task_name, r.task_store, str(path.absolute()),
-                                                      extension, content_type, main))
+            url = cast(
+                str,
+                ray.get(
+                    self._storage.store.remote(
+                        r.account, r.key, r.task_name, r.task_store, str(path.absolute()), extension, content_type, main
+                    )
+                ),
+            )
+            return url
         except RayTaskError as exc:  # the storage actor's own error, e.g. StorageError
             raise exc.cause from None
 
@@ -132,8 +141,14 @@ class _WorkerIO(RunIO):
     sent at most every PROGRESS_INTERVAL, and only when the value changed.
     """
 
-    def __init__(self, settings: Settings, record: TaskRecord, owner: ray.actor.ActorHandle,
-                 storage: ray.actor.ActorHandle, started: Started):
+    def __init__(
+        self,
+        settings: Settings,
+        record: TaskRecord,
+        owner: ray.actor.ActorHandle,
+        storage: ray.actor.ActorHandle,
+        started: Started,
+    ):
         super().__init__(settings, storage, record, settings.scratch_dir / f"{record.key}-{started.attempt}")
         self._owner = owner
         self._started = started
@@ -157,7 +172,7 @@ class _WorkerIO(RunIO):
             if progress == last or now - last_at < PROGRESS_INTERVAL:
                 return
         self._progress = (now, progress)
-        sent = self._owner.report.remote(self._record.key, Reported(progress, partial_result))
+        sent: Any = self._owner.report.remote(self._record.key, Reported(progress, partial_result))
         if partial_result is not None:
             self._partial = sent
 
@@ -174,8 +189,14 @@ class _WorkerIO(RunIO):
                 ray.get(self._partial, timeout=REPORT_WAIT)
             except Exception:  # the shard restarting: the outcome matters more
                 log.warning("the last report of %s was not acknowledged", self._record.key)
-        return Finished(outcome.result, outcome.error, self._started, outcome.warnings, seconds,
-                        ray.get_runtime_context().get_node_id())
+        return Finished(
+            outcome.result,
+            outcome.error,
+            self._started,
+            outcome.warnings,
+            seconds,
+            ray.get_runtime_context().get_node_id(),
+        )
 
 
 class _Timer:
@@ -226,8 +247,13 @@ _backends: dict[str, Backend] = {}
 def _to_youtube(path: Path, store: dict[str, Any], settings: Settings) -> str:
     """The ``youtube`` store: the main output goes to YouTube from the worker itself (an
     upload may take minutes; the storage actors stay free). Other files go to volatile."""
-    meta = youtube.Metadata(store["title"], store.get("description") or "", store.get("tags") or [],
-                            store.get("category_id") or 22, store.get("privacy_status") or "public")
+    meta = youtube.Metadata(
+        store["title"],
+        store.get("description") or "",
+        store.get("tags") or [],
+        store.get("category_id") or 22,
+        store.get("privacy_status") or "public",
+    )
     return youtube.upload(path, meta, store["access_token"], store["developer_key"], settings)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from dragon.accounts import Account
 from dragon.config import Settings
@@ -107,8 +108,10 @@ class Journal(ABC):
         self._fence = token
 
     def _fence_error(self, token: int, holder: str) -> FencedError:
-        return FencedError(f"FencedError: head {holder} took the journal's lease (token {token}, this head's is "
-                           f"{self._fence}): this head may no longer write")
+        return FencedError(
+            f"FencedError: head {holder} took the journal's lease (token {token}, this head's is "
+            f"{self._fence}): this head may no longer write"
+        )
 
     @abstractmethod
     def acquire_lease(self, holder: str, ttl: float) -> Lease:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -22,7 +23,12 @@ from psycopg_pool import ConnectionPool
 from dragon.accounts import Account
 from dragon.journal import Delivery, History, Journal, Lease, take_lease
 from dragon.journal.rows import (
-    DELIVERY_COLUMNS, TASK_COLUMNS, UNFINISHED_COUNTS, account_from_json, account_to_json, delivery_from_row,
+    DELIVERY_COLUMNS,
+    TASK_COLUMNS,
+    UNFINISHED_COUNTS,
+    account_from_json,
+    account_to_json,
+    delivery_from_row,
     write_rows,
 )
 from dragon.status import TaskRecord, TaskStatus, bucket
@@ -106,12 +112,20 @@ class PostgresJournal(Journal):
             with psycopg.connect(dsn, connect_timeout=int(CONNECT_TIMEOUT)) as conn:
                 _migrate(conn)
         except psycopg.Error as exc:
-            raise JournalConnectionError(f"JournalConnectionError: cannot open the journal at {describe(dsn)}: "
-                                         f"{redact(str(exc).strip(), dsn)}") from None
+            raise JournalConnectionError(
+                f"JournalConnectionError: cannot open the journal at {describe(dsn)}: {redact(str(exc).strip(), dsn)}"
+            ) from None
         # The DSN parsed and connected above, so the pool's own connections can only fail
         # later for reasons libpq words without the password (server down, refused).
-        self._pool = ConnectionPool(dsn, min_size=1, max_size=POOL_SIZE, open=False, name="dragon-journal",
-                                    check=ConnectionPool.check_connection, timeout=WAIT)
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=POOL_SIZE,
+            open=False,
+            name="dragon-journal",
+            check=ConnectionPool.check_connection,
+            timeout=WAIT,
+        )
         self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
 
     def _conn(self) -> Any:
@@ -123,15 +137,21 @@ class PostgresJournal(Journal):
     def acquire_lease(self, holder: str, ttl: float) -> Lease:
         with self._conn() as conn:
             now, *current = conn.execute(f"SELECT {NOW}, holder, token, expires_at FROM lease FOR UPDATE").fetchone()
-            changed, lease = take_lease(tuple(current), holder, now, ttl)  # type: ignore[arg-type]
+            changed, lease = take_lease(tuple(current), holder, now, ttl)
             if changed:
-                conn.execute("UPDATE lease SET holder = %s, token = %s, expires_at = %s", (holder, lease.token, now + ttl))
+                conn.execute(
+                    "UPDATE lease SET holder = %s, token = %s, expires_at = %s", (holder, lease.token, now + ttl)
+                )
         return lease
 
     def renew_lease(self, holder: str, token: int, ttl: float) -> bool:
         with self._conn() as conn:
-            return conn.execute(f"UPDATE lease SET expires_at = {NOW} + %s WHERE holder = %s AND token = %s",
-                                (ttl, holder, token)).rowcount == 1
+            return (
+                conn.execute(
+                    f"UPDATE lease SET expires_at = {NOW} + %s WHERE holder = %s AND token = %s", (ttl, holder, token)
+                ).rowcount
+                == 1
+            )
 
     def release_lease(self, holder: str, token: int) -> None:
         with self._conn() as conn:
@@ -161,18 +181,18 @@ class PostgresJournal(Journal):
                     " updated_at = excluded.updated_at, bucket = excluded.bucket, seq = excluded.seq",
                     [value for row in chunk for value in row],
                 )
-            for chunk in _chunks(list({row[3]: row for row in rows.updated}.values())):  # a key's newest
+            for newest in _chunks(list({row[3]: row for row in rows.updated}.values())):  # a key's newest
                 conn.execute(
                     f"UPDATE tasks SET state = v.state, status = v.status::json, updated_at = v.updated_at"
-                    f" FROM (VALUES {_rows('a, b, c, d', len(chunk))}) AS v(state, status, updated_at, key)"
+                    f" FROM (VALUES {_rows('a, b, c, d', len(newest))}) AS v(state, status, updated_at, key)"
                     " WHERE tasks.key = v.key",
-                    [value for row in chunk for value in row],
+                    [value for row in newest for value in row],
                 )
-            for chunk in _chunks(rows.deliveries):
+            for delivered in _chunks(rows.deliveries):
                 conn.execute(
-                    f"INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {_rows(DELIVERY_COLUMNS, len(chunk))}"
+                    f"INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {_rows(DELIVERY_COLUMNS, len(delivered))}"
                     " ON CONFLICT DO NOTHING",
-                    [value for row in chunk for value in row],
+                    [value for row in delivered for value in row],
                 )
 
     def _select(self, column: str, keys: Iterable[str]) -> list[tuple[str, str]]:

@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from dragon.accounts import Account
 from dragon.journal import Delivery
 from dragon.status import TaskRecord, TaskStatus, bucket, now_iso
 
-
 TASK_COLUMNS = "key, account, task_name, state, record, status, created_at, updated_at, bucket"
 # an account's unfinished tasks by state: a range of the history index (account, state, ...)
-UNFINISHED_COUNTS = ("SELECT state, COUNT(*) FROM tasks WHERE account = %s AND state IN ('queued', 'executing')"
-                     " GROUP BY state")
+UNFINISHED_COUNTS = (
+    "SELECT state, COUNT(*) FROM tasks WHERE account = %s AND state IN ('queued', 'executing') GROUP BY state"
+)
 DELIVERY_COLUMNS = "id, task_key, account, url, state, attempts, first_at, next_at, bucket"
 
 
@@ -57,8 +58,17 @@ def write_rows(created: Iterable[tuple[TaskRecord, TaskStatus]], updated: Iterab
         ],
         updated=[(s.status, json.dumps(s.to_json()), now, s.key) for s in updated],
         deliveries=[
-            (uuid.uuid4().hex, s.key, (s.callbacks or {}).get("account", ""), url, "pending", "[]", moment, moment,
-             bucket(s.key))
+            (
+                uuid.uuid4().hex,
+                s.key,
+                (s.callbacks or {}).get("account", ""),
+                url,
+                "pending",
+                "[]",
+                moment,
+                moment,
+                bucket(s.key),
+            )
             for s in [status for _, status in created] + updated
             if (url := s.callback_url())
         ],

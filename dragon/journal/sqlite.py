@@ -10,13 +10,19 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 from dragon.accounts import Account
 from dragon.journal import Delivery, History, Journal, Lease, take_lease
 from dragon.journal.rows import (
-    DELIVERY_COLUMNS, TASK_COLUMNS, UNFINISHED_COUNTS, account_from_json, account_to_json, delivery_from_row,
+    DELIVERY_COLUMNS,
+    TASK_COLUMNS,
+    UNFINISHED_COUNTS,
+    account_from_json,
+    account_to_json,
+    delivery_from_row,
     write_rows,
 )
 from dragon.status import TaskRecord, TaskStatus, bucket
@@ -33,6 +39,7 @@ def _rows(columns: str, count: int) -> str:
 def _chunks(rows: list[T], size: int = 200) -> Iterator[list[T]]:
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
+
 
 # The schema of each version, in order; a journal at version N runs the steps after N,
 # once, in one transaction (docs/journal.md). Never edit a released step: add one.
@@ -116,10 +123,13 @@ class SQLiteJournal(Journal):
     def acquire_lease(self, holder: str, ttl: float) -> Lease:
         def work() -> Lease:
             now = time.time()
-            changed, lease = take_lease(self._db.execute("SELECT holder, token, expires_at FROM lease").fetchone(),
-                                        holder, now, ttl)
+            changed, lease = take_lease(
+                self._db.execute("SELECT holder, token, expires_at FROM lease").fetchone(), holder, now, ttl
+            )
             if changed:
-                self._db.execute("UPDATE lease SET holder = ?, token = ?, expires_at = ?", (holder, lease.token, now + ttl))
+                self._db.execute(
+                    "UPDATE lease SET holder = ?, token = ?, expires_at = ?", (holder, lease.token, now + ttl)
+                )
             return lease
 
         with self._lock:
@@ -127,8 +137,12 @@ class SQLiteJournal(Journal):
 
     def renew_lease(self, holder: str, token: int, ttl: float) -> bool:
         with self._lock:
-            return self._db.execute("UPDATE lease SET expires_at = ? WHERE holder = ? AND token = ?",
-                                    (time.time() + ttl, holder, token)).rowcount == 1
+            return (
+                self._db.execute(
+                    "UPDATE lease SET expires_at = ? WHERE holder = ? AND token = ?", (time.time() + ttl, holder, token)
+                ).rowcount
+                == 1
+            )
 
     def release_lease(self, holder: str, token: int) -> None:
         with self._lock:
@@ -147,24 +161,27 @@ class SQLiteJournal(Journal):
         rows = write_rows(created, updated)
         if not rows:
             return
+
         # Many rows per statement: the sqlite3 module lets go of the GIL around every
         # statement it runs, and a writer thread that must win the GIL back once per row
         # from a busy event loop waits a switch interval (5 ms) per row.
         def work() -> None:
             self._check_fence()
             for chunk in _chunks(rows.created):
-                self._db.execute(f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES {_rows(TASK_COLUMNS, len(chunk))}",
-                                 [value for row in chunk for value in row])
-            for chunk in _chunks(list({row[3]: row for row in rows.updated}.values())):  # a key's newest
                 self._db.execute(
-                    f"WITH v(state, status, updated_at, key) AS (VALUES {_rows('a, b, c, d', len(chunk))}) UPDATE tasks"
-                    " SET state = v.state, status = v.status, updated_at = v.updated_at FROM v WHERE tasks.key = v.key",
+                    f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES {_rows(TASK_COLUMNS, len(chunk))}",
                     [value for row in chunk for value in row],
                 )
-            for chunk in _chunks(rows.deliveries):
+            for updated in _chunks(list({row[3]: row for row in rows.updated}.values())):  # a key's newest
                 self._db.execute(
-                    f"INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES {_rows(DELIVERY_COLUMNS, len(chunk))}",
-                    [value for row in chunk for value in row],
+                    f"WITH v(state, status, updated_at, key) AS (VALUES {_rows('a, b, c, d', len(updated))}) UPDATE tasks"
+                    " SET state = v.state, status = v.status, updated_at = v.updated_at FROM v WHERE tasks.key = v.key",
+                    [value for row in updated for value in row],
+                )
+            for delivered in _chunks(rows.deliveries):
+                self._db.execute(
+                    f"INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES {_rows(DELIVERY_COLUMNS, len(delivered))}",
+                    [value for row in delivered for value in row],
                 )
 
         with self._lock:
@@ -238,7 +255,9 @@ class SQLiteJournal(Journal):
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for row in self._db.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE task_key IN ({marks})", chunk):
+                for row in self._db.execute(
+                    f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE task_key IN ({marks})", chunk
+                ):
                     found[row[1]] = delivery_from_row(row)
         return found
 
@@ -290,4 +309,3 @@ class SQLiteJournal(Journal):
     def close(self) -> None:
         with self._lock:
             self._db.close()
-

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, cast
+from typing import cast
 
 import av
 import numpy as np
@@ -25,18 +26,68 @@ from dragon.media.containers import duration as media_duration
 from dragon.media.threads import read_ahead
 
 DEMUXERS = (
-    "mp3", "aac", "flac", "ogg", "wav", "w64", "aiff", "ape", "amr", "ac3", "eac3", "asf", "mov", "mp4",
-    "m4a", "3gp", "matroska", "webm", "mpc", "mpc8", "dsf", "wv", "au", "caf", "tta", "flv", "avi", "mpegts",
-    "mpeg", "voc", "gsm", "mlp", "truehd", "dts",
+    "mp3",
+    "aac",
+    "flac",
+    "ogg",
+    "wav",
+    "w64",
+    "aiff",
+    "ape",
+    "amr",
+    "ac3",
+    "eac3",
+    "asf",
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "matroska",
+    "webm",
+    "mpc",
+    "mpc8",
+    "dsf",
+    "wv",
+    "au",
+    "caf",
+    "tta",
+    "flv",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "voc",
+    "gsm",
+    "mlp",
+    "truehd",
+    "dts",
 )
 
 CONTENT_TYPES = {
-    "mp3": "audio/mpeg", "aac": "audio/aac", "flac": "audio/flac", "ogg": "audio/ogg", "wav": "audio/wav",
-    "w64": "audio/x-w64", "aiff": "audio/aiff", "ape": "audio/x-ape", "amr": "audio/amr", "ac3": "audio/ac3",
-    "eac3": "audio/eac3", "asf": "audio/x-ms-wma", "mov": "audio/mp4", "matroska": "audio/x-matroska",
-    "mpc": "audio/x-musepack", "mpc8": "audio/x-musepack", "dsf": "audio/x-dsf", "wv": "audio/x-wavpack",
-    "au": "audio/basic", "caf": "audio/x-caf", "tta": "audio/x-tta", "flv": "video/x-flv",
-    "avi": "video/x-msvideo", "mpegts": "video/mp2t", "mpeg": "audio/mpeg",
+    "mp3": "audio/mpeg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "wav": "audio/wav",
+    "w64": "audio/x-w64",
+    "aiff": "audio/aiff",
+    "ape": "audio/x-ape",
+    "amr": "audio/amr",
+    "ac3": "audio/ac3",
+    "eac3": "audio/eac3",
+    "asf": "audio/x-ms-wma",
+    "mov": "audio/mp4",
+    "matroska": "audio/x-matroska",
+    "mpc": "audio/x-musepack",
+    "mpc8": "audio/x-musepack",
+    "dsf": "audio/x-dsf",
+    "wv": "audio/x-wavpack",
+    "au": "audio/basic",
+    "caf": "audio/x-caf",
+    "tta": "audio/x-tta",
+    "flv": "video/x-flv",
+    "avi": "video/x-msvideo",
+    "mpegts": "video/mp2t",
+    "mpeg": "audio/mpeg",
 }
 
 # codec -> (encoder, muxer, extension, content type, bit rate)
@@ -129,7 +180,9 @@ def convert(source: Path, dest: Path, codec: str, force: bool, progress: Callabl
 
 
 def _resampled(
-    inp: av.container.InputContainer, stream: av.audio.stream.AudioStream, resampler: av.AudioResampler,
+    inp: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    resampler: av.AudioResampler,
     progress: Callable[[float], None],
 ) -> Iterator[av.AudioFrame]:
     """The stream decoded and resampled, in batches (fewer trips through Python), with
@@ -294,7 +347,6 @@ def _frames(container: av.container.InputContainer, stream: av.audio.stream.Audi
     except (av.FFmpegError, EOFError) as exc:
         if not isinstance(exc, EOFError):
             raise InvalidContentError(f"the audio could not be decoded ({reason(exc)})") from None
-
 
 
 def waveform_image(levels: np.ndarray, height: int, vmargin: int, fill: str, background: str) -> Image.Image:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -89,10 +89,18 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
         frames = 1 + (signal.size - N_FFT) // HOP
         if frames <= 0:
             return 0
-        spectrum = torch.stft(
-            torch.from_numpy(signal[: (frames - 1) * HOP + N_FFT]).to(device),
-            N_FFT, HOP, window=window, center=False, return_complex=True,
-        ).abs().T  # (frames, bins)
+        spectrum = (
+            torch.stft(
+                torch.from_numpy(signal[: (frames - 1) * HOP + N_FFT]).to(device),
+                N_FFT,
+                HOP,
+                window=window,
+                center=False,
+                return_complex=True,
+            )
+            .abs()
+            .T
+        )  # (frames, bins)
         logged = torch.log1p(100.0 * (spectrum @ mel))
         stacked = logged if previous is None else torch.cat((previous, logged))
         rise = torch.relu(stacked[LAG:] - stacked[:-LAG])
@@ -263,7 +271,9 @@ def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
     frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
     low = np.array([features.low[max(0, f - 3) : f + 4].max() for f in frames])
     bounds = np.concatenate((frames, [features.flux.size]))
-    chords = np.stack([features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)])
+    chords = np.stack(
+        [features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)]
+    )
     chords /= np.linalg.norm(chords, axis=1, keepdims=True) + 1e-9
     change = np.concatenate(([0.0], 1 - (chords[1:] * chords[:-1]).sum(1)))
     if change.size > 1:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
@@ -163,7 +164,9 @@ def target_size(width: int, height: int, box_w: int | None, box_h: int | None, c
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def load_display(path: Path, limits: Limits, at_least: tuple[int, int] | None = None) -> tuple[Image.Image, tuple[int, int]]:
+def load_display(
+    path: Path, limits: Limits, at_least: tuple[int, int] | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
     """Decode as displayed (EXIF orientation applied), no larger than needed.
 
     For JPEG, ``draft`` lets the decoder scale by 1/2, 1/4 or 1/8 while decoding,
@@ -235,13 +238,19 @@ def draw_play_icon(image: Image.Image) -> Image.Image:
     draw = ImageDraw.Draw(overlay)
     cx, cy = base.width / 2, base.height / 2
     r = max(4.0, min(base.size) * 0.15)
-    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(0, 0, 0, 110), outline=(255, 255, 255, 230), width=max(1, round(r / 10)))
+    draw.ellipse(
+        (cx - r, cy - r, cx + r, cy + r), fill=(0, 0, 0, 110), outline=(255, 255, 255, 230), width=max(1, round(r / 10))
+    )
     t = r * 0.55
     draw.polygon([(cx - t * 0.6, cy - t), (cx - t * 0.6, cy + t), (cx + t, cy)], fill=(255, 255, 255, 235))
     return Image.alpha_composite(base, overlay)
 
 
-FORMATS = {"jpeg": ("JPEG", "jpg", "image/jpeg"), "png": ("PNG", "png", "image/png"), "gif": ("GIF", "gif", "image/gif")}
+FORMATS = {
+    "jpeg": ("JPEG", "jpg", "image/jpeg"),
+    "png": ("PNG", "png", "image/png"),
+    "gif": ("GIF", "gif", "image/gif"),
+}
 
 
 def save(image: Image.Image, path: Path, fmt: str, quality: int = 85) -> tuple[str, str]:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import av
 import numpy as np
@@ -43,7 +43,14 @@ def _library() -> ctypes.CDLL | None:
     for setter in ("num_channels", "in_samplerate", "out_samplerate", "brate", "mode", "bWriteVbrTag"):
         getattr(lib, f"lame_set_{setter}").argtypes = [gfp, ctypes.c_int]
     lib.lame_init_params.argtypes = [gfp]
-    lib.lame_encode_buffer_float.argtypes = [gfp, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    lib.lame_encode_buffer_float.argtypes = [
+        gfp,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_int,
+    ]
     lib.lame_encode_flush.argtypes = [gfp, ctypes.c_void_p, ctypes.c_int]
     lib.lame_get_lametag_frame.argtypes = [gfp, ctypes.c_void_p, ctypes.c_size_t]
     lib.lame_get_lametag_frame.restype = ctypes.c_size_t

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
@@ -33,7 +34,9 @@ LAZY_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original")
 class Hit:
     url: str
     type: str  # "image" or "video"
-    found_in: str  # img, srcset, picture, video, poster, source, og:image, og:video, twitter:image, json-ld, link, iframe
+    found_in: (
+        str  # img, srcset, picture, video, poster, source, og:image, og:video, twitter:image, json-ld, link, iframe
+    )
     width: int | None = None
     height: int | None = None
 
@@ -117,7 +120,14 @@ def _find(document: Any, base: str) -> Iterator[Hit]:
             content = (element.get("content") or "").strip()
             if not content:
                 continue
-            if name in ("og:image", "og:image:url", "og:image:secure_url", "og:video", "og:video:url", "og:video:secure_url"):
+            if name in (
+                "og:image",
+                "og:image:url",
+                "og:image:secure_url",
+                "og:video",
+                "og:video:url",
+                "og:video:secure_url",
+            ):
                 kind = "video" if name.startswith("og:video") else "image"
                 og_last = Hit(_url(base, content), kind, f"og:{kind}")
                 yield og_last

@@ -57,7 +57,10 @@ def synthesize(text: str, voice: str | None, out: Path, *, rate: int = 48000) ->
         try:
             done = subprocess.run(
                 [binary, "-b", "1", "--stdin", "-v", name, "-w", str(raw.resolve())],
-                input=spoken.encode(), capture_output=True, timeout=TIMEOUT, check=False,
+                input=spoken.encode(),
+                capture_output=True,
+                timeout=TIMEOUT,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise TextToSpeechError(f"speaking the text took more than {TIMEOUT:.0f} s") from None

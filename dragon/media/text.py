@@ -30,19 +30,35 @@ FAMILIES: dict[str, tuple[str, str, str, str]] = {
     "sans": ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf"),
     "serif": ("DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf"),
     "mono": (
-        "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf", "DejaVuSansMono-BoldOblique.ttf",
+        "DejaVuSansMono.ttf",
+        "DejaVuSansMono-Bold.ttf",
+        "DejaVuSansMono-Oblique.ttf",
+        "DejaVuSansMono-BoldOblique.ttf",
     ),
 }
 # Font names (lower case, letters and digits only) -> (family, bold). The first nine are the
 # names the old Stupeflix wiki listed; the others are generic names and `face` values.
 FONT_NAMES: dict[str, tuple[str, bool]] = {
-    "arial": ("sans", False), "arialbold": ("sans", True), "arialroundedmtbold": ("sans", True),
-    "comicsansms": ("sans", False), "couriernew": ("mono", False), "landspeedrecord": ("sans", True),
-    "saddlebag": ("serif", True), "timesnewroman": ("serif", False), "verdana": ("sans", False),
-    "times": ("serif", False), "courier": ("mono", False), "helvetica": ("sans", False),
-    "sans": ("sans", False), "sansserif": ("sans", False), "serif": ("serif", False),
-    "mono": ("mono", False), "monospace": ("mono", False),
-    "dejavusans": ("sans", False), "dejavuserif": ("serif", False), "dejavusansmono": ("mono", False),
+    "arial": ("sans", False),
+    "arialbold": ("sans", True),
+    "arialroundedmtbold": ("sans", True),
+    "comicsansms": ("sans", False),
+    "couriernew": ("mono", False),
+    "landspeedrecord": ("sans", True),
+    "saddlebag": ("serif", True),
+    "timesnewroman": ("serif", False),
+    "verdana": ("sans", False),
+    "times": ("serif", False),
+    "courier": ("mono", False),
+    "helvetica": ("sans", False),
+    "sans": ("sans", False),
+    "sansserif": ("sans", False),
+    "serif": ("serif", False),
+    "mono": ("mono", False),
+    "monospace": ("mono", False),
+    "dejavusans": ("sans", False),
+    "dejavuserif": ("serif", False),
+    "dejavusansmono": ("mono", False),
 }
 BOLD_WEIGHTS = {"semibold", "demibold", "bold", "extrabold", "ultrabold", "black", "heavy"}
 REGULAR_WEIGHTS = {"thin", "extralight", "ultralight", "light", "book", "normal", "regular", "medium"}
@@ -113,7 +129,9 @@ class TextStyle:
     interlign: float | None = None
 
 
-def render_text(content: str, size: tuple[int, int], style: TextStyle = TextStyle(), *, scale: float = 1.0) -> np.ndarray:
+def render_text(
+    content: str, size: tuple[int, int], style: TextStyle = TextStyle(), *, scale: float = 1.0
+) -> np.ndarray:
     """The text as a (height, width, 4) uint8 RGBA array with straight (not premultiplied) alpha.
 
     ``size`` (width, height) is the text's box in output pixels.
@@ -146,8 +164,18 @@ def render_text(content: str, size: tuple[int, int], style: TextStyle = TextStyl
         draw_block(mask, block, margin, top, inner[0], h)
     elif style.kind == "legend":
         font_pixels = pixels or max(1, round(height * LEGEND_SIZE))
-        legend(canvas, mask, paragraphs, file, font_pixels, spacing, style.background or LEGEND_BACKGROUND, h, v,
-               wrap=style.wrap)
+        legend(
+            canvas,
+            mask,
+            paragraphs,
+            file,
+            font_pixels,
+            spacing,
+            style.background or LEGEND_BACKGROUND,
+            h,
+            v,
+            wrap=style.wrap,
+        )
     else:
         font_pixels = pixels or min(height, max(1, round(DEFAULT_FONTSIZE * scale)))
         advanced(canvas, mask, paragraphs, style.reference, file, font_pixels, spacing, style.background, h, v)
@@ -272,7 +300,13 @@ def ellipsize(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
 
 
 def zone_block(
-    paragraphs: list[list[str]], file: str, box: tuple[int, int], pixels: int | None, spacing: float, cap: int, *,
+    paragraphs: list[list[str]],
+    file: str,
+    box: tuple[int, int],
+    pixels: int | None,
+    spacing: float,
+    cap: int,
+    *,
     wrap: bool,
 ) -> Block:
     """A zone's lines: at ``pixels``, or at the largest size up to ``cap`` where they fit the box
@@ -285,8 +319,10 @@ def zone_block(
     def fits(size: int) -> bool:
         block = layout(size)
         lines = block.lines
-        return block.height <= height and not any(line.cut for line in lines) and (
-            wrap or all(block.font.getlength(line.text) <= width for line in lines)
+        return (
+            block.height <= height
+            and not any(line.cut for line in lines)
+            and (wrap or all(block.font.getlength(line.text) <= width for line in lines))
         )
 
     if pixels is None:
@@ -295,8 +331,17 @@ def zone_block(
 
 
 def legend(
-    canvas: Image.Image, mask: Image.Image, paragraphs: list[list[str]], file: str, pixels: int, spacing: float,
-    background: RGBA, h: str, v: str, *, wrap: bool,
+    canvas: Image.Image,
+    mask: Image.Image,
+    paragraphs: list[list[str]],
+    file: str,
+    pixels: int,
+    spacing: float,
+    background: RGBA,
+    h: str,
+    v: str,
+    *,
+    wrap: bool,
 ) -> None:
     """A caption: at most two lines on a band across the bottom (or the top, for ``v`` top);
     no band for a caption with no words."""
@@ -314,10 +359,12 @@ def legend(
     lines = layout_lines(paragraphs, font, inner, wrap=wrap)
     if len(lines) > LEGEND_LINES:
         kept = lines[: LEGEND_LINES - 1]
-        rest = " ".join(line.text for line in lines[LEGEND_LINES - 1:])
+        rest = " ".join(line.text for line in lines[LEGEND_LINES - 1 :])
         lines = [*kept, Line((ellipsize(rest, font, inner),))]
-    lines = [Line((ellipsize(line.text, font, inner),), last=line.last) if font.getlength(line.text) > inner else line
-             for line in lines]
+    lines = [
+        Line((ellipsize(line.text, font, inner),), last=line.last) if font.getlength(line.text) > inner else line
+        for line in lines
+    ]
     block = make_block(lines, file, size, spacing)
     pad = round(0.4 * block.advance)
     band = min(height, round(block.height) + 2 * pad)
@@ -327,8 +374,16 @@ def legend(
 
 
 def advanced(
-    canvas: Image.Image, mask: Image.Image, paragraphs: list[list[str]], reference: str | None, file: str,
-    pixels: int, spacing: float, background: RGBA | None, h: str, v: str,
+    canvas: Image.Image,
+    mask: Image.Image,
+    paragraphs: list[list[str]],
+    reference: str | None,
+    file: str,
+    pixels: int,
+    spacing: float,
+    background: RGBA | None,
+    h: str,
+    v: str,
 ) -> None:
     """A text in the box its ``reference`` measures: one reference line cuts the text with an
     ellipsis, n lines wrap it (words, then characters) to at most n lines. The box sits at

@@ -4,8 +4,9 @@ go of the GIL while they work, so a decoder in a thread keeps a second core busy
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
 from queue import Full, Queue
-from typing import Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

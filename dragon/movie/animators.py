@@ -69,7 +69,13 @@ def _custom(node: Node, local: float, centre: tuple[float, float]) -> Matrix:
     m = about(scaling(sx * _depth(pz), sy * _depth(pz)), *centre)
     m = translate(px, -py) @ m
     # Turning about x or y foreshortens the other axis; about z it is a plain rotation.
-    m = about(scaling(abs(math.cos(math.radians(oy))), abs(math.cos(math.radians(ox)))) @ rotation(-math.radians(oz)), *centre) @ m
+    m = (
+        about(
+            scaling(abs(math.cos(math.radians(oy))), abs(math.cos(math.radians(ox)))) @ rotation(-math.radians(oz)),
+            *centre,
+        )
+        @ m
+    )
     norm = math.sqrt(ax * ax + ay * ay + az * az) or 1.0
     ax, ay, az = ax / norm, ay / norm, az / norm
     rad = math.radians(angle)
@@ -85,4 +91,4 @@ def _floats(text: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         return default
-    return values + default[len(values):] if len(values) < len(default) else values[: len(default)]
+    return values + default[len(values) :] if len(values) < len(default) else values[: len(default)]

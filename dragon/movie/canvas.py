@@ -56,7 +56,9 @@ class Canvas:
     def axes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Screen x of every pixel column and y of every row (pixel centres)."""
         ys = (torch.arange(self.height, device=self.device, dtype=torch.float32) + 0.5) / self.height * 2 - 1
-        xs = ((torch.arange(self.width, device=self.device, dtype=torch.float32) + 0.5) / self.width * 2 - 1) * self.aspect
+        xs = (
+            (torch.arange(self.width, device=self.device, dtype=torch.float32) + 0.5) / self.width * 2 - 1
+        ) * self.aspect
         return xs, ys
 
     @cached_property
@@ -152,23 +154,37 @@ def about(matrix: Matrix, cx: float, cy: float) -> Matrix:
     return translate(cx, cy) @ matrix @ translate(-cx, -cy)
 
 
-def sample(source: torch.Tensor, canvas: Canvas, to_source: Matrix,
-           region: tuple[int, int, int, int] | None = None, *, supersample: bool = False) -> torch.Tensor:
+def sample(
+    source: torch.Tensor,
+    canvas: Canvas,
+    to_source: Matrix,
+    region: tuple[int, int, int, int] | None = None,
+    *,
+    supersample: bool = False,
+) -> torch.Tensor:
     """Resample ``source`` onto the canvas (or the pixel ``region`` x0, y0, x1, y1 of it):
     ``to_source`` maps screen coordinates to the source's normalised coordinates
     ([-1, 1] on both axes, pixel edges). Outside the source is transparent. With
     ``supersample``, each pixel is the mean of 2x2 bilinear taps a quarter pixel from
     its centre."""
     x0, y0, x1, y1 = region or (0, 0, canvas.width, canvas.height)
-    points = canvas.points if region is None or region == (0, 0, canvas.width, canvas.height) else _points(canvas, x0, y0, x1, y1)
+    points = (
+        canvas.points
+        if region is None or region == (0, 0, canvas.width, canvas.height)
+        else _points(canvas, x0, y0, x1, y1)
+    )
     m = to_source[:2].T.to(torch.float32).to(canvas.device)
     grid = points @ m  # one matrix product gives every sampling position
     if supersample:
         quarter = 0.5 / canvas.height  # a quarter pixel in screen units
-        offsets = torch.tensor([[dx, dy, 0.0] for dy in (-quarter, quarter) for dx in (-quarter, quarter)], device=canvas.device)
+        offsets = torch.tensor(
+            [[dx, dy, 0.0] for dy in (-quarter, quarter) for dx in (-quarter, quarter)], device=canvas.device
+        )
         grid = (grid[None] + (offsets @ m)[:, None]).view(-1, 2)  # the four taps' grids, one after another
     rows = y1 - y0
-    out = F.grid_sample(source[None], grid.view(1, -1, x1 - x0, 2), mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    out = F.grid_sample(
+        source[None], grid.view(1, -1, x1 - x0, 2), mode="bilinear", padding_mode="zeros", align_corners=False
+    )[0]
     return out.view(4, -1, rows, x1 - x0).mean(1) if supersample else out
 
 
@@ -176,7 +192,9 @@ def _points(canvas: Canvas, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
     """Homogeneous screen coordinates (x, y, 1) of the region's pixels, row by row: (n, 3)."""
     xs, ys = canvas.axes
     xs, ys = xs[x0:x1], ys[y0:y1]
-    return torch.stack([xs.expand(len(ys), -1), ys[:, None].expand(-1, len(xs)), torch.ones(len(ys), len(xs), device=xs.device)], -1).view(-1, 3)
+    return torch.stack(
+        [xs.expand(len(ys), -1), ys[:, None].expand(-1, len(xs)), torch.ones(len(ys), len(xs), device=xs.device)], -1
+    ).view(-1, 3)
 
 
 # Texels per pixel between which a lookup takes the box-filtered copy (exact at 2). From 0.5: below,
@@ -216,7 +234,10 @@ class Texture:
         """The texture resampled onto ``region`` of ``canvas`` (see :func:`sample`)."""
         height, width = self.pixels.shape[1:]
         # Texels per pixel along each texture axis: how far one pixel's box reaches in it.
-        per_pixel = float((to_source[:2, :2].abs().sum(dim=1) * torch.tensor([width, height], dtype=torch.float64)).max()) / canvas.height
+        per_pixel = (
+            float((to_source[:2, :2].abs().sum(dim=1) * torch.tensor([width, height], dtype=torch.float64)).max())
+            / canvas.height
+        )
         if not canvas.filtered or per_pixel < FILTERED[0]:
             return sample(self.pixels, canvas, to_source, region)
         if per_pixel > FILTERED[1]:
@@ -296,7 +317,13 @@ def to_rgb24(frame: torch.Tensor) -> np.ndarray:
 
 def from_rgba(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
     """(H, W, 4) or (H, W, 3) uint8 straight alpha → premultiplied (4, H, W) float."""
-    t = torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy()).to(device).permute(2, 0, 1).to(torch.float32) / 255
+    t = (
+        torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())
+        .to(device)
+        .permute(2, 0, 1)
+        .to(torch.float32)
+        / 255
+    )
     if t.shape[0] == 3:
         return torch.cat([t, torch.ones_like(t[:1])])
     return torch.cat([t[:3] * t[3:4], t[3:4]])

@@ -9,15 +9,25 @@ opacity and optionally a reveal mask; :mod:`dragon.movie.scene` draws them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
-from typing import Callable
 
 import torch
 
 from dragon.movie.canvas import Canvas, Matrix, rotation, scaling, translate
 
 EFFECT_TYPES = (
-    "none", "kenburns", "flower", "panel", "explode", "rotator", "diving", "sliding", "square", "rectangles", "slice",
+    "none",
+    "kenburns",
+    "flower",
+    "panel",
+    "explode",
+    "rotator",
+    "diving",
+    "sliding",
+    "square",
+    "rectangles",
+    "slice",
 )
 MULTI = ("diving", "rotator", "sliding", "square")  # effects that show their media one after another
 ZOOM = 1.2  # how far kenburns zooms: media are decoded with this much detail to spare
@@ -38,7 +48,9 @@ class Pose:
     frame: bool = False  # draw a white border around it (square)
 
 
-def poses(kind: str, slots: list[tuple[float, float]], t: float, direction: str | None, cameramove: str | None) -> list[Pose]:
+def poses(
+    kind: str, slots: list[tuple[float, float]], t: float, direction: str | None, cameramove: str | None
+) -> list[Pose]:
     """The media visible at time ``t``; ``slots`` are each medium's (start, duration)."""
     index = _current(slots, t)
     start, duration = slots[index]
@@ -167,6 +179,13 @@ def square(index: int, p: float, count: int) -> list[Pose]:
     return [Pose(index, translate(0.0, (1 - q) * -2.2) @ rotation(tilt) @ scaling(0.8), frame=True)]
 
 
-_SINGLE = {"none": none, "kenburns": kenburns, "flower": flower, "panel": panel, "explode": explode,
-           "rectangles": rectangles, "slice": slice_}
+_SINGLE = {
+    "none": none,
+    "kenburns": kenburns,
+    "flower": flower,
+    "panel": panel,
+    "explode": explode,
+    "rectangles": rectangles,
+    "slice": slice_,
+}
 _MULTI = {"diving": diving, "rotator": rotator, "sliding": sliding, "square": square}

@@ -43,15 +43,23 @@ class Output:
 
     @classmethod
     def export(cls, profile: Profile) -> Output:
-        return cls(profile.format, profile.width, profile.height, profile.fps, profile.video_bitrate,
-                   profile.audio_bitrate, profile.pixel_aspect)
+        return cls(
+            profile.format,
+            profile.width,
+            profile.height,
+            profile.fps,
+            profile.video_bitrate,
+            profile.audio_bitrate,
+            profile.pixel_aspect,
+        )
 
     @classmethod
     def preview(cls, profile: Profile) -> Output:
         """Half the displayed size, square pixels, as fast as H.264 encodes, in FLV."""
         width, height = cls.export(profile).display_size
-        return cls(PREVIEW, width, height, profile.fps, profile.video_bitrate, profile.audio_bitrate,
-                   preset=PREVIEW_PRESET).scaled(0.5)
+        return cls(
+            PREVIEW, width, height, profile.fps, profile.video_bitrate, profile.audio_bitrate, preset=PREVIEW_PRESET
+        ).scaled(0.5)
 
     def scaled(self, factor: float) -> Output:
         """The same output ``factor`` times larger (even sizes)."""
@@ -106,8 +114,9 @@ class SegmentWriter:
 def _video_stream(out: av.container.OutputContainer, output: Output) -> av.VideoStream:
     fmt = output.format
     if fmt.video == "h264":
-        enc = Encoding(width=output.width, height=output.height, crop=False, gop=output.gop,
-                             video_bitrate=output.video_bitrate)
+        enc = Encoding(
+            width=output.width, height=output.height, crop=False, gop=output.gop, video_bitrate=output.video_bitrate
+        )
         stream = h264_stream(out, enc, output.rate)
         if output.preset and stream.codec_context.name == "libx264":
             stream.codec_context.options = {**stream.codec_context.options, "preset": output.preset}
@@ -172,7 +181,9 @@ def join(segments: list[Path], sound: Path | None, dest: Path, fmt: Format) -> N
         audio_in = av.open(str(sound)) if sound is not None else None
         try:
             aout = out.add_stream_from_template(audio_in.streams.audio[0]) if audio_in is not None else None
-            audio = _Interleaved(out, aout, audio_in.demux(audio_in.streams.audio[0]) if audio_in is not None else iter(()))
+            audio = _Interleaved(
+                out, aout, audio_in.demux(audio_in.streams.audio[0]) if audio_in is not None else iter(())
+            )
             offset = 0.0  # seconds of video already joined
             for path in segments:
                 with av.open(str(path)) as part:
@@ -183,8 +194,13 @@ def join(segments: list[Path], sound: Path | None, dest: Path, fmt: Format) -> N
                 audio_in.close()
 
 
-def _append(out: av.container.OutputContainer, vout: av.VideoStream, part: av.container.InputContainer, offset: float,
-            audio: _Interleaved) -> float:
+def _append(
+    out: av.container.OutputContainer,
+    vout: av.VideoStream,
+    part: av.container.InputContainer,
+    offset: float,
+    audio: _Interleaved,
+) -> float:
     """One segment's packets, shifted so that its first frame shows at ``offset``
     seconds; returns where it ends. Encoders with a delay start their timestamps late:
     the shift takes the segment's first packet, its opening keyframe, which shows
@@ -235,7 +251,9 @@ class _Interleaved:
         self.pending = next(packets, None) if stream is not None else None
 
     def until(self, seconds: float) -> None:
-        while self.pending is not None and (self.pending.dts is None or float(self.pending.dts * self.pending.time_base) <= seconds):
+        while self.pending is not None and (
+            self.pending.dts is None or float(self.pending.dts * self.pending.time_base) <= seconds
+        ):
             self._mux()
 
     def flush(self) -> None:

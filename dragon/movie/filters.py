@@ -155,9 +155,22 @@ def _exposure(node, layer, p, box, canvas):
 
 
 FILTERS = {
-    "alpha": _alpha, "blur": _blur, "gaussianBlur": _blur, "hblur": _hblur, "hgaussianBlur": _hblur,
-    "vblur": _vblur, "vgaussianBlur": _vblur, "frame": _frame, "borderBlur": _border_blur, "colormap": _colormap,
-    "tint": _tint, "noise": _noise, "flick": _flick, "tv": _tv, "flashback": _flashback, "threshold": _threshold,
+    "alpha": _alpha,
+    "blur": _blur,
+    "gaussianBlur": _blur,
+    "hblur": _hblur,
+    "hgaussianBlur": _hblur,
+    "vblur": _vblur,
+    "vgaussianBlur": _vblur,
+    "frame": _frame,
+    "borderBlur": _border_blur,
+    "colormap": _colormap,
+    "tint": _tint,
+    "noise": _noise,
+    "flick": _flick,
+    "tv": _tv,
+    "flashback": _flashback,
+    "threshold": _threshold,
     "exposure": _exposure,
 }
 RENDERED = frozenset(FILTERS) | frozenset(ADAPTERS) | {"identity", "antialias"}

@@ -107,8 +107,13 @@ class _Clip:
             out = self.source.read(count)
         else:  # positions in the source, a bounded span of it at a time however fast it plays
             step = max(1, int(MAX_SOURCE_SPAN / self.speed))
-            out = np.concatenate([self.source.interpolate((self.done + np.arange(at, min(count, at + step))) * self.speed)
-                                  for at in range(0, count, step)], axis=1)
+            out = np.concatenate(
+                [
+                    self.source.interpolate((self.done + np.arange(at, min(count, at + step))) * self.speed)
+                    for at in range(0, count, step)
+                ],
+                axis=1,
+            )
         times = (self.start + self.done + np.arange(count)) / RATE
         self.done += count
         return out * (self.volume * _envelope(self.node, times))

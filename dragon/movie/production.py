@@ -37,15 +37,24 @@ class RenderSettings:
 class Production:
     """``progress`` hears the share done, in whole percents, each time it grows."""
 
-    def __init__(self, job: Job, files: dict[str, Path], settings: RenderSettings, progress: Callable[[int], None], *,
-                 preview: bool, export: bool):
+    def __init__(
+        self,
+        job: Job,
+        files: dict[str, Path],
+        settings: RenderSettings,
+        progress: Callable[[int], None],
+        *,
+        preview: bool,
+        export: bool,
+    ):
         self.job, self.files, self.settings = job, files, settings
         self.movie = Movie(job, files)
         self.preview_output = Output.preview(profiles.profile(job.profile))
         self._report = progress
         self._weights = {"export": _pixels(self.movie.output), "preview": _pixels(self.preview_output)}
-        self._total = self.movie.frames * sum(self._weights[part] for part, wanted in
-                                              (("preview", preview), ("export", export)) if wanted)
+        self._total = self.movie.frames * sum(
+            self._weights[part] for part, wanted in (("preview", preview), ("export", export)) if wanted
+        )
         self._done = 0.0
         self._sent = 0
 
@@ -83,9 +92,16 @@ class Production:
             inputs = Inputs.here({key: path for key, path in self.files.items() if key in shown})
             with ThreadPoolExecutor(1) as pool:
                 sound = pool.submit(movie.encoded_soundtrack, into / "sound.nut")
-                segments = render_segments(self.job, inputs, ranges, into, settings.scratch_root,
-                                           lambda done: self._advance("export", done),
-                                           parallel=settings.parallel, gpu=settings.gpu)
+                segments = render_segments(
+                    self.job,
+                    inputs,
+                    ranges,
+                    into,
+                    settings.scratch_root,
+                    lambda done: self._advance("export", done),
+                    parallel=settings.parallel,
+                    gpu=settings.gpu,
+                )
                 join(segments, sound.result(), out, movie.output.format)
         self._commit("export", movie.frames)
         return out

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from dragon.media import audio
-from dragon.media.video.probe import probe as probe_video
 from dragon.media.gpu import gpu_assigned
+from dragon.media.video.probe import probe as probe_video
 from dragon.movie import mixer
 from dragon.movie.canvas import Canvas, to_rgb24
 from dragon.movie.encode import Output, SegmentWriter, encode_sound, join

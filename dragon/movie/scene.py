@@ -11,7 +11,20 @@ from __future__ import annotations
 import torch
 
 from dragon.movie import animators, effects, filters, transitions
-from dragon.movie.canvas import Canvas, Layer, Matrix, Texture, full, is_identity, over, place, rect, reduce, scaling, warp
+from dragon.movie.canvas import (
+    Canvas,
+    Layer,
+    Matrix,
+    Texture,
+    full,
+    is_identity,
+    over,
+    place,
+    rect,
+    reduce,
+    scaling,
+    warp,
+)
 from dragon.movie.sources import Sources
 from dragon.sxml import Node
 
@@ -27,7 +40,9 @@ def progress(node: Node, t: float) -> float:
     return 1.0 if node.duration <= 0 else min(1.0, max(0.0, (t - node.start) / node.duration))
 
 
-def layout(placement: dict[str, float | None], media_aspect: float | None, screen_aspect: float) -> tuple[float, float, float, float]:
+def layout(
+    placement: dict[str, float | None], media_aspect: float | None, screen_aspect: float
+) -> tuple[float, float, float, float]:
     """A CSS-like box in screen fractions (x0, y0, x1, y1). A missing size follows the
     medium's aspect when the other size is given, else fills what the offsets leave."""
     left, right, width = placement.get("left"), placement.get("right"), placement.get("width")
@@ -99,7 +114,12 @@ class Scene:
                 a = self.draw(before, t) if before is not None else None
                 b = self.draw(after, t) if after is not None else None
                 return transitions.blend(
-                    child.attrs.get("type", "crossfade"), a, b, progress(child, t), self.canvas, child.attrs.get("direction")
+                    child.attrs.get("type", "crossfade"),
+                    a,
+                    b,
+                    progress(child, t),
+                    self.canvas,
+                    child.attrs.get("direction"),
                 )
         for child in reversed(children):
             if child.tag in VISUAL and active(child, t):
@@ -159,7 +179,10 @@ class Scene:
         default = "fitAdapter" if effect.attrs.get("type") == "square" else "kenburnsAdapter"  # a framed card
         hx, hy = self._base(mw / mh, self._adapter(media, effect.attrs.get("adapter", default)), mw, mh)
         # Decoded once per medium with kenburns' zoom to spare (not per frame at its current zoom).
-        need = (round(hx / self.canvas.aspect * self.canvas.width * effects.ZOOM), round(hy * self.canvas.height * effects.ZOOM))
+        need = (
+            round(hx / self.canvas.aspect * self.canvas.width * effects.ZOOM),
+            round(hy * self.canvas.height * effects.ZOOM),
+        )
         transform = pose.motion @ scaling(hx, hy)
         layer = place(self.sources.pixels(media, need, t, self.canvas), self.canvas, transform)
         if layer is None:
@@ -244,8 +267,10 @@ class Scene:
     def _resampled(self, node: Node, t: float) -> bool:
         """Whether the node's layer is resampled after it is drawn, at ``t``."""
         if node.tag in ("sequence", "body"):
-            return any(c.tag == "transition" and active(c, t) and c.attrs.get("type", "crossfade") in transitions.RESAMPLING
-                       for c in node.children)
+            return any(
+                c.tag == "transition" and active(c, t) and c.attrs.get("type", "crossfade") in transitions.RESAMPLING
+                for c in node.children
+            )
         if node.tag == "stack" and self._camera(node, t) is not None:
             return True
         return self._motion(node, t, self._box(node)) is not None

@@ -73,8 +73,17 @@ def _read_chunk(path: str, offset: int, size: int) -> tuple[bytes, int]:
         return file.read(size), Path(path).stat().st_size
 
 
-def render_segments(job: Job, inputs: Inputs, ranges: list[tuple[int, int]], into: Path, scratch_root: Path,
-                    progress: Callable[[int], None], *, parallel: int = 0, gpu: bool = False) -> list[Path]:
+def render_segments(
+    job: Job,
+    inputs: Inputs,
+    ranges: list[tuple[int, int]],
+    into: Path,
+    scratch_root: Path,
+    progress: Callable[[int], None],
+    *,
+    parallel: int = 0,
+    gpu: bool = False,
+) -> list[Path]:
     """Each range of frames rendered by its own Ray task, at most ``parallel`` at once
     (0: as many as the cluster runs), each with half a GPU if ``gpu``. ``progress`` hears
     the frames done so far, as segments render them. Returns the segment files, in

@@ -15,9 +15,9 @@ from PIL import Image
 
 from dragon.errors import InvalidContentError
 from dragon.media import images
+from dragon.media import text as texts
 from dragon.media.video.frames import Decoder, open_video
 from dragon.media.video.probe import probe
-from dragon.media import text as texts
 from dragon.movie.canvas import Canvas, Layer, Texture, from_rgba, patch, place, rect
 from dragon.sxml import Node
 
@@ -122,7 +122,11 @@ class Sources:
             return patch(pixels, x0, y0, canvas)
         # Finer than the screen: drawn like a picture, through the canvas's box filter.
         (left, top), (right, bottom) = fine.screen(x0, y0), fine.screen(x1, y1)
-        return place(Texture(pixels), canvas, rect((left + right) / 2, (top + bottom) / 2, (right - left) / 2, (bottom - top) / 2))
+        return place(
+            Texture(pixels),
+            canvas,
+            rect((left + right) / 2, (top + bottom) / 2, (right - left) / 2, (bottom - top) / 2),
+        )
 
     def close(self) -> None:
         for reader in self._videos.values():
@@ -136,7 +140,9 @@ class Sources:
         colour = media.color("color", None)
         if not media.attrs.get("filename"):
             plate = torch.tensor(colour or (0, 0, 0, 255), dtype=torch.float32, device=self.screen.device) / 255
-            return (torch.cat([plate[:3] * plate[3], plate[3:]]))[:, None, None].expand(4, size[1], size[0]).contiguous()
+            return (
+                (torch.cat([plate[:3] * plate[3], plate[3:]]))[:, None, None].expand(4, size[1], size[0]).contiguous()
+            )
         image, _ = images.load_display(self._path(media), images.Limits(), at_least=size)
         image = image.convert("RGBA")
         if image.size != size:

@@ -14,18 +14,39 @@ import torch.nn.functional as F
 from dragon.movie.canvas import Canvas, Layer, about, full, mix, over, rotation, scaling, translate, warp
 
 TRANSITION_TYPES = (
-    "crossfade", "waterdrop", "circle", "radial", "swirl", "strip", "scan", "scans", "move", "over", "under", "cube",
-    "spiral", "dualmove",
+    "crossfade",
+    "waterdrop",
+    "circle",
+    "radial",
+    "swirl",
+    "strip",
+    "scan",
+    "scans",
+    "move",
+    "over",
+    "under",
+    "cube",
+    "spiral",
+    "dualmove",
 )
-RESAMPLING = frozenset({"waterdrop", "swirl", "move", "over", "under", "cube", "spiral", "dualmove"})  # move or bend their sides
+RESAMPLING = frozenset(
+    {"waterdrop", "swirl", "move", "over", "under", "cube", "spiral", "dualmove"}
+)  # move or bend their sides
 SOFT = 0.04  # width of the soft edge of wipes, in screen units
 
 
 def direction_vector(direction: str | None, default: tuple[float, float] = (1.0, 0.0)) -> tuple[float, float]:
     """Where the motion goes: left/right/up/down, positive (right) / negative (left),
     or an explicit "x,y" (SXML's y points up; the screen's down)."""
-    named = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0),
-             "positive": (1.0, 0.0), "negative": (-1.0, 0.0), "static": (0.0, 0.0)}
+    named = {
+        "left": (-1.0, 0.0),
+        "right": (1.0, 0.0),
+        "up": (0.0, -1.0),
+        "down": (0.0, 1.0),
+        "positive": (1.0, 0.0),
+        "negative": (-1.0, 0.0),
+        "static": (0.0, 0.0),
+    }
     if direction is None:
         return default
     if direction in named:
@@ -38,8 +59,9 @@ def direction_vector(direction: str | None, default: tuple[float, float] = (1.0,
     return x / norm, -y / norm
 
 
-def blend(kind: str, a: Layer | None, b: Layer | None, p: float, canvas: Canvas,
-          direction: str | None = None) -> torch.Tensor:
+def blend(
+    kind: str, a: Layer | None, b: Layer | None, p: float, canvas: Canvas, direction: str | None = None
+) -> torch.Tensor:
     p = min(1.0, max(0.0, p))
     a = canvas.blank() if a is None else full(a, canvas)
     b = canvas.blank() if b is None else full(b, canvas)
@@ -68,8 +90,17 @@ def _waterdrop(a, b, p, canvas, d):
     strength = 0.04 * math.sin(math.pi * p)
     ripple = strength * torch.sin(r * 30 - p * 20) / (1 + 4 * r)
     grid = torch.stack([(x * (1 + ripple)) / canvas.aspect, y * (1 + ripple)], dim=-1)[None]
-    wave = lambda layer: F.grid_sample(layer[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
-    return mix(wave(a), wave(b), _edge(r - p * (math.hypot(canvas.aspect, 1.0) + SOFT)) * 0.5 + p * 0.5, canvas)
+    return mix(
+        _warped(a, grid),
+        _warped(b, grid),
+        _edge(r - p * (math.hypot(canvas.aspect, 1.0) + SOFT)) * 0.5 + p * 0.5,
+        canvas,
+    )
+
+
+def _warped(layer: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``layer`` sampled at ``grid`` (normalised coordinates), edges clamped."""
+    return F.grid_sample(layer[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
 
 
 def _radial(a, b, p, canvas, d):
@@ -86,15 +117,14 @@ def _swirl(a, b, p, canvas, d):
     twist = 4 * math.sin(math.pi * p) * (1 - r / math.hypot(canvas.aspect, 1.0)).clamp(0, 1) ** 2
     c, s = torch.cos(twist), torch.sin(twist)
     grid = torch.stack([(c * x - s * y) / canvas.aspect, s * x + c * y], dim=-1)[None]
-    turn = lambda layer: F.grid_sample(layer[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
-    return mix(turn(a), turn(b), p, canvas)
+    return mix(_warped(a, grid), _warped(b, grid), p, canvas)
 
 
 def _scan(a, b, p, canvas, d):
     """A straight wipe in the direction of motion."""
     x, y = canvas.xy
     dx, dy = d if d != (0.0, 0.0) else (1.0, 0.0)
-    along = (x * dx + y * dy)
+    along = x * dx + y * dy
     lo = -(abs(dx) * canvas.aspect + abs(dy)) - SOFT
     front = lo + p * -2 * lo
     return mix(a, b, _edge(along - front), canvas)
@@ -116,7 +146,7 @@ def _scans(a, b, p, canvas, d):
     x, y = canvas.xy
     bars = 10
     vertical = abs(d[0]) >= abs(d[1])
-    coord = (x / canvas.aspect if vertical else y)
+    coord = x / canvas.aspect if vertical else y
     phase = ((coord + 1) / 2 * bars) % 1.0
     return mix(a, b, ((p * 1.1 - phase) / 0.1).clamp(0, 1), canvas)
 
@@ -176,7 +206,18 @@ def _smooth(p: float) -> float:
 
 
 _KINDS = {
-    "crossfade": _crossfade, "waterdrop": _waterdrop, "circle": _circle, "radial": _radial, "swirl": _swirl,
-    "strip": _strip, "scan": _scan, "scans": _scans, "move": _move, "over": _over, "under": _under, "cube": _cube,
-    "spiral": _spiral, "dualmove": _dualmove,
+    "crossfade": _crossfade,
+    "waterdrop": _waterdrop,
+    "circle": _circle,
+    "radial": _radial,
+    "swirl": _swirl,
+    "strip": _strip,
+    "scan": _scan,
+    "scans": _scans,
+    "move": _move,
+    "over": _over,
+    "under": _under,
+    "cube": _cube,
+    "spiral": _spiral,
+    "dualmove": _dualmove,
 }

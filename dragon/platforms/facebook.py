@@ -30,8 +30,17 @@ QUOTA_CODES = {4, 17, 32, 341, 613, 1363048}
 WRONG_OFFSET = 1363037
 
 
-def upload(path: Path, title: str, description: str, privacy: str, no_story: bool, access_token: str,
-           app_secret: str, settings: Settings, progress: Progress | None = None) -> str:
+def upload(
+    path: Path,
+    title: str,
+    description: str,
+    privacy: str,
+    no_story: bool,
+    access_token: str,
+    app_secret: str,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> str:
     """Uploads ``path``; returns the video's URL."""
     size = path.stat().st_size
     auth: dict[str, Any] = {"access_token": access_token}
@@ -47,7 +56,9 @@ def upload(path: Path, title: str, description: str, privacy: str, no_story: boo
             data = read_chunk(path, start, min(end - start, settings.upload_chunk_bytes))
             form = {**auth, "upload_phase": "transfer", "upload_session_id": session, "start_offset": str(start)}
             try:
-                r = api.send("POST", endpoint, data=form, files={"video_file_chunk": ("chunk", data, "application/octet-stream")})
+                r = api.send(
+                    "POST", endpoint, data=form, files={"video_file_chunk": ("chunk", data, "application/octet-stream")}
+                )
             except Interrupted as why:
                 resumes = api.resumed(resumes, why)
                 continue  # the same offset again: the server answers with the window it wants
@@ -55,9 +66,15 @@ def upload(path: Path, title: str, description: str, privacy: str, no_story: boo
             start, end = window
             if progress:
                 progress(start / size)
-        finish = {**auth, "upload_phase": "finish", "upload_session_id": session, "title": title,
-                  "description": description, "privacy": json.dumps({"value": privacy}),
-                  "no_story": "true" if no_story else "false"}
+        finish = {
+            **auth,
+            "upload_phase": "finish",
+            "upload_session_id": session,
+            "title": title,
+            "description": description,
+            "privacy": json.dumps({"value": privacy}),
+            "no_story": "true" if no_story else "false",
+        }
         done = _ok(api, api.call("POST", endpoint, data=finish))
         if done.get("success") is not True or not video:
             raise api.fail(UploadError, "the upload did not finish")

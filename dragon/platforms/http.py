@@ -9,8 +9,9 @@ task's credentials.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import httpx
 
@@ -45,13 +46,22 @@ class Platform:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, method: str, url: str, *, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-             content: bytes | None = None, **options: Any) -> httpx.Response:
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        **options: Any,
+    ) -> httpx.Response:
         """One request; a dropped connection or a 429/5xx answer raises Interrupted."""
         target = str(httpx.URL(url).copy_merge_params(params)) if params else url
         try:
-            request = pinned_request(self._client, method, target, self.settings.allow_private_urls, headers, content,
-                                     **options)
+            request = pinned_request(
+                self._client, method, target, self.settings.allow_private_urls, headers, content, **options
+            )
         except UnsafeURLError as exc:
             raise UploadError(self.scrub(f"{self.name}: the upload address is not allowed: {exc}")) from None
         try:

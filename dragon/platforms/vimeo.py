@@ -42,8 +42,9 @@ class OAuth1:
     access_token_secret: str
 
 
-def upload_v3(path: Path, title: str, description: str, token: str, settings: Settings,
-              progress: Progress | None = None) -> Uploaded:
+def upload_v3(
+    path: Path, title: str, description: str, token: str, settings: Settings, progress: Progress | None = None
+) -> Uploaded:
     size = path.stat().st_size
     api_url = settings.vimeo_api_url.rstrip("/")
     auth = {"Authorization": f"bearer {token}", "Accept": ACCEPT}
@@ -115,11 +116,16 @@ def _error_v3(api: Platform, response: httpx.Response) -> TaskError:
     return api.fail(UploadRejectedError, message)
 
 
-def upload_v2(path: Path, title: str, description: str, credentials: OAuth1, settings: Settings,
-              progress: Progress | None = None) -> Uploaded:
+def upload_v2(
+    path: Path, title: str, description: str, credentials: OAuth1, settings: Settings, progress: Progress | None = None
+) -> Uploaded:
     size = path.stat().st_size
-    secrets = [credentials.consumer_key, credentials.consumer_secret, credentials.access_token_key,
-               credentials.access_token_secret]
+    secrets = [
+        credentials.consumer_key,
+        credentials.consumer_secret,
+        credentials.access_token_key,
+        credentials.access_token_secret,
+    ]
     with Platform(settings, "Vimeo", secrets) as api:
         rest = _Rest(api, settings.vimeo_v2_url, credentials)
         if _free_space_v2(api, rest) < size:
@@ -153,7 +159,7 @@ def _put_resumably(api: Platform, endpoint: str, path: Path, size: int, progress
             resumes = api.resumed(resumes, why)
             r = api.call("PUT", endpoint, headers={"Content-Range": f"bytes */{size}"}, content=b"")
             if r.status_code not in (200, 201, 308):
-                raise api.fail(UploadError, f"the upload endpoint answered HTTP {r.status_code}")
+                raise api.fail(UploadError, f"the upload endpoint answered HTTP {r.status_code}") from None
             offset = range_end(r) if r.status_code == 308 else size
             continue
         if r.status_code not in (200, 201, 308):
@@ -180,8 +186,13 @@ class _Rest:
 
     def call(self, method: str, **params: str) -> dict:
         c = self._credentials
-        signer = oauth1.Client(c.consumer_key, client_secret=c.consumer_secret, resource_owner_key=c.access_token_key,
-                               resource_owner_secret=c.access_token_secret, signature_method=oauth1.SIGNATURE_HMAC)
+        signer = oauth1.Client(
+            c.consumer_key,
+            client_secret=c.consumer_secret,
+            resource_owner_key=c.access_token_key,
+            resource_owner_secret=c.access_token_secret,
+            signature_method=oauth1.SIGNATURE_HMAC,
+        )
         url = str(httpx.URL(self._url).copy_merge_params({"format": "json", "method": method, **params}))
         signed, headers, _ = signer.sign(url, http_method="GET")
         r = self._api.call("GET", signed, headers=headers)

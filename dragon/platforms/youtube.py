@@ -22,7 +22,13 @@ from dragon.platforms.http import Interrupted, Platform, Progress, json_of, rang
 
 QUANTUM = 256 * 1024
 AUTH_REASONS = {"authError", "invalidCredentials", "unauthorized", "forbidden", "insufficientPermissions"}
-QUOTA_REASONS = {"quotaExceeded", "rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded", "uploadLimitExceeded"}
+QUOTA_REASONS = {
+    "quotaExceeded",
+    "rateLimitExceeded",
+    "userRateLimitExceeded",
+    "dailyLimitExceeded",
+    "uploadLimitExceeded",
+}
 
 
 @dataclass(frozen=True)
@@ -34,22 +40,36 @@ class Metadata:
     privacy_status: str = "public"
 
     def resource(self) -> dict:
-        snippet = {"title": self.title, "description": self.description, "tags": self.tags,
-                   "categoryId": str(self.category_id)}
+        snippet = {
+            "title": self.title,
+            "description": self.description,
+            "tags": self.tags,
+            "categoryId": str(self.category_id),
+        }
         return {"snippet": snippet, "status": {"privacyStatus": self.privacy_status}}
 
 
-def upload(path: Path, meta: Metadata, access_token: str, developer_key: str, settings: Settings,
-           progress: Progress | None = None) -> str:
+def upload(
+    path: Path,
+    meta: Metadata,
+    access_token: str,
+    developer_key: str,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> str:
     """Uploads ``path``; returns the video's watch URL."""
     size = path.stat().st_size
     chunk = max(QUANTUM, settings.upload_chunk_bytes // QUANTUM * QUANTUM)
     auth = {"Authorization": f"Bearer {access_token}"}
     with Platform(settings, "YouTube", [access_token, developer_key]) as api:
         endpoint = f"{settings.youtube_api_url.rstrip('/')}/upload/youtube/v3/videos"
-        r = api.call("POST", endpoint, params={"uploadType": "resumable", "part": "snippet,status", "key": developer_key},
-                     headers={**auth, "X-Upload-Content-Length": str(size), "X-Upload-Content-Type": "video/*"},
-                     json=meta.resource())
+        r = api.call(
+            "POST",
+            endpoint,
+            params={"uploadType": "resumable", "part": "snippet,status", "key": developer_key},
+            headers={**auth, "X-Upload-Content-Length": str(size), "X-Upload-Content-Type": "video/*"},
+            json=meta.resource(),
+        )
         if r.status_code != 200 or "location" not in r.headers:
             raise _error(api, r)
         session = urljoin(endpoint, r.headers["location"])

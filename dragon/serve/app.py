@@ -14,8 +14,9 @@ import logging
 import mimetypes
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -27,8 +28,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dragon.accounts import Account
 from dragon.config import Settings
 from dragon.protocol import (
-    BatchRequest, CreateRequest, DeleteFilesRequest, ExpirationRequest, HistoryQuery, KeysRequest, ListFilesQuery,
-    StatusRequest, SxmlCheckRequest,
+    BatchRequest,
+    CreateRequest,
+    DeleteFilesRequest,
+    ExpirationRequest,
+    HistoryQuery,
+    KeysRequest,
+    ListFilesQuery,
+    StatusRequest,
+    SxmlCheckRequest,
 )
 from dragon.serve.auth import Authenticator
 from dragon.serve.cors import CorsMiddleware, Origins
@@ -47,8 +55,13 @@ log = logging.getLogger(__name__)
 STREAM_MEDIA_TYPE = "application/x-json-stream"
 UI = Path(__file__).parent / "ui"
 UI_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-V1 = {"/v1/create": "/v2/create", "/v1/status": "/v2/status", "/v1/create_stream": "/v2/create_stream",
-      "/v1/stream": "/v2/stream", "/v1/status_stream": "/v2/status_stream"}
+V1 = {
+    "/v1/create": "/v2/create",
+    "/v1/status": "/v2/status",
+    "/v1/create_stream": "/v2/create_stream",
+    "/v1/stream": "/v2/stream",
+    "/v1/status_stream": "/v2/status_stream",
+}
 
 
 class Compatibility:
@@ -81,8 +94,9 @@ app.add_middleware(Compatibility)
 install_error_handlers(app)
 
 
-def _lines(first: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]], polls: LongPolls,
-           request: Request) -> StreamingResponse:
+def _lines(
+    first: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]], polls: LongPolls, request: Request
+) -> StreamingResponse:
     async def body() -> AsyncIterator[str]:
         yield json.dumps(_versioned(request, first)) + "\n"
         async for doc in rest:
@@ -140,8 +154,8 @@ class Api:
         """The caller's account, from its credentials wherever they are (the JSON body
         unless ``body`` is False, the Authorization header, the query); kept in the
         request's state for the CORS answer."""
-        body = await self._body(request) if body and request.method not in ("GET", "HEAD") else {}
-        account = await self.authenticator(request, body or {}, secret_only=secret_only)
+        fields = await self._body(request) if body and request.method not in ("GET", "HEAD") else {}
+        account = await self.authenticator(request, fields, secret_only=secret_only)
         request.state.account = account
         return account
 
@@ -162,7 +176,7 @@ class Api:
         """200 once tasks can be created (every shard has queued again its unfinished tasks)."""
         try:
             state = await asyncio.wait_for(self.service.ready(), timeout=10)
-        except (asyncio.TimeoutError, rex.RayError):
+        except (TimeoutError, rex.RayError):
             return error_response(503, "service", "body", "the service is starting or unavailable")
         return JSONResponse({"status": "ok", **state})
 
@@ -173,16 +187,21 @@ class Api:
         account = await self._account(request)
         shape = body_as(CreateRequest, await self._body(request))
         with self.long_polls.held(shape.block):
-            docs = await self.service.create(account, shape.tasks, block=shape.block,
-                                             idempotency_key=request.headers.get("idempotency-key", shape.idempotency_key))
+            docs = await self.service.create(
+                account,
+                shape.tasks,
+                block=shape.block,
+                idempotency_key=request.headers.get("idempotency-key", shape.idempotency_key),
+            )
         return _versioned(request, docs)
 
     @app.post("/v2/create_stream", openapi_extra={**body_of(CreateRequest), **LINES})
     async def create_stream(self, request: Request) -> StreamingResponse:
         account = await self._account(request)
         shape = body_as(CreateRequest, await self._body(request))
-        docs = await self.service.create(account, shape.tasks,
-                                         idempotency_key=request.headers.get("idempotency-key", shape.idempotency_key))
+        docs = await self.service.create(
+            account, shape.tasks, idempotency_key=request.headers.get("idempotency-key", shape.idempotency_key)
+        )
         return _lines(*await self.service.open_stream([doc["key"] for doc in docs]), self.long_polls, request)
 
     @app.post("/v2/batch", openapi_extra=body_of(BatchRequest))
@@ -191,8 +210,9 @@ class Api:
         ``batch`` task it creates."""
         account = await self._account(request)
         shape = body_as(BatchRequest, await self._body(request))
-        [status] = await self.service.create(account, [shape.definition()],
-                                             idempotency_key=request.headers.get("idempotency-key", shape.idempotency_key))
+        [status] = await self.service.create(
+            account, [shape.definition()], idempotency_key=request.headers.get("idempotency-key", shape.idempotency_key)
+        )
         return status
 
     @app.post("/v2/cancel", openapi_extra=body_of(KeysRequest))
@@ -257,8 +277,15 @@ class Api:
     async def files_delete(self, request: Request, path: str = "") -> dict[str, Any]:
         account = await self._account(request, secret_only=True)
         shape = body_as(DeleteFilesRequest, await self._body(request))
-        return await self.service.delete_files(account, client_path(path), urls=shape.urls, dry_run=shape.dry_run,
-                                               start=shape.from_, end=shape.to, max_age=shape.max_age)
+        return await self.service.delete_files(
+            account,
+            client_path(path),
+            urls=shape.urls,
+            dry_run=shape.dry_run,
+            start=shape.from_,
+            end=shape.to,
+            max_age=shape.max_age,
+        )
 
     @app.get("/v2/storage/expiration")
     async def expiration_get(self, request: Request) -> int:
@@ -279,7 +306,10 @@ class Api:
         account = await self._account(request, secret_only=True, body=False)
         extension, content_type = _file_type(request)
         limit = self.settings.max_upload_request_bytes
-        async with self._received(request, limit, "send larger files in parts (POST /v2/storage/uploads)") as (path, size):
+        async with self._received(request, limit, "send larger files in parts (POST /v2/storage/uploads)") as (
+            path,
+            size,
+        ):
             url = await self.service.store_upload(account, path, extension, content_type)
         return {"url": url, "size": size, "content_type": content_type}
 
@@ -292,15 +322,22 @@ class Api:
         account = await self._account(request, secret_only=True, body=False)
         extension, content_type = _file_type(request)
         upload = await self.service.begin_upload(account, extension, content_type)
-        return {"upload": upload, "part_bytes": self.settings.upload_part_bytes, "content_type": content_type,
-                "max_parts": -(-self.settings.max_upload_bytes // self.settings.upload_part_bytes)}
+        return {
+            "upload": upload,
+            "part_bytes": self.settings.upload_part_bytes,
+            "content_type": content_type,
+            "max_parts": -(-self.settings.max_upload_bytes // self.settings.upload_part_bytes),
+        }
 
     @app.put("/v2/storage/uploads/{upload}/{number}")
     async def upload_part(self, request: Request, upload: str, number: int) -> dict[str, Any]:
         account = await self._account(request, secret_only=True, body=False)
         if not 1 <= number <= -(-self.settings.max_upload_bytes // self.settings.upload_part_bytes):
             raise RequestError("number", "a part's number goes from 1 to the upload's max_parts", "path")
-        async with self._received(request, self.settings.upload_part_bytes, "a part is part_bytes long at most") as (path, size):
+        async with self._received(request, self.settings.upload_part_bytes, "a part is part_bytes long at most") as (
+            path,
+            size,
+        ):
             await self.service.upload_part(account, upload, number, path)
         return {"part": number, "size": size}
 
@@ -362,7 +399,7 @@ class Api:
 
 
 def build(settings: Settings) -> serve.Application:
-    return Api.options(
+    return Api.options(  # type: ignore[attr-defined]  # added by @serve.deployment
         num_replicas=settings.api_replicas,
         ray_actor_options={"num_cpus": settings.api_replica_cpus},
     ).bind(settings)

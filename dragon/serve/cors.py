@@ -19,7 +19,8 @@ them from the page. Errors are answered like the rest, so a page can read why.
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -94,8 +95,11 @@ class CorsMiddleware:
         allowed = await origins.anyone_allows(origin) and asked <= HEADERS
         answer = [(b"vary", b"Origin")]
         if allowed:
-            answer += [(b"access-control-allow-origin", origin.encode()), (b"access-control-allow-methods", METHODS.encode()),
-                       (b"access-control-allow-headers", ", ".join(sorted(HEADERS)).encode()),
-                       (b"access-control-max-age", MAX_AGE.encode())]
+            answer += [
+                (b"access-control-allow-origin", origin.encode()),
+                (b"access-control-allow-methods", METHODS.encode()),
+                (b"access-control-allow-headers", ", ".join(sorted(HEADERS)).encode()),
+                (b"access-control-max-age", MAX_AGE.encode()),
+            ]
         await send({"type": "http.response.start", "status": 204 if allowed else 403, "headers": answer})
         await send({"type": "http.response.body", "body": b""})

@@ -22,7 +22,10 @@ from dragon.errors import AccountLimitError, CredentialsError, InvalidRequestErr
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[RefusedError], int] = {
-    InvalidRequestError: 400, CredentialsError: 401, AccountLimitError: 401, UnavailableError: 503,
+    InvalidRequestError: 400,
+    CredentialsError: 401,
+    AccountLimitError: 401,
+    UnavailableError: 503,
 }
 HEADER_FIELDS = frozenset({"Idempotency-Key", "Referer", "Authorization"})
 

@@ -19,9 +19,19 @@ from dragon.storage.stores import TaskStore
 
 REF = "#/components/schemas/{model}"
 SHAPES: list[type[BaseModel]] = [
-    protocol.CreateRequest, protocol.StatusRequest, protocol.KeysRequest, protocol.ListFilesQuery,
-    protocol.DeleteFilesRequest, protocol.ExpirationRequest, protocol.BatchRequest, protocol.HistoryQuery,
-    protocol.Status, protocol.HistoryPage, protocol.SxmlCheckRequest, protocol.SxmlCheck, protocol.Errors,
+    protocol.CreateRequest,
+    protocol.StatusRequest,
+    protocol.KeysRequest,
+    protocol.ListFilesQuery,
+    protocol.DeleteFilesRequest,
+    protocol.ExpirationRequest,
+    protocol.BatchRequest,
+    protocol.HistoryQuery,
+    protocol.Status,
+    protocol.HistoryPage,
+    protocol.SxmlCheckRequest,
+    protocol.SxmlCheck,
+    protocol.Errors,
 ]
 CREDENTIALS = {
     "secret": {"type": "string", "description": "the account's secret (or the Authorization header)"},
@@ -29,30 +39,63 @@ CREDENTIALS = {
 }
 INPUTS = ("url", "urls", "images")  # the input URL parameters, where a pipeline reference is documented
 TASK_REFERENCE = {
-    "type": "object", "required": ["task"], "additionalProperties": False,
+    "type": "object",
+    "required": ["task"],
+    "additionalProperties": False,
     "description": "another task's output as this input (docs/api.md, Pipelines)",
-    "properties": {"task": {"oneOf": [{"type": "integer", "minimum": 0, "description": "an index in this request"},
-                                      protocol.KEY]},
-                   "result": {"type": "string", "description": "a file result of that task; default: its main output"}},
+    "properties": {
+        "task": {"oneOf": [{"type": "integer", "minimum": 0, "description": "an index in this request"}, protocol.KEY]},
+        "result": {"type": "string", "description": "a file result of that task; default: its main output"},
+    },
 }
-ERRORS = {code: {"description": why, "content": {"application/json": {"schema": {"$ref": REF.format(model="Errors")}}}}
-          for code, why in (("400", "malformed request"), ("401", "credentials refused, or account limits reached"),
-                            ("404", "no such route or file"), ("503", "temporarily unavailable: retry later"))}
+ERRORS = {
+    code: {"description": why, "content": {"application/json": {"schema": {"$ref": REF.format(model="Errors")}}}}
+    for code, why in (
+        ("400", "malformed request"),
+        ("401", "credentials refused, or account limits reached"),
+        ("404", "no such route or file"),
+        ("503", "temporarily unavailable: retry later"),
+    )
+}
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
 
 
-STATUSES = {"responses": {"200": {"description": "the statuses, in the order of the request's keys or tasks",
-                                  "content": {"application/json": {"schema": {"type": "array", "items": _ref("Status")}}}}}}
-HISTORY = {"responses": {"200": {"description": "the caller's tasks, newest first, and the next page's cursor",
-                                 "content": {"application/json": {"schema": _ref("HistoryPage")}}}}}
-SXML_CHECK = {"responses": {"200": {"description": "whether the definition is valid: its errors at their lines, or "
-                                    "its timing", "content": {"application/json": {"schema": _ref("SxmlCheck")}}}}}
-LINES = {"responses": {"200": {"description": "line 1: the array of statuses; then one status per line, as each "
-                               "changes, until all have ended", "content": {"application/x-json-stream": {
-                                   "schema": {"type": "string"}}}}}}
+STATUSES = {
+    "responses": {
+        "200": {
+            "description": "the statuses, in the order of the request's keys or tasks",
+            "content": {"application/json": {"schema": {"type": "array", "items": _ref("Status")}}},
+        }
+    }
+}
+HISTORY = {
+    "responses": {
+        "200": {
+            "description": "the caller's tasks, newest first, and the next page's cursor",
+            "content": {"application/json": {"schema": _ref("HistoryPage")}},
+        }
+    }
+}
+SXML_CHECK = {
+    "responses": {
+        "200": {
+            "description": "whether the definition is valid: its errors at their lines, or its timing",
+            "content": {"application/json": {"schema": _ref("SxmlCheck")}},
+        }
+    }
+}
+LINES = {
+    "responses": {
+        "200": {
+            "description": "line 1: the array of statuses; then one status per line, as each "
+            "changes, until all have ended",
+            "content": {"application/x-json-stream": {"schema": {"type": "string"}}},
+        }
+    }
+}
 
 
 def body_of(model: type[BaseModel]) -> dict[str, Any]:
@@ -70,11 +113,27 @@ def query_of(model: type[BaseModel]) -> dict[str, Any]:
     """A route's ``openapi_extra``: its query parameters are ``model``'s fields."""
     schema = model.model_json_schema(ref_template=REF)
     required = set(schema.get("required", []))
-    parameters = [{"name": name, "in": "query", "required": name in required, "schema": field,
-                   "style": "form", "explode": True, "description": field.get("description", "")}
-                  for name, field in schema.get("properties", {}).items()]
-    parameters.append({"name": "secret", "in": "query", "required": False, "schema": {"type": "string"},
-                       "description": "the account's secret, for the routes that need it"})
+    parameters = [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": field,
+            "style": "form",
+            "explode": True,
+            "description": field.get("description", ""),
+        }
+        for name, field in schema.get("properties", {}).items()
+    ]
+    parameters.append(
+        {
+            "name": "secret",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "the account's secret, for the routes that need it",
+        }
+    )
     return {"parameters": parameters}
 
 
@@ -90,8 +149,12 @@ def document(app: FastAPI) -> dict[str, Any]:
         schemas[model.__name__] = schema
     schemas.update(_task_schemas())
     doc["components"]["securitySchemes"] = {
-        "secret": {"type": "apiKey", "in": "header", "name": "Authorization",
-                   "description": "`Secret <SECRET>` or `Api-Key <KEY>`; or `secret`/`api_key` in the body or query"},
+        "secret": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Secret <SECRET>` or `Api-Key <KEY>`; or `secret`/`api_key` in the body or query",
+        },
     }
     doc["security"] = [{"secret": []}, {}]
     for methods in doc["paths"].values():  # FastAPI's 422 never happens: bad requests are 400s
@@ -120,8 +183,11 @@ def _task_schemas() -> dict[str, Any]:
         for input_name in INPUTS:
             if input_name in schema.get("properties", {}):
                 schema["properties"][input_name] = _or_reference(schema["properties"][input_name])
-        schema["properties"] = {"task_name": {"type": "string", "const": name, "enum": [name]},
-                                **schema.get("properties", {}), "task_store": _ref("TaskStore")}
+        schema["properties"] = {
+            "task_name": {"type": "string", "const": name, "enum": [name]},
+            **schema.get("properties", {}),
+            "task_store": _ref("TaskStore"),
+        }
         schema["required"] = ["task_name", *schema.get("required", [])]
         schema["title"] = name
         schema["description"] = task_type.doc.split("\n\n")[0]
@@ -130,8 +196,10 @@ def _task_schemas() -> dict[str, Any]:
         mapping[name] = REF.format(model=f"Task.{name}")
         schemas[f"Task.{name}"] = schema
     schemas["TaskReference"] = TASK_REFERENCE
-    schemas["Task"] = {"oneOf": [{"$ref": ref} for ref in mapping.values()],
-                       "discriminator": {"propertyName": "task_name", "mapping": mapping}}
+    schemas["Task"] = {
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "task_name", "mapping": mapping},
+    }
     return schemas
 
 
@@ -141,5 +209,5 @@ def _or_reference(field: dict[str, Any]) -> dict[str, Any]:
     if field.get("type") == "array":
         field["items"] = {"oneOf": [field.get("items", {}), _ref("TaskReference")]}
         return field
-    described = {k: field.pop(k) for k in ("description", "title") if k in field}
+    described: dict[str, Any] = {k: field.pop(k) for k in ("description", "title") if k in field}
     return {**described, "oneOf": [field, _ref("TaskReference")]}

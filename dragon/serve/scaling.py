@@ -9,8 +9,9 @@ its long polls (:class:`LongPolls`, reported through ``record_autoscaling_stats`
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from ray.serve.config import AutoscalingContext
 
@@ -49,4 +50,5 @@ def scale_on_quick_requests(ctx: AutoscalingContext) -> tuple[float, dict[str, A
         return ctx.target_num_replicas, {}
     waiting = sum((ctx.aggregated_metrics or {}).get(METRIC, {}).values())
     quick = max(ctx.total_num_requests - waiting, 0.0)
+    assert ctx.config is not None  # Serve passes the deployment's autoscaling config
     return quick / ctx.config.get_target_ongoing_requests(), {}

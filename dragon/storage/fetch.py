@@ -23,10 +23,11 @@ import socket
 import ssl
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -185,8 +186,12 @@ class Fetcher:
 
     @contextmanager
     def answer(
-        self, client: httpx.Client, url: str, headers: dict[str, str] | None = None,
-        own: Callable[[str], Iterable[bytes] | None] | None = None, accept: tuple[int, ...] = (),
+        self,
+        client: httpx.Client,
+        url: str,
+        headers: dict[str, str] | None = None,
+        own: Callable[[str], Iterable[bytes] | None] | None = None,
+        accept: tuple[int, ...] = (),
     ) -> Iterator[tuple[str, httpx.Response | Iterable[bytes]]]:
         """(final URL, streamed response) after following redirects by hand, every hop
         resolved and checked again; or our own output's bytes where ``own`` knows the
@@ -353,8 +358,15 @@ class _Response:
             self.response.close()
 
 
-def _write(dest: Path, chunks: Iterable[bytes], limit: int, deadline: float, url: str, content_type: str | None,
-           truncate: bool = False) -> Fetched:
+def _write(
+    dest: Path,
+    chunks: Iterable[bytes],
+    limit: int,
+    deadline: float,
+    url: str,
+    content_type: str | None,
+    truncate: bool = False,
+) -> Fetched:
     dest.parent.mkdir(parents=True, exist_ok=True)
     size = 0
     try:

@@ -6,9 +6,9 @@ import builtins
 import os
 import secrets
 import shutil
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from dragon.storage import Backend, Entry, check_parts
 
@@ -70,7 +70,7 @@ class LocalBackend(Backend):
                     Entry(
                         name=full.relative_to(self.root).as_posix(),
                         size=st.st_size,
-                        last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
+                        last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
                     )
                 )
         return sorted(entries, key=lambda e: e.name)

@@ -50,7 +50,9 @@ def client_path(path: str) -> str:
     return "/".join(parts)
 
 
-_UPLOAD_NAME = re.compile(r"^persistent/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/[A-Z2-7]{26}/dragon-upload-[A-Za-z0-9]{6}(\.[A-Za-z0-9]{1,16})?$")
+_UPLOAD_NAME = re.compile(
+    r"^persistent/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/[A-Z2-7]{26}/dragon-upload-[A-Za-z0-9]{6}(\.[A-Za-z0-9]{1,16})?$"
+)
 
 
 def upload_id(account: str, name: str, upload: str) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -76,18 +77,32 @@ class S3Backend(Backend):
 
     def put_part(self, name: str, upload: str, number: int, source: Path) -> None:
         with open(source, "rb") as body:
-            self._upload_call(self.client.upload_part, Bucket=self.bucket, Key=self._key(name), UploadId=upload,
-                              PartNumber=number, Body=body)
+            self._upload_call(
+                self.client.upload_part,
+                Bucket=self.bucket,
+                Key=self._key(name),
+                UploadId=upload,
+                PartNumber=number,
+                Body=body,
+            )
 
     def finish_upload(self, name: str, upload: str, part_bytes: int) -> int:
         parts = []
-        for page in self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=self._key(name),
-                                                                      UploadId=upload):
-            parts += [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]} for p in page.get("Parts", [])]
+        for page in self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=self._key(name), UploadId=upload
+        ):
+            parts += [
+                {"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]} for p in page.get("Parts", [])
+            ]
         parts.sort(key=lambda p: p["PartNumber"])
         check_parts([(p["PartNumber"], p["Size"]) for p in parts], part_bytes)
-        self._upload_call(self.client.complete_multipart_upload, Bucket=self.bucket, Key=self._key(name), UploadId=upload,
-                          MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]})
+        self._upload_call(
+            self.client.complete_multipart_upload,
+            Bucket=self.bucket,
+            Key=self._key(name),
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
+        )
         return sum(p["Size"] for p in parts)
 
     def abort_upload(self, name: str, upload: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -39,7 +39,7 @@ class YouTube(_Store):
     privacy_status: Literal["public", "private", "unlisted"] = "public"
 
 
-TaskStore = Annotated[Union[Persistent, Volatile, S3Signed, YouTube], Field(discriminator="type")]
+TaskStore = Annotated[Persistent | Volatile | S3Signed | YouTube, Field(discriminator="type")]
 _adapter: TypeAdapter = TypeAdapter(TaskStore)
 
 

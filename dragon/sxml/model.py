@@ -24,7 +24,7 @@ def parse_color(text: str) -> tuple[int, int, int, int] | None:
     if not COLOR.fullmatch(value):
         return None
     digits = value[1:] + ("" if len(value) == 9 else "ff")
-    red, green, blue, alpha = (int(digits[i:i + 2], 16) for i in range(0, 8, 2))
+    red, green, blue, alpha = (int(digits[i : i + 2], 16) for i in range(0, 8, 2))
     return red, green, blue, alpha
 
 

@@ -51,8 +51,15 @@ def _wrap_fragment(definition: str) -> str:
 
 
 def _parse_xml(text: str) -> etree._Element:
-    parser = etree.XMLParser(encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             remove_comments=True, remove_pis=True)
+    parser = etree.XMLParser(
+        encoding="utf-8",
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
     try:
         root = etree.fromstring(text.encode("utf-8", "surrogatepass"), parser)
     except etree.XMLSyntaxError as exc:
@@ -156,8 +163,9 @@ class _Validator:
             if child.tag != "transition":
                 continue
             if index == 0 or index == len(items) - 1:
-                raise child.error(f"cannot {'start' if index == 0 else 'end'} a <{node.tag}>: "
-                                  "a transition joins two items")
+                raise child.error(
+                    f"cannot {'start' if index == 0 else 'end'} a <{node.tag}>: a transition joins two items"
+                )
             if items[index - 1].tag == "transition":
                 raise child.error("follows another transition: a transition joins two items")
 

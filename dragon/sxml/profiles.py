@@ -43,9 +43,17 @@ WMV1 = Format("asf", "wmv1", "wmav1", "wmv", "video/x-ms-wmv")
 WMV2 = Format("asf", "wmv2", "wmav1", "wmv", "video/x-ms-wmv")
 # DVD-Video: MPEG-2 and MPEG audio layer 2 at 48 kHz in 2048-byte packs, at most 15 frames a GOP
 # and 9.8 Mbit/s with the VBV buffer of the DVD profile (what ``ffmpeg -target dvd`` sets).
-DVD = Format("dvd", "mpeg2video", "mp2", "mpg", "video/mpeg", audio_rate=48000, max_gop=15,
-             video_options={"maxrate": "9000k", "bufsize": "1835008"},
-             muxer_options={"muxrate": "10080000", "packetsize": "2048"})
+DVD = Format(
+    "dvd",
+    "mpeg2video",
+    "mp2",
+    "mpg",
+    "video/mpeg",
+    audio_rate=48000,
+    max_gop=15,
+    video_options={"maxrate": "9000k", "bufsize": "1835008"},
+    muxer_options={"muxrate": "10080000", "packetsize": "2048"},
+)
 MPEG1 = Format("mpeg", "mpeg1video", "mp2", "mpg", "video/mpeg")
 PREVIEW = FLV_H264  # the spec's previews are FLV streams ("…/360p/preview.flv")
 
@@ -126,16 +134,72 @@ _INFERRED: dict[str, tuple[int, int, int, int, Fraction | None]] = {
 }
 
 PROFILE_NAMES: tuple[str, ...] = (
-    "1080p", "1080p-24-fps", "240p", "240p-24-fps", "360p", "360p-11-988-fps", "360p-12-5-fps", "360p-12-fps",
-    "360p-23-976-fps", "360p-24-fps", "360p-29-97-fps", "480p", "480p-24-fps", "480p-4-3-29-97-fps", "720p",
-    "720p-12-5-fps", "720p-12-fps", "720p-23-98-fps", "720p-24-fps", "720p-29-97-fps", "720p-hq",
-    "720p-vhq-29-97-fps", "cine-half-hd", "dvd-mpeg1", "dvd-mpeg1-small", "dvd-ntsc-16-9", "dvd-ntsc-16-9-h",
-    "dvd-ntsc-4-3", "dvd-ntsc-4-3-h", "dvd-pal-16-9", "dvd-pal-16-9-h", "dvd-pal-4-3", "dvd-pal-4-3-h", "flash",
-    "flash-h264", "flash-hq", "flash-large-4-3", "flash-med-16-9", "flash-small", "iphone", "iphone-16-9",
-    "iphone-16-9-12fp", "iphone-16-9-slow", "iphone-24p", "iphone-flv", "iphone-slow", "iphone-sslow", "mobile",
-    "mobile-small", "ntsc-wide", "ntsc-wide-wmv", "quicktime", "quicktime-small", "special", "square-400",
-    "square-640", "th720p", "wmv1", "wmv2", "wmv2-large-4-3", "youtube", "youtube-12-5fps", "youtube-5fps",
-    "youtube-flv", "youtube-slow", "youtube-slow-flv",
+    "1080p",
+    "1080p-24-fps",
+    "240p",
+    "240p-24-fps",
+    "360p",
+    "360p-11-988-fps",
+    "360p-12-5-fps",
+    "360p-12-fps",
+    "360p-23-976-fps",
+    "360p-24-fps",
+    "360p-29-97-fps",
+    "480p",
+    "480p-24-fps",
+    "480p-4-3-29-97-fps",
+    "720p",
+    "720p-12-5-fps",
+    "720p-12-fps",
+    "720p-23-98-fps",
+    "720p-24-fps",
+    "720p-29-97-fps",
+    "720p-hq",
+    "720p-vhq-29-97-fps",
+    "cine-half-hd",
+    "dvd-mpeg1",
+    "dvd-mpeg1-small",
+    "dvd-ntsc-16-9",
+    "dvd-ntsc-16-9-h",
+    "dvd-ntsc-4-3",
+    "dvd-ntsc-4-3-h",
+    "dvd-pal-16-9",
+    "dvd-pal-16-9-h",
+    "dvd-pal-4-3",
+    "dvd-pal-4-3-h",
+    "flash",
+    "flash-h264",
+    "flash-hq",
+    "flash-large-4-3",
+    "flash-med-16-9",
+    "flash-small",
+    "iphone",
+    "iphone-16-9",
+    "iphone-16-9-12fp",
+    "iphone-16-9-slow",
+    "iphone-24p",
+    "iphone-flv",
+    "iphone-slow",
+    "iphone-sslow",
+    "mobile",
+    "mobile-small",
+    "ntsc-wide",
+    "ntsc-wide-wmv",
+    "quicktime",
+    "quicktime-small",
+    "special",
+    "square-400",
+    "square-640",
+    "th720p",
+    "wmv1",
+    "wmv2",
+    "wmv2-large-4-3",
+    "youtube",
+    "youtube-12-5fps",
+    "youtube-5fps",
+    "youtube-flv",
+    "youtube-slow",
+    "youtube-slow-flv",
 )
 
 # Frame-rate suffixes, longest first so that "-12-5-fps" is not read as "-5-fps".
@@ -157,14 +221,32 @@ _SIZES = {**_INFERRED, **_DOCUMENTED}
 # Containers and codecs other than H.264 in MP4 (the 2012 table; the -flv, -wmv and
 # flash names it does not list follow their family, dvd-mpeg1 is VCD-like MPEG-1).
 _FORMATS: dict[str, Format] = {
-    **dict.fromkeys(("flash-small", "iphone-flv", "youtube-flv", "flash", "flash-hq", "flash-large-4-3",
-                     "flash-med-16-9", "youtube-slow-flv"), FLV),
+    **dict.fromkeys(
+        (
+            "flash-small",
+            "iphone-flv",
+            "youtube-flv",
+            "flash",
+            "flash-hq",
+            "flash-large-4-3",
+            "flash-med-16-9",
+            "youtube-slow-flv",
+        ),
+        FLV,
+    ),
     "flash-h264": FLV_H264,
     **dict.fromkeys(("mobile-small", "mobile"), MP4_PART2),
     "wmv1": WMV1,
     **dict.fromkeys(("wmv2", "wmv2-large-4-3", "ntsc-wide-wmv"), WMV2),
-    **dict.fromkeys((f"dvd-{system}-{shape}{half}" for system in ("ntsc", "pal") for shape in ("4-3", "16-9")
-                     for half in ("", "-h")), DVD),
+    **dict.fromkeys(
+        (
+            f"dvd-{system}-{shape}{half}"
+            for system in ("ntsc", "pal")
+            for shape in ("4-3", "16-9")
+            for half in ("", "-h")
+        ),
+        DVD,
+    ),
     **dict.fromkeys(("dvd-mpeg1", "dvd-mpeg1-small"), MPEG1),
 }
 
@@ -188,5 +270,13 @@ def profile(name: str) -> Profile:
             base, fps = name[: -len(suffix)], rate
             break
     width, height, video_kbps, audio_kbps, base_fps = _SIZES[base]
-    return Profile(name, width, height, fps or base_fps or DEFAULT_FPS, video_kbps, audio_kbps,
-                   _FORMATS.get(base, MP4), _pixel_aspect(base, width, height))
+    return Profile(
+        name,
+        width,
+        height,
+        fps or base_fps or DEFAULT_FPS,
+        video_kbps,
+        audio_kbps,
+        _FORMATS.get(base, MP4),
+        _pixel_aspect(base, width, height),
+    )

@@ -17,8 +17,23 @@ from dragon.sxml.model import Node
 
 DEFAULT_SECONDS = 5.0  # an item with no duration anywhere (effects.rst: 5.0)
 MAX_MOVIE_SECONDS = 3 * 3600.0
-TIMED = frozenset({"body", "sequence", "stack", "effect", "text", "overlay", "audio", "transition", "filter",
-                   "animator", "camera", "image", "video"})
+TIMED = frozenset(
+    {
+        "body",
+        "sequence",
+        "stack",
+        "effect",
+        "text",
+        "overlay",
+        "audio",
+        "transition",
+        "filter",
+        "animator",
+        "camera",
+        "image",
+        "video",
+    }
+)
 SEQUENCES = frozenset({"body", "sequence"})
 HOSTS = frozenset({"effect", "overlay", "filter"})  # hold media that share the host's time
 MODIFIERS = frozenset({"filter", "animator", "camera"})  # timed relative to their host, never time it
@@ -51,8 +66,7 @@ def times(node: Node) -> Times:
 
     slave = node.attrs.get("duration", "").strip() == ".."
     duration = None if slave else seconds("duration")
-    start, margin_start, margin_end, both = (seconds(n) for n in ("start", "margin-start", "margin-end",
-                                                                   "margin-both"))
+    start, margin_start, margin_end, both = (seconds(n) for n in ("start", "margin-start", "margin-end", "margin-both"))
     if start is not None:
         if margin_start is not None:
             raise node.error("cannot have both 'start' and 'margin-start'")
@@ -161,8 +175,9 @@ class _Resolver:
             if all(length is None for length in lengths):
                 return None
             default = DEFAULT_SECONDS
-        total = sum((default if length is None else length) + times(item).margins
-                    for item, length in zip(items, lengths))
+        total = sum(
+            (default if length is None else length) + times(item).margins for item, length in zip(items, lengths)
+        )
         return total - sum(_transition_length(t) for t in node.find("transition"))
 
     # -- top-down: absolute starts and durations ----------------------------------------
@@ -218,8 +233,10 @@ class _Resolver:
                 overlap = _transition_length(pending)
                 for neighbour, neighbour_slot in (previous, (child, slot)):
                     if overlap > neighbour_slot:
-                        raise pending.error(f"lasts {overlap:g} s, longer than the <{neighbour.tag}> of line "
-                                            f"{neighbour.line} ({neighbour_slot:.3f} s)")
+                        raise pending.error(
+                            f"lasts {overlap:g} s, longer than the <{neighbour.tag}> of line "
+                            f"{neighbour.line} ({neighbour_slot:.3f} s)"
+                        )
                 item_start = cursor - overlap
                 self.assign(pending, item_start, overlap, limit)
             self.assign(child, item_start + (own.margin_start or 0.0), max(0.0, natural), limit)
@@ -233,7 +250,9 @@ class _Resolver:
     @staticmethod
     def timed_children(node: Node) -> list[Node]:
         """Children that take part in ``node``'s own time (not modifiers, not media)."""
-        return [c for c in node.children if c.tag in TIMED and c.tag not in MODIFIERS and c.tag not in ("image", "video")]
+        return [
+            c for c in node.children if c.tag in TIMED and c.tag not in MODIFIERS and c.tag not in ("image", "video")
+        ]
 
 
 def _transition_length(node: Node) -> float:

@@ -33,7 +33,7 @@ def desugar(widget: Node, warnings: list[str]) -> Node:
         else:
             _ignore([child], warnings)
     if not items:
-        raise widget.error("has no image, video or text in a <track type=\"video\">")
+        raise widget.error('has no image, video or text in a <track type="video">')
     sequence = Node("sequence", {}, _with_transitions(items, widget.line), line=widget.line)
     if not audios:
         return sequence
@@ -49,7 +49,7 @@ def desugar(widget: Node, warnings: list[str]) -> Node:
 
 def _ignore(nodes: list[Node], warnings: list[str]) -> None:
     for node in nodes:
-        what = f"<{node.tag} type=\"{node.attrs['type']}\">" if "type" in node.attrs else f"<{node.tag}>"
+        what = f'<{node.tag} type="{node.attrs["type"]}">' if "type" in node.attrs else f"<{node.tag}>"
         warnings.append(f"line {node.line}: {what} in a widget is ignored")
 
 

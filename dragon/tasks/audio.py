@@ -19,7 +19,9 @@ class InfoParams(TaskParams):
     url: InputUrl
 
 
-@task("audio.info", InfoParams, resources=Resources(cpus=0.5, memory_mb=256), values=("duration", "content_type", "codec"))
+@task(
+    "audio.info", InfoParams, resources=Resources(cpus=0.5, memory_mb=256), values=("duration", "content_type", "codec")
+)
 def audio_info(ctx: TaskContext, params: InfoParams) -> dict:
     """Duration rounded to 1/100 s; a cover picture in the file is not a video."""
     with ctx.open(params.url, MAX_INPUT_BYTES) as source:
@@ -29,7 +31,8 @@ def audio_info(ctx: TaskContext, params: InfoParams) -> dict:
 class ConvertParams(TaskParams):
     url: InputUrl
     codec: Literal["mp3", "vorbis", "aac"] = Field(
-        default="mp3", description="mp3 (192 kb/s, .mp3), vorbis (160 kb/s, .ogg) or aac (160 kb/s, .m4a).")
+        default="mp3", description="mp3 (192 kb/s, .mp3), vorbis (160 kb/s, .ogg) or aac (160 kb/s, .m4a)."
+    )
     force: bool = Field(default=False, description="Re-encode an input that is already in this codec and container.")
 
 
@@ -55,7 +58,9 @@ class WaveformParams(TaskParams):
     height: int = Field(default=60, ge=1, le=4096, description="Image height in pixels.")
     vmargin: int = Field(default=0, ge=0, description="Pixels left empty above and below the waveform.")
     fill: str = Field(default="#000000", pattern=COLOUR, description="Colour of the waveform, #RRGGBB or #RRGGBBAA.")
-    background: str = Field(default="#FFFFFF", pattern=COLOUR, description="Colour of the background, #RRGGBB or #RRGGBBAA.")
+    background: str = Field(
+        default="#FFFFFF", pattern=COLOUR, description="Colour of the background, #RRGGBB or #RRGGBBAA."
+    )
     start: float = Field(default=0.0, ge=0, description="Where the waveform starts in the audio, in seconds.")
     end: float | None = Field(default=None, gt=0, description="Where it ends, in seconds; unset: the end of the audio.")
     format: Literal["png", "jpeg"] = Field(default="jpeg", description="Image format of the output.")

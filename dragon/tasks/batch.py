@@ -26,8 +26,11 @@ MAX_MANIFEST_BYTES = 1024**3
 
 class BatchParams(TaskParams):
     task: str = Field(description="The task type every row runs.")
-    input: str = Field(pattern=r"^https?://", max_length=2048,
-                       description="URL of the manifest: .parquet, .csv or .jsonl, one row of parameters per item.")
+    input: str = Field(
+        pattern=r"^https?://",
+        max_length=2048,
+        description="URL of the manifest: .parquet, .csv or .jsonl, one row of parameters per item.",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters of every row; a row's own value wins.")
 
     @field_validator("task")
@@ -55,10 +58,19 @@ def run_batch(ctx: TaskContext, params: BatchParams) -> dict:
     fetched = ctx.fetch(params.input, MAX_MANIFEST_BYTES)
     manifest = fetched.path.rename(fetched.path.with_suffix(suffix))
     identity = json.dumps([params.task, params.input, params.params, ctx.task_store], sort_keys=True)
-    state = ctx.settings.data_dir.absolute() / "batches" / ctx.account / hashlib.sha256(identity.encode()).hexdigest()[:20]
+    state = (
+        ctx.settings.data_dir.absolute() / "batches" / ctx.account / hashlib.sha256(identity.encode()).hexdigest()[:20]
+    )
     progress = batch.run(
-        params.task, manifest, state, ctx.settings, ctx.account, params.params, ctx.task_store,
-        on_progress=lambda p: ctx.partial_result(p.as_dict(), progress=p.percent), batch_id=ctx.key,
+        params.task,
+        manifest,
+        state,
+        ctx.settings,
+        ctx.account,
+        params.params,
+        ctx.task_store,
+        on_progress=lambda p: ctx.partial_result(p.as_dict(), progress=p.percent),
+        batch_id=ctx.key,
     )
     results = ctx.scratch / "results.parquet"
     pq.write_table(batch.read_results(state), results)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from PIL import Image
 from pydantic import Field, field_validator
@@ -27,8 +28,20 @@ class InfoParams(TaskParams):
     "image.info",
     InfoParams,
     resources=IMAGE,
-    values=("content_type", "type", "width", "height", "alpha", "exif_orientation", "rotation",
-            "date_time", "flash", "focal_length", "iso_speed", "exposure_time"),
+    values=(
+        "content_type",
+        "type",
+        "width",
+        "height",
+        "alpha",
+        "exif_orientation",
+        "rotation",
+        "date_time",
+        "flash",
+        "focal_length",
+        "iso_speed",
+        "exposure_time",
+    ),
 )
 def image_info(ctx: TaskContext, params: InfoParams) -> dict:
     """EXIF fields that cannot be read are null; width and height are the stored size."""
@@ -42,7 +55,8 @@ class ThumbParams(TaskParams):
     height: Height = Size
     crop: Crop = False
     rotation: Literal[0, 90, 180, 270] = Field(
-        default=0, description="Counter-clockwise rotation in degrees, after EXIF orientation and sizing.")
+        default=0, description="Counter-clockwise rotation in degrees, after EXIF orientation and sizing."
+    )
     poster: Poster = False
     format: Literal["jpeg", "gif", "png"] = Field(default="jpeg", description="Image format of the output.")
 
@@ -86,15 +100,21 @@ def _cover(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
 
 
 class StripParams(TaskParams):
-    urls: list[str] = Field(min_length=1, max_length=LIMITS.max_frames, description="The images, one cell each, in order.")
+    urls: list[str] = Field(
+        min_length=1, max_length=LIMITS.max_frames, description="The images, one cell each, in order."
+    )
     width: CellWidth = Field(ge=1, le=4096)
     height: CellHeight = Field(ge=1, le=4096)
     crop: Crop = False
     wrap: Wrap = Field(default=None, ge=1)
-    format: Literal["jpeg", "png"] = Field(default="jpeg", description="Image format (PNG keeps empty cells transparent).")
+    format: Literal["jpeg", "png"] = Field(
+        default="jpeg", description="Image format (PNG keeps empty cells transparent)."
+    )
 
 
-@task("image.strip", StripParams, resources=IMAGE, values=("count", "width", "height", "content_type"), files=("output",))
+@task(
+    "image.strip", StripParams, resources=IMAGE, values=("count", "width", "height", "content_type"), files=("output",)
+)
 def image_strip(ctx: TaskContext, params: StripParams) -> dict:
     """Cells of width x height, left to right, ``wrap`` per row; fitted cells are
     centred on black (transparent in PNG)."""
@@ -122,7 +142,9 @@ def _displayed(paths: list[Path], cell: tuple[int, int]) -> Iterator[Image.Image
 
 
 class GifParams(TaskParams):
-    images: list[str] = Field(min_length=1, max_length=LIMITS.max_frames, description="The images, one frame each, in order.")
+    images: list[str] = Field(
+        min_length=1, max_length=LIMITS.max_frames, description="The images, one frame each, in order."
+    )
     loop: int = Field(default=0, ge=-1, le=65535, description="0: loop forever; -1: play once; N: repeat N times.")
     frame_duration: float = Field(default=0.1, gt=0, le=655.35, description="Seconds each frame shows (to 1/100 s).")
     width: Width = Size
@@ -152,7 +174,12 @@ def image_gif(ctx: TaskContext, params: GifParams) -> dict:
         frames.append(cell.quantize(256, dither=Image.Dither.FLOYDSTEINBERG))
         ctx.progress(round(100 * (i + 1) / len(paths)))
     out = ctx.scratch / "anim.gif"
-    options = {"save_all": True, "append_images": frames[1:], "duration": round(params.frame_duration * 1000), "disposal": 1}
+    options = {
+        "save_all": True,
+        "append_images": frames[1:],
+        "duration": round(params.frame_duration * 1000),
+        "disposal": 1,
+    }
     if params.loop >= 0:
         options["loop"] = params.loop
     frames[0].save(out, "GIF", **options)

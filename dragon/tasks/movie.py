@@ -22,8 +22,9 @@ MAX_INPUT_BYTES = 2 * 1024**3
 
 
 class CreateParams(TaskParams):
-    definition: str = Field(min_length=1, max_length=MAX_DEFINITION,
-                            description="The movie, in SXML (docs/sxml.md); media by http(s) URL.")
+    definition: str = Field(
+        min_length=1, max_length=MAX_DEFINITION, description="The movie, in SXML (docs/sxml.md); media by http(s) URL."
+    )
     profile: str = Field(default="360p", description="Output size and encoding, e.g. 360p, 720p, 1080p (docs/sxml.md).")
     preview: bool = Field(default=False, description="Also publish a half-size preview first, as a partial result.")
     export: bool = Field(default=True, description="Render the full movie; false: the thumbnail (and preview) only.")
@@ -53,9 +54,12 @@ def video_create(ctx: TaskContext, params: CreateParams) -> dict:
     document = parse(params.definition)
     files = _gather(ctx, document)
     job = Job(params.definition, params.profile, params.antialias, lengths(document, files))
-    settings = RenderSettings(scratch_root=ctx.settings.scratch_dir, segment_seconds=ctx.settings.render_segment_seconds,
-                              parallel=ctx.settings.render_parallel,
-                              gpu=GpuRule(ctx.settings.use_gpus).ask() if params.export else False)
+    settings = RenderSettings(
+        scratch_root=ctx.settings.scratch_dir,
+        segment_seconds=ctx.settings.render_segment_seconds,
+        parallel=ctx.settings.render_parallel,
+        gpu=GpuRule(ctx.settings.use_gpus).ask() if params.export else False,
+    )
     production = Production(job, files, settings, ctx.progress, preview=params.preview, export=params.export)
     try:
         movie = production.movie
@@ -63,7 +67,9 @@ def video_create(ctx: TaskContext, params: CreateParams) -> dict:
         if params.preview:
             fmt = production.preview_output.format
             result["preview"] = ctx.store(production.preview(ctx.scratch), fmt.extension, fmt.content_type, main=False)
-            ctx.partial_result({"duration": result["duration"], "preview": result["preview"]}, progress=production.percent)
+            ctx.partial_result(
+                {"duration": result["duration"], "preview": result["preview"]}, progress=production.percent
+            )
         if params.export:
             fmt = movie.output.format
             result["export"] = ctx.store(production.export(ctx.scratch), fmt.extension, fmt.content_type)

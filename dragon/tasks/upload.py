@@ -8,8 +8,9 @@ scrubbed of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -58,10 +59,13 @@ class FacebookParams(TaskParams):
     title: Title = ""
     description: Description = ""
     privacy: Literal["AUTO", "EVERYONE", "ALL_FRIENDS", "FRIENDS_OF_FRIENDS", "SELF"] = Field(
-        default="AUTO", description="Who can watch it (AUTO: the app's default).")
+        default="AUTO", description="Who can watch it (AUTO: the app's default)."
+    )
     no_story: bool = Field(default=False, description="Publish without a story in the feed.")
     api_key: str = Field(default="-", description="Accepted and unused: the Graph API knows the app by its token.")
-    app_secret: str = Field(default="-", description="The app's secret, to sign each call (appsecret_proof); '-': none.")
+    app_secret: str = Field(
+        default="-", description="The app's secret, to sign each call (appsecret_proof); '-': none."
+    )
 
 
 @task("video.upload.fb", FacebookParams, resources=UPLOAD, values=("duration", "output"))
@@ -70,8 +74,17 @@ def upload_facebook(ctx: TaskContext, params: FacebookParams) -> dict:
     call with ``appsecret_proof``. ``api_key`` is accepted and unused: the Graph API
     identifies the app by its token."""
     path, duration = _source(ctx, params.url)
-    url = facebook.upload(path, params.title, params.description, params.privacy, params.no_story,
-                          params.access_token, params.app_secret, ctx.settings, _progress(ctx))
+    url = facebook.upload(
+        path,
+        params.title,
+        params.description,
+        params.privacy,
+        params.no_story,
+        params.access_token,
+        params.app_secret,
+        ctx.settings,
+        _progress(ctx),
+    )
     return {"duration": duration, "output": url}
 
 
@@ -89,21 +102,32 @@ class VimeoParams(TaskParams):
     def _credentials(self) -> VimeoParams:
         oauth1 = (self.consumer_key, self.consumer_secret, self.access_token_key, self.access_token_secret)
         if not self.oauth2_token and not all(oauth1):
-            raise ValueError("give oauth2_token, or consumer_key, consumer_secret, access_token_key and access_token_secret")
+            raise ValueError(
+                "give oauth2_token, or consumer_key, consumer_secret, access_token_key and access_token_secret"
+            )
         return self
 
 
-@task("video.upload.vimeo", VimeoParams, resources=UPLOAD,
-      values=("free_space", "uploaded_file_size", "output", "duration"))
+@task(
+    "video.upload.vimeo",
+    VimeoParams,
+    resources=UPLOAD,
+    values=("free_space", "uploaded_file_size", "output", "duration"),
+)
 def upload_vimeo(ctx: TaskContext, params: VimeoParams) -> dict:
     """OAuth2 (``oauth2_token``, API v3, tus) when given, else OAuth1 (API v2).
     ``free_space`` is the account's upload space left after the upload, in bytes."""
     path, duration = _source(ctx, params.url)
     if params.oauth2_token:
-        done = vimeo.upload_v3(path, params.title, params.description, params.oauth2_token, ctx.settings, _progress(ctx))
+        done = vimeo.upload_v3(
+            path, params.title, params.description, params.oauth2_token, ctx.settings, _progress(ctx)
+        )
     else:
-        credentials = vimeo.OAuth1(params.consumer_key or "", params.consumer_secret or "", params.access_token_key or "",
-                                   params.access_token_secret or "")
+        credentials = vimeo.OAuth1(
+            params.consumer_key or "",
+            params.consumer_secret or "",
+            params.access_token_key or "",
+            params.access_token_secret or "",
+        )
         done = vimeo.upload_v2(path, params.title, params.description, credentials, ctx.settings, _progress(ctx))
     return {"free_space": done.free_space, "uploaded_file_size": done.size, "output": done.url, "duration": duration}
-

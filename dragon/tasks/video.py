@@ -7,8 +7,9 @@ sees (docs/api.md, "Spec details").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -33,7 +34,17 @@ class InfoParams(TaskParams):
     "video.info",
     InfoParams,
     resources=Resources(cpus=0.5, memory_mb=512),
-    values=("content_type", "width", "height", "duration", "frame_rate", "alpha", "rotation", "audio_codec", "video_codec"),
+    values=(
+        "content_type",
+        "width",
+        "height",
+        "duration",
+        "frame_rate",
+        "alpha",
+        "rotation",
+        "audio_codec",
+        "video_codec",
+    ),
 )
 def video_info(ctx: TaskContext, params: InfoParams) -> dict:
     """Probes the container and decodes one frame (for the display rotation)."""
@@ -140,7 +151,8 @@ class ConvertParams(TaskParams):
     height: Height = Size
     crop: Crop = False
     audio_codec: Literal["mp2", "mp3", "aac", "wmav1", "wmav2"] = Field(
-        default="aac", description="Audio codec; the WMA codecs come in ASF, the others in MP4.")
+        default="aac", description="Audio codec; the WMA codecs come in ASF, the others in MP4."
+    )
     video_codec: Literal["h264"] = Field(default="h264", description="Video codec of the output.")
     video_bitrate: int = Field(default=3000, ge=50, le=200_000, description="Most video bit rate, in kb/s.")
     audio_bitrate: int = Field(default=128, ge=8, le=512, description="Audio bit rate, in kb/s.")
@@ -149,8 +161,19 @@ class ConvertParams(TaskParams):
     gop: Gop = Field(default=250, ge=1, le=1000)
 
 
-OUTPUT_VALUES = ("content_type", "width", "height", "original_width", "original_height", "duration", "frame_rate",
-                 "audio_codec", "video_codec", "alpha", "rotation")
+OUTPUT_VALUES = (
+    "content_type",
+    "width",
+    "height",
+    "original_width",
+    "original_height",
+    "duration",
+    "frame_rate",
+    "audio_codec",
+    "video_codec",
+    "alpha",
+    "rotation",
+)
 
 
 @task("video.convert", ConvertParams, resources=VIDEO, values=OUTPUT_VALUES, files=("output",))
@@ -161,8 +184,13 @@ def video_convert(ctx: TaskContext, params: ConvertParams) -> dict:
     info = probe(source)
     enc = codecs.Encoding(
         *_output_size(info, params.width, params.height, params.crop),
-        crop=params.crop, crf=params.crf, gop=params.gop, video_bitrate=params.video_bitrate,
-        audio_codec=params.audio_codec, audio_bitrate=params.audio_bitrate, sample_rate=params.sample_rate,
+        crop=params.crop,
+        crf=params.crf,
+        gop=params.gop,
+        video_bitrate=params.video_bitrate,
+        audio_codec=params.audio_codec,
+        audio_bitrate=params.audio_bitrate,
+        sample_rate=params.sample_rate,
     )
     return _encoded(ctx, info, enc, transcode.convert, source)
 
@@ -174,7 +202,8 @@ class ReverseParams(TaskParams):
     crop: Crop = False
     video_codec: Literal["h264"] = Field(default="h264", description="Video codec of the output.")
     video_bitrate: int | None = Field(
-        default=None, ge=50, le=200_000, description="Most video bit rate, in kb/s; unset: the source's.")
+        default=None, ge=50, le=200_000, description="Most video bit rate, in kb/s; unset: the source's."
+    )
     crf: Crf = Field(default=23, ge=0, le=51)
     gop: Gop = Field(default=250, ge=1, le=1000)
 
@@ -186,8 +215,11 @@ def video_reverse(ctx: TaskContext, params: ReverseParams) -> dict:
     info = probe(source)
     enc = codecs.Encoding(
         *_output_size(info, params.width, params.height, params.crop),
-        crop=params.crop, crf=params.crf, gop=params.gop,
-        video_bitrate=params.video_bitrate or info.video_bitrate, audio_codec=None,
+        crop=params.crop,
+        crf=params.crf,
+        gop=params.gop,
+        video_bitrate=params.video_bitrate or info.video_bitrate,
+        audio_codec=None,
     )
     return _encoded(ctx, info, enc, transcode.reverse, source)
 
@@ -196,9 +228,7 @@ def _output_size(info: Probe, width: int | None, height: int | None, crop: bool)
     return codecs.even_size(*images.target_size(info.width, info.height, width, height, crop))
 
 
-def _encoded(
-    ctx: TaskContext, info: Probe, enc: codecs.Encoding, run: Callable[..., None], source: Path
-) -> dict:
+def _encoded(ctx: TaskContext, info: Probe, enc: codecs.Encoding, run: Callable[..., None], source: Path) -> dict:
     _, extension, content_type = enc.container
     out = ctx.scratch / f"output.{extension}"
     run(source, out, enc, lambda done: ctx.progress(round(100 * done)))

@@ -59,60 +59,118 @@ def _autoscaling_config(gcs_address: str, head_cpus: int, types: list[NodeType],
     return {
         "cluster_name": "dragon-fake",
         "max_workers": sum(t.max_workers for t in types),
-        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
-                     "disable_launch_config_check": True, "gcs_address": gcs_address},
+        "provider": {
+            "type": "fake_multinode",
+            "use_node_id_as_ip": True,
+            "disable_node_updaters": True,
+            "disable_launch_config_check": True,
+            "gcs_address": gcs_address,
+        },
         "available_node_types": nodes,
         "head_node_type": "ray.head.default",
-        "auth": {}, "upscaling_speed": 1.0, "idle_timeout_minutes": idle_timeout_minutes, "docker": {},
-        **{key: [] for key in ("initialization_commands", "setup_commands", "head_setup_commands",
-                               "worker_setup_commands", "head_start_ray_commands", "worker_start_ray_commands",
-                               "cluster_synced_files", "rsync_exclude", "rsync_filter")},
-        "file_mounts": {}, "file_mounts_sync_continuously": False,
+        "auth": {},
+        "upscaling_speed": 1.0,
+        "idle_timeout_minutes": idle_timeout_minutes,
+        "docker": {},
+        **{
+            key: []
+            for key in (
+                "initialization_commands",
+                "setup_commands",
+                "head_setup_commands",
+                "worker_setup_commands",
+                "head_start_ray_commands",
+                "worker_start_ray_commands",
+                "cluster_synced_files",
+                "rsync_exclude",
+                "rsync_filter",
+            )
+        },
+        "file_mounts": {},
+        "file_mounts_sync_continuously": False,
     }
 
 
 class LocalCluster:
     """A head node and any number of named worker nodes, all on loopback."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], head_cpus: int = 0,
-                 head_resources: dict[str, float] | None = None,
-                 autoscaling: list[NodeType] | None = None, idle_timeout_minutes: float = 0.1):
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        head_cpus: int = 0,
+        head_resources: dict[str, float] | None = None,
+        autoscaling: list[NodeType] | None = None,
+        idle_timeout_minutes: float = 0.1,
+    ):
         self.workdir = workdir
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: socket paths are limited to 107 bytes
+        self.temp_dir = Path(
+            tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+        )  # short: socket paths are limited to 107 bytes
         # A dead node is declared dead after about 3 s instead of 30.
-        self.env = {**env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-                    "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
-                    "RAY_health_check_failure_threshold": "3"}
+        self.env = {
+            **env,
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_health_check_period_ms": "1000",
+            "RAY_health_check_timeout_ms": "1000",
+            "RAY_health_check_failure_threshold": "3",
+        }
         self.nodes: list[str] = []
-        args = ["--head", f"--port={self.port}", f"--ray-client-server-port={free_port()}",
-                f"--dashboard-port={free_port()}", "--include-dashboard=false"]
+        args = [
+            "--head",
+            f"--port={self.port}",
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-port={free_port()}",
+            "--include-dashboard=false",
+        ]
         if head_resources:
             args.append(f"--resources={json.dumps(head_resources)}")
         extra_env = {}
         if autoscaling is not None:
             config = workdir / "autoscaling.json"
-            config.write_text(json.dumps(_autoscaling_config(self.address, head_cpus, autoscaling, idle_timeout_minutes)))
+            config.write_text(
+                json.dumps(_autoscaling_config(self.address, head_cpus, autoscaling, idle_timeout_minutes))
+            )
             args.append(f"--autoscaling-config={config}")
             extra_env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
         self._start("head", [*args, f"--num-cpus={head_cpus}", f"--temp-dir={self.temp_dir}"], extra_env)
 
-    def _start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None,
-               cores: list[int] | None = None) -> None:
+    def _start(
+        self, name: str, args: list[str], extra_env: dict[str, str] | None = None, cores: list[int] | None = None
+    ) -> None:
         env = {**self.env, **(extra_env or {}), MARKER: f"{self.port}/{name}"}
-        common = ["--node-ip-address=127.0.0.1", "--dashboard-agent-listen-port=0", "--disable-usage-stats",
-                  f"--labels=dragon-test-node={name}"]
+        common = [
+            "--node-ip-address=127.0.0.1",
+            "--dashboard-agent-listen-port=0",
+            "--disable-usage-stats",
+            f"--labels=dragon-test-node={name}",
+        ]
         pin = ["taskset", "-c", ",".join(map(str, cores))] if cores else []
-        done = subprocess.run([*pin, RAY, "start", *args, *common], env=env, cwd=self.workdir,
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [*pin, RAY, "start", *args, *common],
+            env=env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if done.returncode != 0:
             self.close()
             raise RuntimeError(f"ray start for node {name} failed:\n{done.stdout}\n{done.stderr}")
         self.nodes.append(name)
 
-    def add_node(self, name: str, cpus: int = 1, gpus: int = 0, resources: dict[str, float] | None = None,
-                 cores: list[int] | None = None) -> None:
+    def add_node(
+        self,
+        name: str,
+        cpus: int = 1,
+        gpus: int = 0,
+        resources: dict[str, float] | None = None,
+        cores: list[int] | None = None,
+    ) -> None:
         """Start a worker node and return once it has joined. With ``cores``, its processes
         run only on those CPU cores (taskset), as they would on a machine of their own."""
         args = [f"--address={self.address}", f"--num-cpus={cpus}", f"--num-gpus={gpus}"]
@@ -140,7 +198,7 @@ class LocalCluster:
                 continue
             for entry in environ.split(b"\0"):
                 if entry.startswith(prefix):
-                    found.append((int(proc.name), entry[len(prefix):].decode()))
+                    found.append((int(proc.name), entry[len(prefix) :].decode()))
         return found
 
     def cpu_times(self) -> dict[int, tuple[str, str, float]]:
@@ -162,16 +220,22 @@ class LocalCluster:
 
     def alive_nodes(self) -> list[dict[str, Any]]:
         """The nodes Ray counts alive: ``{"node_id", "resources", "labels"}`` each."""
-        return self.ask("json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources'], 'labels': n['Labels']} "
-                        "for n in ray.nodes() if n['Alive']])")
+        return self.ask(
+            "json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources'], 'labels': n['Labels']} "
+            "for n in ray.nodes() if n['Alive']])"
+        )
 
     def ask(self, expression: str) -> Any:
         """The JSON value of a Python ``expression`` evaluated by a driver of this cluster
         (``ray`` and ``json`` imported), in a separate process so the test process never
         joins the cluster."""
-        script = (f"import json, ray; ray.init(address={self.address!r}, namespace='dragon', logging_level='ERROR', "
-                  f"log_to_driver=False); print({expression})")
-        done = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=60, check=False)
+        script = (
+            f"import json, ray; ray.init(address={self.address!r}, namespace='dragon', logging_level='ERROR', "
+            f"log_to_driver=False); print({expression})"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=60, check=False
+        )
         if done.returncode != 0:
             raise RuntimeError(done.stderr)
         return json.loads(done.stdout.strip().splitlines()[-1])

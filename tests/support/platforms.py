@@ -132,15 +132,26 @@ class Platforms:
             if kind == "expired":
                 return reply(h, 401, google_error(401, "Invalid Credentials", "authError"))
             if kind == "noquota":
-                return reply(h, 403, google_error(403, "The request cannot be completed because you have exceeded your "
-                                                       "quota.", "quotaExceeded"))
+                return reply(
+                    h,
+                    403,
+                    google_error(
+                        403, "The request cannot be completed because you have exceeded your quota.", "quotaExceeded"
+                    ),
+                )
             if kind not in ("good", "flaky"):
                 return reply(h, 401, google_error(401, "Invalid Credentials", "authError"))
             meta = json.loads(body)
             sid = uuid.uuid4().hex
-            self.sessions[sid] = {"token": token, "size": int(h.headers["X-Upload-Content-Length"]), "data": bytearray(),
-                                  "meta": meta}
-            location = f"http://{h.headers['Host']}/youtube/upload/youtube/v3/videos?uploadType=resumable&upload_id={sid}"
+            self.sessions[sid] = {
+                "token": token,
+                "size": int(h.headers["X-Upload-Content-Length"]),
+                "data": bytearray(),
+                "meta": meta,
+            }
+            location = (
+                f"http://{h.headers['Host']}/youtube/upload/youtube/v3/videos?uploadType=resumable&upload_id={sid}"
+            )
             return reply(h, 200, {}, {"Location": location})
         session = self.sessions.get(query.get("upload_id", ""))
         if session is None:
@@ -175,14 +186,24 @@ class Platforms:
             return reply(h, 400, fb_error("Invalid OAuth access token.", "OAuthException", 190))
         proof = hmac.new(FB_APP_SECRET.encode(), token.encode(), hashlib.sha256).hexdigest()
         if form.get("appsecret_proof") not in (None, proof):
-            return reply(h, 400, fb_error("Invalid appsecret_proof provided in the API argument", "GraphMethodException", 100))
+            return reply(
+                h, 400, fb_error("Invalid appsecret_proof provided in the API argument", "GraphMethodException", 100)
+            )
         phase = form.get("upload_phase")
         if phase == "start":
             sid = uuid.uuid4().hex
             size = int(form["file_size"])
             self.sessions[sid] = {"token": token, "size": size, "data": bytearray(), "proof": "appsecret_proof" in form}
-            return reply(h, 200, {"video_id": "fb-video-1", "upload_session_id": sid, "start_offset": "0",
-                                  "end_offset": str(min(size, 300_000))})
+            return reply(
+                h,
+                200,
+                {
+                    "video_id": "fb-video-1",
+                    "upload_session_id": sid,
+                    "start_offset": "0",
+                    "end_offset": str(min(size, 300_000)),
+                },
+            )
         session = self.sessions.get(form.get("upload_session_id", ""))
         if session is None:
             return reply(h, 400, fb_error("Invalid upload session", "OAuthException", 6000))
@@ -190,9 +211,16 @@ class Platforms:
         if phase == "transfer":
             chunk = form["video_file_chunk"]
             if int(form["start_offset"]) != held:
-                return reply(h, 400, fb_error("Your video upload timed out before it could be completed.",
-                                              "OAuthException", 1363037, {"start_offset": str(held),
-                                                                          "end_offset": str(min(session["size"], held + 300_000))}))
+                return reply(
+                    h,
+                    400,
+                    fb_error(
+                        "Your video upload timed out before it could be completed.",
+                        "OAuthException",
+                        1363037,
+                        {"start_offset": str(held), "end_offset": str(min(session["size"], held + 300_000))},
+                    ),
+                )
             session["chunks"] = session.get("chunks", 0) + 1
             session["data"] += chunk
             held = len(session["data"])
@@ -205,9 +233,15 @@ class Platforms:
         if phase == "finish":
             if held != session["size"]:
                 return reply(h, 400, fb_error("The video file is incomplete", "OAuthException", 1363019))
-            self.done("facebook", session, title=form.get("title"), description=form.get("description"),
-                      privacy=json.loads(form.get("privacy", "{}")), no_story=form.get("no_story"),
-                      signed=session["proof"])
+            self.done(
+                "facebook",
+                session,
+                title=form.get("title"),
+                description=form.get("description"),
+                privacy=json.loads(form.get("privacy", "{}")),
+                no_story=form.get("no_story"),
+                signed=session["proof"],
+            )
             return reply(h, 200, {"success": True})
         return reply(h, 400, fb_error("Invalid upload_phase", "OAuthException", 100))
 
@@ -220,8 +254,12 @@ class Platforms:
                 return reply(h, 404, None)
             held = len(session["data"])
             if method == "HEAD":
-                return reply(h, 200, None, {"Upload-Offset": str(held), "Upload-Length": str(session["size"]),
-                                            "Tus-Resumable": "1.0.0"})
+                return reply(
+                    h,
+                    200,
+                    None,
+                    {"Upload-Offset": str(held), "Upload-Length": str(session["size"]), "Tus-Resumable": "1.0.0"},
+                )
             if int(h.headers.get("Upload-Offset", -1)) != held:
                 return reply(h, 409, None)
             self.flaky("vimeo", session, body)
@@ -232,26 +270,53 @@ class Platforms:
         token = h.headers.get("Authorization", "").removeprefix("bearer ")
         kind = kind_of(token)
         if kind not in ("good", "flaky", "noquota"):
-            return reply(h, 401, {"error": "Unable to authenticate you.", "error_code": 8003,
-                                  "developer_message": "The token is invalid or expired."})
+            return reply(
+                h,
+                401,
+                {
+                    "error": "Unable to authenticate you.",
+                    "error_code": 8003,
+                    "developer_message": "The token is invalid or expired.",
+                },
+            )
         used = sum(len(s["data"]) for s in self.sessions.values() if s.get("platform") == "vimeo")
         free = 1000 if kind == "noquota" else VIMEO_SPACE - used
         if method == "GET" and path == "/vimeo/me":
-            return reply(h, 200, {"upload_quota": {"space": {"free": free, "max": VIMEO_SPACE, "used": VIMEO_SPACE - free}}})
+            return reply(
+                h, 200, {"upload_quota": {"space": {"free": free, "max": VIMEO_SPACE, "used": VIMEO_SPACE - free}}}
+            )
         if method == "POST" and path == "/vimeo/me/videos":
             request = json.loads(body)
             size = int(request["upload"]["size"])
             if request["upload"].get("approach") != "tus":
                 return reply(h, 400, {"error": "Only tus uploads here.", "error_code": 2204})
             if size > free:
-                return reply(h, 403, {"error": "The user doesn't have enough free space to upload this video.",
-                                      "error_code": 4101})
+                return reply(
+                    h,
+                    403,
+                    {"error": "The user doesn't have enough free space to upload this video.", "error_code": 4101},
+                )
             sid = uuid.uuid4().hex
-            self.sessions[sid] = {"token": token, "size": size, "data": bytearray(), "platform": "vimeo",
-                                  "meta": {"name": request.get("name"), "description": request.get("description")}}
-            return reply(h, 200, {"uri": "/videos/424242", "link": "https://vimeo.com/424242",
-                                  "upload": {"approach": "tus", "size": str(size),
-                                             "upload_link": f"http://{h.headers['Host']}/tus/{sid}"}})
+            self.sessions[sid] = {
+                "token": token,
+                "size": size,
+                "data": bytearray(),
+                "platform": "vimeo",
+                "meta": {"name": request.get("name"), "description": request.get("description")},
+            }
+            return reply(
+                h,
+                200,
+                {
+                    "uri": "/videos/424242",
+                    "link": "https://vimeo.com/424242",
+                    "upload": {
+                        "approach": "tus",
+                        "size": str(size),
+                        "upload_link": f"http://{h.headers['Host']}/tus/{sid}",
+                    },
+                },
+            )
         return reply(h, 404, {"error": "not found"})
 
     # Vimeo API v2 (OAuth1, streaming upload)
@@ -270,7 +335,9 @@ class Platforms:
                 self.flaky("vimeo-v2", session, body)
                 session["data"] += body
             held = len(session["data"])
-            return reply(h, 200 if held >= session["size"] else 308, None, {"Range": f"bytes=0-{held - 1}"} if held else {})
+            return reply(
+                h, 200 if held >= session["size"] else 308, None, {"Range": f"bytes=0-{held - 1}"} if held else {}
+            )
         auth = h.headers.get("Authorization", "")
         oauth = dict(utils.parse_authorization_header(auth)) if auth.startswith("OAuth ") else {}
         if oauth.get("oauth_consumer_key") != V2_CONSUMER[0]:
@@ -279,7 +346,9 @@ class Platforms:
             return reply(h, 200, v2_fail("401", "Invalid signature", "The oauth_signature passed was not valid."))
         token = oauth.get("oauth_token", "")
         if kind_of(token) == "expired":
-            return reply(h, 200, v2_fail("401", "Invalid token", "The oauth_token passed was either not valid or has expired."))
+            return reply(
+                h, 200, v2_fail("401", "Invalid token", "The oauth_token passed was either not valid or has expired.")
+            )
         method_name = query.get("method")
         if method_name == "vimeo.videos.upload.getQuota":
             free = 1000 if kind_of(token) == "noquota" else VIMEO_SPACE
@@ -287,8 +356,18 @@ class Platforms:
         if method_name == "vimeo.videos.upload.getTicket":
             sid = uuid.uuid4().hex
             self.sessions[sid] = {"token": token, "size": None, "data": bytearray(), "meta": {}}
-            return reply(h, 200, {"stat": "ok", "ticket": {"id": sid, "endpoint": f"http://{h.headers['Host']}/v2upload/{sid}",
-                                                           "max_file_size": str(VIMEO_SPACE)}})
+            return reply(
+                h,
+                200,
+                {
+                    "stat": "ok",
+                    "ticket": {
+                        "id": sid,
+                        "endpoint": f"http://{h.headers['Host']}/v2upload/{sid}",
+                        "max_file_size": str(VIMEO_SPACE),
+                    },
+                },
+            )
         if method_name == "vimeo.videos.upload.complete":
             session = self.sessions[query["ticket_id"]]
             session["meta"]["filename"] = query.get("filename")
@@ -306,7 +385,9 @@ class Platforms:
         parts = urlsplit(h.path)
         params = signature.collect_parameters(uri_query=parts.query, headers={"Authorization": auth})
         base = signature.signature_base_string(
-            "GET", signature.base_string_uri(f"http://{h.headers['Host']}{parts.path}"), signature.normalize_parameters(params)
+            "GET",
+            signature.base_string_uri(f"http://{h.headers['Host']}{parts.path}"),
+            signature.normalize_parameters(params),
         )
         secrets = SimpleNamespace(client_secret=V2_CONSUMER[1], resource_owner_secret=V2_TOKEN_SECRET)
         expected = signature.sign_hmac_sha1_with_client(base, secrets)
@@ -335,7 +416,13 @@ def reply(h: Any, status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def google_error(code: int, message: str, reason: str) -> dict:
-    return {"error": {"code": code, "message": message, "errors": [{"domain": "youtube", "reason": reason, "message": message}]}}
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "errors": [{"domain": "youtube", "reason": reason, "message": message}],
+        }
+    }
 
 
 def fb_error(message: str, kind: str, code: int, data: dict | None = None) -> dict:
@@ -352,7 +439,9 @@ def v2_fail(code: str, msg: str, expl: str) -> dict:
 def parse_form(content_type: str, body: bytes) -> dict[str, Any]:
     """application/x-www-form-urlencoded or multipart/form-data (files as bytes)."""
     if content_type.startswith("multipart/form-data"):
-        message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP)
+        message = email.message_from_bytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+        )
         form: dict[str, Any] = {}
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")

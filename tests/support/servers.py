@@ -182,11 +182,19 @@ class SeaweedS3:
         data = workdir / "data"
         data.mkdir(parents=True)
         config = workdir / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "dragon",
-            "credentials": [{"accessKey": self.ACCESS_KEY, "secretKey": self.SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "dragon",
+                            "credentials": [{"accessKey": self.ACCESS_KEY, "secretKey": self.SECRET_KEY}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         self.port = free_port()
         ports = {name: free_port() for name in ("master", "volume", "filer")}
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -194,19 +202,36 @@ class SeaweedS3:
         self.log = open(workdir / "weed.log", "w")
         self.proc = subprocess.Popen(
             [
-                weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
-                f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
-                f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
-                "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
-                "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={free_port()}",
-                "-master.volumeSizeLimitMB=64", "-volume.max=20",
+                weed,
+                "server",
+                f"-dir={data}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={ports['master']}",
+                f"-master.port.grpc={free_port()}",
+                f"-volume.port={ports['volume']}",
+                f"-volume.port.grpc={free_port()}",
+                f"-filer.port={ports['filer']}",
+                f"-filer.port.grpc={free_port()}",
+                "-s3",
+                f"-s3.port={self.port}",
+                f"-s3.port.grpc={free_port()}",
+                f"-s3.config={config}",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                f"-metricsPort={free_port()}",
+                "-master.volumeSizeLimitMB=64",
+                "-volume.max=20",
             ],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.client = boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY,
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=self.SECRET_KEY,
         )
         deadline = time.monotonic() + 120
         while True:
@@ -254,22 +279,35 @@ class PostgresServer:
         pwfile.write_text(self.password)
         if self.as_owner:
             shutil.chown(pwfile, "postgres", "postgres")
-        self._pg("initdb", "-D", str(self.data), "-U", self.USER, f"--pwfile={pwfile}", "--auth-local=trust",
-                 "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
+        self._pg(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            self.USER,
+            f"--pwfile={pwfile}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
         self.start()
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c max_connections=300"
-        self._pg("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.workdir / "log"),
-                 "-o", options)
+        self._pg(
+            "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.workdir / "log"), "-o", options
+        )
 
     def stop(self) -> None:
         """Down, as a database server that crashed or is being upgraded (start() again)."""
         self._pg("pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", str(self.data))
 
     def _pg(self, program: str, *args: str) -> None:
-        done = subprocess.run([*self.as_owner, str(self.bin / program), *args], capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            [*self.as_owner, str(self.bin / program), *args], capture_output=True, text=True, timeout=120
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{program} failed: {done.stderr or done.stdout}")
 
@@ -303,7 +341,7 @@ class Receiver:
         self.answers: list[int | tuple[int, dict[str, str]]] = []
         self.server: ThreadingHTTPServer | None = None
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -314,8 +352,15 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 answer = receiver.answers.pop(0) if receiver.answers else 200
                 code, extra = answer if isinstance(answer, tuple) else (answer, {})
-                receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                          "answered": code, "at": time.time()})
+                receiver.received.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "answered": code,
+                        "at": time.time(),
+                    }
+                )
                 self.send_response(code)
                 for name, value in extra.items():
                     self.send_header(name, value)

@@ -104,12 +104,21 @@ class DragonProcess:
 
     def object_store_created_bytes(self) -> int:
         """Bytes ever put into Ray's object store, summed over the cluster's nodes."""
-        script = ("import ray; from ray._private import internal_api; "
-                  f"ray.init(address={self.ray_address!r}, logging_level='ERROR', log_to_driver=False); "
-                  "print(sum(internal_api.node_stats(n['NodeManagerAddress'], n['NodeManagerPort'])"
-                  ".store_stats.cumulative_created_bytes for n in ray.nodes() if n['Alive']))")
-        done = subprocess.run([sys.executable, "-c", script], env=self.env, cwd=ROOT, capture_output=True, text=True,
-                              timeout=60, check=True)
+        script = (
+            "import ray; from ray._private import internal_api; "
+            f"ray.init(address={self.ray_address!r}, logging_level='ERROR', log_to_driver=False); "
+            "print(sum(internal_api.node_stats(n['NodeManagerAddress'], n['NodeManagerPort'])"
+            ".store_stats.cumulative_created_bytes for n in ray.nodes() if n['Alive']))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return int(done.stdout.strip().splitlines()[-1])
 
     def restart(self) -> None:

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 import ray
-from dragon.errors import InvalidContentError
 from pydantic import Field, field_validator
 
+from dragon.errors import InvalidContentError
 from dragon.registry import Resources, TaskContext, TaskParams, task
-
 
 TMP = tempfile.gettempdir()
 
@@ -37,6 +36,7 @@ class GateParams(TaskParams):
         if path is not None and (not path.startswith(f"{TMP}/") or ".." in path or "\x00" in path):
             raise ValueError(f"must be a path under {TMP}")
         return path
+
     crash: bool = False  # the worker kills itself, every attempt
     store: bool = False  # store an output before waiting at the gate
     url: str | None = None  # an input it ignores: a step of a pipeline that waits at its gate

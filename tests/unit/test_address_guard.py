@@ -9,14 +9,30 @@ import pytest
 from dragon.storage.fetch import UnsafeURLError, is_public, resolve
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",  # loopback, private, cloud metadata
-    "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "240.0.0.1",  # shared, unspecified, multicast, reserved
-    "::1", "fe80::1", "fc00::1", "ff02::1", "::",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1",  # IPv4-mapped
-    "2002:7f00:1::",  # 6to4 of 127.0.0.1
-    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo whose client is 10.0.0.1
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",  # loopback, private, cloud metadata
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "240.0.0.1",  # shared, unspecified, multicast, reserved
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",  # IPv4-mapped
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo whose client is 10.0.0.1
+    ],
+)
 def test_addresses_inside_a_network_are_not_public(address: str) -> None:
     assert not is_public(ipaddress.ip_address(address))
 

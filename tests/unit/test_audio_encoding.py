@@ -77,7 +77,9 @@ def _peaks_by_definition(samples: np.ndarray, times: np.ndarray, columns: int, s
     "columns, start, stop, first, batch",
     [(100, 0.0, 2.0, 0.0, 4096), (1024, 0.3, 1.7, 0.0, 1000), (5000, 0.0, 0.05, 0.0, 333), (7, 0.5, 0.9, 0.45, 8192)],
 )
-def test_column_peaks_match_the_per_sample_definition(columns: int, start: float, stop: float, first: float, batch: int) -> None:
+def test_column_peaks_match_the_per_sample_definition(
+    columns: int, start: float, stop: float, first: float, batch: int
+) -> None:
     rate = 8000
     samples = np.random.default_rng(1).uniform(-1, 1, (2, int(2 * rate))).astype(np.float32)
     bins = audio.Columns(columns, start, stop)
@@ -85,7 +87,9 @@ def test_column_peaks_match_the_per_sample_definition(columns: int, start: float
     for offset in range(0, samples.shape[1], batch):
         block = samples[:, offset : offset + batch]
         bins.add(first + offset / rate, rate, block)
-        times.append(first + offset / rate + np.arange(block.shape[1]) / rate)  # each sample's time, as the batch gives it
+        times.append(
+            first + offset / rate + np.arange(block.shape[1]) / rate
+        )  # each sample's time, as the batch gives it
     expected = _peaks_by_definition(samples, np.concatenate(times), columns, start, stop)
     np.testing.assert_array_equal(bins.peaks, expected)
 

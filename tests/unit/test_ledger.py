@@ -29,9 +29,10 @@ class World:
             self.running[record.key] = shard
             self.peak = max(self.peak, len(self.running))
             assert len(self.running) <= self.max_running
+
         return start
 
-    def _home(self, account: str) -> "RemoteHome":
+    def _home(self, account: str) -> RemoteHome:
         return RemoteHome(self.ledgers[home_of(account, self.shards)])
 
     # Peers, as the ledgers see the shards

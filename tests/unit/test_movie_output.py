@@ -32,13 +32,21 @@ def plates(seconds: float) -> str:
     return f'<movie service="craftsman-1.0"><body>{body}</body></movie>'
 
 
-@pytest.mark.parametrize("profile, container, codec", [
-    ("quicktime-small", "mp4", "h264"), ("flash-small", "flv", "flv"), ("wmv1", "asf", "wmv1"),
-    ("dvd-pal-4-3-h", "mpeg", "mpeg2video"), ("dvd-mpeg1-small", "mpeg", "mpeg1video"), ("mobile-small", "mp4", "mpeg4"),
-    ("flash-h264", "flv", "h264"),
-])
-def test_segments_join_frame_after_frame_in_every_container(tmp_path: Path, profile: str, container: str,
-                                                             codec: str) -> None:
+@pytest.mark.parametrize(
+    "profile, container, codec",
+    [
+        ("quicktime-small", "mp4", "h264"),
+        ("flash-small", "flv", "flv"),
+        ("wmv1", "asf", "wmv1"),
+        ("dvd-pal-4-3-h", "mpeg", "mpeg2video"),
+        ("dvd-mpeg1-small", "mpeg", "mpeg1video"),
+        ("mobile-small", "mp4", "mpeg4"),
+        ("flash-h264", "flv", "h264"),
+    ],
+)
+def test_segments_join_frame_after_frame_in_every_container(
+    tmp_path: Path, profile: str, container: str, codec: str
+) -> None:
     m = Movie(Job(plates(1.2), profile, 1, {}), {})
     parts = []
     for i, (first, stop) in enumerate(split(m.frames, 3)):
@@ -58,8 +66,9 @@ def test_segments_join_frame_after_frame_in_every_container(tmp_path: Path, prof
 def test_progress_counts_preview_frames_by_their_pixels_and_ends_at_100(tmp_path: Path) -> None:
     seen: list[int] = []
     job = Job(plates(2), "mobile-small", 1, {})
-    production = Production(job, {}, RenderSettings(scratch_root=tmp_path, segment_seconds=60), seen.append,
-                            preview=True, export=True)
+    production = Production(
+        job, {}, RenderSettings(scratch_root=tmp_path, segment_seconds=60), seen.append, preview=True, export=True
+    )
     try:
         production.preview(tmp_path)
         assert production.percent == seen[-1] == math.floor(100 * 0.25 / 1.25)  # a quarter of the pixels

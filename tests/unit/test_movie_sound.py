@@ -38,14 +38,19 @@ def mixed(m: Movie, chunk: int) -> np.ndarray:
 def busy(tmp_path: Path) -> Movie:
     """Every kind of track state a chunk boundary can cut: a sped-up loop, a slowed
     track, a skip, fades, a transition's cross-fade and a ducking master."""
-    files = {"a": tone(tmp_path / "a.wav", 1.3, 300), "b": tone(tmp_path / "b.wav", 4, 500),
-             "v": tone(tmp_path / "v.wav", 2, 800)}
-    body = ('<stack><effect type="none" duration="6"><image color="#000000"/></effect>'
-            '<audio filename="a" duration=".." loop="true" speed="1.7" fadein="1"/>'
-            '<audio filename="v" margin-start="2" duck-others="0.2" duck-fade="0.3"/></stack>'
-            '<transition type="crossfade" duration="1"/>'
-            '<stack><effect type="none" duration="4"><image color="#000000"/></effect>'
-            '<audio filename="b" skip="0.5" speed="0.8" fadeout="1"/></stack>')
+    files = {
+        "a": tone(tmp_path / "a.wav", 1.3, 300),
+        "b": tone(tmp_path / "b.wav", 4, 500),
+        "v": tone(tmp_path / "v.wav", 2, 800),
+    }
+    body = (
+        '<stack><effect type="none" duration="6"><image color="#000000"/></effect>'
+        '<audio filename="a" duration=".." loop="true" speed="1.7" fadein="1"/>'
+        '<audio filename="v" margin-start="2" duck-others="0.2" duck-fade="0.3"/></stack>'
+        '<transition type="crossfade" duration="1"/>'
+        '<stack><effect type="none" duration="4"><image color="#000000"/></effect>'
+        '<audio filename="b" skip="0.5" speed="0.8" fadeout="1"/></stack>'
+    )
     return movie(body, files, {"a": 1.3, "b": 4.0, "v": 2.0})
 
 
@@ -63,8 +68,12 @@ def test_chunks_have_the_chunk_size_but_the_last(busy: Movie) -> None:
 
 def test_a_looped_track_repeats_its_source_for_as_long_as_it_plays(tmp_path: Path) -> None:
     files = {"a": tone(tmp_path / "a.wav", 1.0, 300)}
-    m = movie('<stack><effect type="none" duration="3.5"><image color="#000000"/></effect>'
-              '<audio filename="a" duration=".." loop="true"/></stack>', files, {"a": 1.0})
+    m = movie(
+        '<stack><effect type="none" duration="3.5"><image color="#000000"/></effect>'
+        '<audio filename="a" duration=".." loop="true"/></stack>',
+        files,
+        {"a": 1.0},
+    )
     sound = mixed(m, 10000)
     second = mixer.RATE
     assert np.allclose(sound[:, 2 * second + 100 : 2 * second + 2000], sound[:, 100:2000], atol=1e-3)

@@ -14,27 +14,36 @@ KEYS = [new_key() for _ in range(3)]
 
 
 def chain(*uses: dict) -> list[dict]:
-    return [{"task_name": "image.thumb", "url": "https://example.com/a.jpg"},
-            *({"task_name": "image.info", "url": use} for use in uses)]
+    return [
+        {"task_name": "image.thumb", "url": "https://example.com/a.jpg"},
+        *({"task_name": "image.info", "url": use} for use in uses),
+    ]
 
 
 def test_references_are_found_in_parameters_and_list_items() -> None:
-    refs = pipelines.references([
-        {"task_name": "image.thumb", "url": "https://example.com/a.jpg"},
-        {"task_name": "image.strip", "urls": ["https://example.com/b.jpg", {"task": 0}], "width": 10},
-        {"task_name": "image.info", "url": {"task": KEYS[0], "result": "output"}},
-    ])
+    refs = pipelines.references(
+        [
+            {"task_name": "image.thumb", "url": "https://example.com/a.jpg"},
+            {"task_name": "image.strip", "urls": ["https://example.com/b.jpg", {"task": 0}], "width": 10},
+            {"task_name": "image.info", "url": {"task": KEYS[0], "result": "output"}},
+        ]
+    )
     assert [(r.index, r.parameter, r.item, r.task, r.result) for r in refs] == [
-        (1, "urls", 1, 0, None), (2, "url", None, KEYS[0], "output")]
+        (1, "urls", 1, 0, None),
+        (2, "url", None, KEYS[0], "output"),
+    ]
     assert refs[0].where == "tasks.1.urls.1"
 
 
-@pytest.mark.parametrize("reference, message", [
-    ({"task": 0, "other": 1}, "only 'task' and 'result'"),
-    ({"task": True}, "must be the index"),
-    ({"task": "not-a-key"}, "must be the index"),
-    ({"task": 0, "result": ""}, "name of a file result"),
-])
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        ({"task": 0, "other": 1}, "only 'task' and 'result'"),
+        ({"task": True}, "must be the index"),
+        ({"task": "not-a-key"}, "must be the index"),
+        ({"task": 0, "result": ""}, "name of a file result"),
+    ],
+)
 def test_malformed_references_are_refused(reference: dict, message: str) -> None:
     with pytest.raises(InvalidRequestError, match=message) as caught:
         pipelines.references(chain(reference))
@@ -42,8 +51,11 @@ def test_malformed_references_are_refused(reference: dict, message: str) -> None
 
 
 def test_cycles_and_missing_indexes_are_refused() -> None:
-    definitions = [{"task_name": "image.thumb", "url": {"task": 2}}, {"task_name": "image.thumb", "url": {"task": 0}},
-                   {"task_name": "image.thumb", "url": {"task": 1}}]
+    definitions = [
+        {"task_name": "image.thumb", "url": {"task": 2}},
+        {"task_name": "image.thumb", "url": {"task": 0}},
+        {"task_name": "image.thumb", "url": {"task": 1}},
+    ]
     with pytest.raises(InvalidRequestError, match=r"cycle: 0 -> 2 -> 1 -> 0"):
         pipelines.check_order(pipelines.references(definitions), 3)
     with pytest.raises(InvalidRequestError, match="its own output"):
@@ -53,7 +65,10 @@ def test_cycles_and_missing_indexes_are_refused() -> None:
 
 
 def test_a_forward_reference_that_resolves_is_accepted() -> None:
-    definitions = [{"task_name": "image.info", "url": {"task": 1}}, {"task_name": "image.thumb", "url": "https://x/a.jpg"}]
+    definitions = [
+        {"task_name": "image.info", "url": {"task": 1}},
+        {"task_name": "image.thumb", "url": "https://x/a.jpg"},
+    ]
     pipelines.check_order(pipelines.references(definitions), 2)
 
 
@@ -78,8 +93,12 @@ def test_the_main_output_of_a_movie_is_its_export_else_the_first_file() -> None:
 def record_using(*uses: dict) -> TaskRecord:
     refs = pipelines.references(chain(*uses))
     definition = pipelines.substitute(chain(*uses)[1], refs, KEYS)
-    record = TaskRecord(KEYS[1], "alice", "image.info", registry.get("image.info").validate(
-        {k: v for k, v in definition.items() if k != "task_name"}))
+    record = TaskRecord(
+        KEYS[1],
+        "alice",
+        "image.info",
+        registry.get("image.info").validate({k: v for k, v in definition.items() if k != "task_name"}),
+    )
     return TaskRecord(**{**record.to_json(), "uses": pipelines.uses(refs, KEYS, {KEYS[0]: "image.thumb"})})
 
 
@@ -96,7 +115,8 @@ def test_a_used_task_in_error_ends_its_user_in_a_dependency_error() -> None:
     record = record_using({"task": 0})
     ended = {KEYS[0]: {"status": "error", "error": "CouldNotDownloadError: HTTP 404"}}
     assert pipelines.resolve(record, ended) == (
-        f"DependencyError: task 0 ({KEYS[0]}) ended in error: CouldNotDownloadError: HTTP 404")
+        f"DependencyError: task 0 ({KEYS[0]}) ended in error: CouldNotDownloadError: HTTP 404"
+    )
 
 
 def test_waiters_start_once_every_used_task_has_ended() -> None:

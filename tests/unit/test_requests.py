@@ -3,7 +3,7 @@ without Ray or a server: what the lenient parsing accepts, what it refuses, and 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,9 +24,19 @@ def _refusal(model: type, data: Any) -> tuple[str, str]:
     return caught.value.field, caught.value.description
 
 
-@pytest.mark.parametrize("value, expected", [
-    (True, True), (False, False), (1, True), (0, False), ("yes", True), ("OFF", False), (" true ", True), ("", False),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+        ("yes", True),
+        ("OFF", False),
+        (" true ", True),
+        ("", False),
+    ],
+)
 def test_booleans_are_read_as_the_clients_send_them(value: Any, expected: bool) -> None:
     assert parse(StatusRequest, {"tasks": KEY, "block": value}).block is expected
 
@@ -41,10 +51,16 @@ def test_one_definition_or_one_key_is_a_list_of_one() -> None:
     assert parse(StatusRequest, {"tasks": KEY}).tasks == [KEY]
 
 
-@pytest.mark.parametrize("model, body", [
-    (CreateRequest, {}), (CreateRequest, {"tasks": None}),
-    (StatusRequest, {}), (StatusRequest, {"tasks": []}), (StatusRequest, {"tasks": ""}),
-])
+@pytest.mark.parametrize(
+    "model, body",
+    [
+        (CreateRequest, {}),
+        (CreateRequest, {"tasks": None}),
+        (StatusRequest, {}),
+        (StatusRequest, {"tasks": []}),
+        (StatusRequest, {"tasks": ""}),
+    ],
+)
 def test_missing_tasks_is_the_spec_refusal(model: type, body: dict) -> None:
     assert _refusal(model, body) == ("tasks", "tasks is missing")
 
@@ -60,8 +76,8 @@ def test_a_malformed_key_is_refused_and_quoted_short() -> None:
 
 def test_dates_without_a_timezone_are_utc_and_from_is_named_as_on_the_wire() -> None:
     selection = parse(DeleteFilesRequest, {"from": "2013-10-28T20:22:21", "to": "2013-10-29T00:00:00Z"})
-    assert selection.from_ == datetime(2013, 10, 28, 20, 22, 21, tzinfo=timezone.utc)
-    assert selection.to == datetime(2013, 10, 29, tzinfo=timezone.utc)
+    assert selection.from_ == datetime(2013, 10, 28, 20, 22, 21, tzinfo=UTC)
+    assert selection.to == datetime(2013, 10, 29, tzinfo=UTC)
     assert _refusal(DeleteFilesRequest, {"from": "yesterday"}) == ("from", "from must be an ISO 8601 date")
 
 
@@ -99,17 +115,21 @@ def _app() -> TestClient:
     return TestClient(app, raise_server_exceptions=False)
 
 
-@pytest.mark.parametrize("kind, method, status, location", [
-    ("invalid", "POST", 400, "body"),
-    ("invalid", "GET", 400, "querystring"),
-    ("idempotency", "POST", 400, "header"),
-    ("unknown", "GET", 400, "querystring"),
-    ("credentials", "POST", 401, "body"),
-    ("limits", "POST", 401, "body"),
-    ("unavailable", "POST", 503, "body"),
-])
+@pytest.mark.parametrize(
+    "kind, method, status, location",
+    [
+        ("invalid", "POST", 400, "body"),
+        ("invalid", "GET", 400, "querystring"),
+        ("idempotency", "POST", 400, "header"),
+        ("unknown", "GET", 400, "querystring"),
+        ("credentials", "POST", 401, "body"),
+        ("limits", "POST", 401, "body"),
+        ("unavailable", "POST", 503, "body"),
+    ],
+)
 def test_each_refusal_has_its_status_and_the_location_of_the_field_at_fault(
-        kind: str, method: str, status: int, location: str) -> None:
+    kind: str, method: str, status: int, location: str
+) -> None:
     answer = _app().request(method, f"/{kind}")
     assert answer.status_code == status
     body = answer.json()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from dragon.actors.book import HISTORY, StatusBook
 from dragon.actors.messages import Finished, Reported, Started
 from dragon.status import TaskRecord, TaskStatus, new_key
@@ -131,8 +130,13 @@ def test_a_long_poll_times_out_without_a_change_and_unregisters() -> None:
 def test_ended_statuses_read_back_from_the_journal_are_served_from_memory() -> None:
     book = StatusBook()
     record = TaskRecord(key=new_key(), account="acme", task_name="hello", params={})
-    ended = TaskStatus(key=record.key, status="success", events={"queued": "q", "started": "s", "completed": "c"},
-                       result={"ok": True}, version=7)
+    ended = TaskStatus(
+        key=record.key,
+        status="success",
+        events={"queued": "q", "started": "s", "completed": "c"},
+        result={"ok": True},
+        version=7,
+    )
     assert book.missing([record.key]) == [record.key]
     book.load([ended])
     assert book.missing([record.key]) == []

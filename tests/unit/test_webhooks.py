@@ -66,7 +66,8 @@ def test_a_rotated_secret_signs_only_during_its_grace_period() -> None:
 
 def test_signing_secrets_stay_out_of_reprs_and_public_views() -> None:
     account = Account("a", "h", webhook_secret=webhooks.new_secret()).with_new_webhook_secret(
-        webhooks.new_secret(), 60, time.time())
+        webhooks.new_secret(), 60, time.time()
+    )
     assert "whsec_" not in repr(account)
     assert "whsec_" not in json.dumps(account.public())
     assert account.public()["has_webhook_secret"] is True

@@ -20,8 +20,15 @@ from dragon.media.gpu import gpu_assigned
 log = logging.getLogger(__name__)
 
 CUVID = {
-    "h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid", "vp8": "vp8_cuvid",
-    "mpeg4": "mpeg4_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg1video": "mpeg1_cuvid", "mjpeg": "mjpeg_cuvid",
+    "h264": "h264_cuvid",
+    "hevc": "hevc_cuvid",
+    "av1": "av1_cuvid",
+    "vp9": "vp9_cuvid",
+    "vp8": "vp8_cuvid",
+    "mpeg4": "mpeg4_cuvid",
+    "mpeg2video": "mpeg2_cuvid",
+    "mpeg1video": "mpeg1_cuvid",
+    "mjpeg": "mjpeg_cuvid",
     "vc1": "vc1_cuvid",
 }
 WMA = ("wmav1", "wmav2")

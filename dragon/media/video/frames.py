@@ -8,7 +8,8 @@ index and one keyframe interval per picture.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import av
 from PIL import Image
@@ -21,8 +22,29 @@ from dragon.media.video.codecs import cuvid_decoder, nvdec_wanted
 
 # Container demuxers a video input may use (FFmpeg names).
 DEMUXERS = (
-    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "asf", "mpegts",
-    "mpeg", "mpegvideo", "mxf", "ogg", "h264", "hevc", "m4v", "ivf", "obu", "mjpeg", "gif",
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "3g2",
+    "mj2",
+    "matroska",
+    "webm",
+    "avi",
+    "flv",
+    "asf",
+    "mpegts",
+    "mpeg",
+    "mpegvideo",
+    "mxf",
+    "ogg",
+    "h264",
+    "hevc",
+    "m4v",
+    "ivf",
+    "obu",
+    "mjpeg",
+    "gif",
 )
 
 
@@ -105,7 +127,9 @@ class Decoder:
         return frames
 
 
-def decode_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+def decode_frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> Iterator[av.VideoFrame]:
     """Every frame from the current position on; a stream FFmpeg cannot read is an InvalidContentError."""
     try:
         yield from container.decode(stream)

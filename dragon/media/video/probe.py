@@ -18,9 +18,18 @@ from dragon.media.containers import duration as media_duration
 from dragon.media.video.frames import decode_frames, open_video
 
 CONTENT_TYPES = {
-    "avi": "video/x-msvideo", "flv": "video/x-flv", "asf": "video/x-ms-asf", "mpegts": "video/mp2t",
-    "mpeg": "video/mpeg", "mpegvideo": "video/mpeg", "mxf": "application/mxf", "ogg": "video/ogg",
-    "ivf": "video/x-ivf", "gif": "image/gif", "h264": "video/h264", "hevc": "video/h265",
+    "avi": "video/x-msvideo",
+    "flv": "video/x-flv",
+    "asf": "video/x-ms-asf",
+    "mpegts": "video/mp2t",
+    "mpeg": "video/mpeg",
+    "mpegvideo": "video/mpeg",
+    "mxf": "application/mxf",
+    "ogg": "video/ogg",
+    "ivf": "video/x-ivf",
+    "gif": "image/gif",
+    "h264": "video/h264",
+    "hevc": "video/h265",
 }
 
 MAX_SIDE = 16384
@@ -108,7 +117,9 @@ def _content_type(container: av.container.InputContainer, video: str, audio: str
     demuxer = container.format.name.split(",")[0]
     if demuxer == "mov":
         brand = str(container.metadata.get("major_brand", "")).strip()
-        return {"qt": "video/quicktime", "M4V": "video/x-m4v"}.get(brand, "video/3gpp" if brand.startswith("3g") else "video/mp4")
+        return {"qt": "video/quicktime", "M4V": "video/x-m4v"}.get(
+            brand, "video/3gpp" if brand.startswith("3g") else "video/mp4"
+        )
     if demuxer == "matroska":
         webm = video in ("vp8", "vp9", "av1") and audio in (None, "vorbis", "opus")
         return "video/webm" if webm else "video/x-matroska"

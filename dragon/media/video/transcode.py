@@ -4,9 +4,9 @@ chain (upright, scale or crop, yuv420p) and one encoder set-up for both."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import av
 import av.filter
@@ -32,8 +32,12 @@ def convert(source: Path, dest: Path, enc: Encoding, progress: Callable[[float],
 
 
 def _transcode(
-    inp: av.container.InputContainer, vstream: av.video.stream.VideoStream, decoder: Decoder, dest: Path,
-    enc: Encoding, progress: Callable[[float], None],
+    inp: av.container.InputContainer,
+    vstream: av.video.stream.VideoStream,
+    decoder: Decoder,
+    dest: Path,
+    enc: Encoding,
+    progress: Callable[[float], None],
 ) -> None:
     with _Writer(dest, enc, inp) as writer:
         astream = inp.streams.audio[0] if inp.streams.audio and enc.audio_codec else None
@@ -62,8 +66,12 @@ def reverse(source: Path, dest: Path, enc: Encoding, progress: Callable[[float],
 
 
 def _reverse(
-    inp: av.container.InputContainer, decoder: Decoder, keyframes: list[int], dest: Path,
-    enc: Encoding, progress: Callable[[float], None],
+    inp: av.container.InputContainer,
+    decoder: Decoder,
+    keyframes: list[int],
+    dest: Path,
+    enc: Encoding,
+    progress: Callable[[float], None],
 ) -> None:
     with _Writer(dest, dataclasses.replace(enc, audio_codec=None), inp) as writer:
         bounds = list(zip(keyframes, keyframes[1:] + [None]))
@@ -113,7 +121,9 @@ class _Writer:
             self.audio_out = self.out.add_stream(AUDIO_ENCODERS[enc.audio_codec], rate=enc.sample_rate)
             self.audio_out.bit_rate = enc.audio_bitrate * 1000
             self.audio_out.layout = layout
-            self.resampler = av.AudioResampler(format=self.audio_out.codec_context.format, layout=layout, rate=enc.sample_rate)
+            self.resampler = av.AudioResampler(
+                format=self.audio_out.codec_context.format, layout=layout, rate=enc.sample_rate
+            )
 
     def filtered(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
         frame.pts = self.count  # the chain wants increasing times, whatever the order fed
