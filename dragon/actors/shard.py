@@ -447,7 +447,12 @@ class TaskShard:
                 self._canceled.add(key)
             latest = self._book.latest(key)
             outcome[key] = "ended" if latest is None or latest.ended else "canceled"
-            await self._end(key, Finished(error=CANCELED), retry=False)
+            try:
+                await self._end(key, Finished(error=CANCELED), retry=False)
+            except UnavailableError:
+                if queued:  # out of the queue already: its end is written once the journal is back
+                    asyncio.ensure_future(self._end(key, Finished(error=CANCELED)))
+                raise
             if queued:  # a running task's end is counted when its worker returns
                 metrics.task_ended(record.task_name, self._book.latest(key))
             ref = self._running.get(key)
