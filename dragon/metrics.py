@@ -106,7 +106,8 @@ class Occupancy:
 
 
 def fetched(size: int) -> None:
-    _counter("dragon_fetch_bytes", "Bytes of task inputs fetched").inc(size)
+    if size > 0:  # Ray's counters refuse an increment of 0 (an empty input is fetched too)
+        _counter("dragon_fetch_bytes", "Bytes of task inputs fetched").inc(size)
 
 
 def fetch_failed() -> None:
@@ -115,6 +116,8 @@ def fetch_failed() -> None:
 
 def stored(size: int, kind: str) -> None:
     """Bytes written to storage: task outputs by ``task_store`` type, or client uploads."""
+    if size <= 0:  # Ray's counters refuse an increment of 0
+        return
     _counter(
         "dragon_storage_bytes_written",
         "Bytes written to storage, by kind (persistent, volatile, s3_signed, upload)",

@@ -73,6 +73,8 @@ def test_create_a_thumbnail_and_see_it(
     WebDriverWait(browser, 20).until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
     assert browser.execute_script("return arguments[0].naturalWidth", image) == 120
     assert browser.find_element(By.CSS_SELECTOR, ".task[data-status=success] .state").text == "success"
+    link = browser.find_element(By.CSS_SELECTOR, ".task[data-status=success] a.output-link")
+    assert link.text == "output" and link.get_attribute("href") == image.get_attribute("src")
 
     browser.find_element(By.ID, "show-files").click()
     stored = image.get_attribute("src").rsplit("/", 1)[1]

@@ -148,11 +148,14 @@ def test_create_stream_sends_initial_list_then_every_change_until_all_end(api: A
     assert [doc["progress"] for doc in partial] == [33, 67, 100]
     assert partial[-1]["result"] == {"step1": 1, "step2": 2, "step3": 3}
     hello = [doc for doc in rest if doc["key"] == hello_key]
-    assert hello[-1]["result"] == "Hello Jane"
+    # A tiny task may have ended before the first line was read: then that line holds its
+    # end and it has no later line (docs/api.md, "Waiting and streams").
+    assert (hello or [first[1]])[-1]["result"] == "Hello Jane"
+    assert not (hello and first[1]["status"] == "success")
     # One line per change: nothing repeated, and nothing after a task's end.
     for docs in (steps, hello):
         assert len({json.dumps(d, sort_keys=True) for d in docs}) == len(docs)
-        assert [d["status"] for d in docs].count("success") == 1
+        assert [d["status"] for d in docs].count("success") == (1 if docs else 0)
 
 
 def test_status_stream_and_its_alias_follow_existing_tasks(api: Api, tmp_path) -> None:

@@ -382,7 +382,17 @@ function update(card, status, definition) {
 function render(output, result, definition) {
   const values = result && typeof result === "object" && !Array.isArray(result) ? result : { result };
   const rest = {};
+  const links = document.createElement("p");
   for (const [name, value] of Object.entries(values)) {
+    if (typeof value === "string" && /^https?:\/\//.test(value)) {
+      const link = document.createElement("a");  // every output file, whatever its type: a link to open or save
+      link.href = value;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = name;
+      link.className = "output-link";
+      links.append(link, " ");
+    }
     if (typeof value === "string" && /^https?:\/\//.test(value) && (IMAGE.test(value) || VIDEO.test(value) || AUDIO.test(value))) {
       const element = document.createElement(IMAGE.test(value) ? "img" : VIDEO.test(value) ? "video" : "audio");
       element.src = value;
@@ -393,6 +403,7 @@ function render(output, result, definition) {
     }
     rest[name] = value;
   }
+  if (links.childElementCount) output.append(links);
   const pre = document.createElement("pre");
   pre.textContent = JSON.stringify(rest, null, 2);
   output.append(pre);
