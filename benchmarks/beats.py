@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from dragon.media import beats  # noqa: E402
 
-MEDIA = ROOT.parent / "shared" / "media" / "audio_beats"
+MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media") / "audio_beats"
 AUDIO = (".flac", ".mp3", ".ogg", ".m4a", ".wav")
 
 

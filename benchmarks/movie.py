@@ -36,7 +36,7 @@ from dragon.movie.production import Production, RenderSettings  # noqa: E402
 from dragon.movie.render import Job, Movie  # noqa: E402
 from tests.support.supersampling import Supersampled, psnr  # noqa: E402
 
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media")  # as tests/conftest.py
 MUSIC = MEDIA / "audio_beats" / "librosa_data" / "Kevin_MacLeod_-_Vibe_Ace.ogg"
 QUALITY_FRAMES = 24  # frames compared with the supersampled reference, evenly spread
 

@@ -40,7 +40,7 @@ from dragon.client import Client  # noqa: E402
 from tests.support.servers import Origin  # noqa: E402
 from tests.support.service import DragonProcess  # noqa: E402
 
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media")  # as tests/conftest.py
 ERROR_STRING = re.compile(r"^[A-Z][A-Za-z]+Error: ")
 SIZES = {
     "quick": {

@@ -38,7 +38,7 @@ from tests.support.cluster import LocalCluster  # noqa: E402
 from tests.support.servers import Origin  # noqa: E402
 from tests.support.service import DragonProcess  # noqa: E402
 
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media")  # as tests/conftest.py
 IMAGES = sorted((MEDIA / "images_exif" / "orientation_recurser").glob("*.jpg"))  # 1800x1200, EXIF orientations
 VIDEOS = [MEDIA / "video" / "js_ffmpeg" / "video-640-360.mp4", MEDIA / "video" / "js_ffmpeg" / "iphone_rotated.mov"]
 
