@@ -13,9 +13,9 @@ import torch
 
 from dragon.movie.canvas import Matrix, about, rotation, scaling, translate
 from dragon.movie.transitions import direction_vector
-from dragon.sxml import Node
+from dragon.sxml import Node, schema
 
-ANIMATOR_TYPES = ("slide", "slide-in", "slide-out", "rot-in", "rot-out", "grow", "custom")
+ANIMATOR_TYPES = schema.ANIMATOR_TYPES
 
 
 def matrix(node: Node, t: float, centre: tuple[float, float], aspect: float) -> Matrix:

@@ -15,20 +15,9 @@ from dataclasses import KW_ONLY, dataclass
 import torch
 
 from dragon.movie.canvas import Canvas, Matrix, rotation, scaling, translate
+from dragon.sxml import schema
 
-EFFECT_TYPES = (
-    "none",
-    "kenburns",
-    "flower",
-    "panel",
-    "explode",
-    "rotator",
-    "diving",
-    "sliding",
-    "square",
-    "rectangles",
-    "slice",
-)
+EFFECT_TYPES = schema.EFFECT_TYPES
 MULTI = ("diving", "rotator", "sliding", "square")  # effects that show their media one after another
 ZOOM = 1.2  # how far kenburns zooms: media are decoded with this much detail to spare
 TRANSITION = 0.2  # share of a medium's slot spent arriving, in multi-media effects

@@ -12,23 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from dragon.movie.canvas import Canvas, Layer, about, full, mix, over, rotation, scaling, translate, warp
+from dragon.sxml import schema
 
-TRANSITION_TYPES = (
-    "crossfade",
-    "waterdrop",
-    "circle",
-    "radial",
-    "swirl",
-    "strip",
-    "scan",
-    "scans",
-    "move",
-    "over",
-    "under",
-    "cube",
-    "spiral",
-    "dualmove",
-)
+# the parser renders "custom" as the default transition: the renderer never sees it
+TRANSITION_TYPES = tuple(t for t in schema.TRANSITION_TYPES if t != "custom")
 RESAMPLING = frozenset(
     {"waterdrop", "swirl", "move", "over", "under", "cube", "spiral", "dualmove"}
 )  # move or bend their sides
