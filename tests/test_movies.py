@@ -217,7 +217,9 @@ def test_a_long_movie_renders_in_segments_that_join_seamlessly(api: Api, tmp_pat
     with api.http.stream("POST", "/v2/create_stream", json=body, timeout=120) as response:
         statuses = [json.loads(line) for line in response.iter_lines() if line]
     progress = [s["progress"] for s in statuses[1:] if s["status"] == "executing" and s.get("progress") is not None]
-    assert progress == sorted(progress) and len(set(progress)) >= 3, progress  # segments report frames as they render
+    # Segments report frames as they render; how many reports a stream sees depends on the machine's
+    # speed (reports go at most every 0.1 s), so only their order and range are certain.
+    assert progress and progress == sorted(progress) and all(0 <= p <= 100 for p in progress), progress
     final = statuses[-1]
     assert final["status"] == "success", final.get("error")
     path = tmp_path / "movie.mp4"
