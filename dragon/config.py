@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -105,6 +105,18 @@ class Settings(BaseSettings):
         description="GPU-capable tasks ask for their GPU share: unset = while the cluster has GPUs (checked "
         "again every few seconds, so GPU nodes that join are used); true = even while it has none, where GPU "
         "nodes are started on demand by the autoscaler; false = never (dragon/placement.py).",
+    )
+    worker_pools: Literal["gpu", "all", "off"] = Field(
+        default="gpu",
+        description="Long-lived task actors for pooled task types (beat tracking; dragon/actors/pool.py): on "
+        "GPU nodes only (gpu), on every node, running on CPU where there is no GPU (all), or none (off).",
+    )
+    pool_slots: int = Field(default=2, ge=1, description="Tasks one pool member runs at once (CPUs it holds).")
+    pool_gpu_share: float = Field(
+        default=0.5, gt=0, le=1, description="Share of its GPU a pool member holds; the rest stays for stateless tasks."
+    )
+    pool_idle_seconds: float = Field(
+        default=60.0, gt=0, description="A pool member without a task for this long is stopped."
     )
 
     # Publishing platforms (dragon/platforms/): base URLs, so tests and proxies can move them

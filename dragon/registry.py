@@ -54,11 +54,14 @@ class TaskParams(BaseModel):
 @dataclass(frozen=True)
 class Resources:
     """What one run needs from the cluster: ``gpu`` is the share of a GPU it asks for (so
-    several light tasks can share one) when ``Settings.use_gpus`` says so (dragon/placement.py); it also runs without."""
+    several light tasks can share one) when ``Settings.use_gpus`` says so (dragon/placement.py); it also runs without.
+    ``pooled``: it runs in a node's long-lived task actor where there is one (warm imports
+    and models, a kept CUDA context: dragon/actors/pool.py), else as a stateless Ray task."""
 
     cpus: float = 1.0
     gpu: float = 0.0
     memory_mb: int | None = None
+    pooled: bool = False
 
 
 class TaskIO(Protocol):

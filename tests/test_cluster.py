@@ -30,6 +30,7 @@ def _env(**extra: str) -> dict[str, str]:
         "DRAGON_ALLOW_PRIVATE_URLS": "1",
         "DRAGON_BLOCK_TIMEOUT": "8",
         "DRAGON_STREAM_POLL_TIMEOUT": "2",
+        "DRAGON_POOL_SLOTS": "1",  # a pool member fits on the 1-CPU GPU node
         **extra,
     }
 
@@ -191,6 +192,11 @@ def test_gpu_capable_tasks_use_a_gpu_node_that_joins_later(deployment: Deploymen
 
     placed = wait_until(on_gpu, GPU_CHECK_INTERVAL + 30, "no task was given the new GPU")
     assert placed["node"] == "gpu" and placed["gpu_ids"] == ["0"]
+    # A pooled task type runs in the GPU node's long-lived pool member, which keeps its GPU.
+    first = api.result({"task_name": "test.pooled"})
+    assert first["node"] == "gpu" and first["gpu_ids"] == ["0"]
+    assert api.result({"task_name": "test.pooled"})["pid"] == first["pid"]
+    assert [pid for pid, node in deployment.cluster.processes("ray::PoolMember")] == [first["pid"]]
 
 
 def test_use_gpus_true_or_false_does_not_look_at_the_cluster() -> None:

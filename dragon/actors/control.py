@@ -1,5 +1,5 @@
-"""The control actor: the one detached actor of the control plane, parent of the shards,
-and the holder of the journal's lease.
+"""The control actor: the one detached actor of the control plane, parent of the shards
+and of the pools' members (dragon/actors/pool.py), and the holder of the journal's lease.
 
 Ray binds the worker processes that run a task to the detached actor at the root of the
 task's tree of owners, and does not lend them to another tree. Were every shard a
@@ -31,6 +31,7 @@ from typing import Any
 
 import ray
 
+from dragon.actors.pool import Pools
 from dragon.actors.shard import TaskShard, actor_name
 from dragon.config import Settings
 from dragon.journal import Lease, open_journal
@@ -49,7 +50,7 @@ class LeaseHeldError(RuntimeError):
     """Another head holds the journal's lease and kept renewing it: this head may not start."""
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=4)  # type: ignore[call-overload]  # Ray's stubs lack actor options
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=8)  # type: ignore[call-overload]  # Ray's stubs lack actor options
 class Control:
     def __init__(self, settings: Settings, holder: str):
         """``holder`` names this head in the lease; Ray restarts the actor with the same
@@ -63,7 +64,9 @@ class Control:
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._renewing = threading.Lock()  # no renewal after a release, no acquisition after a refusal
+        self._pools = Pools(settings)
         threading.Thread(target=self._keep_lease, name="lease", daemon=True).start()
+        threading.Thread(target=self._reap_pools, name="pools", daemon=True).start()
 
     def ready(self) -> list[dict[str, Any]]:
         """Once this head holds the lease and every shard has queued again its unfinished
@@ -95,7 +98,19 @@ class Control:
             if self._started.is_set() and self._lost is None:
                 self._journal.release_lease(self._holder, self._token)
 
+    def pool_members(self) -> list[tuple[str, ray.actor.ActorHandle]]:
+        """(node, handle) of the pools' members, started where missing (dragon/actors/pool.py)."""
+        return self._pools.members()
+
     # internals
+
+    def _reap_pools(self) -> None:
+        every = min(self._settings.pool_idle_seconds / 4, 30.0)
+        while not self._stopping.wait(every):
+            try:
+                self._pools.reap()
+            except Exception:
+                log.warning("could not stop idle pool members", exc_info=True)
 
     def _keep_lease(self) -> None:
         lease = self._acquire()

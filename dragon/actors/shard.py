@@ -43,6 +43,7 @@ from dragon.actors.book import Found, StatusBook
 from dragon.actors.callbacks import Deliverer
 from dragon.actors.ledger import Home, Ledger, LimitReached, Scheduler, home_of
 from dragon.actors.messages import Change, Details, Finished, Holding, Idempotency, Submission
+from dragon.actors.pool import PoolView
 from dragon.actors.storage import local_storage
 from dragon.actors.waits import Waits
 from dragon.actors.worker import execute
@@ -76,6 +77,8 @@ RETRYABLE = (
     rex.ObjectLostError,
     rex.LocalRayletDiedError,
     rex.RaySystemError,
+    rex.RayActorError,  # a pool member died (dragon/actors/pool.py)
+    rex.ActorUnavailableError,
 )
 
 
@@ -159,6 +162,8 @@ class TaskShard:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="callbacks"),
         )
         self._gpus = GpuRule(settings.use_gpus)
+        self._pools = PoolView(settings)
+        self._pooled: dict[ray.ObjectRef, ray.actor.ActorHandle] = {}  # running in a pool member
         self._remotes: dict[tuple[float, float, int | None], Any] = {}
         # Workers get the settings as a resolved argument: serialised once here, and no
         # worker ever blocks to ask for them (a task blocked in ray.get makes Ray start
@@ -333,7 +338,10 @@ class TaskShard:
     async def _attempts(self, records: list[TaskRecord]) -> dict[str, Finished]:
         """Each task's outcome: that of the first attempt whose worker survives, or a
         WorkerCrashedError. Tasks of one kind run in one Ray task (dragon/actors/worker.py)."""
-        remote = self._options(records[0].task_name, self._near.get(records[0].key))
+        task_type = registry.get(records[0].task_name)
+        pooled = task_type is not None and task_type.resources.pooled
+        near = self._near.get(records[0].key)
+        remote = self._options(records[0].task_name, near)
         attempts = self._settings.task_max_attempts
         outcomes: dict[str, Finished] = {}
         last: Exception | None = None
@@ -347,7 +355,13 @@ class TaskShard:
             left = [r for r in left if r.key not in outcomes]
             if not left:
                 return outcomes
-            ref = remote.remote(left, attempt, self._settings_ref, self._shard)
+            member = await self._pools.pick(near) if pooled else None
+            if member is None:
+                ref = remote.remote(left, attempt, self._settings_ref, self._shard)
+            else:
+                ref = member.execute.remote(left, attempt, self._settings_ref, self._shard)
+                self._pooled[ref] = member
+                self._pools.given(member, 1)
             self._running.update((r.key, ref) for r in left)
             try:
                 ended = await ref
@@ -355,6 +369,8 @@ class TaskShard:
                 self._durations.note(left[0].task_name, sum(f.seconds for f in ended) / len(ended))
                 return outcomes
             except (rex.TaskCancelledError, *RETRYABLE) as exc:
+                if member is not None and isinstance(exc, rex.RayActorError | rex.ActorUnavailableError):
+                    self._pools.forget()
                 outcomes.update((r.key, Finished(error=CANCELED)) for r in left if r.key in self._canceled)
                 if isinstance(exc, rex.TaskCancelledError) and len(outcomes) < len(records):
                     raise
@@ -366,6 +382,10 @@ class TaskShard:
                     attempts,
                     type(exc).__name__,
                 )
+            finally:
+                if member is not None:
+                    self._pooled.pop(ref, None)
+                    self._pools.given(member, -1)
         reason = type(last).__name__ if last else "unknown failure"
         crashed = Finished(
             error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})"))
@@ -468,7 +488,11 @@ class TaskShard:
         """Work that ignores the interrupt (native encoders) has its worker killed."""
         await asyncio.sleep(CANCEL_GRACE)
         if self._running.get(key) is ref:
-            ray.cancel(ref, force=True)
+            member = self._pooled.get(ref)
+            if member is None:
+                ray.cancel(ref, force=True)
+            else:  # an actor's running task cannot be killed alone: the member restarts
+                ray.kill(member, no_restart=False)
 
     # pipelines: tasks that wait for the outputs of others (dragon/pipelines.py)
 

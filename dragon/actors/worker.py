@@ -28,7 +28,7 @@ from dragon import registry
 from dragon.actors.messages import Finished, Reported, Started
 from dragon.actors.storage import local_storage
 from dragon.config import Settings
-from dragon.errors import CouldNotDownloadError, InternalError, TaskError, status_error
+from dragon.errors import CanceledError, CouldNotDownloadError, InternalError, TaskError, status_error
 from dragon.platforms import youtube
 from dragon.status import TaskRecord, now_iso
 from dragon.storage import Backend, open_backend
@@ -43,20 +43,34 @@ REPORT_WAIT = 10.0  # seconds a finished task waits for its last partial result 
 
 @ray.remote(max_retries=0)
 def execute(records: list[TaskRecord], attempt: int, settings: Settings, shard: int) -> list[Finished]:
+    """One attempt of each of ``records`` in a stateless worker (see execute_records)."""
+    return execute_records(records, attempt, settings, shard)
+
+
+def execute_records(
+    records: list[TaskRecord], attempt: int, settings: Settings, shard: int, *, pooled: bool = False
+) -> list[Finished]:
     """One attempt of each of ``records`` (tasks of one kind, one after another: usually
-    one, or a group of tiny ones), owned by shard ``shard``."""
+    one, or a group of tiny ones), owned by shard ``shard``. ``pooled``: in a pool member
+    (dragon/actors/pool.py), where a cancel is a flag the task's reports look at, not an
+    interrupt."""
     owner = _owner(settings.ray_namespace, shard)
     registry.load(settings.task_modules)
     storage = local_storage(settings)
-    return [_attempt(record, attempt, settings, owner, storage) for record in records]
+    return [_attempt(record, attempt, settings, owner, storage, pooled) for record in records]
 
 
 def _attempt(
-    record: TaskRecord, attempt: int, settings: Settings, owner: ray.actor.ActorHandle, storage: ray.actor.ActorHandle
+    record: TaskRecord,
+    attempt: int,
+    settings: Settings,
+    owner: ray.actor.ActorHandle,
+    storage: ray.actor.ActorHandle,
+    pooled: bool,
 ) -> Finished:
     if attempt > 1:  # a new attempt starts clean: no orphaned output of a dead one
         ray.get(storage.discard.remote(record.account, record.key))
-    io = _WorkerIO(settings, record, owner, storage, Started(attempt, now_iso()))
+    io = _WorkerIO(settings, record, owner, storage, Started(attempt, now_iso()), pooled)
     ctx = registry.TaskContext(record.key, record.account, attempt, io.scratch, io, settings, record.task_store)
     began = time.monotonic()
     try:
@@ -148,15 +162,17 @@ class _WorkerIO(RunIO):
         owner: ray.actor.ActorHandle,
         storage: ray.actor.ActorHandle,
         started: Started,
+        pooled: bool = False,
     ):
         super().__init__(settings, storage, record, settings.scratch_dir / f"{record.key}-{started.attempt}")
         self._owner = owner
         self._started = started
+        self._pooled = pooled
         self._sent = False
         self._lock = threading.Lock()
         self._progress: tuple[float, Any] = (0.0, None)
         self._partial: ray.ObjectRef | None = None  # the last report that carried a partial result
-        _timer.arm(STARTED_DELAY, self.started)
+        self._timer = _timer.arm(STARTED_DELAY, self.started)
 
     def started(self) -> None:
         with self._lock:
@@ -165,6 +181,8 @@ class _WorkerIO(RunIO):
                 self._sent = True
 
     def report(self, progress: Any, partial_result: dict[str, Any] | None) -> None:
+        if self._pooled and ray.get_runtime_context().is_canceled():
+            raise CanceledError("the task was canceled by its owner")
         self.started()
         now = time.monotonic()
         if partial_result is None:
@@ -177,7 +195,7 @@ class _WorkerIO(RunIO):
             self._partial = sent
 
     def close(self) -> None:
-        _timer.disarm()
+        _timer.disarm(self._timer)
 
     def finish(self, outcome: Finished, seconds: float) -> Finished:
         """The outcome the shard commits; it carries the start, whether or not the
@@ -200,38 +218,41 @@ class _WorkerIO(RunIO):
 
 
 class _Timer:
-    """One thread per worker process that calls a function once a delay has passed,
-    unless disarmed first: a worker runs one task at a time, so one slot is enough
-    (and no thread is started per task)."""
+    """One thread per worker process that calls functions once their delay has passed,
+    unless disarmed first (no thread is started per task; a pool member runs several
+    tasks at once, so there may be several jobs)."""
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
-        self._job: tuple[float, Callable[[], None]] | None = None
+        self._jobs: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._next = 0
         self._thread: threading.Thread | None = None
 
-    def arm(self, delay: float, fn: Callable[[], None]) -> None:
+    def arm(self, delay: float, fn: Callable[[], None]) -> int:
         with self._cv:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="dragon-started", daemon=True)
                 self._thread.start()
-            self._job = (time.monotonic() + delay, fn)
+            self._next += 1
+            self._jobs[self._next] = (time.monotonic() + delay, fn)
             self._cv.notify()
+            return self._next
 
-    def disarm(self) -> None:
+    def disarm(self, job: int) -> None:
         with self._cv:
-            self._job = None
+            self._jobs.pop(job, None)
 
     def _loop(self) -> None:
         while True:
             with self._cv:
-                while self._job is None:
+                while not self._jobs:
                     self._cv.wait()
-                at, fn = self._job
+                job, (at, fn) = min(self._jobs.items(), key=lambda item: item[1][0])
                 remaining = at - time.monotonic()
                 if remaining > 0:
                     self._cv.wait(remaining)
                     continue
-                self._job = None
+                del self._jobs[job]
             try:
                 fn()
             except Exception:

@@ -104,7 +104,7 @@ class BeatsParams(TaskParams):
 @task(
     "audio.beats",
     BeatsParams,
-    resources=Resources(cpus=1.0, gpu=0.25, memory_mb=512),
+    resources=Resources(cpus=1.0, gpu=0.25, memory_mb=512, pooled=True),
     values=("beats", "downbeats", "duration"),
 )
 def audio_beats(ctx: TaskContext, params: BeatsParams) -> dict:

@@ -181,3 +181,22 @@ def _node_report(ctx: TaskContext) -> dict:
         "gpu_ids": [str(gpu) for gpu in ray.get_gpu_ids()],
         "attempt": ctx.attempt,
     }
+
+
+class PooledParams(TaskParams):
+    seconds: float = Field(default=0.0, ge=0, le=60)  # held before answering
+    report: bool = True  # report progress while held (a cancel is seen there) or not at all
+    crash_first: bool = False  # the first attempt kills its process
+
+
+@task("test.pooled", PooledParams, resources=Resources(cpus=1.0, gpu=0.25, pooled=True))
+def pooled(ctx: TaskContext, params: PooledParams) -> dict:
+    """A task type that runs in a pool member where there is one (dragon/actors/pool.py)."""
+    if params.crash_first and ctx.attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    deadline = time.monotonic() + params.seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.05))
+        if params.report:
+            ctx.progress(round(100 * (1 - left / params.seconds)))
+    return {**_node_report(ctx), "pid": os.getpid()}

@@ -1,0 +1,201 @@
+"""Long-lived task actors for the task types that are worth keeping warm (``pooled`` in
+their registry resources: beat tracking).
+
+A stateless Ray task that asks for a GPU gets a fresh worker process each time (Ray does
+not reuse GPU workers, so that one task's CUDA memory cannot leak into the next): torch's
+import and a new CUDA context on every beat-tracking task. A pool member is an actor that
+holds its node's GPU share for as long as it has work and runs pooled tasks one slot
+after another with its imports, models and CUDA context kept. Each GPU node gets one
+member per GPU; with ``worker_pools = "all"`` nodes without a GPU get one that runs the
+same code on CPU. Members hold ``pool_gpu_share`` of their GPU, so that stateless GPU
+work (movie segments, NVDEC decodes) still finds room beside them.
+
+Members are children of the control actor (one tree of worker processes, see
+dragon/actors/control.py), started when a shard first has pooled work for their node,
+and stopped after ``pool_idle_seconds`` without a task, so that an autoscaler can remove
+an idle GPU node. A member that dies mid-task is restarted by Ray; the shard retries its
+tasks as for any lost worker. Task code does not change: a member runs
+:func:`dragon.actors.worker.execute_records`, as the stateless ``execute`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from dragon.actors.messages import Finished
+from dragon.actors.worker import execute_records
+from dragon.config import Settings
+from dragon.status import TaskRecord
+
+log = logging.getLogger(__name__)
+
+ACTOR_PREFIX = "dragon-pool-"
+REFRESH = 5.0  # seconds a shard keeps its list of members before asking the control actor again
+START_WAIT = 30.0  # seconds a new member has to be placed; else its node gets none for RETRY_AFTER
+RETRY_AFTER = 60.0
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class PoolMember:
+    """One long-lived worker of a node's pool: runs up to ``slots`` tasks at once (it is a
+    threaded actor), with whatever they loaded kept for the next."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._last = time.monotonic()
+
+    def ready(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def execute(self, records: list[TaskRecord], attempt: int, settings: Settings, shard: int) -> list[Finished]:
+        with self._lock:
+            self._running += 1
+        try:
+            return execute_records(records, attempt, settings, shard, pooled=True)
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._last = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the last task ended; 0 while one runs."""
+        with self._lock:
+            return 0.0 if self._running else time.monotonic() - self._last
+
+
+@dataclass
+class _Member:
+    node: str
+    handle: ray.actor.ActorHandle
+    ready: ray.ObjectRef
+    placed: bool = False
+
+
+class Pools:
+    """The control actor's book of pool members: started on demand, per alive node,
+    stopped when idle or when their node is gone."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._members: dict[str, _Member] = {}
+        self._refused: dict[str, float] = {}  # node -> when a member found no room there
+        self._lock = threading.Lock()
+
+    def members(self) -> list[tuple[str, ray.actor.ActorHandle]]:
+        """(node, handle) of every member; starts missing ones and waits until they are
+        placed. A member the cluster has no room for within START_WAIT is given up (its
+        node gets none for RETRY_AFTER): the tasks run as stateless Ray tasks meanwhile,
+        rather than wait for resources the member would hold."""
+        if self._settings.worker_pools == "off":
+            return []
+        with self._lock:
+            alive = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+            for name in [name for name, m in self._members.items() if m.node not in alive]:
+                del self._members[name]
+            now = time.monotonic()
+            for node, resources in alive.items():
+                gpus = int(resources.get("GPU", 0))
+                if gpus == 0 and self._settings.worker_pools != "all":
+                    continue
+                if now - self._refused.get(node, -RETRY_AFTER) < RETRY_AFTER:
+                    continue
+                for i in range(max(gpus, 1)):
+                    name = f"{ACTOR_PREFIX}{node[:16]}-{i}"
+                    if name not in self._members:
+                        self._members[name] = self._start(name, node, gpu=gpus > 0)
+            starting = {m.ready: name for name, m in self._members.items() if not m.placed}
+            if starting:
+                placed, _ = ray.wait(list(starting), num_returns=len(starting), timeout=START_WAIT)
+                for ref, name in starting.items():
+                    member = self._members[name]
+                    if ref in placed:
+                        member.placed = True
+                    else:
+                        log.warning("no room for pool member %s: its node runs pooled tasks as plain tasks", name)
+                        ray.kill(member.handle, no_restart=True)
+                        self._refused[member.node] = now
+                        del self._members[name]
+            return [(m.node, m.handle) for m in self._members.values()]
+
+    def _start(self, name: str, node: str, *, gpu: bool) -> _Member:
+        settings = self._settings
+        handle = PoolMember.options(  # type: ignore[attr-defined]  # added by @ray.remote
+            name=name,
+            namespace=settings.ray_namespace,
+            get_if_exists=True,
+            num_cpus=settings.pool_slots,
+            num_gpus=settings.pool_gpu_share if gpu else 0,
+            max_concurrency=settings.pool_slots,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+        ).remote()
+        return _Member(node, handle, handle.ready.remote())
+
+    def reap(self) -> None:
+        """Stop the members idle for ``pool_idle_seconds`` (their node's GPU and CPUs go
+        back to the cluster; the next pooled task starts a member again)."""
+        with self._lock:
+            placed = {name: m for name, m in self._members.items() if m.placed}
+            if not placed:
+                return
+            refs: dict[str, ray.ObjectRef] = {name: m.handle.idle_for.remote() for name, m in placed.items()}
+            for name, ref in refs.items():
+                try:
+                    idle: float = ray.get(ref, timeout=10)
+                except Exception:  # dead, or restarting: asked again next time
+                    continue
+                if idle >= self._settings.pool_idle_seconds:
+                    ray.kill(placed[name].handle, no_restart=True)
+                    del self._members[name]
+                    log.info("stopped pool member %s after %.0f s without a task", name, idle)
+
+
+class PoolView:
+    """A shard's view of the pools: the members, asked of the control actor at most every
+    REFRESH seconds while pooled tasks come, and the tasks this shard gave each."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._members: list[tuple[str, ray.actor.ActorHandle]] = []
+        self._asked = -REFRESH
+        self._given: dict[Any, int] = {}  # actor id -> this shard's tasks running there
+
+    async def pick(self, near: str | None) -> ray.actor.ActorHandle | None:
+        """The member with the fewest of this shard's tasks, on node ``near`` if one is
+        there; None when there is none (the task runs as a stateless Ray task)."""
+        if self._settings.worker_pools == "off":
+            return None
+        if time.monotonic() - self._asked >= REFRESH:
+            self._asked = time.monotonic()
+            try:
+                self._members = await _control(self._settings).pool_members.remote()
+            except Exception:
+                log.warning("could not list the pools' members", exc_info=True)
+                self._members = []
+        candidates = [h for node, h in self._members if node == near] or [h for _, h in self._members]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda h: self._given.get(h._actor_id, 0))
+
+    def given(self, handle: ray.actor.ActorHandle, delta: int) -> None:
+        key = handle._actor_id
+        self._given[key] = self._given.get(key, 0) + delta
+        if self._given[key] <= 0:
+            del self._given[key]
+
+    def forget(self) -> None:
+        """A member failed: ask for the members again before the next pick."""
+        self._asked = -REFRESH
+
+
+def _control(settings: Settings) -> ray.actor.ActorHandle:
+    from dragon.actors.control import ACTOR_NAME  # the control module imports the shards
+
+    return ray.get_actor(ACTOR_NAME, namespace=settings.ray_namespace)
