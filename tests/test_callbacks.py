@@ -275,6 +275,27 @@ def test_same_idempotency_key_with_another_body_is_400(api: Api) -> None:
     assert r.json()["errors"][0]["name"] == "Idempotency-Key"
 
 
+def test_a_create_refused_at_the_account_limit_is_created_by_its_retry_with_the_same_key(
+    dragon: DragonProcess, tmp_path: Path
+) -> None:
+    """The refused request's claim of the key named tasks that were never written: the
+    retry must create them, not answer with nothing."""
+    api = Api(dragon.url, dragon.cli("accounts", "create", "retrier", "--max-queued-tasks", "1")["secret"])
+    gate = tmp_path / "gate"
+    [held] = api.create({"task_name": "test.gate", "gate": str(gate)})
+    body = {"secret": api.secret, "tasks": {"task_name": "hello", "name": "retried"}}
+    headers = {"Idempotency-Key": "after-the-limit"}
+    assert api.http.post("/v2/create", json=body, headers=headers).status_code == 401
+    gate.touch()
+    api.wait([held["key"]])
+    retried = api.http.post("/v2/create", json=body, headers=headers)
+    assert retried.status_code == 200, retried.text
+    [created] = retried.json()
+    assert api.wait([created["key"]])[0]["status"] == "success"
+    again = api.http.post("/v2/create", json=body, headers=headers).json()
+    assert [s["key"] for s in again] == [created["key"]]
+
+
 def test_concurrent_duplicates_create_one_set_of_tasks(api: Api) -> None:
     body = {"secret": api.secret, "tasks": [{"task_name": "hello", "name": f"c{i}"} for i in range(5)]}
     answers: list[list[str]] = []

@@ -219,6 +219,15 @@ def _claim(settings: Settings, contender: int, at: float) -> tuple[str, list[str
         journal.close()
 
 
+def test_a_claim_is_taken_over_only_while_it_still_names_the_stale_keys(journal: Journal) -> None:
+    assert journal.claim_idempotency("alice", "k", "h1", ["A"], since=0.0, now=1.0) is None
+    assert not journal.reclaim_idempotency("alice", "k", ["Z"], "h2", ["B"], now=2.0)
+    assert not journal.reclaim_idempotency("bob", "k", ["A"], "h2", ["B"], now=2.0)
+    assert journal.reclaim_idempotency("alice", "k", ["A"], "h2", ["B"], now=2.0)
+    assert not journal.reclaim_idempotency("alice", "k", ["A"], "h3", ["C"], now=3.0)
+    assert journal.claim_idempotency("alice", "k", "h4", ["D"], since=0.0, now=4.0) == ("h2", ["B"])
+
+
 def test_concurrent_claims_from_processes_and_threads_have_one_winner(settings: Settings, journal: Journal) -> None:
     with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         outcomes = list(pool.map(_claim, [settings] * 4, range(4), [time.time() + 2] * 4))

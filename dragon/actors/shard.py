@@ -281,22 +281,39 @@ class TaskShard:
     async def _idempotent(self, account: str, idempotency: Idempotency, keys: list[str]) -> list[str] | None:
         """The keys of an earlier request with the same Idempotency-Key, or None after
         claiming it for this one. Requests with one key all come to one shard, so
-        concurrent duplicates wait here for the first to be created."""
-        now = time.time()
-        since = now - self._settings.idempotency_window
-        earlier = await self._db(
-            self._journal.claim_idempotency, account, idempotency.key, idempotency.body_hash, keys, since, now
-        )
+        concurrent duplicates wait here for the first to be created; only then is the
+        claim read. A claim whose tasks are not in the journal is then one whose create
+        failed (an account limit, the journal down, a shard killed mid-write): this
+        request takes it over and creates its tasks."""
+        while (pending := self._creating.get((account, idempotency.key))) is not None:
+            await asyncio.shield(pending)  # the first request is still creating its tasks
+        self._creating[(account, idempotency.key)] = asyncio.get_running_loop().create_future()
+        try:
+            earlier = await self._claim(account, idempotency, keys)
+        except BaseException:
+            self._creating.pop((account, idempotency.key)).set_result(None)
+            raise
         if earlier is None:
-            self._creating[(account, idempotency.key)] = asyncio.get_running_loop().create_future()
             return None
+        self._creating.pop((account, idempotency.key)).set_result(None)
         earlier_hash, earlier_keys = earlier
         if earlier_hash != idempotency.body_hash:
             raise InvalidRequestError("Idempotency-Key", "this key was used for a different request")
-        pending = self._creating.get((account, idempotency.key))
-        if pending is not None:  # the first request is still creating its tasks
-            await asyncio.shield(pending)
         return earlier_keys
+
+    async def _claim(self, account: str, idempotency: Idempotency, keys: list[str]) -> tuple[str, list[str]] | None:
+        now = time.time()
+        since = now - self._settings.idempotency_window
+        key, body_hash = idempotency.key, idempotency.body_hash
+        earlier = await self._db(self._journal.claim_idempotency, account, key, body_hash, keys, since, now)
+        if earlier is None or not earlier[1]:
+            return earlier
+        written: dict[str, TaskRecord] = await self._db(self._journal.records, earlier[1][:1])
+        if written:  # tasks of one request are written in one transaction: the first tells
+            return earlier
+        if await self._db(self._journal.reclaim_idempotency, account, key, earlier[1], body_hash, keys, now):
+            return None
+        return await self._db(self._journal.claim_idempotency, account, key, body_hash, keys, since, now)
 
     def _start(self, record: TaskRecord) -> None:
         """Called for each task the scheduler starts; they leave together, once the

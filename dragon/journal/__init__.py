@@ -177,6 +177,14 @@ class Journal(ABC):
         ``since``, or None after storing these ones."""
 
     @abstractmethod
+    def reclaim_idempotency(
+        self, account: str, key: str, stale_keys: list[str], body_hash: str, task_keys: list[str], now: float
+    ) -> bool:
+        """Atomically: replace the claim of this account and key by this one if it still
+        names ``stale_keys`` (tasks that were never written: the create that claimed the
+        key failed); whether it did."""
+
+    @abstractmethod
     def put_account(self, account: Account) -> None: ...
 
     def account(self, name: str) -> Account | None:

@@ -276,6 +276,18 @@ class PostgresJournal(Journal):
                 )
         return (row[0], json.loads(row[1])) if row else None
 
+    def reclaim_idempotency(
+        self, account: str, key: str, stale_keys: list[str], body_hash: str, task_keys: list[str], now: float
+    ) -> bool:
+        with self._conn() as conn:
+            self._check_fence(conn)
+            done = conn.execute(
+                "UPDATE idempotency SET body_hash = %s, task_keys = %s, created_at = %s"
+                " WHERE account = %s AND key = %s AND task_keys::text = %s",
+                (body_hash, json.dumps(task_keys), now, account, key, json.dumps(stale_keys)),
+            )
+            return done.rowcount == 1
+
     # accounts
 
     def put_account(self, account: Account) -> None:

@@ -283,6 +283,21 @@ class SQLiteJournal(Journal):
             row = self._transaction(work)
         return (row[0], json.loads(row[1])) if row else None
 
+    def reclaim_idempotency(
+        self, account: str, key: str, stale_keys: list[str], body_hash: str, task_keys: list[str], now: float
+    ) -> bool:
+        def work() -> bool:
+            self._check_fence()
+            done = self._db.execute(
+                "UPDATE idempotency SET body_hash = ?, task_keys = ?, created_at = ?"
+                " WHERE account = ? AND key = ? AND task_keys = ?",
+                (body_hash, json.dumps(task_keys), now, account, key, json.dumps(stale_keys)),
+            )
+            return done.rowcount == 1
+
+        with self._lock:
+            return self._transaction(work)
+
     # accounts
 
     def put_account(self, account: Account) -> None:
