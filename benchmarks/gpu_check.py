@@ -10,6 +10,8 @@
    beat and downbeat times must be the same within one feature frame (10 ms).
 3. NVDEC: the first 30 frames of a generated H.264 clip decoded by h264_cuvid and by
    FFmpeg's CPU decoder (mean absolute difference), and a convert through NVDEC.
+4. Pools: audio.beats through the HTTP API in stateless workers, then in a pool member
+   (dragon/actors/pool.py); seconds per task, same results.
 
 Without CUDA (or with --cpu-only) the CPU halves run and the CUDA ones are reported as
 not run. ``--against cpu`` runs the second half on the CPU too: every comparison then
@@ -26,6 +28,7 @@ import contextlib
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -33,8 +36,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
+import httpx
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
@@ -43,11 +48,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.movie import definition  # noqa: E402
+from benchmarks.service import running_service  # noqa: E402
 from benchmarks.video import make_source  # noqa: E402
 from dragon.media import audio, beats  # noqa: E402
 from dragon.media.video import codecs, frames, transcode  # noqa: E402
 from dragon.media.video.probe import probe  # noqa: E402
 from dragon.movie.render import Job, Movie  # noqa: E402
+from tests.support.servers import Origin  # noqa: E402
 
 MUSIC = Path("audio_beats/librosa_data/Kevin_MacLeod_-_Vibe_Ace.ogg")
 PSNR_FLOOR = 40.0  # dB, CUDA frames against CPU frames
@@ -242,6 +249,51 @@ def check_nvdec(work: Path, accel: str | None) -> Check:
     )
 
 
+# 4. Pools ----------------------------------------------------------------------------
+
+
+def check_pools(clip: Path, accel: str | None, tasks: int = 4) -> Check:
+    """audio.beats through the HTTP API, ``tasks`` times in a row: with stateless workers
+    (DRAGON_WORKER_POOLS=off: on a GPU each task gets a new process, so torch's import and
+    a CUDA context every time), then in a pool member (``gpu`` on a GPU machine, ``all``
+    when the second half runs on the CPU), which keeps them. Prints the median seconds
+    per task after the first; the results must be the same, and the pooled run must have
+    run in a member."""
+    if not accel:
+        return Check("pools, audio.beats through the API", "-", "-", "not run: no second half")
+    runs: dict[str, tuple[float, list[Any], bool]] = {}
+    origin = Origin(clip.parent)
+    try:
+        for mode in ("off", "gpu" if accel == "cuda" else "all"):
+            env = {"DRAGON_WORKER_POOLS": mode, "DRAGON_POOL_SLOTS": "1", "DRAGON_BLOCK_TIMEOUT": "600"}
+            with running_service(env) as service:
+                http = httpx.Client(base_url=service.url, timeout=600)
+                body = {
+                    "secret": service.secret,
+                    "block": True,
+                    "tasks": {"task_name": "audio.beats", "url": f"{origin.url}/{clip.name}"},
+                }
+                took, results = [], []
+                for _ in range(tasks):
+                    started = time.perf_counter()
+                    [status] = http.post("/v2/create", json=body).json()
+                    took.append(time.perf_counter() - started)
+                    results.append(status.get("result") or status.get("error"))
+                runs[mode] = (statistics.median(took[1:]), results, bool(service.process.pids("ray::PoolMember")))
+    finally:
+        origin.close()
+    (off, off_results, _), (on, on_results, member) = runs.values()
+    problems = [] if member else ["no pool member ran"]
+    if any(r != off_results[0] for r in off_results + on_results):
+        problems.append("the results differ")
+    return Check(
+        f"pools, audio.beats of {clip.name} through the API, {tasks} tasks",
+        f"stateless {off:.3f} s/task",
+        f"pooled {on:.3f} s/task",
+        "ok" if not problems else "FAILED: " + "; ".join(problems),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cpu-only", action="store_true", help="run only the CPU halves")
@@ -272,6 +324,7 @@ def main() -> None:
             ),
             lambda: check_beats(beat_clips(media, work)[: 3 if args.quick else None], accel),
             lambda: check_nvdec(work, accel),
+            lambda: check_pools(beat_clips(media, work)[0], accel),
         ]
         checks = []
         for step in steps:
