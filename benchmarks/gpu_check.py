@@ -254,8 +254,8 @@ def check_nvdec(work: Path, accel: str | None) -> Check:
 
 def check_pools(clip: Path, accel: str | None, tasks: int = 4) -> Check:
     """audio.beats through the HTTP API, ``tasks`` times in a row: with stateless workers
-    (DRAGON_WORKER_POOLS=off: on a GPU each task gets a new process, so torch's import and
-    a CUDA context every time), then in a pool member (``gpu`` on a GPU machine, ``all``
+    (DRAGON_WORKER_POOLS=off: whichever worker process Ray reuses, each new one paying
+    torch's import and a CUDA context), then in a pool member (``gpu`` on a GPU machine, ``all``
     when the second half runs on the CPU), which keeps them. Prints the median seconds
     per task after the first; the results must be the same, and the pooled run must have
     run in a member."""

@@ -1,11 +1,14 @@
 """Long-lived task actors for the task types that are worth keeping warm (``pooled`` in
 their registry resources: beat tracking).
 
-A stateless Ray task that asks for a GPU gets a fresh worker process each time (Ray does
-not reuse GPU workers, so that one task's CUDA memory cannot leak into the next): torch's
-import and a new CUDA context on every beat-tracking task. A pool member is an actor that
-holds its node's GPU share for as long as it has work and runs pooled tasks one slot
-after another with its imports, models and CUDA context kept. Each GPU node gets one
+A stateless Ray task that asks for a GPU runs in whichever worker process Ray reuses:
+every process that ever ran one builds a CUDA context of its own (hundreds of MB of GPU
+memory, kept while the process idles or runs CPU work), one that never did pays torch's
+import and that context on the spot, and a process reused for a task given another GPU
+of the node goes on computing on the first (torch binds the device at its first CUDA
+call). A pool member is an actor pinned to one GPU for its life: the one process of its
+GPU's pooled work, holding its GPU share while it has work, with its imports, models and
+CUDA context kept between tasks. Each GPU node gets one
 member per GPU; with ``worker_pools = "all"`` nodes without a GPU get one that runs the
 same code on CPU. Members hold ``pool_gpu_share`` of their GPU, so that stateless GPU
 work (movie segments, NVDEC decodes) still finds room beside them.
