@@ -179,7 +179,7 @@ def chaos(
     """Mixed tasks while workers, task shards and API replicas are killed (and, with
     ``restart``, the whole service is restarted mid-batch); then the accounting."""
     image = origin.add(f"chaos-{uuid.uuid4().hex[:6]}.png", _png(320, 240))
-    kinds = [
+    kinds: list[dict[str, Any]] = [
         {"task_name": "hello", "name": "chaos"},
         {"task_name": "test.steps", "steps": 3, "delay": 0.2},
         {"task_name": "test.copy", "text": "chaos output", "extension": "txt"},
@@ -490,8 +490,8 @@ def main() -> None:
         origin.close()
         shutil.rmtree(work, ignore_errors=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    for name, figures in rows:
-        print(f"{name:32} {figures}")
+    for name, summary in rows:
+        print(f"{name:32} {summary}")
 
 
 if __name__ == "__main__":

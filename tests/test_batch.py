@@ -81,7 +81,7 @@ def test_a_csv_manifest_of_images_through_image_info(api: Api, photos: Origin) -
 
 
 def test_bad_rows_fail_alone_with_their_error(api: Api, photos: Origin) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"key": "good-1", "url": f"{photos.url}/photo-1.png"},
         {"key": "good-2", "url": f"{photos.url}/photo-2.png", "width": 8},  # a row overrides a fixed parameter
         {"key": "text", "url": photos.add("words.png", b"not an image")},

@@ -45,7 +45,7 @@ def test_create_wait_and_status_give_typed_statuses(client: Client) -> None:
     assert [s.status for s in final] == ["success", "success"]
     assert final[0].result == "Hello client" and final[1].result == {"steps": 2}
     [detailed] = client.status(created[0].key, details=True)
-    assert detailed.details["task_name"] == "hello"
+    assert detailed.details is not None and detailed.details["task_name"] == "hello"
 
 
 def test_stream_yields_every_change_until_the_end(client: Client) -> None:

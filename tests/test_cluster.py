@@ -142,9 +142,9 @@ def test_killing_the_api_replicas_node_leaves_statuses_and_streams_reachable(dep
         except httpx.HTTPError:
             return None
 
-    lines = wait_until(reconnected, 120, "the stream never came back")
+    resumed = wait_until(reconnected, 120, "the stream never came back")
     final = (
-        lines[-1] if isinstance(lines[-1], dict) else lines[-1][0]
+        resumed[-1] if isinstance(resumed[-1], dict) else resumed[-1][0]
     )  # a change, or the one-line list of an ended task
     assert final["status"] == "success" and final["result"] == {"steps": 40}
     assert deployment.replica_node() != victim

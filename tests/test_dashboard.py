@@ -77,7 +77,9 @@ def test_create_a_thumbnail_and_see_it(
     assert link.text == "output" and link.get_attribute("href") == image.get_attribute("src")
 
     browser.find_element(By.ID, "show-files").click()
-    stored = image.get_attribute("src").rsplit("/", 1)[1]
+    src = image.get_attribute("src")
+    assert src is not None
+    stored = src.rsplit("/", 1)[1]
 
     def rows(d: webdriver.Chrome) -> list:
         return [
@@ -128,7 +130,12 @@ def worker(dragon: DragonProcess) -> dict[str, Any]:
 
 def _rows(browser: webdriver.Chrome, status: str | None = None) -> dict[str, Any]:
     selector = "#history tbody tr" + (f"[data-status={status}]" if status else "")
-    return {row.get_attribute("data-key"): row for row in browser.find_elements(By.CSS_SELECTOR, selector)}
+    rows = {}
+    for row in browser.find_elements(By.CSS_SELECTOR, selector):
+        key = row.get_attribute("data-key")
+        assert key is not None  # the dashboard keys every history row by its task
+        rows[key] = row
+    return rows
 
 
 def _patient(browser: webdriver.Chrome, timeout: float = 60) -> WebDriverWait:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,7 @@ def test_serve_config_names_the_app_builder_and_the_long_poll_aware_policy() -> 
 
 def _context(ongoing: float, long_polls: list[float], replicas: int = 2) -> AutoscalingContext:
     return AutoscalingContext(
-        deployment_id=None,
+        deployment_id=None,  # type: ignore[arg-type]  # a Serve private DeploymentID: the policies never read it
         deployment_name="Api",
         app_name="dragon",
         current_num_replicas=replicas,
@@ -176,7 +177,7 @@ def _context(ongoing: float, long_polls: list[float], replicas: int = 2) -> Auto
         running_replicas=[],
         total_num_requests=ongoing,
         total_queued_requests=0,
-        aggregated_metrics={METRIC: {f"replica-{i}": n for i, n in enumerate(long_polls)}},
+        aggregated_metrics={METRIC: {f"replica-{i}": n for i, n in enumerate(long_polls)}},  # type: ignore[misc]  # keyed by Serve's private ReplicaID: the policies read only the values
         raw_metrics={},
         capacity_adjusted_min_replicas=1,
         capacity_adjusted_max_replicas=16,
@@ -209,6 +210,7 @@ def test_a_stream_counts_as_a_long_poll_until_it_ends_or_its_client_leaves() -> 
             seen.append(polls.open)
         seen.append(polls.open)
         left = polls.stream(lines())
+        assert isinstance(left, AsyncGenerator)  # typed as an AsyncIterator, but closable
         await anext(left)
         seen.append(polls.open)
         await left.aclose()  # what Starlette does when the client disconnects

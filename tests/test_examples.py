@@ -55,11 +55,14 @@ def watched(movie: Path) -> dict[str, Any]:
     """What a player sees: frames decoded, picture size, whether there is sound."""
     with av.open(str(movie)) as container:
         stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        duration = container.duration
+        assert duration is not None
         return {
-            "frames": sum(1 for _ in container.decode(stream)),
+            "frames": frames,
             "size": (stream.width, stream.height),
             "audio": bool(container.streams.audio),
-            "duration": container.duration / 1_000_000,
+            "duration": duration / 1_000_000,
         }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import GifImagePlugin, Image, ImageChops, ImageStat
 
 from tests.conftest import Api
 from tests.support.servers import Origin
@@ -189,7 +189,8 @@ def test_strip_lays_cells_out_with_wrap(api: Api, media: Origin) -> None:
     assert strip == {**strip, "count": 3, "width": 160, "height": 120, "content_type": "image/png"}
     image = picture(strip["output"])
     assert image.size == (160, 120)
-    assert image.convert("RGBA").getpixel((120, 90))[3] == 0  # the empty fourth cell
+    pixel = image.convert("RGBA").getpixel((120, 90))
+    assert isinstance(pixel, tuple) and pixel[3] == 0  # the empty fourth cell
     line = api.result({"task_name": "image.strip", "urls": urls, "width": 50, "height": 50, "crop": True})
     assert (line["width"], line["height"], line["content_type"]) == (150, 50, "image/jpeg")
 
@@ -198,7 +199,7 @@ def test_gif_frames_loop_and_duration(api: Api, media: Origin) -> None:
     urls = [f"{media.url}/{EXIF}/{n}" for n in ("Canon_40D.jpg", "Fujifilm_FinePix_E500.jpg", "Nikon_D70.jpg")]
     gif = api.result({"task_name": "image.gif", "images": urls, "frame_duration": 0.123})
     image = picture(gif["output"])
-    assert image.n_frames == 3 and image.size == (100, 68)
+    assert isinstance(image, GifImagePlugin.GifImageFile) and image.n_frames == 3 and image.size == (100, 68)
     assert image.info["duration"] == 120 and image.info["loop"] == 0
     once = api.result({"task_name": "image.gif", "images": urls, "loop": -1, "width": 40, "height": 40})
     image = picture(once["output"])

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -64,11 +64,11 @@ def _task(account: str = "alice", **params: Any) -> tuple[TaskRecord, TaskStatus
     return record, TaskStatus.queued(record)
 
 
-def _ended(status: TaskStatus, state: str = "success", result: Any = "done") -> TaskStatus:
+def _ended(status: TaskStatus, state: Literal["success", "error"] = "success", result: Any = "done") -> TaskStatus:
     return TaskStatus(
         key=status.key,
         status=state,
-        events={**status.events, state: now_iso()},  # type: ignore[arg-type]
+        events={**status.events, state: now_iso()},
         result=result if state == "success" else None,
         error=None if state == "success" else "BoomError: x",
         version=status.version + 1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ def probe(url: str, tmp_path: Path) -> dict[str, Any]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         sound = container.streams.audio[0] if container.streams.audio else None
+        rate, duration = stream.average_rate or stream.guessed_rate, container.duration
+        assert rate is not None and duration is not None
         seen = {
             "content_type": response.headers.get("content-type"),
             "format": container.format.name,
@@ -38,8 +41,8 @@ def probe(url: str, tmp_path: Path) -> dict[str, Any]:
             "width": stream.codec_context.width,
             "height": stream.codec_context.height,
             "aspect": float(stream.sample_aspect_ratio or 1),
-            "rate": float(stream.average_rate or stream.guessed_rate),
-            "duration": container.duration / 1_000_000,
+            "rate": float(rate),
+            "duration": duration / 1_000_000,
             "audio": sound is not None,
         }
         seen["frames"] = sum(1 for _ in container.decode(stream))
@@ -356,7 +359,7 @@ def test_segments_read_inputs_in_place_on_the_tasks_node_and_copy_them_in_chunks
     data = os.urandom(3 * 1024**2 + 12345)  # three whole chunks and a part
     (tmp_path / "input.bin").write_bytes(data)
     (tmp_path / "empty.bin").write_bytes(b"")
-    ray.init(address=dragon.ray_address, logging_level="ERROR", log_to_driver=False)
+    ray.init(address=dragon.ray_address, logging_level=logging.ERROR, log_to_driver=False)
     try:
         inputs = segments.Inputs.here({"a": tmp_path / "input.bin"})
         assert inputs.localised(tmp_path / "unused") == {"a": tmp_path / "input.bin"}  # same node: the task's own file

@@ -84,7 +84,9 @@ def test_a_rendered_movie_feeds_a_thumbnail(api: Api) -> None:
     movie, thumb = api.wait([movie["key"], thumb["key"]], timeout=400)
     assert thumb["status"] == "success", (movie.get("error"), thumb.get("error"))
     picture = Image.open(io.BytesIO(httpx.get(thumb["result"]["output"]).content)).convert("RGB")
-    red, green, blue = picture.getpixel((picture.width // 2, picture.height // 2))
+    pixel = picture.getpixel((picture.width // 2, picture.height // 2))
+    assert isinstance(pixel, tuple)  # an RGB picture's pixel is a triple
+    red, green, blue = pixel
     assert red > 200 and green < 60 and blue < 60
 
 

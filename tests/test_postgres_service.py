@@ -54,6 +54,7 @@ def test_tasks_and_accounts_live_in_postgres_and_nothing_in_the_data_dir(service
 
 def test_the_dsn_password_is_in_no_output_log_or_status(service: DragonProcess, api: Api) -> None:
     password = psycopg.conninfo.conninfo_to_dict(service.env["DRAGON_JOURNAL_DSN"])["password"]
+    assert isinstance(password, str)
     [status] = api.create({"task_name": "hello", "name": "secretive"}, block=True)
     [detailed] = api.status([status["key"]], details="true")
     assert password not in json.dumps(detailed)

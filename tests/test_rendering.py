@@ -314,8 +314,9 @@ def test_the_export_keeps_to_the_profiles_bitrates(tmp_path: Path) -> None:
     )
     out = m.finish([segment(m, 0, m.frames, tmp_path / "v.nut")], tmp_path / "movie.mp4")
     with av.open(str(out)) as container:
-        video_kbps = container.streams.video[0].bit_rate / 1000
-        audio_kbps = container.streams.audio[0].bit_rate / 1000
+        video_rate, audio_rate = container.streams.video[0].bit_rate, container.streams.audio[0].bit_rate
+        assert video_rate is not None and audio_rate is not None
+        video_kbps, audio_kbps = video_rate / 1000, audio_rate / 1000
     assert video_kbps <= 256 * 1.2 and 40 <= audio_kbps <= 64 * 1.1  # quicktime-small: 256k / 64k
 
 

@@ -108,7 +108,7 @@ def test_a_selection_that_selects_nothing_deletes_nothing(api: Api, origin: Orig
     [status] = api.create(copy_task(text="keep me"), block=True)
     url, key = status["result"]["output"], status["key"]
     usage = _files(api)["usage"]
-    nothing = [
+    nothing: list[dict[str, Any]] = [
         {"urls": []},  # given, so path/from/to/max_age are ignored: and it names no file
         {"urls": [], "max_age": 0},
         {"urls": [origin.url + "/not-ours.bin", api.url + "/storage/persistent/someone-else/x/y.bin"]},

@@ -844,6 +844,7 @@ def test_the_command_fetches_http_sources(tmp_path: Path):
         text=True,
     )
     try:
+        assert server.stdout is not None  # stdout=PIPE
         port = server.stdout.readline().split("port ")[1].split()[0]
         url = f"http://127.0.0.1:{port}/clip.mp4"
         result = run_cli(

@@ -446,6 +446,7 @@ def parse_form(content_type: str, body: bytes) -> dict[str, Any]:
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             payload = part.get_payload(decode=True)
+            assert isinstance(name, str) and isinstance(payload, bytes)  # a named field with a body
             form[name] = payload if part.get_filename() else payload.decode()
         return form
     return dict(parse_qsl(body.decode()))

@@ -115,6 +115,7 @@ class Origin:
                 start, end = 0, size - 1
                 ranged = asked is not None and query.get("ranges") != ["no"]
                 if ranged:
+                    assert asked is not None  # ranged only when the request has a Range header
                     found = re.fullmatch(r"bytes=(\d+)-(\d*)", asked.strip())
                     if not found or int(found.group(1)) >= size:
                         self.send_response(416)

@@ -4,6 +4,7 @@ waveform's column peaks against the per-sample definition. No Ray, no server."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def test_column_peaks_match_the_per_sample_definition(
 def test_read_ahead_keeps_order_and_raises_the_producers_error() -> None:
     assert list(read_ahead(range(50))) == list(range(50))
 
-    def failing() -> itertools.count:
+    def failing() -> Iterator[int]:
         yield 1
         raise ValueError("broken input")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -24,7 +26,7 @@ class World:
         self.schedulers = [Scheduler(i, f"life-1-of-{i}", self._home, self._starter(i)) for i in range(shards)]
         self.shards = shards
 
-    def _starter(self, shard: int):  # type: ignore[no-untyped-def]
+    def _starter(self, shard: int) -> Callable[[TaskRecord], None]:
         def start(record: TaskRecord) -> None:
             self.running[record.key] = shard
             self.peak = max(self.peak, len(self.running))
@@ -67,17 +69,17 @@ class World:
         self.schedulers[shard].finished(account)
 
     def open_tasks(self, account: str = "alice") -> int:
-        return sum(s.slots(account).open for s in self.schedulers if s.slots(account))
+        return sum(slots.open for s in self.schedulers if (slots := s.slots(account)))
 
     def queued(self, account: str = "alice") -> int:
-        return sum(len(s.slots(account).pending) for s in self.schedulers if s.slots(account))
+        return sum(len(slots.pending) for s in self.schedulers if (slots := s.slots(account)))
 
 
 class RemoteHome:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
 
-    async def acquire(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    async def acquire(self, *args: Any, **kwargs: Any) -> tuple[int, int]:
         await asyncio.sleep(0)
         answer = await self.ledger.acquire(*args, **kwargs)
         await asyncio.sleep(0)

@@ -4,6 +4,7 @@ each profile's container with even timestamps, and progress over preview and exp
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -32,6 +33,12 @@ def plates(seconds: float) -> str:
     return f'<movie service="craftsman-1.0"><body>{body}</body></movie>'
 
 
+def _seconds(pts: int | None, time_base: Fraction | None) -> float:
+    """A decoded frame's time: each frame these files hold has a pts, each stream a time base."""
+    assert pts is not None and time_base is not None
+    return float(pts * time_base)
+
+
 @pytest.mark.parametrize(
     "profile, container, codec",
     [
@@ -57,7 +64,7 @@ def test_segments_join_frame_after_frame_in_every_container(
     with av.open(str(out)) as file:
         stream = file.streams.video[0]
         assert container in file.format.name and stream.codec_context.name == codec
-        times = [float(frame.pts * stream.time_base) for frame in file.decode(stream)]
+        times = [_seconds(frame.pts, stream.time_base) for frame in file.decode(stream)]
     assert len(times) == m.frames
     steps = {round(b - a, 3) for a, b in zip(times, times[1:])}
     assert steps == {round(1 / float(m.rate), 3)}, steps  # no gap, no overlap where segments meet

@@ -93,11 +93,13 @@ def test_the_main_output_of_a_movie_is_its_export_else_the_first_file() -> None:
 def record_using(*uses: dict) -> TaskRecord:
     refs = pipelines.references(chain(*uses))
     definition = pipelines.substitute(chain(*uses)[1], refs, KEYS)
+    info = registry.get("image.info")
+    assert info is not None
     record = TaskRecord(
         KEYS[1],
         "alice",
         "image.info",
-        registry.get("image.info").validate({k: v for k, v in definition.items() if k != "task_name"}),
+        info.validate({k: v for k, v in definition.items() if k != "task_name"}),
     )
     return TaskRecord(**{**record.to_json(), "uses": pipelines.uses(refs, KEYS, {KEYS[0]: "image.thumb"})})
 
