@@ -54,7 +54,7 @@ PYTEST_RUNS = "$(PYTEST_ARGS)" $(if $(PYTEST_ARGS),,"--journal=postgres $(PG_SUI
 
 # Lint, format and types first (settings in pyproject.toml): seconds, and a change that
 # breaks them fails before the suite's minutes.
-LINTED := dragon tests benchmarks deploy docs/make_tasks.py examples
+LINTED := dragon tests benchmarks tools deploy docs/make_tasks.py examples
 lint: install-test
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)

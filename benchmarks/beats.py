@@ -1,21 +1,38 @@
 """audio.beats against librosa's beat tracker, scored with mir_eval, in one run.
 
-For every labelled clip in ../shared/media/audio_beats (generated clips with exact labels,
-real clips with the "silver" labels of madmom's beat tracker, the GuitarSet excerpt), runs Dragon's tracker
-(decode included, torch limited to one thread) and librosa.beat.beat_track, and prints
-mir_eval's beat F-measure (±70 ms) for both, Dragon's downbeat F-measure, and Dragon's
-speed in multiples of real time. librosa and mir_eval are benchmark-only dependencies:
+Three reports, each separate:
 
-    pip install librosa mir_eval && python benchmarks/beats.py
+- held-out generated clips: the seeds of ``HELD_OUT`` (tools/beat_clips), which no
+  training or tuning run uses; exact labels; means per style and overall;
+- the project's older generated clips in ../shared/media/audio_beats/synthetic (another
+  generator, exact labels);
+- real clips in ../shared/media/audio_beats, against the "silver" labels of madmom's
+  beat tracker (and the GuitarSet excerpt's human ones): beat F only.
+
+For each clip, Dragon's tracker reads the file (decode included, torch on one thread) and
+librosa.beat.beat_track gets the same samples, decoded beforehand; mir_eval's beat
+F-measure (±70 ms, no trimming) for both, Dragon's downbeat F-measure, and the speed of
+both in multiples of real time per CPU core: audio seconds over the CPU seconds the
+process spent, which other work on a shared machine does not inflate as it does the
+wall clock. librosa and mir_eval are benchmark-only dependencies (the ``bench`` extra):
+
+    pip install -e '.[bench]' && python benchmarks/beats.py [--development] [--limit N]
+
+``--development`` runs the same report on development seeds instead, the ones to look at
+while changing the tracker.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,49 +41,28 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dragon.media import beats  # noqa: E402
+from dragon.media import audio, beats  # noqa: E402
+from tools.beat_clips import DEVELOPMENT, STYLES, generate  # noqa: E402
 
+HELD_OUT = range(900_000, 900_150)  # 15 clips per style; never used to train or tune
 MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media") / "audio_beats"
 AUDIO = (".flac", ".mp3", ".ogg", ".m4a", ".wav")
+LIBROSA_RATE = 22050
 
 
-def clips() -> list[tuple[str, str, Path, Path]]:
-    """(group, name, audio, labels) for every clip with a label file."""
-    found = []
-    for path in sorted(MEDIA.rglob("*")):
-        if path.suffix not in AUDIO:
-            continue
-        stem = path.name.split(".")[0]
-        group = "generated" if path.parent.name == "synthetic" else "real"
-        candidates = [
-            path.parent / f"{stem}.beats",
-            path.parent / f"{stem}.silver_madmom_beatsonly.beats",
-            path.parent / f"{stem.removesuffix('_mic')}_first2s.beats",
-        ]
-        labels = next((c for c in candidates if c.exists()), None)
-        if path.parent.name == "synthetic" and labels is None:
-            labels = path.with_suffix(".json")  # the no-beat noise clip: labels in its JSON
-        if labels is not None:
-            found.append((group, path.name, path, labels))
-    return found
+@dataclass
+class Row:
+    group: str
+    name: str
+    beat_f: float
+    downbeat_f: float | None  # None where the labels carry no reliable bar positions
+    librosa_f: float
+    speed: float  # x real time on one core
+    librosa_speed: float
+    duration: float
 
 
-def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Beat times and downbeat times (None where the labels carry no reliable bar positions)."""
-    if path.suffix == ".json":
-        import json
-
-        data = json.loads(path.read_text())
-        return np.array(data["beats"], dtype=float), np.array(data["downbeats"], dtype=float)
-    rows = [line.split() for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    times = np.array([float(r[0]) for r in rows])
-    positions = [int(float(r[1])) if len(r) > 1 else 0 for r in rows]
-    downbeats = np.array([t for t, p in zip(times, positions) if p == 1])
-    silver = "silver" in path.name or "first2s" in path.name
-    return times, (None if silver else downbeats)
-
-
-def f_measure(reference: np.ndarray, estimated: np.ndarray) -> float:
+def f_measure(reference: np.ndarray, estimated: list[float] | np.ndarray) -> float:
     import mir_eval
 
     if reference.size == 0:  # no beats to find: right when none is reported
@@ -76,51 +72,137 @@ def f_measure(reference: np.ndarray, estimated: np.ndarray) -> float:
         return float(mir_eval.beat.f_measure(reference, np.asarray(estimated, dtype=float)))
 
 
-def librosa_beats(path: Path) -> np.ndarray:
+def librosa_beats(path: Path) -> tuple[np.ndarray, float]:
+    """librosa's beats on the samples Dragon's decoder gives (librosa.load cannot read
+    every container here), and the CPU seconds its tracker took (decode not included)."""
     import librosa
 
-    y, sr = librosa.load(str(path), sr=22050, mono=True)
-    _, frames = librosa.beat.beat_track(y=y, sr=sr)
-    return librosa.frames_to_time(frames, sr=sr)
+    y = np.concatenate(list(audio.mono(path, LIBROSA_RATE)) or [np.zeros(1, np.float32)])
+    started = time.process_time()
+    _, frames = librosa.beat.beat_track(y=y, sr=LIBROSA_RATE)
+    return librosa.frames_to_time(frames, sr=LIBROSA_RATE), time.process_time() - started
+
+
+def measure(group: str, name: str, path: Path, reference: np.ndarray, downbeats: np.ndarray | None) -> Row:
+    started = time.process_time()
+    found = beats.analyse(path)
+    elapsed = time.process_time() - started
+    theirs, their_time = librosa_beats(path)
+    down = f_measure(downbeats, found.downbeats) if downbeats is not None else None
+    return Row(
+        group,
+        name,
+        f_measure(reference, found.beats),
+        down,
+        f_measure(reference, theirs),
+        found.duration / max(elapsed, 1e-6),
+        found.duration / max(their_time, 1e-6),
+        found.duration,
+    )
+
+
+def generated(seeds: range, folder: Path) -> list[Row]:
+    rows = []
+    for seed in seeds:
+        clip = generate(seed)
+        path = folder / f"{seed}.flac"
+        path.write_bytes(clip.flac())
+        rows.append(measure(clip.style, f"{seed} {clip.notes}", path, clip.beats, clip.downbeats))
+    return rows
+
+
+def shared_clips() -> list[tuple[str, Path, Path]]:
+    """(group, audio, labels) for every labelled clip of ../shared/media/audio_beats."""
+    found = []
+    for path in sorted(MEDIA.rglob("*")):
+        if path.suffix not in AUDIO:
+            continue
+        stem = path.name.split(".")[0]
+        group = "shared generated" if path.parent.name == "synthetic" else "real"
+        candidates = [
+            path.parent / f"{stem}.json",
+            path.parent / f"{stem}.silver_madmom_beatsonly.beats",
+            path.parent / f"{stem.removesuffix('_mic')}_first2s.beats",
+        ]
+        labels = next((c for c in candidates if c.exists()), None)
+        if labels is not None:
+            found.append((group, path, labels))
+    return found
+
+
+def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Beat times, and downbeat times where the labels are exact (the generated clips')."""
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        return np.array(data["beats"], dtype=float), np.array(data["downbeats"], dtype=float)
+    rows = [line.split() for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return np.array([float(r[0]) for r in rows]), None
+
+
+def speed(rows: list[Row], field: str) -> float:
+    """Audio seconds over processing seconds, over all of ``rows``."""
+    return sum(r.duration for r in rows) / sum(r.duration / getattr(r, field) for r in rows)
+
+
+def report(title: str, rows: list[Row], by_style: bool) -> None:
+    print(f"\n{title}: {len(rows)} clips, {sum(r.duration for r in rows) / 60:.1f} min")
+    print(f"{'':44} {'beat F':>7} {'down F':>7} {'librosa':>8} {'x real time (slowest)':>22} {'librosa':>8}")
+    groups = sorted({r.group for r in rows}, key=lambda g: STYLES.index(g) if g in STYLES else 99) if by_style else []
+    lines = [(g, [r for r in rows if r.group == g]) for g in groups] if by_style else [(r.name, [r]) for r in rows]
+    for label, chosen in lines + [("mean", rows)]:
+        downs = [r.downbeat_f for r in chosen if r.downbeat_f is not None]
+        down = f"{np.mean(downs):7.3f}" if downs else f"{'-':>7}"
+        slowest = min(r.speed for r in chosen)
+        print(
+            f"{label[:44]:44} {np.mean([r.beat_f for r in chosen]):7.3f} {down} "
+            f"{np.mean([r.librosa_f for r in chosen]):8.3f} {speed(chosen, 'speed'):12.0f} ({slowest:7.0f}) "
+            f"{speed(chosen, 'librosa_speed'):8.0f}"
+        )
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--development", action="store_true", help="development seeds instead of the held-out ones")
+    parser.add_argument("--limit", type=int, help="only the first N generated clips")
+    parser.add_argument("--verbose", action="store_true", help="a line per generated clip")
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = []
-    total_audio = total_time = 0.0
-    beats.analyse(clips()[0][2])  # warm-up: library loading is not per-task work
-    for group, name, path, labels in clips():
-        reference, reference_downbeats = read_labels(path.parent / labels.name)
-        started = time.perf_counter()
-        found = beats.analyse(path)
-        elapsed = time.perf_counter() - started
-        total_audio, total_time = total_audio + found.duration, total_time + elapsed
-        theirs = librosa_beats(path)
-        down = f_measure(reference_downbeats, found.downbeats) if reference_downbeats is not None else None
-        rows.append(
-            (
-                group,
-                name,
-                f_measure(reference, found.beats),
-                down,
-                f_measure(reference, theirs),
-                found.duration / elapsed,
-            )
-        )
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch threads 1")
-    print(f"{'clip':58} {'beat F':>7} {'down F':>7} {'librosa':>8} {'x realtime':>10}")
-    for group, name, ours, down, theirs, speed in rows:
-        shown = "-" if down is None else f"{down:.3f}"
-        print(f"{group[:4]} {name[:53]:53} {ours:7.3f} {shown:>7} {theirs:8.3f} {speed:10.0f}")
-    for group in ("generated", "real"):
-        chosen = [r for r in rows if r[0] == group]
-        downs = [r[3] for r in chosen if r[3] is not None]
-        print(
-            f"mean {group:9}: beat F {np.mean([r[2] for r in chosen]):.3f}, librosa {np.mean([r[4] for r in chosen]):.3f}"
-            + (f", downbeat F {np.mean(downs):.3f}" if downs else "")
-            + f", slowest {min(r[5] for r in chosen):.0f}x real time"
-        )
-    print(f"speed over all clips: {total_audio / total_time:.0f}x real time")
+    seeds = DEVELOPMENT if args.development else HELD_OUT
+    seeds = seeds[: args.limit or len(HELD_OUT)]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__} on 1 thread"
+    )
+    shared = shared_clips()
+    beats.analyse(shared[0][1])  # warm-up: loading libraries is not per-task work
+    with tempfile.TemporaryDirectory() as folder:
+        ours = generated(seeds, Path(folder))
+    others = [measure(group, path.name, path, *read_labels(labels)) for group, path, labels in shared]
+    title = "development" if args.development else "held-out"
+    if args.verbose:
+        report(f"{title} generated clips, one by one", ours, by_style=False)
+    report(f"{title} generated clips (seeds {seeds.start}-{seeds.stop - 1}), per style", ours, by_style=True)
+    report(
+        "shared generated clips (../shared/media/audio_beats/synthetic)",
+        [r for r in others if r.group != "real"],
+        by_style=False,
+    )
+    report(
+        "real clips (madmom's silver labels; GuitarSet: human)",
+        [r for r in others if r.group == "real"],
+        by_style=False,
+    )
+    every = ours + others
+    styles = {
+        s: np.mean([r.downbeat_f for r in ours if r.group == s]) for s in STYLES if any(r.group == s for r in ours)
+    }
+    print(
+        f"\ngoals ({title}): beat F {np.mean([r.beat_f for r in ours]):.3f} (>= 0.97), downbeat F "
+        f"{np.mean([r.downbeat_f for r in ours]):.3f} (>= 0.93), worst style downbeat F "
+        f"{min(styles.values()):.3f} {min(styles, key=styles.get)} (>= 0.85); real beat F "
+        f"{np.mean([r.beat_f for r in others if r.group == 'real']):.3f} (>= 0.85); speed "
+        f"{speed(every, 'speed'):.0f}x real time on one core over all clips (librosa {speed(every, 'librosa_speed'):.0f}x), "
+        f"slowest clip {min(r.speed for r in every):.0f}x (>= 100x)"
+    )
 
 
 if __name__ == "__main__":
