@@ -160,7 +160,7 @@ def test_a_shard_killed_mid_batch_loses_no_task_and_no_status(deployment: Deploy
     owner = shard_of(keys[0], 2)
     ended = wait_until(lambda: [s for s in api.status(keys) if s["status"] == "success"], 60, "nothing ended")
     shards = sorted(cluster.pids("head", "ray::TaskShard"))
-    victim = cluster.ask(f"json.dumps(ray.get(ray.get_actor('dragon-shard-{owner}').ready.remote())['pid'])")
+    victim = cluster.ask(f"ray.get(ray.get_actor('dragon-shard-{owner}').ready.remote())['pid']")
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: _statuses_if_reachable(api, keys), 120, "statuses never came back")
     statuses = _ended(api, keys, timeout=120)

@@ -3,9 +3,6 @@ each kind, the node's metrics endpoint shows them, counted where they happened."
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -16,27 +13,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, Api, DragonProcess
+from tests.conftest import Api, DragonProcess
 from tests.support.servers import Origin, Receiver
+from tests.support.service import ask_ray
 
 
 @pytest.fixture(scope="module")
 def metrics_url(dragon: DragonProcess) -> str:
     """The head node's Prometheus endpoint, as Ray's node table gives it."""
-    script = (
-        f"import json, ray; ray.init(address={dragon.ray_address!r}, logging_level='ERROR'); "
-        "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=dragon.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    [port] = json.loads(done.stdout.strip().splitlines()[-1])
+    [port] = ask_ray(dragon.ray_address, dragon.env, "[n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]")
     return f"http://127.0.0.1:{port}/metrics"
 
 

@@ -27,7 +27,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -168,7 +167,7 @@ class PoolView:
         self._settings = settings
         self._members: list[tuple[str, ray.actor.ActorHandle]] = []
         self._asked = -REFRESH
-        self._given: dict[Any, int] = {}  # actor id -> this shard's tasks running there
+        self._given: dict[ray.actor.ActorHandle, int] = {}  # this shard's tasks running in each member
 
     async def pick(self, near: str | None) -> ray.actor.ActorHandle | None:
         """The member with the fewest of this shard's tasks, on node ``near`` if one is
@@ -185,13 +184,12 @@ class PoolView:
         candidates = [h for node, h in self._members if node == near] or [h for _, h in self._members]
         if not candidates:
             return None
-        return min(candidates, key=lambda h: self._given.get(h._actor_id, 0))
+        return min(candidates, key=lambda h: self._given.get(h, 0))
 
     def given(self, handle: ray.actor.ActorHandle, delta: int) -> None:
-        key = handle._actor_id
-        self._given[key] = self._given.get(key, 0) + delta
-        if self._given[key] <= 0:
-            del self._given[key]
+        self._given[handle] = self._given.get(handle, 0) + delta
+        if self._given[handle] <= 0:
+            del self._given[handle]
 
     def forget(self) -> None:
         """A member failed: ask for the members again before the next pick."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.support.servers import free_port, signal_all
+from tests.support.service import ask_ray
 
 RAY = str(Path(sys.executable).parent / "ray")
 MARKER = "DRAGON_TEST_NODE"
@@ -221,24 +222,13 @@ class LocalCluster:
     def alive_nodes(self) -> list[dict[str, Any]]:
         """The nodes Ray counts alive: ``{"node_id", "resources", "labels"}`` each."""
         return self.ask(
-            "json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources'], 'labels': n['Labels']} "
-            "for n in ray.nodes() if n['Alive']])"
+            "[{'node_id': n['NodeID'], 'resources': n['Resources'], 'labels': n['Labels']} "
+            "for n in ray.nodes() if n['Alive']]"
         )
 
     def ask(self, expression: str) -> Any:
-        """The JSON value of a Python ``expression`` evaluated by a driver of this cluster
-        (``ray`` and ``json`` imported), in a separate process so the test process never
-        joins the cluster."""
-        script = (
-            f"import json, ray; ray.init(address={self.address!r}, namespace='dragon', logging_level='ERROR', "
-            f"log_to_driver=False); print({expression})"
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=60, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr)
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        """The JSON value of ``expression`` evaluated by a driver of this cluster (ask_ray)."""
+        return ask_ray(self.address, self.env, expression)
 
     def kill_node(self, name: str) -> None:
         """SIGKILL every process of a worker node at once: the machine is gone."""

@@ -16,6 +16,23 @@ from tests.support.servers import free_port, signal_all
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+def ask_ray(address: str, env: dict[str, str], expression: str, timeout: float = 120) -> Any:
+    """The JSON value of a Python ``expression`` evaluated by a driver of the Ray cluster at
+    ``address`` (``json``, ``ray`` and ``internal_api`` imported), in a separate process so
+    the test process never joins a cluster."""
+    script = (
+        "import json, ray; from ray._private import internal_api; "
+        f"ray.init(address={address!r}, namespace='dragon', logging_level='ERROR', log_to_driver=False); "
+        f"print(json.dumps({expression}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 class DragonProcess:
     """`dragon serve` as a user runs it; can be stopped and started on the same data dir."""
 
@@ -104,22 +121,14 @@ class DragonProcess:
 
     def object_store_created_bytes(self) -> int:
         """Bytes ever put into Ray's object store, summed over the cluster's nodes."""
-        script = (
-            "import ray; from ray._private import internal_api; "
-            f"ray.init(address={self.ray_address!r}, logging_level='ERROR', log_to_driver=False); "
-            "print(sum(internal_api.node_stats(n['NodeManagerAddress'], n['NodeManagerPort'])"
-            ".store_stats.cumulative_created_bytes for n in ray.nodes() if n['Alive']))"
+        return int(
+            ask_ray(
+                self.ray_address,
+                self.env,
+                "sum(internal_api.node_stats(n['NodeManagerAddress'], n['NodeManagerPort'])"
+                ".store_stats.cumulative_created_bytes for n in ray.nodes() if n['Alive'])",
+            )
         )
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            env=self.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return int(done.stdout.strip().splitlines()[-1])
 
     def restart(self) -> None:
         self.stop()
