@@ -1,10 +1,15 @@
 """A three-step chain on a large video: one request (a pipeline) against the same three
 steps sent by a client one after another, in one run, on one service.
 
-The source is a generated 1920x1080 H.264 + AAC video served on loopback. The chain:
+The source is a generated 1920x1080 H.264 + AAC video served on loopback. The chain
+(``--shape chain``):
   0. video.convert of the source at 1920 wide, crf 4 (a large output)
   1. video.convert of step 0's output to 320 wide
   2. video.strip of 8 frames of step 1's output
+or, with ``--shape fan-out``, steps 1 and 2 both use step 0's output (the issue's
+"video.convert into video.thumb and video.strip" shape, with a small convert in place of
+the thumb so that the second step is not negligible); a pipeline runs them side by side
+as soon as step 0 has ended, a client one after another.
 As a pipeline it is one POST /v2/create (block=true). The client-driven chain is what a
 client does without pipelines, at its fastest: each step a create with block=true, the
 next one sent with the URL the previous returned. Runs alternate between the two; the
@@ -12,7 +17,7 @@ best of ``--runs`` of each is printed with their ratio, and the median time betw
 step's end and the next step's start (from the statuses' events): what chaining costs,
 apart from the steps themselves, which a loaded machine slows down for both alike.
 
-    python benchmarks/pipelines.py [--seconds 20] [--runs 3] [--s3]
+    python benchmarks/pipelines.py [--seconds 20] [--runs 3] [--s3] [--shape chain|fan-out]
 """
 
 from __future__ import annotations
@@ -46,20 +51,24 @@ STEPS = [
 ]
 
 
-def pipeline(http: httpx.Client, secret: str, source: str) -> list[dict[str, Any]]:
-    tasks = [{**STEPS[0], "url": source}, {**STEPS[1], "url": {"task": 0}}, {**STEPS[2], "url": {"task": 1}}]
+USES = {"chain": [None, 0, 1], "fan-out": [None, 0, 0]}
+"""For each step, the step whose output it takes (None: the source)."""
+
+
+def pipeline(http: httpx.Client, secret: str, source: str, uses: list[int | None]) -> list[dict[str, Any]]:
+    tasks = [{**step, "url": source if used is None else {"task": used}} for step, used in zip(STEPS, uses)]
     statuses = http.post("/v2/create", json={"secret": secret, "tasks": tasks, "block": True}).json()
     return _wait(http, statuses)
 
 
-def client_driven(http: httpx.Client, secret: str, source: str) -> list[dict[str, Any]]:
-    url, statuses = source, []
-    for step in STEPS:
+def client_driven(http: httpx.Client, secret: str, source: str, uses: list[int | None]) -> list[dict[str, Any]]:
+    statuses: list[dict[str, Any]] = []
+    for step, used in zip(STEPS, uses):
+        url = source if used is None else statuses[used]["result"]["output"]
         [status] = _wait(
             http, http.post("/v2/create", json={"secret": secret, "tasks": {**step, "url": url}, "block": True}).json()
         )
         statuses.append(status)
-        url = status["result"]["output"]
     return statuses
 
 
@@ -77,7 +86,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="length of the 1080p source")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--s3", action="store_true", help="outputs on S3 (a local SeaweedFS) instead of local disk")
+    parser.add_argument("--shape", choices=sorted(USES), default="chain")
     args = parser.parse_args()
+    uses = USES[args.shape]
     work = Path(tempfile.mkdtemp(prefix="dragon-bench-pipelines-"))
     make_source(work / "source.mp4", args.seconds)
     origin = Origin(work)
@@ -97,16 +108,13 @@ def main() -> None:
     try:
         with running_service(env) as service, httpx.Client(base_url=service.url, timeout=900) as http:
             source = f"{origin.url}/source.mp4"
-            pipeline(http, service.secret, source)  # warm: workers, codecs, caches
+            pipeline(http, service.secret, source, uses)  # warm: workers, codecs, caches
             for _ in range(args.runs):
                 for name, run in (("client", client_driven), ("pipeline", pipeline)):
                     t = time.perf_counter()
-                    statuses = run(http, service.secret, source)
+                    statuses = run(http, service.secret, source, uses)
                     times[name].append(time.perf_counter() - t)
-                    gaps[name] += [
-                        _at(b["events"]["started"]) - _at(a["events"]["completed"])
-                        for a, b in zip(statuses, statuses[1:])
-                    ]
+                    gaps[name] += _gaps(statuses)
                     sizes = [_size(http, s["result"]["output"]) for s in statuses]
     finally:
         origin.close()
@@ -118,7 +126,7 @@ def main() -> None:
     print(
         f"source: {args.seconds} s of 1920x1080 H.264 + AAC; outputs of the steps: "
         + ", ".join(f"{size / 1e6:.1f} MB" for size in sizes)
-        + f"; store: {'S3' if args.s3 else 'local disk'}"
+        + f"; store: {'S3' if args.s3 else 'local disk'}; shape: {args.shape}"
     )
     client, piped = min(times["client"]), min(times["pipeline"])
     gap = {k: statistics.median(v) * 1000 for k, v in gaps.items()}
@@ -131,6 +139,22 @@ def main() -> None:
     )
     print(f"{'client-driven, step after step':40} {client:9.2f} {1:10.2f} {gap['client']:8.1f} {1:10.2f}")
     print("all runs: " + "; ".join(f"{k} " + ", ".join(f"{t:.2f}" for t in v) for k, v in times.items()))
+    saved = [c - p for c, p in zip(times["client"], times["pipeline"])]
+    print(
+        f"paired runs (client minus pipeline, run by run): median {statistics.median(saved):.2f} s, "
+        f"pipeline faster in {sum(d > 0 for d in saved)} of {len(saved)}"
+    )
+
+
+def _gaps(statuses: list[dict[str, Any]]) -> list[float]:
+    """For each step after the first, the time from the last end before its start to
+    its start: what chaining costs, whatever the shape."""
+    gaps = []
+    for i, status in enumerate(statuses[1:], 1):
+        started = _at(status["events"]["started"])
+        ended = [_at(s["events"]["completed"]) for s in statuses[:i]]
+        gaps.append(started - max(t for t in ended if t <= started))
+    return gaps
 
 
 def _size(http: httpx.Client, url: str) -> int:
