@@ -9,7 +9,9 @@ The source is a generated 1920x1080 H.264 + AAC video served on loopback. The ch
 or, with ``--shape fan-out``, steps 1 and 2 both use step 0's output (the issue's
 "video.convert into video.thumb and video.strip" shape, with a small convert in place of
 the thumb so that the second step is not negligible); a pipeline runs them side by side
-as soon as step 0 has ended, a client one after another.
+as soon as step 0 has ended, a client one after another. ``--shape frame`` is a chain of
+short steps on the same video: video.thumb at 15 s, an image.thumb of that frame, an
+image.info of the thumbnail; there the time between steps is a visible share of the whole.
 As a pipeline it is one POST /v2/create (block=true). The client-driven chain is what a
 client does without pipelines, at its fastest: each step a create with block=true, the
 next one sent with the URL the previous returned. Runs alternate between the two; the
@@ -17,7 +19,7 @@ best of ``--runs`` of each is printed with their ratio, and the median time betw
 step's end and the next step's start (from the statuses' events): what chaining costs,
 apart from the steps themselves, which a loaded machine slows down for both alike.
 
-    python benchmarks/pipelines.py [--seconds 20] [--runs 3] [--s3] [--shape chain|fan-out]
+    python benchmarks/pipelines.py [--seconds 20] [--runs 3] [--s3] [--shape chain|fan-out|frame]
 """
 
 from __future__ import annotations
@@ -44,26 +46,35 @@ from benchmarks.timing import load  # noqa: E402
 from benchmarks.video import make_source  # noqa: E402
 from tests.support.servers import Origin, SeaweedS3  # noqa: E402
 
-STEPS = [
+TRANSCODE = [
     {"task_name": "video.convert", "width": 1920, "video_bitrate": 200000, "crf": 4},
     {"task_name": "video.convert", "width": 320},
     {"task_name": "video.strip", "count": 8, "width": 160, "height": 90},
 ]
+FRAME = [
+    {"task_name": "video.thumb", "time": 15, "format": "png"},
+    {"task_name": "image.thumb", "width": 320, "height": 240},
+    {"task_name": "image.info"},
+]
+Shape = tuple[list[dict[str, Any]], list[int | None]]
+"""The steps, and for each the step whose output it takes (None: the source)."""
+SHAPES: dict[str, Shape] = {
+    "chain": (TRANSCODE, [None, 0, 1]),
+    "fan-out": (TRANSCODE, [None, 0, 0]),
+    "frame": (FRAME, [None, 0, 1]),
+}
 
 
-USES = {"chain": [None, 0, 1], "fan-out": [None, 0, 0]}
-"""For each step, the step whose output it takes (None: the source)."""
-
-
-def pipeline(http: httpx.Client, secret: str, source: str, uses: list[int | None]) -> list[dict[str, Any]]:
-    tasks = [{**step, "url": source if used is None else {"task": used}} for step, used in zip(STEPS, uses)]
+def pipeline(http: httpx.Client, secret: str, source: str, shape: Shape) -> list[dict[str, Any]]:
+    steps, uses = shape
+    tasks = [{**step, "url": source if used is None else {"task": used}} for step, used in zip(steps, uses)]
     statuses = http.post("/v2/create", json={"secret": secret, "tasks": tasks, "block": True}).json()
     return _wait(http, statuses)
 
 
-def client_driven(http: httpx.Client, secret: str, source: str, uses: list[int | None]) -> list[dict[str, Any]]:
+def client_driven(http: httpx.Client, secret: str, source: str, shape: Shape) -> list[dict[str, Any]]:
     statuses: list[dict[str, Any]] = []
-    for step, used in zip(STEPS, uses):
+    for step, used in zip(*shape):
         url = source if used is None else statuses[used]["result"]["output"]
         [status] = _wait(
             http, http.post("/v2/create", json={"secret": secret, "tasks": {**step, "url": url}, "block": True}).json()
@@ -86,9 +97,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="length of the 1080p source")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--s3", action="store_true", help="outputs on S3 (a local SeaweedFS) instead of local disk")
-    parser.add_argument("--shape", choices=sorted(USES), default="chain")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="chain")
     args = parser.parse_args()
-    uses = USES[args.shape]
+    shape = SHAPES[args.shape]
     work = Path(tempfile.mkdtemp(prefix="dragon-bench-pipelines-"))
     make_source(work / "source.mp4", args.seconds)
     origin = Origin(work)
@@ -108,14 +119,14 @@ def main() -> None:
     try:
         with running_service(env) as service, httpx.Client(base_url=service.url, timeout=900) as http:
             source = f"{origin.url}/source.mp4"
-            pipeline(http, service.secret, source, uses)  # warm: workers, codecs, caches
+            pipeline(http, service.secret, source, shape)  # warm: workers, codecs, caches
             for _ in range(args.runs):
                 for name, run in (("client", client_driven), ("pipeline", pipeline)):
                     t = time.perf_counter()
-                    statuses = run(http, service.secret, source, uses)
+                    statuses = run(http, service.secret, source, shape)
                     times[name].append(time.perf_counter() - t)
                     gaps[name] += _gaps(statuses)
-                    sizes = [_size(http, s["result"]["output"]) for s in statuses]
+                    sizes = [_size(http, s["result"].get("output")) for s in statuses]
     finally:
         origin.close()
         if s3 is not None:
@@ -139,6 +150,11 @@ def main() -> None:
     )
     print(f"{'client-driven, step after step':40} {client:9.2f} {1:10.2f} {gap['client']:8.1f} {1:10.2f}")
     print("all runs: " + "; ".join(f"{k} " + ", ".join(f"{t:.2f}" for t in v) for k, v in times.items()))
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    print(
+        f"median of the runs: pipeline {medians['pipeline']:.2f} s, client-driven {medians['client']:.2f} s, "
+        f"ratio {medians['pipeline'] / medians['client']:.2f}"
+    )
     saved = [c - p for c, p in zip(times["client"], times["pipeline"])]
     print(
         f"paired runs (client minus pipeline, run by run): median {statistics.median(saved):.2f} s, "
@@ -157,8 +173,10 @@ def _gaps(statuses: list[dict[str, Any]]) -> list[float]:
     return gaps
 
 
-def _size(http: httpx.Client, url: str) -> int:
+def _size(http: httpx.Client, url: str | None) -> int:
     """From a one-byte ranged GET: presigned S3 URLs are signed for GET only."""
+    if url is None:  # a step without an output file (image.info)
+        return 0
     answer = http.get(url, headers={"Range": "bytes=0-0"})
     return int(answer.headers.get("content-range", "/0").rsplit("/", 1)[-1] or 0)
 
