@@ -4,14 +4,15 @@ The pipeline follows the classic trackers (Böck's spectral flux and bar-pointer
 Ellis's tempo prior):
 
 1. features: a log-filtered spectral flux (onset strength), the same flux below 200 Hz
-   (kick drums, bass notes) and a chromagram, computed block by block with torch and
+   (kick drums, bass notes) and between 2 and 4 kHz (snares, rimshots), and a chromagram, computed block by block with torch and
    torchaudio, so a GPU worker runs them on its GPU and memory holds features, not audio;
 2. tempo: autocorrelation of the onset strength weighted by a log-normal prior around
    120 BPM picks the metrical level; a clip without periodicity (noise, silence) stops here;
 3. beats: a Viterbi search over (beat period, position in the beat) states, whose
-   period may drift from beat to beat, follows tempo changes;
+   period may drift from beat to beat, follows tempo changes; a slow pulse whose half
+   beats are as strong as its beats is read at twice the rate;
 4. downbeats: the meter (3 or 4) and bar phase whose beats carry the most low-frequency
-   onsets and harmonic change.
+   onsets and harmonic change, unless a 4/4 bar has the shape of a reggae one-drop.
 
 This module is the only user of torchaudio in Dragon, so replacing it touches one file.
 """
@@ -43,6 +44,14 @@ PERIODICITY = 0.2  # autocorrelation peak that shows a repeating onset pattern
 PEAKINESS = 2.0  # loud onsets (99th percentile) over the median flux that show onsets at all
 PRIOR_BPM = 120.0  # centre of the log-normal tempo prior
 PRIOR_OCTAVES = 0.7  # and its width
+HALF_TIME_BPM = 100.0  # below this tempo, half beats as strong as the beats mean the pulse is twice as fast
+HALF_TIME_RATIO = 0.85  # mean onset strength between beats over that on them that shows it
+SNARE_HZ = (2000.0, 4000.0)  # where a snare or rimshot stands out from kick drums and bass
+# A one-drop's bar, per beat: low onsets (kick, bass) absent on 1 and strongest on 3; a snare
+# or rimshot on 3 with the kick, not on 2 and 4 as in a backbeat.
+ONE_DROP_LOW = np.array([-1.0, 0.0, 1.0, 0.0]) / 2
+ONE_DROP_SNARE = np.array([0.0, -1.0, 2.0, -1.0]) / 2
+DROP_WEIGHT = 1.5  # how far a one-drop fit counts against the loudest-low-onset reading
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class Features:
     low: np.ndarray  # (frames,) onset strength below 200 Hz
     chroma: np.ndarray  # (frames, 12) energy per pitch class
     duration: float
+    snare: np.ndarray | None = None  # (frames,) onset strength between 2 and 4 kHz, where measured
 
 
 def analyse(path: Path, device: str | None = None) -> Beats:
@@ -77,10 +87,10 @@ def analyse(path: Path, device: str | None = None) -> Beats:
 
 def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
     """Per-frame features of a mono signal given as consecutive blocks of samples."""
-    window, mel, low_bands, chroma_map = _kernels(device)
+    window, mel, low_bands, snare_bands, chroma_map = _kernels(device)
     pending = np.zeros(N_FFT // 2, dtype=np.float32)  # frames are centred on their time
     previous: torch.Tensor | None = None  # the last LAG log spectra, for the next block's flux
-    flux, low, chroma = [], [], []
+    flux, low, snare, chroma = [], [], [], []
     samples = 0
 
     def consume(signal: np.ndarray) -> int:
@@ -108,6 +118,7 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
             rise = torch.cat((torch.zeros(LAG, rise.shape[1], device=device), rise))
         flux.append(rise.sum(1).cpu().numpy())
         low.append(rise[:, low_bands].sum(1).cpu().numpy())
+        snare.append(rise[:, snare_bands].sum(1).cpu().numpy())
         chroma.append((spectrum @ chroma_map).cpu().numpy())
         previous = logged[-LAG:]
         return frames * HOP
@@ -118,19 +129,25 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
         pending = signal[consume(signal) :]
     consume(np.concatenate((pending, np.zeros(N_FFT // 2, dtype=np.float32))))
     if not flux:
-        return Features(np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros((0, 12), np.float32), samples / RATE)
-    return Features(np.concatenate(flux), np.concatenate(low), np.concatenate(chroma), samples / RATE)
+        empty = np.zeros(0, np.float32)
+        return Features(empty, empty, np.zeros((0, 12), np.float32), samples / RATE, empty)
+    return Features(
+        np.concatenate(flux), np.concatenate(low), np.concatenate(chroma), samples / RATE, np.concatenate(snare)
+    )
 
 
 @functools.lru_cache(maxsize=4)
-def _kernels(device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Analysis window, mel filterbank, low-band mask and chroma map, built once per device."""
+def _kernels(device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Analysis window, mel filterbank, low-band and snare-band masks and chroma map, built
+    once per device."""
     bins = N_FFT // 2 + 1
     mel = torchaudio.functional.melscale_fbanks(bins, 30.0, RATE / 2, BANDS, RATE)
+    centres = _band_centres(BANDS)
     return (
         torch.hann_window(N_FFT, device=device),
         mel.to(device),
-        torch.from_numpy(_band_centres(BANDS) < 200.0).to(device),
+        torch.from_numpy(centres < 200.0).to(device),
+        torch.from_numpy((centres >= SNARE_HZ[0]) & (centres < SNARE_HZ[1])).to(device),
         torch.from_numpy(_chroma_matrix(bins)).to(device),
     )
 
@@ -151,7 +168,25 @@ def track_beats(features: Features) -> np.ndarray:
     if period is None:
         return np.zeros(0)
     frames = viterbi(strength[begin:end], period) + begin
+    if 60 * FPS / period < HALF_TIME_BPM and _half_beat_ratio(frames, strength) >= HALF_TIME_RATIO:
+        frames = viterbi(strength[begin:end], period / 2) + begin
     return _trim(frames, strength)
+
+
+def _half_beat_ratio(beats: np.ndarray, strength: np.ndarray) -> float:
+    """Mean onset strength halfway between beats over that on the beats: near 0 for a
+    pulse read at its own rate, near 1 for one read at half its rate (every other beat)."""
+    if beats.size < 2:
+        return 0.0
+    on = _peaks_at(strength, beats).mean()
+    between = _peaks_at(strength, (beats[1:] + beats[:-1]) / 2).mean()
+    return float(between / on) if on > 0 else 0.0
+
+
+def _peaks_at(x: np.ndarray, frames: np.ndarray, reach: int = 3) -> np.ndarray:
+    """The largest value of ``x`` within ``reach`` frames of each of ``frames``."""
+    at = np.round(frames).astype(np.int64).clip(0, x.size - 1)
+    return np.array([x[max(0, f - reach) : f + reach + 1].max() for f in at])
 
 
 def _trim(beats: np.ndarray, strength: np.ndarray, floor: float = 0.15) -> np.ndarray:
@@ -265,11 +300,13 @@ def _refine(beats: np.ndarray, strength: np.ndarray, reach: int) -> np.ndarray:
 
 def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
     """The beats that start bars: the meter (3 or 4) and phase whose beats carry the most
-    low-frequency onsets and harmonic change."""
+    low-frequency onsets and harmonic change; or, in 4/4, the phase that reads the bar as
+    a reggae one-drop (kick and snare together on beat 3, nothing on beat 1), where that
+    reading scores higher. Loud low onsets alone would put the one-drop's beat 3 first."""
     if beats.size == 0:
         return beats
     frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
-    low = np.array([features.low[max(0, f - 3) : f + 4].max() for f in frames])
+    low = _peaks_at(features.low, frames)
     bounds = np.concatenate((frames, [features.flux.size]))
     chords = np.stack(
         [features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)]
@@ -288,8 +325,31 @@ def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
             score = evidence[mask].mean() - rest + prior
             if score > best:
                 best, choice = score, (meter, phase)
+    if features.snare is not None and frames.size >= 8:
+        drop, phase = _one_drop(_zscore(low), _zscore(_peaks_at(features.snare, frames)), _zscore(change))
+        if drop > best:
+            choice = (4, phase)
     meter, phase = choice
     return beats[phase::meter]
+
+
+def _one_drop(low: np.ndarray, snare: np.ndarray, change: np.ndarray) -> tuple[float, int]:
+    """The best 4/4 phase read as a one-drop, and its score on the scale of
+    ``find_downbeats``': how well both the low and the snare onsets per bar position follow
+    ``ONE_DROP_LOW`` and ``ONE_DROP_SNARE`` (the weaker fit, times ``DROP_WEIGHT``), plus
+    the harmonic change on beat 1."""
+    best, choice = -np.inf, 0
+    for phase in range(4):
+        position = (np.arange(low.size) - phase) % 4
+        fits = [
+            np.array([cue[position == q].mean() for q in range(4)]) @ template
+            for cue, template in ((low, ONE_DROP_LOW), (snare, ONE_DROP_SNARE))
+        ]
+        first = position == 0
+        score = DROP_WEIGHT * min(fits) + change[first].mean() - change[~first].mean()
+        if score > best:
+            best, choice = score, phase
+    return best, choice
 
 
 def _activity(flux: np.ndarray) -> np.ndarray:

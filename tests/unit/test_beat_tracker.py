@@ -92,3 +92,55 @@ def test_the_onset_envelope_marks_rises_and_ignores_a_steady_level() -> None:
     envelope = beats.onset_envelope(flux)
     assert np.flatnonzero(envelope == 1.0).tolist() == list(range(10, 1000, 50))
     assert envelope.max(initial=0.0, where=np.arange(1000) % 50 != 10) < 0.05
+
+
+def _bar_features(beat_frames: list[int], low_per_beat: list[float], snare_per_beat: list[float]) -> beats.Features:
+    """Flat flux and chroma; per bar position, the heights of the low and snare onsets on the beats."""
+    frames = beat_frames[-1] + 50
+    low, snare = np.zeros(frames), np.zeros(frames)
+    for i, f in enumerate(beat_frames):
+        low[f] = low_per_beat[i % len(low_per_beat)]
+        snare[f] = snare_per_beat[i % len(snare_per_beat)]
+    return beats.Features(np.ones(frames), low, np.ones((frames, 12)), frames / beats.FPS, snare)
+
+
+def test_a_one_drop_bar_starts_two_beats_before_its_kick_and_snare() -> None:
+    # Bars of 4 from the second beat: bass on beats 2 and 4 (0.5), kick and rimshot together
+    # on 3, nothing on 1.
+    # Loudest low onset first: 1.41 + 1.41 / 3 = 1.89; read as a one-drop from beat 1:
+    # 1.5 x min(low fit 1.41, snare fit 2.31) = 2.12, which wins.
+    beat_frames = list(range(10, 2000, 50))
+    features = _bar_features(beat_frames, [0.5, 0.0, 0.5, 1.0], [0.0, 0.0, 0.0, 1.0])
+    found = beats.find_downbeats(np.array(beat_frames, dtype=float), features)
+    assert found.tolist() == beat_frames[1::4]
+
+
+def test_a_backbeat_bar_starts_on_its_kick_not_as_a_one_drop() -> None:
+    # Kick on 1 (and softer on 3), snare on 2 and 4: the snare is not with the kick.
+    beat_frames = list(range(10, 2000, 50))
+    features = _bar_features(beat_frames, [0.0, 1.0, 0.0, 0.5], [1.0, 0.0, 1.0, 0.0])
+    found = beats.find_downbeats(np.array(beat_frames, dtype=float), features)
+    assert found.tolist() == beat_frames[1::4]
+
+
+def _flux(onsets: dict[int, float], seconds: float = 20.0) -> beats.Features:
+    """Features with onsets of the given heights at the given frames, in every band."""
+    flux = np.zeros(int(seconds * FPS))
+    for frame, height in onsets.items():
+        flux[frame] = height
+    return beats.Features(flux, flux.copy(), np.ones((flux.size, 12)), seconds, flux.copy())
+
+
+def test_a_slow_reading_with_half_beats_as_strong_as_its_beats_is_doubled() -> None:
+    # Kick and snare alternating every 34 frames (176 BPM): the autocorrelation prefers
+    # 68 frames (88 BPM), whose half beats are the snares, as strong as the beats.
+    onsets = {f: 1.0 if i % 2 == 0 else 0.95 for i, f in enumerate(range(10, 2000, 34))}
+    found = beats.track_beats(_flux(onsets))
+    assert np.diff(found).tolist() == [34.0] * (found.size - 1)
+    assert found[0] == 10 and found.size == len(onsets)
+
+
+def test_a_slow_pulse_with_soft_eighths_keeps_its_rate() -> None:
+    onsets = {f: 1.0 for f in range(10, 2000, 70)} | {f: 0.3 for f in range(45, 2000, 70)}
+    found = beats.track_beats(_flux(onsets))
+    assert np.diff(found).tolist() == [70.0] * (found.size - 1)
