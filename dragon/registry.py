@@ -80,7 +80,8 @@ class TaskContext:
     """What a running task may use: its key, a private scratch directory (created on
     first use, removed when the attempt ends), input fetching, output storing, and
     progress reporting. Built by the worker, handed down to tasks. ``settings`` and
-    ``task_store`` are for task types that run others (batch)."""
+    ``task_store`` are for task types that run others (batch); ``helpers`` for those
+    that spread their work over the cluster (video.create's segments)."""
 
     def __init__(
         self,
@@ -91,6 +92,7 @@ class TaskContext:
         io: TaskIO,
         settings: Settings,
         task_store: dict[str, Any],
+        helpers: Callable[[], list[Any]] = list,
     ):
         self.key = key
         self.account = account
@@ -99,7 +101,14 @@ class TaskContext:
         self.task_store = task_store
         self._scratch = scratch
         self._io = io
+        self._helpers = helpers
         self.warnings: list[str] = []
+
+    def helpers(self) -> list[Any]:
+        """The cluster's pool members that are up now (handles of
+        dragon.actors.pool.PoolMember), for work worth a long-lived process; empty
+        where there are no pools."""
+        return self._helpers()
 
     @property
     def scratch(self) -> Path:

@@ -368,3 +368,46 @@ def test_segments_read_inputs_in_place_on_the_tasks_node_and_copy_them_in_chunks
             assert (tmp_path / f"copy-{name}").read_bytes() == (tmp_path / name).read_bytes()
     finally:
         ray.shutdown()
+
+
+class _HelperThatDies:
+    """A stand-in for a pool member whose process dies two frame reports into a segment."""
+
+    def segment(self, *args: Any) -> Any:
+        yield 5
+        yield 10
+        os._exit(1)
+
+
+def test_a_segment_whose_pool_member_dies_is_rendered_again_by_a_plain_task(
+    dragon: DragonProcess, tmp_path: Path
+) -> None:
+    import ray
+
+    from dragon.movie import segments
+    from dragon.movie.render import Job, lengths
+    from dragon.sxml import parse
+
+    colours = ["#ff0000", "#00ff00", "#0000ff"]
+    definition = "".join(f'<effect type="none" duration="4"><image color="{c}"/></effect>' for c in colours)
+    job = Job(definition, "mobile-small", 1, lengths(parse(definition), {}))
+    ray.init(address=dragon.ray_address, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        helper = ray.remote(num_cpus=0, max_restarts=0)(_HelperThatDies).remote()
+        seen: list[int] = []
+        paths = segments.render_segments(
+            job,
+            segments.Inputs.here({}),
+            [(0, 60), (60, 120), (120, 180)],
+            tmp_path,
+            tmp_path,
+            seen.append,
+            helpers=[helper],
+            helper_slots=1,
+        )
+    finally:
+        ray.shutdown()
+    for path in paths:
+        with av.open(str(path)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 60
+    assert seen == sorted(seen) and seen[-1] == 180  # the dead member's frames were not counted twice

@@ -4,95 +4,156 @@ GPU, so the members run on CPU, as on a GPU-less node of a real cluster)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import av
+import httpx
 import pytest
 
 from tests.conftest import Api, service_env
-from tests.support.cluster import wait_until
+from tests.support.cluster import LocalCluster, wait_until
 from tests.support.platforms import Platforms
 from tests.support.servers import Origin
-from tests.support.service import DragonProcess
+from tests.support.service import DragonProcess, cpu_seconds
 
 MEMBER = "ray::PoolMember"
 CLIP = "audio_beats/synthetic/syn_waltz_3-4_96bpm.flac"
 pytestmark = pytest.mark.timeout(300)
 
 
+@dataclass
+class Pooled:
+    api: Api
+    cluster: LocalCluster
+
+    def members(self) -> list[int]:
+        return self.cluster.pids(title=MEMBER)
+
+
 @pytest.fixture(scope="module")
-def pooled(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms) -> Iterator[Api]:
+def pooled(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms) -> Iterator[Pooled]:
+    """A node with 5 logical CPUs (on this machine's 2 cores): room for the member's slot,
+    a movie task and two of its segments at once."""
     env = {
         **service_env(platforms),
         "DRAGON_WORKER_POOLS": "all",
         "DRAGON_POOL_SLOTS": "1",
         "DRAGON_POOL_IDLE_SECONDS": "6",
     }
-    service = DragonProcess(tmp_path_factory.mktemp("pools") / "data", env)
-    service.data_dir.mkdir()
-    secret = service.cli("accounts", "create", "pia")["secret"]
-    service.start()
-    yield Api(service.url, secret, service)
-    service.stop()
+    base = tmp_path_factory.mktemp("pools")
+    cluster = LocalCluster(base, env, head_cpus=5)
+    try:
+        service = DragonProcess(base / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
+        service.data_dir.mkdir()
+        secret = service.cli("accounts", "create", "pia")["secret"]
+        service.start()
+        yield Pooled(Api(service.url, secret, service), cluster)
+        service.stop()
+    finally:
+        cluster.close()
 
 
-def members(api: Api) -> list[int]:
-    assert api.process is not None
-    return api.process.pids(MEMBER)
-
-
-def test_pooled_tasks_run_one_after_another_in_the_same_long_lived_member(pooled: Api) -> None:
-    first = pooled.result({"task_name": "test.pooled"})
-    second = pooled.result({"task_name": "test.pooled", "seconds": 0.3})
+def test_pooled_tasks_run_one_after_another_in_the_same_long_lived_member(pooled: Pooled) -> None:
+    first = pooled.api.result({"task_name": "test.pooled"})
+    second = pooled.api.result({"task_name": "test.pooled", "seconds": 0.3})
     assert first["pid"] == second["pid"]
-    assert members(pooled) == [first["pid"]]
+    assert pooled.members() == [first["pid"]]
 
 
 def test_beat_tracking_in_a_pool_member_gives_what_a_stateless_worker_gives(
-    pooled: Api, api: Api, media: Origin
+    pooled: Pooled, api: Api, media: Origin
 ) -> None:
     task = {"task_name": "audio.beats", "url": f"{media.url}/{CLIP}"}
-    in_pool = pooled.result(task)
-    assert len(members(pooled)) == 1
+    in_pool = pooled.api.result(task)
+    assert len(pooled.members()) == 1
     assert in_pool == api.result(task)
     assert len(in_pool["beats"]) > 10
 
 
-def test_a_member_that_dies_mid_task_is_restarted_and_the_task_retried(pooled: Api) -> None:
-    result = pooled.result({"task_name": "test.pooled", "crash_first": True})
+def test_a_movie_renders_some_of_its_segments_in_a_pool_member(pooled: Pooled, tmp_path: Path) -> None:
+    # Movies do not wait for members to start: a pooled task first makes sure one is up.
+    pooled.api.result({"task_name": "test.pooled"})
+    [member] = pooled.members()
+    before = cpu_seconds(member)
+    # Three 4 s colours at 25 fps: three of the test service's 5 s segments; the member has one slot,
+    # so one segment renders there and the others in stateless tasks, at the same time.
+    colours = ["#ff0000", "#00ff00", "#0000ff"]
+    definition = "".join(f'<effect type="none" duration="4"><image color="{c}"/></effect>' for c in colours)
+    [queued] = pooled.api.create(
+        {"task_name": "video.create", "definition": definition, "antialias": 1, "profile": "360p"}
+    )
+    [final] = pooled.api.wait([queued["key"]], timeout=180)
+    assert final["status"] == "success", final.get("error")
+    assert cpu_seconds(member) - before > 0.3  # it composited and encoded a segment (about 0.6 s of CPU here)
+    assert pooled.members() == [member]
+    path = tmp_path / "movie.mp4"
+    path.write_bytes(httpx.get(final["result"]["export"]).content)
+    with av.open(str(path)) as container:
+        centres = [f.to_ndarray(format="rgb24")[72, 88].tolist() for f in container.decode(video=0)]
+    dominant = [max(range(3), key=lambda c: rgb[c]) for rgb in centres]
+    assert dominant == [0] * 100 + [1] * 100 + [2] * 100  # the segments joined in order, none lost
+
+
+def test_a_member_that_dies_mid_task_is_restarted_and_the_task_retried(pooled: Pooled) -> None:
+    result = pooled.api.result({"task_name": "test.pooled", "crash_first": True})
     assert result["attempt"] == 2
-    assert members(pooled) == [result["pid"]]
+    assert pooled.members() == [result["pid"]]
 
 
-def test_a_canceled_pooled_task_that_reports_progress_stops_and_its_member_lives_on(pooled: Api) -> None:
-    [status] = pooled.create({"task_name": "test.pooled", "seconds": 30})
-    running = pooled.wait_for(status["key"], "executing", timeout=60)
-    pid = members(pooled)
-    r = pooled.http.post("/v2/cancel", json={"secret": pooled.secret, "tasks": [running["key"]]})
+def test_a_canceled_pooled_task_that_reports_progress_stops_and_its_member_lives_on(pooled: Pooled) -> None:
+    [status] = pooled.api.create({"task_name": "test.pooled", "seconds": 30})
+    running = pooled.api.wait_for(status["key"], "executing", timeout=60)
+    pid = pooled.members()
+    r = pooled.api.http.post("/v2/cancel", json={"secret": pooled.api.secret, "tasks": [running["key"]]})
     assert r.status_code == 200, r.text
-    [ended] = pooled.wait([status["key"]])
+    [ended] = pooled.api.wait([status["key"]])
     assert ended["error"].startswith("CanceledError")
-    assert pooled.result({"task_name": "test.pooled"})["pid"] == pid[0]
+    assert pooled.api.result({"task_name": "test.pooled"})["pid"] == pid[0]
 
 
-def test_a_canceled_pooled_task_that_never_reports_has_its_member_restarted(pooled: Api) -> None:
-    [status] = pooled.create({"task_name": "test.pooled", "seconds": 60, "report": False})
-    pooled.wait_for(status["key"], "executing", timeout=60)
-    [before] = members(pooled)
-    r = pooled.http.post("/v2/cancel", json={"secret": pooled.secret, "tasks": [status["key"]]})
+def test_a_canceled_pooled_task_that_never_reports_has_its_member_restarted(pooled: Pooled) -> None:
+    [status] = pooled.api.create({"task_name": "test.pooled", "seconds": 60, "report": False})
+    pooled.api.wait_for(status["key"], "executing", timeout=60)
+    [before] = pooled.members()
+    r = pooled.api.http.post("/v2/cancel", json={"secret": pooled.api.secret, "tasks": [status["key"]]})
     assert r.status_code == 200, r.text
-    wait_until(lambda: before not in members(pooled), 30, "the member's restart")
-    after = pooled.result({"task_name": "test.pooled"})
+    wait_until(lambda: before not in pooled.members(), 30, "the member's restart")
+    after = pooled.api.result({"task_name": "test.pooled"})
     assert after["pid"] != before
-    [ended] = pooled.status([status["key"]])
+    [ended] = pooled.api.status([status["key"]])
     assert ended["error"].startswith("CanceledError")
 
 
-def test_idle_members_are_stopped_and_started_again_on_demand(pooled: Api, tmp_path: Path) -> None:
-    pooled.result({"task_name": "test.pooled"})
-    assert members(pooled)
+def test_idle_members_are_stopped_and_started_again_on_demand(pooled: Pooled, tmp_path: Path) -> None:
+    pooled.api.result({"task_name": "test.pooled"})
+    assert pooled.members()
     started = time.monotonic()
-    wait_until(lambda: not members(pooled), 60, "idle pool members to stop")
+    wait_until(lambda: not pooled.members(), 60, "idle pool members to stop")
     assert time.monotonic() - started < 60
-    assert pooled.result({"task_name": "test.pooled"})["pid"] in members(pooled)
+    assert pooled.api.result({"task_name": "test.pooled"})["pid"] in pooled.members()
+
+
+def test_a_canceled_segment_stops_rendering_in_its_member(pooled: Pooled, tmp_path: Path) -> None:
+    import ray
+
+    from dragon.actors.pool import PoolMember
+    from dragon.movie import segments
+    from dragon.movie.render import Job, lengths
+    from dragon.sxml import parse
+
+    definition = '<effect type="none" duration="3600"><image color="#ff0000"/></effect>'  # a minute of CPU or more
+    job = Job(definition, "mobile-small", 1, lengths(parse(definition), {}))
+    ray.init(address=pooled.cluster.address, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        member = PoolMember.options(max_concurrency=2, num_cpus=0).remote()  # type: ignore[attr-defined]
+        rendering = member.segment.remote(job, segments.Inputs.here({}), 0, 54000, str(tmp_path))
+        assert ray.get(next(rendering)) > 0
+        assert ray.get(member.idle_for.remote()) == 0  # still rendering
+        ray.cancel(rendering)
+        wait_until(lambda: ray.get(member.idle_for.remote()) > 0, 10, "the member to stop the canceled segment")
+    finally:
+        ray.shutdown()

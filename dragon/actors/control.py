@@ -98,9 +98,9 @@ class Control:
             if self._started.is_set() and self._lost is None:
                 self._journal.release_lease(self._holder, self._token)
 
-    def pool_members(self) -> list[tuple[str, ray.actor.ActorHandle]]:
+    def pool_members(self, wait: bool = True) -> list[tuple[str, ray.actor.ActorHandle]]:
         """(node, handle) of the pools' members, started where missing (dragon/actors/pool.py)."""
-        return self._pools.members()
+        return self._pools.members(wait)
 
     # internals
 

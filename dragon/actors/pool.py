@@ -26,7 +26,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -35,6 +38,10 @@ from dragon.actors.messages import Finished
 from dragon.actors.worker import execute_records
 from dragon.config import Settings
 from dragon.status import TaskRecord
+
+if TYPE_CHECKING:  # the movie modules import torch: only members that render load them
+    from dragon.movie.render import Job
+    from dragon.movie.segments import Inputs
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +65,25 @@ class PoolMember:
         return ray.get_runtime_context().get_node_id()
 
     def execute(self, records: list[TaskRecord], attempt: int, settings: Settings, shard: int) -> list[Finished]:
+        with self._busy():
+            return execute_records(records, attempt, settings, shard, pooled=True)
+
+    def segment(self, job: Job, inputs: Inputs, first: int, stop: int, scratch_root: str) -> Iterator[int | bytes]:
+        """A range of a movie's frames, for a ``video.create`` running elsewhere
+        (dragon/movie/segments.py): compositing is GPU work, worth a kept CUDA context.
+        A cancel (the movie canceled or failed) stops it at its next frame report: Ray
+        ends a canceled generator at its next yield."""
+        from dragon.movie.segments import segment_frames
+
+        with self._busy():
+            yield from segment_frames(job, inputs, first, stop, scratch_root)
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
         with self._lock:
             self._running += 1
         try:
-            return execute_records(records, attempt, settings, shard, pooled=True)
+            yield
         finally:
             with self._lock:
                 self._running -= 1
@@ -78,6 +100,7 @@ class _Member:
     node: str
     handle: ray.actor.ActorHandle
     ready: ray.ObjectRef
+    since: float  # monotonic time of its start
     placed: bool = False
 
 
@@ -91,11 +114,12 @@ class Pools:
         self._refused: dict[str, float] = {}  # node -> when a member found no room there
         self._lock = threading.Lock()
 
-    def members(self) -> list[tuple[str, ray.actor.ActorHandle]]:
-        """(node, handle) of every member; starts missing ones and waits until they are
-        placed. A member the cluster has no room for within START_WAIT is given up (its
-        node gets none for RETRY_AFTER): the tasks run as stateless Ray tasks meanwhile,
-        rather than wait for resources the member would hold."""
+    def members(self, wait: bool = True) -> list[tuple[str, ray.actor.ActorHandle]]:
+        """(node, handle) of every member; starts missing ones and, with ``wait``, waits
+        until they are placed (without, only those already placed are listed). A member
+        the cluster has no room for within START_WAIT is given up (its node gets none for
+        RETRY_AFTER): the tasks run as stateless Ray tasks meanwhile, rather than wait
+        for resources the member would hold."""
         if self._settings.worker_pools == "off":
             return []
         with self._lock:
@@ -113,19 +137,27 @@ class Pools:
                     name = f"{ACTOR_PREFIX}{node[:16]}-{i}"
                     if name not in self._members:
                         self._members[name] = self._start(name, node, gpu=gpus > 0)
-            starting = {m.ready: name for name, m in self._members.items() if not m.placed}
-            if starting:
-                placed, _ = ray.wait(list(starting), num_returns=len(starting), timeout=START_WAIT)
-                for ref, name in starting.items():
-                    member = self._members[name]
-                    if ref in placed:
-                        member.placed = True
-                    else:
-                        log.warning("no room for pool member %s: its node runs pooled tasks as plain tasks", name)
-                        ray.kill(member.handle, no_restart=True)
-                        self._refused[member.node] = now
-                        del self._members[name]
-            return [(m.node, m.handle) for m in self._members.values()]
+            self._settle(START_WAIT if wait else 0)
+            return [(m.node, m.handle) for m in self._members.values() if m.placed]
+
+    def _settle(self, timeout: float) -> None:
+        """Marks the started members that are placed now or within ``timeout``; gives up
+        those still unplaced START_WAIT after their start (whoever asked: a member
+        started for a movie, which does not wait, must not hold its resources unplaced)."""
+        starting = {m.ready: name for name, m in self._members.items() if not m.placed}
+        if not starting:
+            return
+        placed, _ = ray.wait(list(starting), num_returns=len(starting), timeout=timeout)
+        now = time.monotonic()
+        for ref, name in starting.items():
+            member = self._members[name]
+            if ref in placed:
+                member.placed = True
+            elif now - member.since >= START_WAIT:
+                log.warning("no room for pool member %s: its node runs pooled tasks as plain tasks", name)
+                ray.kill(member.handle, no_restart=True)
+                self._refused[member.node] = now
+                del self._members[name]
 
     def _start(self, name: str, node: str, *, gpu: bool) -> _Member:
         settings = self._settings
@@ -138,12 +170,13 @@ class Pools:
             max_concurrency=settings.pool_slots,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
         ).remote()
-        return _Member(node, handle, handle.ready.remote())
+        return _Member(node, handle, handle.ready.remote(), time.monotonic())
 
     def reap(self) -> None:
         """Stop the members idle for ``pool_idle_seconds`` (their node's GPU and CPUs go
         back to the cluster; the next pooled task starts a member again)."""
         with self._lock:
+            self._settle(0)
             placed = {name: m for name, m in self._members.items() if m.placed}
             if not placed:
                 return
@@ -177,7 +210,7 @@ class PoolView:
         if time.monotonic() - self._asked >= REFRESH:
             self._asked = time.monotonic()
             try:
-                self._members = await _control(self._settings).pool_members.remote()
+                self._members = await control_actor(self._settings).pool_members.remote()
             except Exception:
                 log.warning("could not list the pools' members", exc_info=True)
                 self._members = []
@@ -196,7 +229,8 @@ class PoolView:
         self._asked = -REFRESH
 
 
-def _control(settings: Settings) -> ray.actor.ActorHandle:
+def control_actor(settings: Settings) -> ray.actor.ActorHandle:
+    """The handle of the control actor, which keeps the book of members."""
     from dragon.actors.control import ACTOR_NAME  # the control module imports the shards
 
     return ray.get_actor(ACTOR_NAME, namespace=settings.ray_namespace)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 STARTED_DELAY = 0.02  # seconds; tasks that end sooner skip the separate "executing" change
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports of one task (partial results always go)
 REPORT_WAIT = 10.0  # seconds a finished task waits for its last partial result to be applied
+HELPERS_WAIT = 10.0  # seconds a task waits for the list of pool members
 
 
 @ray.remote(max_retries=0)
@@ -71,7 +72,9 @@ def _attempt(
     if attempt > 1:  # a new attempt starts clean: no orphaned output of a dead one
         ray.get(storage.discard.remote(record.account, record.key))
     io = _WorkerIO(settings, record, owner, storage, Started(attempt, now_iso()), pooled)
-    ctx = registry.TaskContext(record.key, record.account, attempt, io.scratch, io, settings, record.task_store)
+    ctx = registry.TaskContext(
+        record.key, record.account, attempt, io.scratch, io, settings, record.task_store, lambda: _helpers(settings)
+    )
     began = time.monotonic()
     try:
         outcome = run_task(ctx, record)
@@ -80,6 +83,22 @@ def _attempt(
         if io.scratch.exists():
             shutil.rmtree(io.scratch, ignore_errors=True)
     return io.finish(outcome, time.monotonic() - began)
+
+
+def _helpers(settings: Settings) -> list[ray.actor.ActorHandle]:
+    """The pool members placed now (missing ones are started for later tasks, not waited
+    for: a movie would rather start its segments than wait for room); none when they
+    cannot be listed."""
+    if settings.worker_pools == "off":
+        return []
+    from dragon.actors.pool import control_actor  # the pool module imports this one
+
+    try:
+        members: ray.ObjectRef = control_actor(settings).pool_members.remote(wait=False)
+        return [handle for _, handle in ray.get(members, timeout=HELPERS_WAIT)]
+    except Exception:
+        log.warning("could not list the pools' members: segments run as plain tasks", exc_info=True)
+        return []
 
 
 _owners: dict[tuple[str, int], ray.actor.ActorHandle] = {}

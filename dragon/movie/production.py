@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -26,12 +27,15 @@ from dragon.sxml import profiles
 class RenderSettings:
     """Where and how an export renders: segments of ``segment_seconds`` on Ray workers,
     at most ``parallel`` at once (0: as Ray allows), each with half a GPU if ``gpu``,
-    their scratch space under ``scratch_root``."""
+    their scratch space under ``scratch_root``; up to ``helper_slots`` at a time in each
+    of ``helpers``, the pool members (see :func:`render_segments`)."""
 
     scratch_root: Path
     segment_seconds: float
     parallel: int = 0
     gpu: bool = False
+    helpers: tuple[Any, ...] = ()
+    helper_slots: int = 0
 
 
 class Production:
@@ -101,6 +105,8 @@ class Production:
                     lambda done: self._advance("export", done),
                     parallel=settings.parallel,
                     gpu=settings.gpu,
+                    helpers=settings.helpers,
+                    helper_slots=settings.helper_slots,
                 )
                 join(segments, sound.result(), out, movie.output.format)
         self._commit("export", movie.frames)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import ray
-from ray.exceptions import RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from dragon.errors import TaskError
@@ -83,34 +83,63 @@ def render_segments(
     *,
     parallel: int = 0,
     gpu: bool = False,
+    helpers: Sequence[Any] = (),
+    helper_slots: int = 0,
 ) -> list[Path]:
     """Each range of frames rendered by its own Ray task, at most ``parallel`` at once
-    (0: as many as the cluster runs), each with half a GPU if ``gpu``. ``progress`` hears
-    the frames done so far, as segments render them. Returns the segment files, in
-    order, under ``into``."""
+    (0: as many as the cluster runs), each with half a GPU if ``gpu``. ``helpers``: pool
+    members (dragon/actors/pool.py) that render a segment in a long-lived process, up to
+    ``helper_slots`` each at a time; the other segments go to stateless tasks, and a
+    segment whose member dies is rendered again by one. ``progress`` hears the frames
+    done so far, as segments render them. Returns the segment files, in order, under
+    ``into``."""
     options: dict[str, Any] = {"num_cpus": 1, **({"num_gpus": 0.5} if gpu else {})}
     window = parallel or len(ranges)
     running: dict[ray.ObjectRefGenerator, int] = {}
+    on_helper: dict[ray.ObjectRefGenerator, Any] = {}
+    live = list(helpers)
     done = [0] * len(ranges)
     paths: dict[int, Path] = {}
-    queue = list(enumerate(ranges))
+    queue = [(i, True) for i in range(len(ranges))]  # (segment, may go to a helper)
+
+    def given(helper: Any) -> int:
+        return sum(h is helper for h in on_helper.values())
+
+    def submit(i: int, pooled: bool) -> None:
+        first, stop = ranges[i]
+        free = [h for h in live if pooled and given(h) < helper_slots]
+        if free:
+            helper = min(free, key=given)
+            generator = helper.segment.remote(job, inputs, first, stop, str(scratch_root))
+            on_helper[generator] = helper
+        else:
+            generator = _segment.options(**options).remote(job, inputs, first, stop, str(scratch_root))
+        running[generator] = i
+
     try:
         while queue or running:
             while queue and len(running) < window:
-                i, (first, stop) = queue.pop(0)
-                running[_segment.options(**options).remote(job, inputs, first, stop, str(scratch_root))] = i
+                submit(*queue.pop(0))
             ready = cast(ray.ObjectRefGenerator, ray.wait(list(running), num_returns=1)[0][0])
             i = running[ready]
-            report = next(ready, None)
+            try:
+                report = next(ready, None)
+                value = None if report is None else ray.get(report)
+            except (RayActorError, ActorUnavailableError):
+                if ready not in on_helper:
+                    raise
+                live = [h for h in live if h is not on_helper[ready]]  # dead or restarting: not asked again
+                del running[ready], on_helper[ready]
+                queue.insert(0, (i, False))
+                continue
             if report is None:  # the generator has ended
                 del running[ready]
-                continue
-            value = ray.get(report)
-            if isinstance(value, bytes):
+                on_helper.pop(ready, None)
+            elif isinstance(value, bytes):
                 paths[i] = into / f"segment-{i}.nut"
                 paths[i].write_bytes(value)
             else:
-                done[i] = value
+                done[i] = max(done[i], cast(int, value))  # a segment rendered again counts from 0
                 progress(sum(done))
     except RayTaskError as exc:
         if isinstance(exc.cause, TaskError):
@@ -124,6 +153,11 @@ def render_segments(
 
 @ray.remote(max_retries=2)
 def _segment(job: Job, inputs: Inputs, first: int, stop: int, scratch_root: str) -> Iterator[int | bytes]:
+    """A segment in a stateless Ray task (see segment_frames)."""
+    yield from segment_frames(job, inputs, first, stop, scratch_root)
+
+
+def segment_frames(job: Job, inputs: Inputs, first: int, stop: int, scratch_root: str) -> Iterator[int | bytes]:
     """One range of frames: the count rendered so far (see :meth:`Movie.render`), then
     the segment file's bytes."""
     from dragon.movie.render import Movie

@@ -59,6 +59,8 @@ def video_create(ctx: TaskContext, params: CreateParams) -> dict:
         segment_seconds=ctx.settings.render_segment_seconds,
         parallel=ctx.settings.render_parallel,
         gpu=GpuRule(ctx.settings.use_gpus).ask() if params.export else False,
+        helpers=tuple(ctx.helpers()) if params.export else (),
+        helper_slots=ctx.settings.pool_slots,
     )
     production = Production(job, files, settings, ctx.progress, preview=params.preview, export=params.export)
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.support.servers import free_port, signal_all
-from tests.support.service import ask_ray
+from tests.support.service import ask_ray, cpu_seconds
 
 RAY = str(Path(sys.executable).parent / "ray")
 MARKER = "DRAGON_TEST_NODE"
@@ -205,18 +205,16 @@ class LocalCluster:
     def cpu_times(self) -> dict[int, tuple[str, str, float]]:
         """pid -> (node, process name, CPU seconds used so far) for every process of this
         cluster: the difference of two readings is what each spent in between."""
-        tick = os.sysconf("SC_CLK_TCK")
         times = {}
         for pid, node in self.processes():
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
+                seconds = cpu_seconds(pid)
                 argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
             except OSError:
                 continue
-            fields = stat.rsplit(")", 1)[1].split()
             # an actor's or task's title ("ray::TaskShard"), else the program's name
             name = argv0 if argv0.startswith("ray::") else Path(argv0.split()[0] if argv0 else "?").name
-            times[pid] = (node, name, (int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+            times[pid] = (node, name, seconds)
         return times
 
     def alive_nodes(self) -> list[dict[str, Any]]:

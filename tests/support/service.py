@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -146,3 +147,9 @@ class DragonProcess:
         if done.returncode != 0:
             raise RuntimeError(done.stderr)
         return json.loads(done.stdout)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds process ``pid`` has used so far (user and system, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
