@@ -5,11 +5,12 @@ local files), vipsthumbnail (Debian libvips-tools) making the same 320x240 fit, 
 image.thumb through the HTTP API with block=true. Then throughput: the task function
 on every core (a process per core) against the API with 16 concurrent clients.
 
-    python benchmarks/images.py
+    python benchmarks/images.py [--tasks 128]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shutil
@@ -77,6 +78,9 @@ def make_source(path: Path) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=128, help="thumbnails per side in the throughput runs")
+    args = parser.parse_args()
     vips = shutil.which("vipsthumbnail")
     if vips is None:
         sys.exit("vipsthumbnail is needed as the reference (apt-get install libvips-tools)")
@@ -95,7 +99,7 @@ def main() -> None:
     origin = Origin(work)
     try:
         with running_service() as service:
-            api, fn_rate, api_rate, cores = through_api(service, origin, source)
+            api, fn_rate, api_rate, cores = through_api(service, origin, source, args.tasks)
     finally:
         origin.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -111,7 +115,7 @@ def main() -> None:
     )
 
 
-def through_api(service: Service, origin: Origin, source: Path) -> tuple[float, float, float, int]:
+def through_api(service: Service, origin: Origin, source: Path, n: int) -> tuple[float, float, float, int]:
     """Latency through HTTP, then throughput: the task function on every core against the
     API with 16 concurrent clients."""
     http = httpx.Client(base_url=service.url, timeout=600)
@@ -130,7 +134,7 @@ def through_api(service: Service, origin: Origin, source: Path) -> tuple[float, 
     api_once()
     api = min(api_once() for _ in range(5))
 
-    n, cores = 128, os.cpu_count() or 1
+    cores = os.cpu_count() or 1
     with ProcessPoolExecutor(cores) as pool:
         list(pool.map(task_function, [str(source)] * cores))
         t = time.perf_counter()
