@@ -36,8 +36,9 @@ class Pooled:
 
 @pytest.fixture(scope="module")
 def pooled(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms) -> Iterator[Pooled]:
-    """A node with 5 logical CPUs (on this machine's 2 cores): room for the member's slot,
-    a movie task and two of its segments at once."""
+    """A node with 4 logical CPUs (on this machine's 2 cores) and a GPU as far as Ray
+    knows (torch finds no CUDA, so GPU work runs on the CPU): its member holds half the
+    GPU, as on a real GPU node, and a movie's GPU segments render in it."""
     env = {
         **service_env(platforms),
         "DRAGON_WORKER_POOLS": "all",
@@ -45,7 +46,7 @@ def pooled(tmp_path_factory: pytest.TempPathFactory, platforms: Platforms) -> It
         "DRAGON_POOL_IDLE_SECONDS": "6",
     }
     base = tmp_path_factory.mktemp("pools")
-    cluster = LocalCluster(base, env, head_cpus=5)
+    cluster = LocalCluster(base, env, head_cpus=4, head_gpus=1)
     try:
         service = DragonProcess(base / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
         service.data_dir.mkdir()
@@ -74,13 +75,13 @@ def test_beat_tracking_in_a_pool_member_gives_what_a_stateless_worker_gives(
     assert len(in_pool["beats"]) > 10
 
 
-def test_a_movie_renders_some_of_its_segments_in_a_pool_member(pooled: Pooled, tmp_path: Path) -> None:
+def test_a_movie_on_a_gpu_node_renders_its_segments_in_the_pool_member(pooled: Pooled, tmp_path: Path) -> None:
     # Movies do not wait for members to start: a pooled task first makes sure one is up.
     pooled.api.result({"task_name": "test.pooled"})
     [member] = pooled.members()
     before = cpu_seconds(member)
-    # Three 4 s colours at 25 fps: three of the test service's 5 s segments; the member has one slot,
-    # so one segment renders there and the others in stateless tasks, at the same time.
+    # Three 4 s colours at 25 fps: three of the test service's 5 s segments, which render one
+    # after another in the member (one slot), not beside it (the movie task holds the GPU's other half).
     colours = ["#ff0000", "#00ff00", "#0000ff"]
     definition = "".join(f'<effect type="none" duration="4"><image color="{c}"/></effect>' for c in colours)
     [queued] = pooled.api.create(
@@ -88,7 +89,7 @@ def test_a_movie_renders_some_of_its_segments_in_a_pool_member(pooled: Pooled, t
     )
     [final] = pooled.api.wait([queued["key"]], timeout=180)
     assert final["status"] == "success", final.get("error")
-    assert cpu_seconds(member) - before > 0.3  # it composited and encoded a segment (about 0.6 s of CPU here)
+    assert cpu_seconds(member) - before > 1.0  # it composited and encoded the segments (about 0.6 s of CPU each)
     assert pooled.members() == [member]
     path = tmp_path / "movie.mp4"
     path.write_bytes(httpx.get(final["result"]["export"]).content)

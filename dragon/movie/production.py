@@ -27,8 +27,8 @@ from dragon.sxml import profiles
 class RenderSettings:
     """Where and how an export renders: segments of ``segment_seconds`` on Ray workers,
     at most ``parallel`` at once (0: as Ray allows), each with half a GPU if ``gpu``,
-    their scratch space under ``scratch_root``; up to ``helper_slots`` at a time in each
-    of ``helpers``, the pool members (see :func:`render_segments`)."""
+    their scratch space under ``scratch_root``; or, given ``helpers`` (pool members), in
+    them, up to ``helper_slots`` at a time in each (see :func:`render_segments`)."""
 
     scratch_root: Path
     segment_seconds: float

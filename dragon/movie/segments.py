@@ -87,39 +87,47 @@ def render_segments(
     helper_slots: int = 0,
 ) -> list[Path]:
     """Each range of frames rendered by its own Ray task, at most ``parallel`` at once
-    (0: as many as the cluster runs), each with half a GPU if ``gpu``. ``helpers``: pool
-    members (dragon/actors/pool.py) that render a segment in a long-lived process, up to
-    ``helper_slots`` each at a time; the other segments go to stateless tasks, and a
-    segment whose member dies is rendered again by one. ``progress`` hears the frames
-    done so far, as segments render them. Returns the segment files, in order, under
-    ``into``."""
+    (0: as many as the cluster runs), each with half a GPU if ``gpu``. With ``helpers``
+    (pool members, dragon/actors/pool.py, that keep a CUDA context) every segment renders
+    in one of them instead, up to ``helper_slots`` at a time in each, the others waiting
+    here for a free slot: a stateless segment beside a member could wait for the GPU
+    share the member holds. A segment whose member dies is rendered again by a stateless
+    task. ``progress`` hears the frames done so far, as segments render them. Returns the
+    segment files, in order, under ``into``."""
     options: dict[str, Any] = {"num_cpus": 1, **({"num_gpus": 0.5} if gpu else {})}
     window = parallel or len(ranges)
+    slots = max(helper_slots, 1)
     running: dict[ray.ObjectRefGenerator, int] = {}
     on_helper: dict[ray.ObjectRefGenerator, Any] = {}
     live = list(helpers)
     done = [0] * len(ranges)
     paths: dict[int, Path] = {}
-    queue = [(i, True) for i in range(len(ranges))]  # (segment, may go to a helper)
+    queue = [(i, True) for i in range(len(ranges))]  # (segment, to a helper if there is one)
 
     def given(helper: Any) -> int:
         return sum(h is helper for h in on_helper.values())
 
-    def submit(i: int, pooled: bool) -> None:
+    def start_next() -> bool:
+        """Starts the first queued segment, unless it waits for a helper's free slot."""
+        i, pooled = queue[0]
         first, stop = ranges[i]
-        free = [h for h in live if pooled and given(h) < helper_slots]
-        if free:
+        if pooled and live:
+            free = [h for h in live if given(h) < slots]
+            if not free:
+                return False
             helper = min(free, key=given)
             generator = helper.segment.remote(job, inputs, first, stop, str(scratch_root))
             on_helper[generator] = helper
         else:
             generator = _segment.options(**options).remote(job, inputs, first, stop, str(scratch_root))
+        queue.pop(0)
         running[generator] = i
+        return True
 
     try:
         while queue or running:
-            while queue and len(running) < window:
-                submit(*queue.pop(0))
+            while queue and len(running) < window and start_next():
+                pass
             ready = cast(ray.ObjectRefGenerator, ray.wait(list(running), num_returns=1)[0][0])
             i = running[ready]
             try:

@@ -54,12 +54,13 @@ def video_create(ctx: TaskContext, params: CreateParams) -> dict:
     document = parse(params.definition)
     files = _gather(ctx, document)
     job = Job(params.definition, params.profile, params.antialias, lengths(document, files))
+    gpu = GpuRule(ctx.settings.use_gpus).ask() if params.export else False
     settings = RenderSettings(
         scratch_root=ctx.settings.scratch_dir,
         segment_seconds=ctx.settings.render_segment_seconds,
         parallel=ctx.settings.render_parallel,
-        gpu=GpuRule(ctx.settings.use_gpus).ask() if params.export else False,
-        helpers=tuple(ctx.helpers()) if params.export else (),
+        gpu=gpu,
+        helpers=tuple(ctx.helpers()) if gpu else (),  # GPU compositing, in GPU nodes' pool members
         helper_slots=ctx.settings.pool_slots,
     )
     production = Production(job, files, settings, ctx.progress, preview=params.preview, export=params.export)

@@ -100,6 +100,7 @@ class LocalCluster:
         workdir: Path,
         env: dict[str, str],
         head_cpus: int = 0,
+        head_gpus: int | None = None,
         head_resources: dict[str, float] | None = None,
         autoscaling: list[NodeType] | None = None,
         idle_timeout_minutes: float = 0.1,
@@ -137,7 +138,10 @@ class LocalCluster:
             )
             args.append(f"--autoscaling-config={config}")
             extra_env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
-        self._start("head", [*args, f"--num-cpus={head_cpus}", f"--temp-dir={self.temp_dir}"], extra_env)
+        args += [f"--num-cpus={head_cpus}", f"--temp-dir={self.temp_dir}"]
+        if head_gpus is not None:  # else Ray counts the machine's
+            args.append(f"--num-gpus={head_gpus}")
+        self._start("head", args, extra_env)
 
     def _start(
         self, name: str, args: list[str], extra_env: dict[str, str] | None = None, cores: list[int] | None = None
