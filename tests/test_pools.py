@@ -76,7 +76,7 @@ def test_beat_tracking_in_a_pool_member_gives_what_a_stateless_worker_gives(
 
 
 def test_a_movie_on_a_gpu_node_renders_its_segments_in_the_pool_member(pooled: Pooled, tmp_path: Path) -> None:
-    # Movies do not wait for members to start: a pooled task first makes sure one is up.
+    # A member is up first, so that its CPU time can be read before the movie.
     pooled.api.result({"task_name": "test.pooled"})
     [member] = pooled.members()
     before = cpu_seconds(member)

@@ -31,7 +31,7 @@ from typing import Any
 
 import ray
 
-from dragon.actors.pool import Pools
+from dragon.actors.pool import START_WAIT, Pools
 from dragon.actors.shard import TaskShard, actor_name
 from dragon.config import Settings
 from dragon.journal import Lease, open_journal
@@ -98,7 +98,7 @@ class Control:
             if self._started.is_set() and self._lost is None:
                 self._journal.release_lease(self._holder, self._token)
 
-    def pool_members(self, wait: bool = True) -> list[tuple[str, ray.actor.ActorHandle]]:
+    def pool_members(self, wait: float = START_WAIT) -> list[tuple[str, ray.actor.ActorHandle]]:
         """(node, handle) of the pools' members, started where missing (dragon/actors/pool.py)."""
         return self._pools.members(wait)
 

@@ -114,12 +114,12 @@ class Pools:
         self._refused: dict[str, float] = {}  # node -> when a member found no room there
         self._lock = threading.Lock()
 
-    def members(self, wait: bool = True) -> list[tuple[str, ray.actor.ActorHandle]]:
-        """(node, handle) of every member; starts missing ones and, with ``wait``, waits
-        until they are placed (without, only those already placed are listed). A member
-        the cluster has no room for within START_WAIT is given up (its node gets none for
-        RETRY_AFTER): the tasks run as stateless Ray tasks meanwhile, rather than wait
-        for resources the member would hold."""
+    def members(self, wait: float = START_WAIT) -> list[tuple[str, ray.actor.ActorHandle]]:
+        """(node, handle) of every placed member; starts missing ones and waits up to
+        ``wait`` seconds for them to be placed. A member the cluster has no room for by
+        then is given up (its node gets none for RETRY_AFTER): the work runs as stateless
+        Ray tasks meanwhile, rather than wait for resources the member would hold, and no
+        member placed later takes a GPU share that work is waiting for."""
         if self._settings.worker_pools == "off":
             return []
         with self._lock:
@@ -137,13 +137,12 @@ class Pools:
                     name = f"{ACTOR_PREFIX}{node[:16]}-{i}"
                     if name not in self._members:
                         self._members[name] = self._start(name, node, gpu=gpus > 0)
-            self._settle(START_WAIT if wait else 0)
+            self._settle(wait)
             return [(m.node, m.handle) for m in self._members.values() if m.placed]
 
-    def _settle(self, timeout: float) -> None:
+    def _settle(self, timeout: float, give_up: float | None = None) -> None:
         """Marks the started members that are placed now or within ``timeout``; gives up
-        those still unplaced START_WAIT after their start (whoever asked: a member
-        started for a movie, which does not wait, must not hold its resources unplaced)."""
+        those still unplaced ``give_up`` seconds (default: ``timeout``) after their start."""
         starting = {m.ready: name for name, m in self._members.items() if not m.placed}
         if not starting:
             return
@@ -153,7 +152,7 @@ class Pools:
             member = self._members[name]
             if ref in placed:
                 member.placed = True
-            elif now - member.since >= START_WAIT:
+            elif now - member.since >= (timeout if give_up is None else give_up):
                 log.warning("no room for pool member %s: its node runs pooled tasks as plain tasks", name)
                 ray.kill(member.handle, no_restart=True)
                 self._refused[member.node] = now
@@ -176,7 +175,7 @@ class Pools:
         """Stop the members idle for ``pool_idle_seconds`` (their node's GPU and CPUs go
         back to the cluster; the next pooled task starts a member again)."""
         with self._lock:
-            self._settle(0)
+            self._settle(0, give_up=START_WAIT)
             placed = {name: m for name, m in self._members.items() if m.placed}
             if not placed:
                 return

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 STARTED_DELAY = 0.02  # seconds; tasks that end sooner skip the separate "executing" change
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports of one task (partial results always go)
 REPORT_WAIT = 10.0  # seconds a finished task waits for its last partial result to be applied
-HELPERS_WAIT = 10.0  # seconds a task waits for the list of pool members
+HELPERS_WAIT = 10.0  # seconds a task gives missing pool members to be placed
 
 
 @ray.remote(max_retries=0)
@@ -86,16 +86,16 @@ def _attempt(
 
 
 def _helpers(settings: Settings) -> list[ray.actor.ActorHandle]:
-    """The pool members placed now (missing ones are started for later tasks, not waited
-    for: a movie would rather start its segments than wait for room); none when they
+    """The pool members, started where missing and given HELPERS_WAIT to be placed (a
+    movie would rather start its segments than wait longer for room); none when they
     cannot be listed."""
     if settings.worker_pools == "off":
         return []
     from dragon.actors.pool import control_actor  # the pool module imports this one
 
     try:
-        members: ray.ObjectRef = control_actor(settings).pool_members.remote(wait=False)
-        return [handle for _, handle in ray.get(members, timeout=HELPERS_WAIT)]
+        members: ray.ObjectRef = control_actor(settings).pool_members.remote(wait=HELPERS_WAIT)
+        return [handle for _, handle in ray.get(members, timeout=HELPERS_WAIT + 10)]
     except Exception:
         log.warning("could not list the pools' members: segments run as plain tasks", exc_info=True)
         return []
