@@ -11,7 +11,9 @@
 3. NVDEC: the first 30 frames of a generated H.264 clip decoded by h264_cuvid and by
    FFmpeg's CPU decoder (mean absolute difference), and a convert through NVDEC.
 4. Pools: audio.beats through the HTTP API in stateless workers, then in a pool member
-   (dragon/actors/pool.py); seconds per task, same results.
+   (dragon/actors/pool.py); seconds per task, same results. Then a 15 s video.create in
+   three segments, timed the same two ways (on a GPU its segments render in the member);
+   the exports must last as long.
 
 Without CUDA (or with --cpu-only) the CPU halves run and the CUDA ones are reported as
 not run. ``--against cpu`` runs the second half on the CPU too: every comparison then
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import math
 import os
 import platform
@@ -149,7 +152,8 @@ def check_movie(files: dict[str, Path], seconds: float, antialias: int, accel: s
             movie.picture(0)  # warm up: decoders, fonts, CUDA kernels
             synchronised(device)
             started = time.perf_counter()
-            movie.render(0, movie.frames, work / f"movie-{len(runs)}.mp4")
+            for _ in movie.render(0, movie.frames, work / f"movie-{len(runs)}.mp4"):  # a generator of progress
+                pass
             synchronised(device)
             runs.append((movie, time.perf_counter() - started))
     cpu_movie, cpu_wall = runs[0]
@@ -261,11 +265,16 @@ def check_pools(clip: Path, accel: str | None, tasks: int = 4) -> Check:
     run in a member."""
     if not accel:
         return Check("pools, audio.beats through the API", "-", "-", "not run: no second half")
-    runs: dict[str, tuple[float, list[Any], bool]] = {}
+    runs: dict[str, tuple[float, list[Any], bool, float]] = {}
     origin = Origin(clip.parent)
     try:
         for mode in ("off", "gpu" if accel == "cuda" else "all"):
-            env = {"DRAGON_WORKER_POOLS": mode, "DRAGON_POOL_SLOTS": "1", "DRAGON_BLOCK_TIMEOUT": "600"}
+            env = {
+                "DRAGON_WORKER_POOLS": mode,
+                "DRAGON_POOL_SLOTS": "1",
+                "DRAGON_POOL_IDLE_SECONDS": "5",  # a member idle on the CPU must not hold the movie's CPU for long
+                "DRAGON_BLOCK_TIMEOUT": "600",
+            }
             with running_service(env) as service:
                 http = httpx.Client(base_url=service.url, timeout=600)
                 body = {
@@ -279,19 +288,38 @@ def check_pools(clip: Path, accel: str | None, tasks: int = 4) -> Check:
                     [status] = http.post("/v2/create", json=body).json()
                     took.append(time.perf_counter() - started)
                     results.append(status.get("result") or status.get("error"))
-                runs[mode] = (statistics.median(took[1:]), results, bool(service.process.pids("ray::PoolMember")))
+                member = bool(service.process.pids("ray::PoolMember"))
+                movie, length = _segmented_movie(http, service.secret)
+                runs[mode] = (statistics.median(took[1:]), results + [length], member, movie)
     finally:
         origin.close()
-    (off, off_results, _), (on, on_results, member) = runs.values()
+    (off, off_results, _, off_movie), (on, on_results, member, on_movie) = runs.values()
     problems = [] if member else ["no pool member ran"]
-    if any(r != off_results[0] for r in off_results + on_results):
-        problems.append("the results differ")
+    if any(r != off_results[0] for r in off_results[:-1] + on_results[:-1]):
+        problems.append("the beats differ")
+    if off_results[-1] != on_results[-1]:
+        problems.append("the movies differ in length")
     return Check(
-        f"pools, audio.beats of {clip.name} through the API, {tasks} tasks",
-        f"stateless {off:.3f} s/task",
-        f"pooled {on:.3f} s/task",
+        f"pools, audio.beats of {clip.name} ({tasks} tasks) and a 15 s movie in 3 segments, through the API",
+        f"stateless {off:.3f} s/task, movie {off_movie:.1f} s",
+        f"pooled {on:.3f} s/task, movie {on_movie:.1f} s",
         "ok" if not problems else "FAILED: " + "; ".join(problems),
     )
+
+
+def _segmented_movie(http: httpx.Client, secret: str) -> tuple[float, float]:
+    """Seconds a 15 s 360p movie of three colours (three 5 s segments) took through the
+    API, and its export's duration."""
+    colours = ["#c03030", "#30c030", "#3030c0"]
+    sxml = "".join(f'<effect type="none" duration="5"><image color="{c}"/></effect>' for c in colours)
+    task = {"task_name": "video.create", "definition": sxml, "profile": "360p", "antialias": 1}
+    started = time.perf_counter()
+    [status] = http.post("/v2/create", json={"secret": secret, "block": True, "tasks": task}).json()
+    took = time.perf_counter() - started
+    if status["status"] != "success":
+        return took, -1.0
+    with av.open(io.BytesIO(http.get(status["result"]["export"]).content), "r") as container:
+        return took, round(float(container.duration or 0) / 1_000_000, 2)
 
 
 def main() -> None:
