@@ -51,6 +51,9 @@ SNARE_HZ = (2000.0, 4000.0)  # where a snare or rimshot stands out from kick dru
 # or rimshot on 3 with the kick, not on 2 and 4 as in a backbeat.
 ONE_DROP_LOW = np.array([-1.0, 0.0, 1.0, 0.0]) / 2
 ONE_DROP_SNARE = np.array([0.0, -1.0, 2.0, -1.0]) / 2
+# and beat 1 the emptiest of the bar in all bands (the "drop"), which a funk or rock bar
+# read from its beat 3 does not have
+ONE_DROP_EMPTY = np.array([-3.0, 1.0, 1.0, 1.0]) / 3
 DROP_WEIGHT = 1.5  # how far a one-drop fit counts against the loudest-low-onset reading
 
 
@@ -326,24 +329,26 @@ def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
             if score > best:
                 best, choice = score, (meter, phase)
     if features.snare is not None and frames.size >= 8:
-        drop, phase = _one_drop(_zscore(low), _zscore(_peaks_at(features.snare, frames)), _zscore(change))
+        cues = (_zscore(low), _zscore(_peaks_at(features.snare, frames)), _zscore(_peaks_at(features.flux, frames)))
+        drop, phase = _one_drop(cues, _zscore(change))
         if drop > best:
             choice = (4, phase)
     meter, phase = choice
     return beats[phase::meter]
 
 
-def _one_drop(low: np.ndarray, snare: np.ndarray, change: np.ndarray) -> tuple[float, int]:
+def _one_drop(cues: tuple[np.ndarray, np.ndarray, np.ndarray], change: np.ndarray) -> tuple[float, int]:
     """The best 4/4 phase read as a one-drop, and its score on the scale of
-    ``find_downbeats``': how well both the low and the snare onsets per bar position follow
-    ``ONE_DROP_LOW`` and ``ONE_DROP_SNARE`` (the weaker fit, times ``DROP_WEIGHT``), plus
-    the harmonic change on beat 1."""
+    ``find_downbeats``': how well the low, snare and all-band onsets per bar position (the
+    ``cues``) follow ``ONE_DROP_LOW``, ``ONE_DROP_SNARE`` and ``ONE_DROP_EMPTY`` (the
+    weakest fit, times ``DROP_WEIGHT``: a one-drop shows all three), plus the harmonic
+    change on beat 1."""
     best, choice = -np.inf, 0
     for phase in range(4):
-        position = (np.arange(low.size) - phase) % 4
+        position = (np.arange(change.size) - phase) % 4
         fits = [
             np.array([cue[position == q].mean() for q in range(4)]) @ template
-            for cue, template in ((low, ONE_DROP_LOW), (snare, ONE_DROP_SNARE))
+            for cue, template in zip(cues, (ONE_DROP_LOW, ONE_DROP_SNARE, ONE_DROP_EMPTY), strict=True)
         ]
         first = position == 0
         score = DROP_WEIGHT * min(fits) + change[first].mean() - change[~first].mean()

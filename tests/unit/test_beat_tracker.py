@@ -94,25 +94,44 @@ def test_the_onset_envelope_marks_rises_and_ignores_a_steady_level() -> None:
     assert envelope.max(initial=0.0, where=np.arange(1000) % 50 != 10) < 0.05
 
 
-def _bar_features(beat_frames: list[int], low_per_beat: list[float], snare_per_beat: list[float]) -> beats.Features:
-    """Flat flux and chroma; per bar position, the heights of the low and snare onsets on the beats."""
+def _bar_features(
+    beat_frames: list[int],
+    low_per_beat: list[float],
+    snare_per_beat: list[float],
+    mid_per_beat: tuple[float, ...] = (0.0,),
+) -> beats.Features:
+    """Flat chroma; per bar position, the heights of the low, snare and other (mid-band)
+    onsets on the beats; the flux, over all bands, is their sum."""
     frames = beat_frames[-1] + 50
-    low, snare = np.zeros(frames), np.zeros(frames)
+    low, snare, mid = np.zeros(frames), np.zeros(frames), np.zeros(frames)
     for i, f in enumerate(beat_frames):
         low[f] = low_per_beat[i % len(low_per_beat)]
         snare[f] = snare_per_beat[i % len(snare_per_beat)]
-    return beats.Features(np.ones(frames), low, np.ones((frames, 12)), frames / beats.FPS, snare)
+        mid[f] = mid_per_beat[i % len(mid_per_beat)]
+    return beats.Features(low + snare + mid, low, np.ones((frames, 12)), frames / beats.FPS, snare)
 
 
 def test_a_one_drop_bar_starts_two_beats_before_its_kick_and_snare() -> None:
     # Bars of 4 from the second beat: bass on beats 2 and 4 (0.5), kick and rimshot together
     # on 3, nothing on 1.
     # Loudest low onset first: 1.41 + 1.41 / 3 = 1.89; read as a one-drop from beat 1:
-    # 1.5 x min(low fit 1.41, snare fit 2.31) = 2.12, which wins.
+    # 1.5 x min(low fit 1.41, snare fit 2.31, empty-beat-1 fit 1.33) = 2.0, which wins
+    # (all-band onsets per beat 0, 0.5, 2, 0.5; z-scores -1, -1/3, 5/3, -1/3).
     beat_frames = list(range(10, 2000, 50))
     features = _bar_features(beat_frames, [0.5, 0.0, 0.5, 1.0], [0.0, 0.0, 0.0, 1.0])
     found = beats.find_downbeats(np.array(beat_frames, dtype=float), features)
     assert found.tolist() == beat_frames[1::4]
+
+
+def test_a_bar_with_a_loud_first_beat_is_not_read_as_a_one_drop() -> None:
+    # The one-drop's low and snare onsets, but a chord struck on beat 1 (3.0 in the mid
+    # bands): all-band onsets per beat 3, 0.5, 2, 0.5 (z-scores 1.41, -0.94, 0.47, -0.94)
+    # fit an empty beat 1 at -1.89, so the one-drop reading scores 1.5 x -1.89 and the
+    # loudest low onset (the kick) starts the bar.
+    beat_frames = list(range(10, 2000, 50))
+    features = _bar_features(beat_frames, [0.5, 0.0, 0.5, 1.0], [0.0, 0.0, 0.0, 1.0], (0.0, 3.0, 0.0, 0.0))
+    found = beats.find_downbeats(np.array(beat_frames, dtype=float), features)
+    assert found.tolist() == beat_frames[3::4]
 
 
 def test_a_backbeat_bar_starts_on_its_kick_not_as_a_one_drop() -> None:
