@@ -111,7 +111,9 @@ class Settings(BaseSettings):
         description="Long-lived task actors for pooled task types (beat tracking; dragon/actors/pool.py): on "
         "GPU nodes only (gpu), on every node, running on CPU where there is no GPU (all), or none (off).",
     )
-    pool_slots: int = Field(default=2, ge=1, description="Tasks one pool member runs at once (CPUs it holds).")
+    pool_slots: int = Field(
+        default=2, ge=1, description="Tasks or movie segments one pool member runs at once (CPUs it holds)."
+    )
     pool_gpu_share: float = Field(
         default=0.5, gt=0, le=1, description="Share of its GPU a pool member holds; the rest stays for stateless tasks."
     )
