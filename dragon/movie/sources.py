@@ -170,14 +170,15 @@ class _VideoReader:
         self._frames: Iterator[av.VideoFrame] | None = None
         self._current: av.VideoFrame | None = None
         self._next: av.VideoFrame | None = None
-        self._cache: tuple[int, tuple[int, int], Texture] | None = None
+        # The frame itself, not its id(): a freed frame's id is reused by later frames.
+        self._cache: tuple[av.VideoFrame, tuple[int, int], Texture] | None = None
 
     def frame_at(self, t: float, size: tuple[int, int]) -> Texture:
         t = min(max(0.0, t), max(0.0, self.probe.duration - 1e-3))
         current = self._advance(t)
         if current is None:
             raise InvalidContentError("no frame of the video can be decoded")
-        if self._cache is not None and self._cache[0] == id(current) and self._cache[1] == size:
+        if self._cache is not None and self._cache[0] is current and self._cache[1] == size:
             return self._cache[2]
         turn = round(self.probe.rotation) % 360
         coded = size if turn % 180 == 0 else (size[1], size[0])
@@ -185,7 +186,7 @@ class _VideoReader:
         if turn:
             rgb = np.ascontiguousarray(np.rot90(rgb, turn // 90))
         texture = Texture(from_rgba(rgb, self.device))
-        self._cache = (id(current), size, texture)
+        self._cache = (current, size, texture)
         return texture
 
     def _advance(self, t: float) -> av.VideoFrame | None:
