@@ -89,7 +89,7 @@ def test_a_movie_on_a_gpu_node_renders_its_segments_in_the_pool_member(pooled: P
     )
     [final] = pooled.api.wait([queued["key"]], timeout=180)
     assert final["status"] == "success", final.get("error")
-    assert cpu_seconds(member) - before > 1.0  # it composited and encoded the segments (about 0.6 s of CPU each)
+    assert cpu_seconds(member) - before > 0.3  # it rendered them (about 0.6 s of CPU each here; idle, hundredths)
     assert pooled.members() == [member]
     path = tmp_path / "movie.mp4"
     path.write_bytes(httpx.get(final["result"]["export"]).content)
