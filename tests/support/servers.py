@@ -34,17 +34,26 @@ def signal_all(pids: list[int], sig: signal.Signals = signal.SIGKILL) -> None:
             pass
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A free port below the kernel's ephemeral range (32768+ here), so the many outgoing
     connections of Ray's processes cannot take it before the service binds it; Ray's own
-    worker ports are 10002-19999 by default, so 20000-32767."""
+    worker ports are 10002-19999 by default, so 20000-32767. Never one this process was
+    given before: a server started with several ports binds them later, so two picks
+    could otherwise be the same still-free port (SeaweedFS once got its filer's port for
+    its S3 gRPC port)."""
     for _ in range(200):
         port = random.randint(20000, 32767)
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     raise RuntimeError("no free port between 20000 and 32767")
 
