@@ -4,8 +4,9 @@ The pipeline follows the classic trackers (Böck's spectral flux and bar-pointer
 Ellis's tempo prior):
 
 1. features: a log-filtered spectral flux (onset strength), the same flux below 200 Hz
-   (kick drums, bass notes) and between 2 and 4 kHz (snares, rimshots), and a chromagram, computed block by block with torch and
-   torchaudio, so a GPU worker runs them on its GPU and memory holds features, not audio;
+   (kick drums, bass notes) and between 2 and 4 kHz (snares, rimshots), and a chromagram,
+   computed block by block with torch and torchaudio, so a GPU worker runs them on its
+   GPU and memory holds features, not audio;
 2. tempo: autocorrelation of the onset strength weighted by a log-normal prior around
    120 BPM picks the metrical level; a clip without periodicity (noise, silence) stops here;
 3. beats: a Viterbi search over (beat period, position in the beat) states, whose
@@ -217,8 +218,9 @@ def tempo_period(strength: np.ndarray, peaky: bool = True) -> float | None:
     """The beat period in frames, or None when nothing repeats.
 
     A signal counts as rhythmic when its onsets stand out (``peaky``) or its onset strength
-    repeats; stationary noise does neither. Autocorrelations of 8-second windows (so a tempo that drifts still lines up) are
-    averaged, then weighted by a log-normal prior centred on 120 BPM, one octave wide.
+    repeats; stationary noise does neither. Autocorrelations of 8-second windows (so a
+    tempo that drifts still lines up) are averaged, then weighted by a log-normal prior
+    (``PRIOR_BPM``, ``PRIOR_OCTAVES`` wide).
     """
     window = min(strength.size, int(8 * FPS))
     shortest, longest = int(60 * FPS / MAX_BPM), min(int(60 * FPS / MIN_BPM), window // 2)
