@@ -230,10 +230,10 @@ class Settings(BaseSettings):
 # Ray Serve's request path without its extra thread hops, and from proxy to replica over
 # gRPC instead of Ray actor calls (part of Serve's documented throughput mode, without
 # its direct ingress: requests still enter through Serve's proxy). Measured on the dev
-# machine: about 2 ms less CPU per request in the proxy and the replica, a blocking
-# create's p50 from 19-22 to 14 ms (docs/benchmarks.md). Read by every Serve process when
-# it imports Ray Serve, so a cluster's nodes set them in their environment
-# (cluster.yaml, deploy/kuberay.yaml); set any of them to override.
+# machine: a blocking create's p50 from 21.7 to 14-18 ms, API thumbnails about 10% more
+# per second (docs/benchmarks.md). Read by every Serve process when it imports Ray Serve,
+# so a cluster's nodes set them in their environment (deploy/dragon.env.example, which
+# cluster.yaml's nodes source, and deploy/kuberay-rayservice.yaml); set any to override.
 SERVE_THROUGHPUT = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
@@ -243,7 +243,8 @@ SERVE_THROUGHPUT = {
 
 
 def prepare_ray_environment() -> None:
-    """Pin Ray's token auth off unless the operator chose otherwise.
+    """Pin Ray's token auth off and Serve's request path to SERVE_THROUGHPUT, unless the
+    operator chose otherwise.
 
     A token left in ~/.ray by another tool would otherwise make start-up fail here.
     Must run before ``import ray``.
