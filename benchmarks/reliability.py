@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from PIL import Image
 
@@ -78,31 +79,28 @@ def load(url: str, secret: str, streams: int, creators: int, seconds: float) -> 
 
 
 async def _load(url: str, secret: str, streams: int, creators: int, seconds: float) -> dict[str, Any]:
+    # aiohttp, not httpx: with a thousand connections in one httpx pool, the load
+    # generator itself took more CPU than the service (it scans its pool per request).
     gate = Path(tempfile.gettempdir()) / f"dragon-load-gate-{uuid.uuid4().hex}"
-    limits = httpx.Limits(max_connections=streams + creators + 20, max_keepalive_connections=creators + 20)
-    async with httpx.AsyncClient(
-        base_url=url, timeout=300, limits=limits, headers={"Authorization": f"secret {secret}"}
-    ) as http:
-        waiting = (
-            await http.post(
-                "/v2/create",
-                json={"tasks": [{"task_name": "test.gate", "gate": str(gate), "timeout": 300} for _ in range(8)]},
-            )
-        ).json()
-        keys = [doc["key"] for doc in waiting]
+    connector = aiohttp.TCPConnector(limit=streams + creators + 20)
+    timeout = aiohttp.ClientTimeout(total=300)
+    headers = {"Authorization": f"secret {secret}"}
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout, headers=headers) as http:
+        gated = {"tasks": [{"task_name": "test.gate", "gate": str(gate), "timeout": 300} for _ in range(8)]}
+        async with http.post("/v2/create", json=gated) as response:
+            keys = [doc["key"] for doc in await response.json()]
         opened, ended_ok = asyncio.Event(), []
         open_count = 0
 
         async def follow(key: str) -> None:
             nonlocal open_count
-            async with http.stream("GET", "/v2/status_stream", params={"tasks": [key]}) as response:
-                lines = response.aiter_lines()
-                await lines.__anext__()
+            async with http.get("/v2/status_stream", params=[("tasks", key)]) as response:
+                await response.content.readline()
                 open_count += 1
                 if open_count == streams:
                     opened.set()
                 last = None
-                async for line in lines:
+                async for line in response.content:
                     if line.strip():
                         last = json.loads(line)
                 ended_ok.append(last is not None and last["status"] == "success")
@@ -112,17 +110,16 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
         latencies: list[float] = []
         failures = 0
         deadline = time.monotonic() + seconds
+        hello = {"tasks": {"task_name": "hello", "name": "load"}, "block": True}
 
         async def create_loop() -> None:
             nonlocal failures
             while time.monotonic() < deadline:
                 started = time.perf_counter()
                 try:
-                    r = await http.post(
-                        "/v2/create", json={"tasks": {"task_name": "hello", "name": "load"}, "block": True}
-                    )
-                    ok = r.status_code == 200 and r.json()[0]["status"] == "success"
-                except httpx.HTTPError:
+                    async with http.post("/v2/create", json=hello) as response:
+                        ok = response.status == 200 and (await response.json())[0]["status"] == "success"
+                except aiohttp.ClientError:
                     ok = False
                 latencies.append(time.perf_counter() - started)
                 failures += not ok

@@ -227,29 +227,36 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
-# Ray Serve's request path without its extra thread hops, and from proxy to replica over
-# gRPC instead of Ray actor calls (part of Serve's documented throughput mode, without
-# its direct ingress: requests still enter through Serve's proxy). Measured on the dev
-# machine: a blocking create's p50 from 21.7 to 14-18 ms, API thumbnails about 10% more
-# per second (docs/benchmarks.md). Read by every Serve process when it imports Ray Serve,
-# so a cluster's nodes set them in their environment (deploy/dragon.env.example, which
-# cluster.yaml's nodes source, and deploy/kuberay-rayservice.yaml); set any to override.
-SERVE_THROUGHPUT = {
+# Ray settings Dragon runs with, set in the environment before Ray starts (any can be
+# overridden there). Read by every Ray process when it starts, so a cluster's nodes set
+# them too (deploy/dragon.env.example, which cluster.yaml's nodes source, and
+# deploy/kuberay-rayservice.yaml). Figures: docs/benchmarks.md, dev machine.
+RAY_ENVIRONMENT = {
+    # Serve's request path without its extra thread hops, and from proxy to replica over
+    # gRPC instead of Ray actor calls (part of Serve's documented throughput mode, without
+    # its direct ingress: requests still enter through Serve's proxy): a blocking
+    # create's p50 from 21.7 to 14-18 ms, API thumbnails about 10% more per second.
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
     "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",
     "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
+    # Most task types ask for a fraction of a CPU, so a busy node runs more worker
+    # processes than it has CPUs; Ray kills those beyond one per CPU after one idle
+    # second, and starts them again (about a second of CPU each) a moment later. Kept
+    # 30 s instead: 25 clients of blocking creates went from 31-67 to 72-89 tasks/s,
+    # p99 from 0.9-6.1 s to 0.45-0.65 s, with half the worker processes started.
+    "RAY_idle_worker_killing_time_threshold_ms": "30000",
 }
 
 
 def prepare_ray_environment() -> None:
-    """Pin Ray's token auth off and Serve's request path to SERVE_THROUGHPUT, unless the
-    operator chose otherwise.
+    """Pin Ray's token auth off and the settings of RAY_ENVIRONMENT, unless the operator
+    chose otherwise.
 
     A token left in ~/.ray by another tool would otherwise make start-up fail here.
     Must run before ``import ray``.
     """
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    for name, value in SERVE_THROUGHPUT.items():
+    for name, value in RAY_ENVIRONMENT.items():
         os.environ.setdefault(name, value)

@@ -32,7 +32,7 @@ from ray.serve.config import AutoscalingConfig, AutoscalingContext
 from ray.serve.schema import ServeDeploySchema
 
 from dragon import runtime
-from dragon.config import SERVE_THROUGHPUT, Settings
+from dragon.config import RAY_ENVIRONMENT, Settings
 from dragon.media import speech, text
 from dragon.serve.scaling import METRIC, LongPolls, scale_on_quick_requests
 from tests.support.servers import free_port
@@ -148,18 +148,19 @@ def test_every_dragon_variable_the_deployment_files_set_is_a_setting() -> None:
     assert named <= SETTINGS, named - SETTINGS
 
 
-def test_every_node_of_both_clusters_runs_serves_request_path_as_dragon_serve_sets_it() -> None:
-    """Each Serve process reads these when it starts: a node without them would run the
-    slower request path, or its proxy and replicas would speak different transports."""
+def test_every_node_of_both_clusters_runs_ray_with_the_settings_dragon_serve_sets() -> None:
+    """Each Ray process reads these when it starts: a node without them would run the
+    slower request path, or its proxy and replicas would speak different transports, or
+    it would restart worker processes every second under load."""
     example = dict(
         line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if line and not line.startswith("#")
     )
-    assert {k: example.get(k) for k in SERVE_THROUGHPUT} == SERVE_THROUGHPUT
+    assert {k: example.get(k) for k in RAY_ENVIRONMENT} == RAY_ENVIRONMENT
     cluster = load(KUBERAY)["spec"]["rayClusterConfig"]
     pods = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
     for container in (c for pod in pods for c in pod["template"]["spec"]["containers"]):
         env = {e["name"]: e.get("value") for e in container["env"]}
-        assert {k: env.get(k) for k in SERVE_THROUGHPUT} == SERVE_THROUGHPUT
+        assert {k: env.get(k) for k in RAY_ENVIRONMENT} == RAY_ENVIRONMENT
 
 
 # deploy/serve.yaml
