@@ -71,7 +71,7 @@ class Features:
     low: np.ndarray  # (frames,) onset strength below 200 Hz
     chroma: np.ndarray  # (frames, 12) energy per pitch class
     duration: float
-    snare: np.ndarray | None = None  # (frames,) onset strength between 2 and 4 kHz, where measured
+    snare: np.ndarray  # (frames,) onset strength between 2 and 4 kHz
 
 
 def analyse(path: Path, device: str | None = None) -> Beats:
@@ -330,7 +330,7 @@ def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
             score = evidence[mask].mean() - rest + prior
             if score > best:
                 best, choice = score, (meter, phase)
-    if features.snare is not None and frames.size >= 8:
+    if frames.size >= 8:
         cues = (_zscore(low), _zscore(_peaks_at(features.snare, frames)), _zscore(_peaks_at(features.flux, frames)))
         drop, phase = _one_drop(cues, _zscore(change))
         if drop > best:

@@ -54,12 +54,15 @@ def test_the_hmm_follows_a_pulse_that_speeds_up_within_its_range() -> None:
 
 
 def _features(frames: int, low_every: int, low_phase: int, beat_frames: list[int]) -> beats.Features:
-    """Flat flux and chroma; a low-frequency onset on the beats of one phase of the bar."""
+    """Flat flux and chroma, no snare band; a low-frequency onset on the beats of one phase
+    of the bar."""
     low = np.zeros(frames)
     for i, f in enumerate(beat_frames):
         if i % low_every == low_phase:
             low[f] = 1.0
-    return beats.Features(flux=np.ones(frames), low=low, chroma=np.ones((frames, 12)), duration=frames / beats.FPS)
+    return beats.Features(
+        flux=np.ones(frames), low=low, chroma=np.ones((frames, 12)), duration=frames / beats.FPS, snare=np.zeros(frames)
+    )
 
 
 @pytest.mark.parametrize("meter, phase", [(4, 0), (4, 1), (4, 3), (3, 0), (3, 2)])
@@ -80,7 +83,8 @@ def test_downbeats_follow_the_chord_changes_when_the_bass_says_nothing() -> None
         chroma[start:, (bar * 5) % 12] = 1.0
     chroma[: beat_frames[2], 7] = 1.0  # a pickup of two beats on another chord
     found = beats.find_downbeats(
-        np.array(beat_frames, dtype=float), beats.Features(features.flux, features.low, chroma, features.duration)
+        np.array(beat_frames, dtype=float),
+        beats.Features(features.flux, features.low, chroma, features.duration, features.snare),
     )
     assert found.tolist() == beat_frames[2::4]
 
