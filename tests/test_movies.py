@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, Api, DragonProcess
+from tests.support.movies import THREE_COLOURS, dominant_colours
 from tests.support.servers import Origin
 
 FIXTURES = ROOT / "tests" / "fixtures" / "sxml"
@@ -211,11 +212,11 @@ def test_profiles_write_the_container_and_codecs_they_name(
 
 def test_a_long_movie_renders_in_segments_that_join_seamlessly(api: Api, tmp_path: Path) -> None:
     # The test service renders 5-second segments: this movie is three of them.
-    colours = ["#ff0000", "#00ff00", "#0000ff"]
-    definition = "".join(f'<effect type="none" duration="4"><image color="{c}"/></effect>' for c in colours)
     body = {
         "secret": api.secret,
-        "tasks": [{"task_name": "video.create", "definition": definition, "antialias": 1, "profile": "mobile-small"}],
+        "tasks": [
+            {"task_name": "video.create", "definition": THREE_COLOURS, "antialias": 1, "profile": "mobile-small"}
+        ],
     }
     with api.http.stream("POST", "/v2/create_stream", json=body, timeout=120) as response:
         statuses = [json.loads(line) for line in response.iter_lines() if line]
@@ -227,11 +228,7 @@ def test_a_long_movie_renders_in_segments_that_join_seamlessly(api: Api, tmp_pat
     assert final["status"] == "success", final.get("error")
     path = tmp_path / "movie.mp4"
     path.write_bytes(httpx.get(final["result"]["export"]).content)
-    with av.open(str(path)) as container:
-        centres = [f.to_ndarray(format="rgb24")[72, 88].tolist() for f in container.decode(video=0)]
-    assert len(centres) == 12 * 15
-    dominant = [max(range(3), key=lambda c: rgb[c]) for rgb in centres]
-    assert dominant == [0] * 60 + [1] * 60 + [2] * 60
+    assert dominant_colours(path) == [0] * 60 + [1] * 60 + [2] * 60  # 12 s at 15 fps
 
 
 def test_text_to_speech_sets_the_length_of_its_stack(api: Api, tmp_path: Path) -> None:
@@ -388,9 +385,7 @@ def test_a_segment_whose_pool_member_dies_is_rendered_again_by_a_plain_task(
     from dragon.movie.render import Job, lengths
     from dragon.sxml import parse
 
-    colours = ["#ff0000", "#00ff00", "#0000ff"]
-    definition = "".join(f'<effect type="none" duration="4"><image color="{c}"/></effect>' for c in colours)
-    job = Job(definition, "mobile-small", 1, lengths(parse(definition), {}))
+    job = Job(THREE_COLOURS, "mobile-small", 1, lengths(parse(THREE_COLOURS), {}))
     ray.init(address=dragon.ray_address, logging_level=logging.ERROR, log_to_driver=False)
     try:
         helper = ray.remote(num_cpus=0, max_restarts=0)(_HelperThatDies).remote()

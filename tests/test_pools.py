@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import httpx
 import pytest
 
 from tests.conftest import Api, service_env
 from tests.support.cluster import LocalCluster, wait_until
+from tests.support.movies import THREE_COLOURS, dominant_colours
 from tests.support.platforms import Platforms
 from tests.support.servers import Origin
 from tests.support.service import DragonProcess, cpu_seconds
@@ -82,10 +82,8 @@ def test_a_movie_on_a_gpu_node_renders_its_segments_in_the_pool_member(pooled: P
     before = cpu_seconds(member)
     # Three 4 s colours at 25 fps: three of the test service's 5 s segments, which render one
     # after another in the member (one slot), not beside it (the movie task holds the GPU's other half).
-    colours = ["#ff0000", "#00ff00", "#0000ff"]
-    definition = "".join(f'<effect type="none" duration="4"><image color="{c}"/></effect>' for c in colours)
     [queued] = pooled.api.create(
-        {"task_name": "video.create", "definition": definition, "antialias": 1, "profile": "360p"}
+        {"task_name": "video.create", "definition": THREE_COLOURS, "antialias": 1, "profile": "360p"}
     )
     [final] = pooled.api.wait([queued["key"]], timeout=180)
     assert final["status"] == "success", final.get("error")
@@ -93,10 +91,7 @@ def test_a_movie_on_a_gpu_node_renders_its_segments_in_the_pool_member(pooled: P
     assert pooled.members() == [member]
     path = tmp_path / "movie.mp4"
     path.write_bytes(httpx.get(final["result"]["export"]).content)
-    with av.open(str(path)) as container:
-        centres = [f.to_ndarray(format="rgb24")[72, 88].tolist() for f in container.decode(video=0)]
-    dominant = [max(range(3), key=lambda c: rgb[c]) for rgb in centres]
-    assert dominant == [0] * 100 + [1] * 100 + [2] * 100  # the segments joined in order, none lost
+    assert dominant_colours(path) == [0] * 100 + [1] * 100 + [2] * 100  # the segments joined in order, none lost
 
 
 def test_a_member_that_dies_mid_task_is_restarted_and_the_task_retried(pooled: Pooled) -> None:
