@@ -35,7 +35,7 @@ class RenderSettings:
     parallel: int = 0
     gpu: bool = False
     helpers: tuple[Any, ...] = ()
-    helper_slots: int = 0
+    helper_slots: int = 1
 
 
 class Production:

@@ -84,7 +84,7 @@ def render_segments(
     parallel: int = 0,
     gpu: bool = False,
     helpers: Sequence[Any] = (),
-    helper_slots: int = 0,
+    helper_slots: int = 1,
 ) -> list[Path]:
     """Each range of frames rendered by its own Ray task, at most ``parallel`` at once
     (0: as many as the cluster runs), each with half a GPU if ``gpu``. With ``helpers``
@@ -96,7 +96,7 @@ def render_segments(
     segment files, in order, under ``into``."""
     options: dict[str, Any] = {"num_cpus": 1, **({"num_gpus": 0.5} if gpu else {})}
     window = parallel or len(ranges)
-    slots = max(helper_slots, 1)
+    slots = helper_slots
     running: dict[ray.ObjectRefGenerator, int] = {}
     on_helper: dict[ray.ObjectRefGenerator, Any] = {}
     live = list(helpers)
