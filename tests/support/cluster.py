@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dragon.config import RAY_ENVIRONMENT
 from tests.support.servers import free_port, signal_all
 from tests.support.service import ask_ray, cpu_seconds
 
@@ -111,8 +112,11 @@ class LocalCluster:
         self.temp_dir = Path(
             tempfile.mkdtemp(prefix="ray-", dir="/tmp")
         )  # short: socket paths are limited to 107 bytes
-        # A dead node is declared dead after about 3 s instead of 30.
+        # Every node has the Ray settings Dragon's deployments give their nodes (what
+        # cluster.yaml's nodes read from dragon.env), unless ``env`` says otherwise; a
+        # dead node is declared dead after about 3 s instead of 30.
         self.env = {
+            **RAY_ENVIRONMENT,
             **env,
             "RAY_AUTH_MODE": "disabled",
             "RAY_USAGE_STATS_ENABLED": "0",
