@@ -96,7 +96,6 @@ def render_segments(
     segment files, in order, under ``into``."""
     options: dict[str, Any] = {"num_cpus": 1, **({"num_gpus": 0.5} if gpu else {})}
     window = parallel or len(ranges)
-    slots = helper_slots
     running: dict[ray.ObjectRefGenerator, int] = {}
     on_helper: dict[ray.ObjectRefGenerator, Any] = {}
     live = list(helpers)
@@ -112,7 +111,7 @@ def render_segments(
         i, pooled = queue[0]
         first, stop = ranges[i]
         if pooled and live:
-            free = [h for h in live if given(h) < slots]
+            free = [h for h in live if given(h) < helper_slots]
             if not free:
                 return False
             helper = min(free, key=given)
