@@ -85,12 +85,26 @@ class SQLiteJournal(Journal):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._wal_mode()
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.create_function("dragon_bucket", 1, bucket, deterministic=True)
         with self._lock:
             self._transaction(self._migrate)
+
+    def _wal_mode(self, patience: float = 30.0) -> None:
+        """Switching a new file to WAL needs it alone, and SQLite answers "database is
+        locked" at once, without its busy timeout, while another process (actors opening
+        the journal as the service starts) holds it: wait as the timeout would."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _transaction(self, work: Callable[[], T]) -> T:
         """``work`` in one write transaction: BEGIN IMMEDIATE takes the writer lock first,
