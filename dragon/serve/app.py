@@ -42,6 +42,7 @@ from dragon.serve.auth import Authenticator
 from dragon.serve.cors import CorsMiddleware, Origins
 from dragon.serve.errors import RequestError, error_response
 from dragon.serve.errors import install as install_error_handlers
+from dragon.serve.files import OpenFileResponse, open_regular_file
 from dragon.serve.openapi import HISTORY, LINES, STATUSES, SXML_CHECK, body_of, document, query_of
 from dragon.serve.requests import body_as, json_body, query_as
 from dragon.serve.scaling import LongPolls
@@ -383,7 +384,7 @@ class Api:
 
     @app.get("/storage/{name:path}")
     @app.head("/storage/{name:path}", include_in_schema=False)
-    async def stored_file(self, name: str) -> FileResponse:
+    async def stored_file(self, name: str) -> OpenFileResponse:
         """Output files, with Range support so players can seek, and HEAD for the tools
         that ask a file's size and type first. Names are 128-bit task keys plus a random
         suffix: the URL is the capability, as with public S3 URLs."""
@@ -393,9 +394,10 @@ class Api:
             path = self.backend.path(name)
         except FileNotFoundError:
             raise HTTPException(404, "Not Found") from None
-        if not path.is_file():
+        file = open_regular_file(path)
+        if file is None:
             raise HTTPException(404, "Not Found")
-        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        return OpenFileResponse(file, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
 
 def build(settings: Settings) -> serve.Application:
