@@ -14,19 +14,28 @@ short steps on the same video: video.thumb at 15 s, an image.thumb of that frame
 image.info of the thumbnail; there the time between steps is a visible share of the whole.
 As a pipeline it is one POST /v2/create (block=true). The client-driven chain is what a
 client does without pipelines, at its fastest: each step a create with block=true, the
-next one sent with the URL the previous returned. Runs alternate between the two; the
-best of ``--runs`` of each is printed with their ratio, and the median time between a
-step's end and the next step's start (from the statuses' events): what chaining costs,
-apart from the steps themselves, which a loaded machine slows down for both alike.
+next one sent with the URL the previous returned. Runs alternate between the two (which
+goes first alternates too); printed: the best of ``--runs`` of each with their ratio, the
+run-by-run differences with a bootstrap interval of their median and a sign test, and the
+median time between a step's end and the next step's start (from the statuses' events):
+what chaining costs, apart from the steps themselves, which a loaded machine slows down
+for both alike.
 
-    python benchmarks/pipelines.py [--seconds 20] [--runs 3] [--s3] [--shape chain|fan-out|frame]
+With ``--nodes N --s3`` the service runs on a local cluster of N worker nodes: a
+pipeline's step runs on its input's node (where the input is the node's copy of what it
+stored), a client-driven step wherever Ray places it (downloading its input from S3 when
+that is another node).
+
+    python benchmarks/pipelines.py [--seconds 20] [--runs 3] [--s3] [--nodes N] [--shape chain|fan-out|frame]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
+import random
 import shutil
 import statistics
 import sys
@@ -98,7 +107,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--s3", action="store_true", help="outputs on S3 (a local SeaweedFS) instead of local disk")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="chain")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        help="run on a local cluster of this many 1-CPU worker nodes (with --s3: outputs are not on a shared disk)",
+    )
     args = parser.parse_args()
+    if args.nodes and not args.s3:
+        parser.error("--nodes needs --s3: the local-disk store is the single-node default")
     shape = SHAPES[args.shape]
     work = Path(tempfile.mkdtemp(prefix="dragon-bench-pipelines-"))
     make_source(work / "source.mp4", args.seconds)
@@ -117,11 +134,12 @@ def main() -> None:
     gaps: dict[str, list[float]] = {"pipeline": [], "client": []}
     sizes: list[int] = []
     try:
-        with running_service(env) as service, httpx.Client(base_url=service.url, timeout=900) as http:
+        with running_service(env, args.nodes) as service, httpx.Client(base_url=service.url, timeout=900) as http:
             source = f"{origin.url}/source.mp4"
             pipeline(http, service.secret, source, shape)  # warm: workers, codecs, caches
-            for _ in range(args.runs):
-                for name, run in (("client", client_driven), ("pipeline", pipeline)):
+            for i in range(args.runs):
+                order = (("client", client_driven), ("pipeline", pipeline))
+                for name, run in order if i % 2 == 0 else order[::-1]:  # neither side always goes first
                     t = time.perf_counter()
                     statuses = run(http, service.secret, source, shape)
                     times[name].append(time.perf_counter() - t)
@@ -138,6 +156,7 @@ def main() -> None:
         f"source: {args.seconds} s of 1920x1080 H.264 + AAC; outputs of the steps: "
         + ", ".join(f"{size / 1e6:.1f} MB" for size in sizes)
         + f"; store: {'S3' if args.s3 else 'local disk'}; shape: {args.shape}"
+        + (f"; {args.nodes} worker nodes of 1 CPU" if args.nodes else "; one node")
     )
     client, piped = min(times["client"]), min(times["pipeline"])
     gap = {k: statistics.median(v) * 1000 for k, v in gaps.items()}
@@ -156,10 +175,25 @@ def main() -> None:
         f"ratio {medians['pipeline'] / medians['client']:.2f}"
     )
     saved = [c - p for c, p in zip(times["client"], times["pipeline"])]
+    low, high = _median_interval(saved)
+    faster = sum(d > 0 for d in saved)
     print(
-        f"paired runs (client minus pipeline, run by run): median {statistics.median(saved):.2f} s, "
-        f"pipeline faster in {sum(d > 0 for d in saved)} of {len(saved)}"
+        f"paired runs (client minus pipeline, run by run): median {statistics.median(saved) * 1000:.0f} ms "
+        f"(95% bootstrap interval {low * 1000:.0f} to {high * 1000:.0f} ms), pipeline faster in {faster} of "
+        f"{len(saved)} (sign test, one-sided p = {_sign_test(faster, len(saved)):.3g})"
     )
+
+
+def _median_interval(samples: list[float], draws: int = 10_000) -> tuple[float, float]:
+    """A percentile-bootstrap 95% interval of the median: does the saving stand out of the noise?"""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(samples, k=len(samples))) for _ in range(draws))
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws)]
+
+
+def _sign_test(wins: int, pairs: int) -> float:
+    """The chance of ``wins`` or more of ``pairs`` if neither side were faster."""
+    return sum(math.comb(pairs, k) for k in range(wins, pairs + 1)) / 2**pairs
 
 
 def _gaps(statuses: list[dict[str, Any]]) -> list[float]:
