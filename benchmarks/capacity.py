@@ -6,12 +6,16 @@ task CPU holding the service (`dragon serve --address`), and ``--nodes`` worker 
 ``--cpus`` (simulated) CPUs each; they all share this machine's cores, so the point is
 not the throughput but the CPU each process spends per task. ``--clients`` clients create
 ``hello`` tasks in requests of ``--per-request`` for ``--seconds``, then wait for all.
+Hello tasks are tiny, so the shards run them in groups (one Ray task for many);
+``--task thumb`` creates image.thumb tasks of a 640x480 JPEG (served on loopback) instead,
+each its own Ray task with a fetch and a stored output: the control plane's cost of an
+ordinary task.
 
 Each single-threaded process (a shard, an API replica, the GCS, a raylet) saturates at
 1000 / (its ms per task) tasks/s: the projection says which one binds first, and how
 the figures scale with shards, replicas and worker nodes.
 
-    python benchmarks/capacity.py [--nodes 8] [--shards 2] [--seconds 20] [--postgres]
+    python benchmarks/capacity.py [--nodes 8] [--shards 2] [--seconds 20] [--postgres] [--task hello|thumb]
 """
 
 from __future__ import annotations
@@ -33,9 +37,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.cluster import LocalCluster  # noqa: E402
-from tests.support.servers import PostgresServer  # noqa: E402
+from tests.support.servers import Origin, PostgresServer  # noqa: E402
 from tests.support.service import DragonProcess  # noqa: E402
 
+MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media")  # as tests/conftest.py
+TASKS = {
+    "hello": lambda origin: {"task_name": "hello", "name": "capacity"},
+    "thumb": lambda origin: {
+        "task_name": "image.thumb",
+        "url": f"{origin}/images_exif/exif_samples/gps_DSCN0010.jpg",
+        "width": 160,
+        "height": 120,
+    },
+}
 ROLES = (  # (role, what the process's title or program name contains), first match wins
     ("shard", "ray::TaskShard"),
     ("api replica", "ServeReplica"),
@@ -52,7 +66,7 @@ def role_of(name: str) -> str:
     return next((role for role, title in ROLES if title in name), "other")
 
 
-def load(url: str, secret: str, clients: int, per_request: int, seconds: float) -> list[str]:
+def load(url: str, secret: str, clients: int, per_request: int, seconds: float, task: dict[str, Any]) -> list[str]:
     """Creates from ``clients`` threads for ``seconds``; every key created."""
     keys: list[str] = []
     stop = time.monotonic() + seconds
@@ -60,7 +74,7 @@ def load(url: str, secret: str, clients: int, per_request: int, seconds: float) 
 
     def client() -> None:
         http = httpx.Client(base_url=url, timeout=120)
-        tasks = [{"task_name": "hello", "name": "capacity"}] * per_request
+        tasks = [task] * per_request
         while time.monotonic() < stop:
             r = http.post("/v2/create", json={"secret": secret, "tasks": tasks})
             r.raise_for_status()
@@ -86,7 +100,7 @@ def wait_all(url: str, keys: list[str]) -> None:
 
 
 def measure(
-    nodes: int, cpus: int, shards: int, clients: int, per_request: int, seconds: float, postgres: bool
+    nodes: int, cpus: int, shards: int, clients: int, per_request: int, seconds: float, postgres: bool, kind: str
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="dragon-capacity-"))
     env = {
@@ -96,7 +110,10 @@ def measure(
         "DRAGON_API_REPLICA_CPUS": "0",
         "DRAGON_SHARDS": str(shards),
         "DRAGON_BLOCK_TIMEOUT": "30",
+        "DRAGON_ALLOW_PRIVATE_URLS": "1",  # the thumb's input is on loopback
     }
+    origin = Origin(MEDIA)
+    task = TASKS[kind](origin.url)
     db = PostgresServer() if postgres else None
     if db is not None:
         env["DRAGON_JOURNAL_DSN"] = db.new_database()
@@ -108,15 +125,16 @@ def measure(
         service.data_dir.mkdir()
         secret = service.cli("accounts", "create", "bench", "--max-concurrent-tasks", "100000")["secret"]
         service.start()
-        wait_all(service.url, load(service.url, secret, 2, 50, 3))  # warm workers and connections
+        wait_all(service.url, load(service.url, secret, 2, 50, 3, task))  # warm workers and connections
         before = cluster.cpu_times()
         started = time.monotonic()
-        keys = load(service.url, secret, clients, per_request, seconds)
+        keys = load(service.url, secret, clients, per_request, seconds, task)
         wait_all(service.url, keys)
         elapsed = time.monotonic() - started
         after = cluster.cpu_times()
     finally:
         cluster.close()
+        origin.close()
         if db is not None:
             db.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -143,14 +161,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--per-request", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--postgres", action="store_true", help="the journal on PostgreSQL (else SQLite)")
+    parser.add_argument("--task", choices=sorted(TASKS), default="hello")
     args = parser.parse_args(argv)
-    figures = measure(args.nodes, args.cpus, args.shards, args.clients, args.per_request, args.seconds, args.postgres)
+    figures = measure(
+        args.nodes, args.cpus, args.shards, args.clients, args.per_request, args.seconds, args.postgres, args.task
+    )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{args.nodes} worker nodes x {args.cpus} simulated CPUs, {args.shards} shards, journal "
         f"{'PostgreSQL' if args.postgres else 'SQLite'}"
     )
-    print(f"{figures['tasks']} hello tasks in {figures['seconds']} s ({figures['per_second']} tasks/s on this machine)")
+    print(
+        f"{figures['tasks']} {args.task} tasks in {figures['seconds']} s ({figures['per_second']} tasks/s on this machine)"
+    )
     print(f"{'where':8} {'process':18} {'procs':>5} {'CPU ms/task':>12} {'saturates at (tasks/s)':>24}")
     for where, role, ms, count in figures["rows"]:
         if ms >= 0.01:
