@@ -130,10 +130,12 @@ def test_a_preview_is_published_as_a_partial_result_before_the_export(api: Api, 
 
 
 def test_progress_moves_as_frames_render_through_the_preview_and_the_export(api: Api, media: Origin) -> None:
+    # Workers report progress at most every 0.1 s: the movie is long enough (19 s) that its
+    # 160x120 preview alone takes several report intervals to render.
     definition = (
-        f'<effect type="kenburns" duration="4"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
+        f'<effect type="kenburns" duration="10"><image filename="{media.url}/{PHOTOS}/Canon_40D.jpg"/></effect>'
         '<transition type="crossfade"/>'
-        f'<effect type="kenburns" duration="4"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>'
+        f'<effect type="kenburns" duration="10"><image filename="{media.url}/{PHOTOS}/Nikon_D70.jpg"/></effect>'
     )
     statuses = stream(
         api,
