@@ -11,7 +11,10 @@ processes are started before timing. Each worker node is pinned to its own core
 (taskset), as on a machine of its own; the head is not pinned. Besides throughput, each
 run reports the CPU milliseconds per task spent on the head and on the worker nodes.
 
-    python benchmarks/scaling.py [--quick] [--images 200] [--videos 20] [--width 1200] [--rounds 3]
+    python benchmarks/scaling.py [--quick] [--images 200] [--videos 20] [--width 1200] [--rounds 3] [--no-binding]
+
+``--no-binding`` runs the service with DRAGON_BIND_TASKS_TO_NODES=false: every task goes
+to Ray unbound as it starts (dragon/actors/dispatch.py says why binding is the default).
 
 On a machine with fewer cores than nodes the nodes share the cores (and with the head):
 the figures say how much the service's own work leaves to the tasks.
@@ -97,7 +100,7 @@ def run(http: httpx.Client, secret: str, tasks: list[dict[str, Any]]) -> dict[st
     }
 
 
-def measure(images: int, width: int, videos: int, warmup: int, rounds: int) -> dict[str, Any]:
+def measure(images: int, width: int, videos: int, warmup: int, rounds: int, binding: bool = True) -> dict[str, Any]:
     """Rounds of (1 node, then 2 nodes) on one cluster and one service, the second node
     added before and killed after its run, so drifting load from elsewhere on the machine
     hits both alike; keeps each side's best run. Returns them and their ratio."""
@@ -109,6 +112,7 @@ def measure(images: int, width: int, videos: int, warmup: int, rounds: int) -> d
         "DRAGON_ALLOW_PRIVATE_URLS": "1",
         "DRAGON_API_REPLICA_CPUS": "0",
         "DRAGON_BLOCK_TIMEOUT": "10",
+        "DRAGON_BIND_TASKS_TO_NODES": "true" if binding else "false",
     }
     origin = Origin(MEDIA)
     cluster = LocalCluster(work, env, head_cpus=0)
@@ -159,15 +163,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="thumbnail box, px: 1200 (a display-size preview) is a full decode and a large encode",
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternated (1 node, 2 nodes) rounds; best of each")
+    parser.add_argument("--no-binding", action="store_true", help="every task to Ray unbound as it starts")
     args = parser.parse_args(argv)
     images, videos, warmup, rounds = (40, 4, 8, 1) if args.quick else (args.images, args.videos, 16, args.rounds)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; batch: "
         f"{images} image.thumb (box {args.width} px) + {videos} video.thumb; worker nodes of 1 CPU on a core each, "
-        "head with no task CPU",
+        f"head with no task CPU; tasks bound to nodes: {not args.no_binding}",
         flush=True,
     )
-    figures = measure(images, args.width, videos, warmup, rounds)
+    figures = measure(images, args.width, videos, warmup, rounds, not args.no_binding)
     print(f"best of each: 2 nodes / 1 node: {figures['ratio']}x")
     return figures
 

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         "again every few seconds, so GPU nodes that join are used); true = even while it has none, where GPU "
         "nodes are started on demand by the autoscaler; false = never (dragon/placement.py).",
     )
+    bind_tasks_to_nodes: bool = Field(
+        default=True,
+        description="Shards bind each task to a node with room (soft node affinity), keep the rest queued "
+        "until room comes and ask Ray's autoscaler for all of it; false = every task to Ray as it starts "
+        "(dragon/actors/dispatch.py).",
+    )
     worker_pools: Literal["gpu", "all", "off"] = Field(
         default="gpu",
         description="Long-lived task actors for pooled task types (beat tracking; dragon/actors/pool.py): on "

@@ -4,7 +4,8 @@ Control actors (the task shards): with the SQLite journal, on the head node, who
 holds the journal; with PostgreSQL, spread over the nodes that offer the custom resource
 ``Settings.control_resource`` (stable nodes that autoscaling does not remove), or on the
 head when none does. Storage actors run on every node that stores files (started there
-on first use: dragon/actors/storage.py).
+on first use: dragon/actors/storage.py). Ordinary tasks are bound to nodes by their
+shard (dragon/actors/dispatch.py).
 
 GPUs: one rule for the shards (task types that declare a GPU share) and for task code
 that starts Ray tasks of its own (the movie renderer's segments).
@@ -33,6 +34,15 @@ def control_options(settings: Settings) -> dict[str, Any]:
     if settings.journal_dsn and ray.cluster_resources().get(settings.control_resource, 0) > 0:
         return {"resources": {settings.control_resource: SHARE}, "scheduling_strategy": "SPREAD"}
     return {"resources": {HEAD_NODE_RESOURCE: SHARE}}
+
+
+def task_nodes() -> dict[str, float]:
+    """The alive nodes ordinary tasks may be bound to (dragon/actors/dispatch.py): node id
+    -> CPUs. Nodes with GPUs only while no other node has CPUs: as Ray's own scheduler
+    does, CPU work stays off GPU nodes."""
+    nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
+    plain = [n for n in nodes if not n["Resources"].get("GPU")]
+    return {n["NodeID"]: float(n["Resources"]["CPU"]) for n in plain or nodes}
 
 
 GPU_CHECK_INTERVAL = 5.0  # seconds between looks at the cluster's GPUs (use_gpus unset)

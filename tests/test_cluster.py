@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks import gpu_autoscaling, scaling
+from benchmarks import autoscaling, gpu_autoscaling, scaling
 from dragon.placement import GPU_CHECK_INTERVAL, GpuRule
 from dragon.status import shard_of
 from tests.conftest import Api
@@ -215,6 +215,17 @@ def test_queued_gpu_demand_brings_a_gpu_node_up_and_it_goes_away_when_idle() -> 
     assert status["status"] == "success", status.get("error")
     assert status["result"]["gpu_ids"] == ["0"] and status["result"]["node_id"] != figures["head"]["node_id"]
     assert figures["gpu_node"]["resources"]["GPU"] == 1
+
+
+def test_a_backlog_the_shards_hold_back_brings_up_every_node_allowed_and_they_go_when_idle() -> None:
+    """benchmarks/autoscaling.py: shards bind tasks to nodes and hold the rest back, which
+    Ray's autoscaler cannot see; their request to it (dragon/actors/control.py) must still
+    grow the cluster to its limit, spread the work, and be withdrawn once all has ended."""
+    figures = autoscaling.demo(tasks=8, seconds=4.0, max_nodes=3)
+    assert figures["errors"] == [] and sum(figures["per_node"].values()) == 8
+    assert figures["most_nodes"] == 4  # the head and the three nodes allowed
+    assert len(figures["per_node"]) == 4  # every node ran some
+    assert figures["removed_after"] < 60
 
 
 @pytest.mark.slow

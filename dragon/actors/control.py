@@ -20,6 +20,10 @@ quarters of ``lease_seconds`` (another head may take it once it lapses), it stop
 shards, and their running attempts die with them, before another head can start the same
 tasks; it says why (:meth:`Control.lost`, the log; ``dragon serve`` exits).
 docs/deployment.md.
+
+Demand. Shards bind tasks to nodes and hold back what does not fit (dragon/actors/
+dispatch.py), which Ray's autoscaler cannot see; every ``DEMAND_EVERY`` seconds this actor
+asks each shard what it has started and asks the autoscaler for the sum.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 import ray
 
+from dragon.actors.dispatch import bundles
 from dragon.actors.pool import START_WAIT, Pools
 from dragon.actors.shard import TaskShard, actor_name
 from dragon.config import Settings
@@ -44,6 +49,7 @@ RENEW_EVERY = 0.25  # of lease_seconds
 # Of lease_seconds without a renewal, counted from when the last one that succeeded was
 # asked for: the lease lapses a quarter later at the earliest, time to stop the shards.
 STOP_AFTER = 0.75
+DEMAND_EVERY = 2.0  # seconds between looks at what the shards have started
 
 
 class LeaseHeldError(RuntimeError):
@@ -67,6 +73,8 @@ class Control:
         self._pools = Pools(settings)
         threading.Thread(target=self._keep_lease, name="lease", daemon=True).start()
         threading.Thread(target=self._reap_pools, name="pools", daemon=True).start()
+        if settings.bind_tasks_to_nodes:
+            threading.Thread(target=self._ask_for_demand, name="demand", daemon=True).start()
 
     def ready(self) -> list[dict[str, Any]]:
         """Once this head holds the lease and every shard has queued again its unfinished
@@ -111,6 +119,33 @@ class Control:
                 self._pools.reap()
             except Exception:
                 log.warning("could not stop idle pool members", exc_info=True)
+
+    def _ask_for_demand(self) -> None:
+        """Ask the autoscaler for what the shards have started (a standing request: the
+        autoscaler keeps the cluster that large until the request changes). A shard that
+        does not answer counts as having nothing started, until it answers again."""
+        from ray.autoscaler.sdk import request_resources
+
+        asked: list[dict[str, float]] = []
+        while not self._stopping.wait(DEMAND_EVERY):
+            if not self._started.is_set():
+                continue
+            total: dict[float, int] = {}
+            answers: list[ray.ObjectRef] = [shard.demand.remote() for shard in self._shards]
+            for answer in answers:
+                try:
+                    started: dict[float, int] = ray.get(answer, timeout=DEMAND_EVERY)
+                    for cpus, count in started.items():
+                        total[cpus] = total.get(cpus, 0) + count
+                except Exception as exc:
+                    log.warning("a shard did not say what it has started: %s", type(exc).__name__)
+            wanted = bundles(total)
+            if wanted != asked:
+                try:
+                    request_resources(bundles=wanted)
+                    asked = wanted
+                except Exception as exc:
+                    log.warning("could not ask the autoscaler for %d CPU bundles: %s", len(wanted), type(exc).__name__)
 
     def _keep_lease(self) -> None:
         lease = self._acquire()

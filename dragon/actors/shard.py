@@ -8,8 +8,8 @@ the job manager of its tasks, so one task costs one actor call to create and non
    the journal (group commit: one transaction for everything queued meanwhile), and only
    then answers; with ``block=true`` it answers once they have ended.
 2. It starts each task as a stateless Ray task (``execute``, dragon/actors/worker.py)
-   that it owns; the worker's return value *is* the outcome, committed and published
-   here. Workers report ``executing`` and progress with one-way calls.
+   that it owns, bound to a node with room (dragon/actors/dispatch.py); the worker's
+   return value *is* the outcome, committed and published here. Workers report ``executing`` and progress with one-way calls.
 3. A lost worker or node is retried (``task_max_attempts``); cancel interrupts, then kills.
 4. Statuses are published only once committed; long polls (``block``, streams) wait on
    them here (dragon/actors/book.py). Its tasks' callbacks are sent from here too.
@@ -41,6 +41,7 @@ from dragon import metrics, pipelines, registry
 from dragon.accounts import Account
 from dragon.actors.book import Found, StatusBook
 from dragon.actors.callbacks import Deliverer
+from dragon.actors.dispatch import Dispatch, Slot
 from dragon.actors.ledger import Home, Ledger, LimitReached, Scheduler, home_of
 from dragon.actors.messages import Change, Details, Finished, Holding, Idempotency, Submission
 from dragon.actors.pool import PoolView
@@ -57,7 +58,7 @@ from dragon.errors import (
     WorkerCrashedError,
 )
 from dragon.journal import History, Journal, open_journal
-from dragon.placement import GpuRule
+from dragon.placement import GpuRule, task_nodes
 from dragon.status import ENDED, TaskRecord, TaskStatus, shard_of
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ ACTOR_PREFIX = "dragon-shard-"
 CANCELED = str(CanceledError("the task was canceled by its owner"))
 CANCEL_GRACE = 5.0  # seconds a canceled task has to stop before its worker is killed
 TICK = 1.0  # seconds between looks at stalled queues
+NODES_EVERY = 2  # ticks between looks at the cluster's nodes (for binding tasks to them)
 WATCH_POLL = 60.0  # seconds of one long poll on another shard for the end of a task used here
 
 # Failures of the machinery, not of the task: worth another attempt elsewhere.
@@ -164,7 +166,8 @@ class TaskShard:
         self._gpus = GpuRule(settings.use_gpus)
         self._pools = PoolView(settings)
         self._pooled: dict[ray.ObjectRef, ray.actor.ActorHandle] = {}  # running in a pool member
-        self._remotes: dict[tuple[float, float, int | None], Any] = {}
+        self._remotes: dict[tuple[float, float, int | None, str | None], Any] = {}
+        self._dispatch = Dispatch() if settings.bind_tasks_to_nodes else None
         registry.load(settings.task_modules)
         # An async actor is built on its event loop: recovery starts now, also after a
         # crash, when nobody calls until a task is due.
@@ -180,11 +183,17 @@ class TaskShard:
             "pid": os.getpid(),
             "running": len(self._running),
             "queued": len(self._records) - len(self._running),
+            "held": self._dispatch.held if self._dispatch is not None else 0,
             "waiting": self._book.waiting,
         }
 
     def settings(self) -> Settings:
         return self._settings
+
+    def demand(self) -> dict[float, int]:
+        """What this shard has started and not seen end (dragon/actors/dispatch.py), for the
+        autoscaler: CPUs of a Ray task -> how many."""
+        return self._dispatch.demand() if self._dispatch is not None else {}
 
     async def accounts(self) -> list[Account]:
         return await self._db(self._journal.accounts)
@@ -262,6 +271,7 @@ class TaskShard:
             self._records.pop(record.key, None)
             return
         self._canceled.add(record.key)
+        self._drop_canceled()
         ref = self._running.get(record.key)
         if ref is not None and self._all_canceled(ref):
             ray.cancel(ref, force=True)
@@ -354,7 +364,7 @@ class TaskShard:
         task_type = registry.get(records[0].task_name)
         pooled = task_type is not None and task_type.resources.pooled
         near = self._near.get(records[0].key)
-        remote = self._options(records[0].task_name, near)
+        bindable = self._bindable(records[0].task_name) if near is None else None
         attempts = self._settings.task_max_attempts
         outcomes: dict[str, Finished] = {}
         last: Exception | None = None
@@ -369,6 +379,16 @@ class TaskShard:
             if not left:
                 return outcomes
             member = await self._pools.pick(near) if pooled else None
+            slot: Slot | None = None
+            if member is None and bindable is not None and self._dispatch is not None:
+                slot = await self._dispatch.slot(bindable, [r.key for r in left])
+                outcomes.update((r.key, Finished(error=CANCELED)) for r in left if r.key in self._canceled)
+                left = [r for r in left if r.key not in outcomes]
+                if not left:  # canceled while it waited for room
+                    if slot is not None:
+                        self._dispatch.give_back(slot)
+                    return outcomes
+            remote = self._options(records[0].task_name, near, slot.node if slot is not None else None)
             # The settings go by value (2 KB, pickled in ~12 us): no worker blocks to ask for
             # them, and none fetches them from the object store, which an ObjectRef argument
             # costs every task (~0.6 ms of a blocking create's latency, docs/benchmarks.md).
@@ -402,6 +422,8 @@ class TaskShard:
                 if member is not None:
                     self._pooled.pop(ref, None)
                     self._pools.given(member, -1)
+                if slot is not None and self._dispatch is not None:
+                    self._dispatch.give_back(slot)
         reason = type(last).__name__ if last else "unknown failure"
         crashed = Finished(
             error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})"))
@@ -413,13 +435,21 @@ class TaskShard:
                 outcomes[record.key] = crashed
         return outcomes
 
-    def _options(self, task_name: str, near: str | None = None) -> Any:
+    def _bindable(self, task_name: str) -> float | None:
+        """The CPUs of a task type's Ray task if the shard binds it to a node (not one that
+        asks for a GPU: GPU nodes are Ray's to pick), else None."""
+        task_type = registry.get(task_name)
+        res = task_type.resources if task_type is not None else registry.Resources()
+        return None if res.gpu and self._gpus.ask() else res.cpus
+
+    def _options(self, task_name: str, near: str | None = None, node: str | None = None) -> Any:
         """``execute`` with the resources of the task type (built once per kind of ask);
-        on node ``near`` if it has room, where a task's input was made (pipelines)."""
+        on node ``near`` if it has room, where a task's input was made (pipelines), else
+        bound to ``node`` while it has room (dragon/actors/dispatch.py)."""
         task_type = registry.get(task_name)
         res = task_type.resources if task_type is not None else registry.Resources()
         gpu = res.gpu if res.gpu and self._gpus.ask() else 0.0
-        key = (res.cpus, gpu, res.memory_mb)
+        key = (res.cpus, gpu, res.memory_mb, node)
         remote = self._remotes.get(key)
         if remote is None or near is not None:
             options: dict[str, Any] = {"num_cpus": res.cpus}
@@ -427,8 +457,10 @@ class TaskShard:
                 options["num_gpus"] = gpu
             if res.memory_mb:
                 options["memory"] = res.memory_mb * 1024 * 1024
-            if near is not None:
+            if near is not None:  # waits for room there: its input is there
                 return execute.options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(near, soft=True))
+            if node is not None:  # waits there for a slot (a few per node), goes elsewhere if the node is gone
+                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
             remote = self._remotes[key] = execute.options(**options)
         return remote
 
@@ -495,7 +527,14 @@ class TaskShard:
             if ref is not None and self._all_canceled(ref):  # a group of tiny tasks runs on for the others
                 ray.cancel(ref)  # KeyboardInterrupt in the task: its cleanup runs
                 asyncio.ensure_future(self._force_cancel(key, ref))
+        self._drop_canceled()
         return outcome
+
+    def _drop_canceled(self) -> None:
+        """Started tasks still waiting for room (dragon/actors/dispatch.py) that are all
+        canceled stop waiting."""
+        if self._dispatch is not None and self._dispatch.held:
+            self._dispatch.drop(lambda keys: all(key in self._canceled for key in keys))
 
     def _all_canceled(self, ref: ray.ObjectRef) -> bool:
         return all(key in self._canceled for key, running in self._running.items() if running is ref)
@@ -706,6 +745,8 @@ class TaskShard:
         before: they count against their account's limits without asking (the next
         create of the account settles the open slots with its home)."""
         self._deliverer.start()
+        if self._dispatch is not None:
+            self._dispatch.update(await asyncio.to_thread(task_nodes))
         if self._ticking is None:
             self._ticking = asyncio.ensure_future(self._tick())
         unfinished = await self._db(self._journal.unfinished, self._shard, self._shards)
@@ -732,10 +773,17 @@ class TaskShard:
             log.warning("shard %d re-queued %d tasks that had not ended", self._shard, len(unfinished))
 
     async def _tick(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(TICK)
+            ticks += 1
             self._scheduler.ask_again()
             self._occupancy.update(self._records.values(), self._running)
+            if self._dispatch is not None and ticks % NODES_EVERY == 0:
+                try:
+                    self._dispatch.update(await asyncio.to_thread(task_nodes))
+                except Exception as exc:  # the GCS restarting: the nodes known stay
+                    log.warning("could not list the cluster's nodes: %s", type(exc).__name__)
 
     def _peer(self, shard: int) -> ray.actor.ActorHandle:
         handle = self._peers.get(shard)
