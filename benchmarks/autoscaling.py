@@ -4,8 +4,9 @@ Shards bind each task to a node with room and keep the rest queued (dragon/actor
 dispatch.py); Ray's autoscaler does not count node-bound tasks as demand, so this checks
 that what a shard leaves unbound is enough for the autoscaler to grow the cluster to its
 limit. Ray's autoscaler with its fake multi-node provider (worker nodes are local
-processes): a head with 1 CPU, a "cpu" node type {CPU: 1} between 0 and ``--max-nodes``,
-idle time-out 6 s. One create of ``--tasks`` test.where tasks (1 CPU, ``--seconds`` each).
+processes): a head with 1 CPU and one worker node of 1 CPU started by hand (shards bind
+tasks once two nodes run them), a "cpu" node type {CPU: 1} between 0 and
+``--max-nodes``, idle time-out 6 s. One create of ``--tasks`` test.where tasks (1 CPU, ``--seconds`` each).
 It prints when each node joined, how many ran where, the time to the last end, and
 when the idle nodes were removed (the shards' request to the autoscaler withdrawn):
 
@@ -52,6 +53,7 @@ def demo(
     types = [NodeType("cpu", {"CPU": 1}, max_workers=max_nodes)]
     cluster = LocalCluster(work, env, head_cpus=1, autoscaling=types, idle_timeout_minutes=0.1)
     try:
+        cluster.add_node("static", cpus=1)
         service = DragonProcess(work / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
         service.data_dir.mkdir()
         secret = service.cli("accounts", "create", "demo", "--max-concurrent-tasks", str(tasks))["secret"]
@@ -60,8 +62,8 @@ def demo(
         body = {"secret": secret, "tasks": [{"task_name": "test.where", "seconds": seconds}] * tasks}
         created = time.monotonic()
         keys = [status["key"] for status in http.post("/v2/create", json=body).json()]
-        say(f"{tasks} tasks of {seconds:g} s created on a cluster of one 1-CPU node (at most {max_nodes} more)")
-        most, joined = 1, [0.0]
+        say(f"{tasks} tasks of {seconds:g} s created on a cluster of two 1-CPU nodes (at most {max_nodes} more)")
+        most, joined = 2, [0.0, 0.0]
         while True:
             statuses = http.post("/v2/status", json={"tasks": keys}).json()
             alive = len(cluster.alive_nodes())
@@ -77,7 +79,7 @@ def demo(
         spread = Counter(s["result"]["node_id"][-8:] for s in statuses if s["status"] == "success")
         say(f"all ended {took} s after create ({len(errors)} errors); tasks per node: {dict(spread)}")
         ended = time.monotonic()
-        wait_until(lambda: len(cluster.alive_nodes()) == 1, 180, "the idle nodes were never removed", interval=0.5)
+        wait_until(lambda: len(cluster.alive_nodes()) == 2, 180, "the idle nodes were never removed", interval=0.5)
         removed = round(time.monotonic() - ended, 1)
         say(f"idle, the added nodes were removed {removed} s after the last end (idle time-out 6 s)")
         return {

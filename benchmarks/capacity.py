@@ -16,6 +16,12 @@ Each single-threaded process (a shard, an API replica, the GCS, a raylet) satura
 the figures scale with shards, replicas and worker nodes.
 
     python benchmarks/capacity.py [--nodes 8] [--shards 2] [--seconds 20] [--postgres] [--task hello|thumb]
+                                  [--no-binding] [--control-nodes N --postgres]
+
+With ``--control-nodes N`` (and PostgreSQL) the shards run on N nodes of their own that
+offer ``dragon_control`` and no task CPU, as docs/deployment.md advises for large
+clusters; their processes are listed under "control", and the head keeps Ray's and
+Serve's share only.
 """
 
 from __future__ import annotations
@@ -100,7 +106,16 @@ def wait_all(url: str, keys: list[str]) -> None:
 
 
 def measure(
-    nodes: int, cpus: int, shards: int, clients: int, per_request: int, seconds: float, postgres: bool, kind: str
+    nodes: int,
+    cpus: int,
+    shards: int,
+    clients: int,
+    per_request: int,
+    seconds: float,
+    postgres: bool,
+    kind: str,
+    binding: bool = True,
+    control_nodes: int = 0,
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="dragon-capacity-"))
     env = {
@@ -111,6 +126,7 @@ def measure(
         "DRAGON_SHARDS": str(shards),
         "DRAGON_BLOCK_TIMEOUT": "30",
         "DRAGON_ALLOW_PRIVATE_URLS": "1",  # the thumb's input is on loopback
+        "DRAGON_BIND_TASKS_TO_NODES": "true" if binding else "false",
     }
     origin = Origin(MEDIA)
     task = TASKS[kind](origin.url)
@@ -121,6 +137,8 @@ def measure(
     try:
         for i in range(nodes):
             cluster.add_node(f"worker-{i}", cpus=cpus)
+        for i in range(control_nodes):  # where the shards go with PostgreSQL (dragon/placement.py)
+            cluster.add_node(f"control-{i}", cpus=0, resources={"dragon_control": 1})
         service = DragonProcess(work / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
         service.data_dir.mkdir()
         secret = service.cli("accounts", "create", "bench", "--max-concurrent-tasks", "100000")["secret"]
@@ -141,7 +159,7 @@ def measure(
     spent: dict[tuple[str, str], float] = {}
     processes: dict[tuple[str, str], set[int]] = {}
     for pid, (node, name, used) in after.items():
-        key = ("head" if node == "head" else "workers", role_of(name))
+        key = ("head" if node == "head" else "control" if node.startswith("control-") else "workers", role_of(name))
         spent[key] = spent.get(key, 0.0) + used - (before[pid][2] if pid in before else 0.0)
         processes.setdefault(key, set()).add(pid)
     tasks = len(keys)
@@ -162,14 +180,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--postgres", action="store_true", help="the journal on PostgreSQL (else SQLite)")
     parser.add_argument("--task", choices=sorted(TASKS), default="hello")
+    parser.add_argument("--no-binding", action="store_true", help="every task to Ray unbound as it starts")
+    parser.add_argument(
+        "--control-nodes",
+        type=int,
+        default=0,
+        help="nodes of no task CPU offering dragon_control, where the shards run (needs --postgres)",
+    )
     args = parser.parse_args(argv)
+    if args.control_nodes and not args.postgres:
+        parser.error("--control-nodes needs --postgres: with SQLite the shards stay on the head")
     figures = measure(
-        args.nodes, args.cpus, args.shards, args.clients, args.per_request, args.seconds, args.postgres, args.task
+        args.nodes,
+        args.cpus,
+        args.shards,
+        args.clients,
+        args.per_request,
+        args.seconds,
+        args.postgres,
+        args.task,
+        not args.no_binding,
+        args.control_nodes,
     )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"{args.nodes} worker nodes x {args.cpus} simulated CPUs, {args.shards} shards, journal "
-        f"{'PostgreSQL' if args.postgres else 'SQLite'}"
+        f"{args.nodes} worker nodes x {args.cpus} simulated CPUs, {args.shards} shards"
+        f"{f' on {args.control_nodes} control nodes' if args.control_nodes else ''}, journal "
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}; tasks bound to nodes: {not args.no_binding}"
     )
     print(
         f"{figures['tasks']} {args.task} tasks in {figures['seconds']} s ({figures['per_second']} tasks/s on this machine)"

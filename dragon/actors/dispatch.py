@@ -10,7 +10,9 @@ nodes, that doubled the shard's CPU per task and made the head raylet's ten time
 affinity) asks that node's raylet directly, and a worker it leased is reused for the
 next task bound there.
 
-So a shard binds each task to the node with the most room left by its own bound tasks,
+So, once the cluster has two nodes or more that run tasks (with one, its raylet is the
+only one to ask, and Ray's own queue reuses leases best), a shard binds each task to the
+node with the most room left by its own bound tasks,
 up to ``DEPTH`` times the node's CPUs (one task waiting at the node per slot, so a slot
 that frees is taken at once, without the shard's round trip), and keeps the tasks that do
 not fit in its own queue, in order, until one of its tasks ends. A node that dies takes
@@ -40,6 +42,7 @@ class Slot:
 
     node: str | None
     cpus: float
+    counted: bool = True  # in :meth:`Dispatch.demand` (bound, or held first)
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Dispatch:
     async def slot(self, cpus: float, keys: Iterable[str]) -> Slot | None:
         """Room for a Ray task of ``cpus``, in order of asking; None once all its tasks were
         dropped (canceled) while it waited."""
+        if len(self._nodes) < 2 and not self._waiting:
+            return Slot(None, cpus, counted=False)  # Ray's to place, and its autoscaler's to see
         self._started[cpus] += 1
         if not self._waiting:
             given = self._take(cpus)
@@ -95,7 +100,8 @@ class Dispatch:
 
     def give_back(self, slot: Slot) -> None:
         """The Ray task of ``slot`` has ended."""
-        self._started[slot.cpus] -= 1
+        if slot.counted:
+            self._started[slot.cpus] -= 1
         if slot.node is not None:
             left = self._bound[slot.node] - slot.cpus
             if left > 1e-9:
@@ -122,8 +128,8 @@ class Dispatch:
         if node is not None and room[node] >= cpus - 1e-9:
             self._bound[node] += cpus
             return Slot(node, cpus)
-        if cpus > max(self._nodes.values(), default=0.0) + 1e-9 and self._nodes:
-            return Slot(None, cpus)  # no node can hold it: Ray's autoscaler sees it
+        if len(self._nodes) < 2 or cpus > max(self._nodes.values()) + 1e-9:
+            return Slot(None, cpus)  # no node can hold it (or one node): Ray's autoscaler sees it
         return None
 
     def _wake(self) -> None:
