@@ -12,10 +12,10 @@ next task bound there.
 
 So, once the cluster has two nodes or more that run tasks (with one, its raylet is the
 only one to ask, and Ray's own queue reuses leases best), a shard binds each task to the
-node with the most room left by its own bound tasks,
-up to ``DEPTH`` times the node's CPUs (one task waiting at the node per slot, so a slot
-that frees is taken at once, without the shard's round trip), and keeps the tasks that do
-not fit in its own queue, in order, until one of its tasks ends. A node that dies takes
+node with the most room left by its own bound tasks, up to ``DEPTH`` times the node's
+CPUs (one task waiting at the node per slot, so a slot that frees is taken at once,
+without the shard's round trip), and keeps the tasks that do not fit in its own queue,
+in order, until one of its tasks ends. A node that dies takes
 its bound tasks' attempts with it (retried as any lost worker), and binding is soft: Ray
 runs a task elsewhere if its node is gone. A task larger than any node goes to Ray
 unbound, as demand Ray's autoscaler sees.

@@ -9,7 +9,8 @@ the job manager of its tasks, so one task costs one actor call to create and non
    then answers; with ``block=true`` it answers once they have ended.
 2. It starts each task as a stateless Ray task (``execute``, dragon/actors/worker.py)
    that it owns, bound to a node with room (dragon/actors/dispatch.py); the worker's
-   return value *is* the outcome, committed and published here. Workers report ``executing`` and progress with one-way calls.
+   return value *is* the outcome, committed and published here. Workers report
+   ``executing`` and progress with one-way calls.
 3. A lost worker or node is retried (``task_max_attempts``); cancel interrupts, then kills.
 4. Statuses are published only once committed; long polls (``block``, streams) wait on
    them here (dragon/actors/book.py). Its tasks' callbacks are sent from here too.
@@ -365,6 +366,7 @@ class TaskShard:
         pooled = task_type is not None and task_type.resources.pooled
         near = self._near.get(records[0].key)
         bindable = self._bindable(records[0].task_name) if near is None else None
+        dispatch = self._dispatch
         attempts = self._settings.task_max_attempts
         outcomes: dict[str, Finished] = {}
         last: Exception | None = None
@@ -380,15 +382,15 @@ class TaskShard:
                 return outcomes
             member = await self._pools.pick(near) if pooled else None
             slot: Slot | None = None
-            if member is None and bindable is not None and self._dispatch is not None:
-                slot = await self._dispatch.slot(bindable, [r.key for r in left])
+            if member is None and bindable is not None and dispatch is not None:
+                slot = await dispatch.slot(bindable, [r.key for r in left])
                 outcomes.update((r.key, Finished(error=CANCELED)) for r in left if r.key in self._canceled)
                 left = [r for r in left if r.key not in outcomes]
                 if not left:  # canceled while it waited for room
                     if slot is not None:
-                        self._dispatch.give_back(slot)
+                        dispatch.give_back(slot)
                     return outcomes
-            remote = self._options(records[0].task_name, near, slot.node if slot is not None else None)
+            remote = self._options(records[0].task_name, near or (slot.node if slot is not None else None))
             # The settings go by value (2 KB, pickled in ~12 us): no worker blocks to ask for
             # them, and none fetches them from the object store, which an ObjectRef argument
             # costs every task (~0.6 ms of a blocking create's latency, docs/benchmarks.md).
@@ -422,8 +424,8 @@ class TaskShard:
                 if member is not None:
                     self._pooled.pop(ref, None)
                     self._pools.given(member, -1)
-                if slot is not None and self._dispatch is not None:
-                    self._dispatch.give_back(slot)
+                if slot is not None and dispatch is not None:
+                    dispatch.give_back(slot)
         reason = type(last).__name__ if last else "unknown failure"
         crashed = Finished(
             error=str(WorkerCrashedError(f"the worker running this task died on all {attempts} attempts ({reason})"))
@@ -435,31 +437,32 @@ class TaskShard:
                 outcomes[record.key] = crashed
         return outcomes
 
+    def _ask(self, task_name: str) -> tuple[registry.Resources, float]:
+        """A task type's resources, and the GPU share its Ray task asks for (dragon/placement.py)."""
+        task_type = registry.get(task_name)
+        res = task_type.resources if task_type is not None else registry.Resources()
+        return res, res.gpu if res.gpu and self._gpus.ask() else 0.0
+
     def _bindable(self, task_name: str) -> float | None:
         """The CPUs of a task type's Ray task if the shard binds it to a node (not one that
         asks for a GPU: GPU nodes are Ray's to pick), else None."""
-        task_type = registry.get(task_name)
-        res = task_type.resources if task_type is not None else registry.Resources()
-        return None if res.gpu and self._gpus.ask() else res.cpus
+        res, gpu = self._ask(task_name)
+        return None if gpu else res.cpus
 
-    def _options(self, task_name: str, near: str | None = None, node: str | None = None) -> Any:
-        """``execute`` with the resources of the task type (built once per kind of ask);
-        on node ``near`` if it has room, where a task's input was made (pipelines), else
-        bound to ``node`` while it has room (dragon/actors/dispatch.py)."""
-        task_type = registry.get(task_name)
-        res = task_type.resources if task_type is not None else registry.Resources()
-        gpu = res.gpu if res.gpu and self._gpus.ask() else 0.0
+    def _options(self, task_name: str, node: str | None = None) -> Any:
+        """``execute`` with the resources of the task type (built once per kind of ask and
+        node); on ``node`` (soft affinity: elsewhere only if it is gone or cannot hold the
+        task), where a task's input was made (pipelines) or where the dispatch bound it."""
+        res, gpu = self._ask(task_name)
         key = (res.cpus, gpu, res.memory_mb, node)
         remote = self._remotes.get(key)
-        if remote is None or near is not None:
+        if remote is None:
             options: dict[str, Any] = {"num_cpus": res.cpus}
             if gpu:
                 options["num_gpus"] = gpu
             if res.memory_mb:
                 options["memory"] = res.memory_mb * 1024 * 1024
-            if near is not None:  # waits for room there: its input is there
-                return execute.options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(near, soft=True))
-            if node is not None:  # waits there for a slot (a few per node), goes elsewhere if the node is gone
+            if node is not None:
                 options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
             remote = self._remotes[key] = execute.options(**options)
         return remote
