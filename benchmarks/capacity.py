@@ -16,7 +16,15 @@ Each single-threaded process (a shard, an API replica, the GCS, a raylet) satura
 the figures scale with shards, replicas and worker nodes.
 
     python benchmarks/capacity.py [--nodes 8] [--shards 2] [--seconds 20] [--postgres] [--task hello|thumb]
-                                  [--no-binding] [--control-nodes N --postgres]
+                                  [--no-binding] [--control-nodes N --postgres] [--replica-cpus 0.25] [--idle 10]
+
+Each process's CPU is also measured over ``--idle`` seconds before the load, and the
+part of its per-task figure that it spends idle too (Serve's controller polling, Ray's
+heartbeats and dashboard: a rate per second, not a cost per task) is shown beside it; the
+ceilings are from what is left. Totals are split by whose process it is: Ray's own
+(GCS, raylet, dashboard, agents), the service's (shards, Serve, the storage actor, the
+`dragon serve` driver) and the tasks'. ``--replica-cpus 0.25`` (Dragon's default) keeps
+the API replica off a head that offers no CPU.
 
 With ``--control-nodes N`` (and PostgreSQL) the shards run on N nodes of their own that
 offer ``dragon_control`` and no task CPU, as docs/deployment.md advises for large
@@ -44,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.cluster import LocalCluster  # noqa: E402
 from tests.support.servers import Origin, PostgresServer  # noqa: E402
-from tests.support.service import DragonProcess  # noqa: E402
+from tests.support.service import DragonProcess, cpu_seconds  # noqa: E402
 
 MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media")  # as tests/conftest.py
 TASKS = {
@@ -56,20 +64,28 @@ TASKS = {
         "height": 120,
     },
 }
-ROLES = (  # (role, what the process's title or program name contains), first match wins
-    ("shard", "ray::TaskShard"),
-    ("api replica", "ServeReplica"),
-    ("serve proxy", "ProxyActor"),
-    ("serve controller", "ServeController"),
-    ("storage actor", "ray::StorageActor"),
-    ("task worker", "ray::execute"),
-    ("gcs", "gcs_server"),
-    ("raylet", "raylet"),
+ROLES = (  # (role, what the process's name contains, whose), first match wins
+    ("shard", "ray::TaskShard", "service"),
+    ("api replica", "ServeReplica", "service"),
+    ("serve proxy", "ProxyActor", "service"),
+    ("serve controller", "ServeController", "service"),
+    ("storage actor", "ray::StorageActor", "service"),
+    ("control actor", "ray::Control", "service"),
+    ("dragon serve", "dragon serve", "service"),
+    ("task worker", "ray::execute", "tasks"),
+    ("idle worker", "ray::IDLE", "tasks"),
+    ("gcs", "gcs_server", "ray"),
+    ("raylet", "raylet", "ray"),
+    ("dashboard", "dashboard.py", "ray"),
+    ("ray agents", "Agent", "ray"),  # ray::DashboardAgent, ray::RuntimeEnvAgent: one of each per node
+    ("ray monitors", "monitor", "ray"),  # log_monitor.py on every node, the autoscaler's monitor.py
+    ("ray client server", "ray.util.client.server", "ray"),
 )
+WHOSE = {role: whose for role, _, whose in ROLES}
 
 
 def role_of(name: str) -> str:
-    return next((role for role, title in ROLES if title in name), "other")
+    return next((role for role, title, _ in ROLES if title in name), "other")
 
 
 def load(url: str, secret: str, clients: int, per_request: int, seconds: float, task: dict[str, Any]) -> list[str]:
@@ -116,13 +132,18 @@ def measure(
     kind: str,
     binding: bool = True,
     control_nodes: int = 0,
+    replica_cpus: float = 0.0,
+    idle_seconds: float = 10.0,
 ) -> dict[str, Any]:
+    """CPU ms per task by (where, role) over the run, and the part of it that the same
+    processes spend when idle (``idle_seconds`` measured before the load, at the same
+    rate over the run's length): polling and heartbeats, spread over the tasks."""
     work = Path(tempfile.mkdtemp(prefix="dragon-capacity-"))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "RAY_"))},
         "RAY_AUTH_MODE": "disabled",
         "PYTHONPATH": str(ROOT),
-        "DRAGON_API_REPLICA_CPUS": "0",
+        "DRAGON_API_REPLICA_CPUS": str(replica_cpus),
         "DRAGON_SHARDS": str(shards),
         "DRAGON_BLOCK_TIMEOUT": "30",
         "DRAGON_ALLOW_PRIVATE_URLS": "1",  # the thumb's input is on loopback
@@ -144,30 +165,64 @@ def measure(
         secret = service.cli("accounts", "create", "bench", "--max-concurrent-tasks", "100000")["secret"]
         service.start()
         wait_all(service.url, load(service.url, secret, 2, 50, 3, task))  # warm workers and connections
-        before = cluster.cpu_times()
+        time.sleep(5)  # the warm-up's tail (statuses, idle workers) settles
+        driver = service.proc.pid if service.proc is not None else None
+
+        def readings() -> dict[int, tuple[str, str, float]]:
+            """Every cluster process, and `dragon serve` (a driver of the cluster, on the head)."""
+            found = cluster.cpu_times()
+            if driver is not None:
+                found[driver] = ("head", "dragon serve", cpu_seconds(driver))
+            return found
+
+        idle_before = readings()
+        time.sleep(idle_seconds)
+        idle_after = readings()
+        before = readings()
         started = time.monotonic()
         keys = load(service.url, secret, clients, per_request, seconds, task)
         wait_all(service.url, keys)
         elapsed = time.monotonic() - started
-        after = cluster.cpu_times()
+        after = readings()
     finally:
         cluster.close()
         origin.close()
         if db is not None:
             db.close()
         shutil.rmtree(work, ignore_errors=True)
-    spent: dict[tuple[str, str], float] = {}
     processes: dict[tuple[str, str], set[int]] = {}
+    spent = _spent(before, after, processes)
+    idle = _spent(idle_before, idle_after, {})
+    tasks = len(keys)
+    rows = sorted(
+        (
+            (
+                where,
+                role,
+                1000 * s / tasks,
+                1000 * idle.get((where, role), 0.0) * elapsed / idle_seconds / tasks,
+                len(pids),
+            )
+            for (where, role), pids in processes.items()
+            if (s := spent.get((where, role), 0.0))
+        ),
+        key=lambda row: -row[2],
+    )
+    return {"tasks": tasks, "seconds": round(elapsed, 1), "per_second": round(tasks / elapsed, 1), "rows": rows}
+
+
+def _spent(
+    before: dict[int, tuple[str, str, float]],
+    after: dict[int, tuple[str, str, float]],
+    processes: dict[tuple[str, str], set[int]],
+) -> dict[tuple[str, str], float]:
+    """CPU seconds spent between two readings by (where, role); fills ``processes``."""
+    spent: dict[tuple[str, str], float] = {}
     for pid, (node, name, used) in after.items():
         key = ("head" if node == "head" else "control" if node.startswith("control-") else "workers", role_of(name))
         spent[key] = spent.get(key, 0.0) + used - (before[pid][2] if pid in before else 0.0)
         processes.setdefault(key, set()).add(pid)
-    tasks = len(keys)
-    rows = sorted(
-        ((where, role, 1000 * s / tasks, len(processes[(where, role)])) for (where, role), s in spent.items()),
-        key=lambda row: -row[2],
-    )
-    return {"tasks": tasks, "seconds": round(elapsed, 1), "per_second": round(tasks / elapsed, 1), "rows": rows}
+    return spent
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -187,6 +242,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=0,
         help="nodes of no task CPU offering dragon_control, where the shards run (needs --postgres)",
     )
+    parser.add_argument(
+        "--replica-cpus",
+        type=float,
+        default=0.0,
+        help="CPUs the API replica asks for (Dragon's default is 0.25: never on a head with no CPUs)",
+    )
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measured before the load")
     args = parser.parse_args(argv)
     if args.control_nodes and not args.postgres:
         parser.error("--control-nodes needs --postgres: with SQLite the shards stay on the head")
@@ -201,22 +263,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.task,
         not args.no_binding,
         args.control_nodes,
+        args.replica_cpus,
+        args.idle,
     )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{args.nodes} worker nodes x {args.cpus} simulated CPUs, {args.shards} shards"
         f"{f' on {args.control_nodes} control nodes' if args.control_nodes else ''}, journal "
-        f"{'PostgreSQL' if args.postgres else 'SQLite'}; tasks bound to nodes: {not args.no_binding}"
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}; tasks bound to nodes: {not args.no_binding}; "
+        f"API replica asks {args.replica_cpus} CPU"
     )
     print(
         f"{figures['tasks']} {args.task} tasks in {figures['seconds']} s ({figures['per_second']} tasks/s on this machine)"
     )
-    print(f"{'where':8} {'process':18} {'procs':>5} {'CPU ms/task':>12} {'saturates at (tasks/s)':>24}")
-    for where, role, ms, count in figures["rows"]:
+    print(
+        f"{'where':8} {'process':18} {'procs':>5} {'CPU ms/task':>12} {'of which idle':>14} {'saturates at (tasks/s)':>24}"
+    )
+    for where, role, ms, fixed, count in figures["rows"]:
         if ms >= 0.01:
             single = role in ("shard", "api replica", "gcs", "raylet", "serve proxy", "storage actor")
-            ceiling = f"{1000 * count / ms:,.0f}" if single else "-"
-            print(f"{where:8} {role:18} {count:5d} {ms:12.2f} {ceiling:>24}")
+            ceiling = f"{1000 * count / (ms - fixed):,.0f}" if single and ms > fixed else "-"
+            print(f"{where:8} {role:18} {count:5d} {ms:12.2f} {fixed:14.2f} {ceiling:>24}")
+    totals: dict[tuple[str, str], list[float]] = {}
+    for where, role, ms, fixed, _ in figures["rows"]:
+        total = totals.setdefault((where, WHOSE.get(role, "other")), [0.0, 0.0])
+        total[0] += ms
+        total[1] += fixed
+    for (where, whose), (ms, fixed) in sorted(totals.items()):
+        print(f"{where} total, {whose}'s: {ms:.2f} ms per task, {fixed:.2f} of it spent idle too")
     return figures
 
 

@@ -12,6 +12,13 @@ processes are started before timing. Each worker node is pinned to its own core
 run reports the CPU milliseconds per task spent on the head and on the worker nodes.
 
     python benchmarks/scaling.py [--quick] [--images 200] [--videos 20] [--width 1200] [--rounds 3] [--no-binding]
+                                 [--sleep 0.25 --node-cpus 8]
+
+``--sleep S --node-cpus N`` isolates the control plane: the batch is as many test.where
+tasks (1 CPU each, from tests/support/tasks.py) as it would hold thumbnails, each
+sleeping S seconds, on nodes offering N CPUs. The work itself then uses no core, so on
+a machine too small to run two nodes' thumbnails this shows whether the head's per-task
+cost lets throughput double with the nodes (N / S tasks/s per node at best).
 
 ``--no-binding`` runs the service with DRAGON_BIND_TASKS_TO_NODES=false: every task goes
 to Ray unbound as it starts (dragon/actors/dispatch.py says why binding is the default).
@@ -46,7 +53,10 @@ IMAGES = sorted((MEDIA / "images_exif" / "orientation_recurser").glob("*.jpg")) 
 VIDEOS = [MEDIA / "video" / "js_ffmpeg" / "video-640-360.mp4", MEDIA / "video" / "js_ffmpeg" / "iphone_rotated.mov"]
 
 
-def batch(origin: Origin, images: int, width: int, videos: int) -> list[dict[str, Any]]:
+def batch(origin: Origin, images: int, width: int, videos: int, sleep: float = 0.0) -> list[dict[str, Any]]:
+    if sleep:  # the control plane's share alone: tasks that hold a CPU without using it
+        return [{"task_name": "test.where", "seconds": sleep}] * (images + videos)
+
     def url(path: Path) -> str:
         return f"{origin.url}/{path.relative_to(MEDIA)}"
 
@@ -100,7 +110,16 @@ def run(http: httpx.Client, secret: str, tasks: list[dict[str, Any]]) -> dict[st
     }
 
 
-def measure(images: int, width: int, videos: int, warmup: int, rounds: int, binding: bool = True) -> dict[str, Any]:
+def measure(
+    images: int,
+    width: int,
+    videos: int,
+    warmup: int,
+    rounds: int,
+    binding: bool = True,
+    sleep: float = 0.0,
+    node_cpus: int = 1,
+) -> dict[str, Any]:
     """Rounds of (1 node, then 2 nodes) on one cluster and one service, the second node
     added before and killed after its run, so drifting load from elsewhere on the machine
     hits both alike; keeps each side's best run. Returns them and their ratio."""
@@ -113,11 +132,12 @@ def measure(images: int, width: int, videos: int, warmup: int, rounds: int, bind
         "DRAGON_API_REPLICA_CPUS": "0",
         "DRAGON_BLOCK_TIMEOUT": "10",
         "DRAGON_BIND_TASKS_TO_NODES": "true" if binding else "false",
+        "DRAGON_TASK_MODULES": "tests.support.tasks",  # test.where, for --sleep
     }
     origin = Origin(MEDIA)
     cluster = LocalCluster(work, env, head_cpus=0)
     try:
-        cluster.add_node("worker-1", cpus=1, cores=[0])
+        cluster.add_node("worker-1", cpus=node_cpus, cores=[0])
         service = DragonProcess(work / "data", {**env, "DRAGON_RAY_ADDRESS": cluster.address})
         service.data_dir.mkdir()
         secret = service.cli("accounts", "create", "bench")["secret"]
@@ -127,10 +147,10 @@ def measure(images: int, width: int, videos: int, warmup: int, rounds: int, bind
         for round_ in range(1, rounds + 1):
             for nodes in (1, 2):
                 if nodes == 2:
-                    cluster.add_node(f"worker-2.{round_}", cpus=1, cores=[1 % (os.cpu_count() or 1)])
-                run(http, secret, batch(origin, warmup * nodes, width, max(1, warmup // 4) * nodes))
+                    cluster.add_node(f"worker-2.{round_}", cpus=node_cpus, cores=[1 % (os.cpu_count() or 1)])
+                run(http, secret, batch(origin, warmup * nodes, width, max(1, warmup // 4) * nodes, sleep))
                 before = cluster.cpu_times()
-                figures = run(http, secret, batch(origin, images, width, videos))
+                figures = run(http, secret, batch(origin, images, width, videos, sleep))
                 figures["cpu_ms_per_task"] = cpu_per_task(before, cluster.cpu_times(), figures["tasks"])
                 figures["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine skews the figures
                 cpu = figures["cpu_ms_per_task"]
@@ -164,15 +184,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternated (1 node, 2 nodes) rounds; best of each")
     parser.add_argument("--no-binding", action="store_true", help="every task to Ray unbound as it starts")
+    parser.add_argument(
+        "--sleep",
+        type=float,
+        default=0.0,
+        help="instead of thumbnails, images + videos test.where tasks (1 CPU) that sleep this long",
+    )
+    parser.add_argument("--node-cpus", type=int, default=1, help="CPUs each worker node offers")
     args = parser.parse_args(argv)
     images, videos, warmup, rounds = (40, 4, 8, 1) if args.quick else (args.images, args.videos, 16, args.rounds)
+    work = (
+        f"{images + videos} test.where sleeping {args.sleep} s"
+        if args.sleep
+        else f"{images} image.thumb (box {args.width} px) + {videos} video.thumb"
+    )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; batch: "
-        f"{images} image.thumb (box {args.width} px) + {videos} video.thumb; worker nodes of 1 CPU on a core each, "
-        f"head with no task CPU; tasks bound to nodes: {not args.no_binding}",
+        f"{work}; worker nodes of {args.node_cpus} CPU on a core each, head with no task CPU; "
+        f"tasks bound to nodes: {not args.no_binding}",
         flush=True,
     )
-    figures = measure(images, args.width, videos, warmup, rounds, not args.no_binding)
+    figures = measure(images, args.width, videos, warmup, rounds, not args.no_binding, args.sleep, args.node_cpus)
     print(f"best of each: 2 nodes / 1 node: {figures['ratio']}x")
     return figures
 

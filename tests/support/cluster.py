@@ -217,12 +217,10 @@ class LocalCluster:
         for pid, node in self.processes():
             try:
                 seconds = cpu_seconds(pid)
-                argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
             except OSError:
                 continue
-            # an actor's or task's title ("ray::TaskShard"), else the program's name
-            name = argv0 if argv0.startswith("ray::") else Path(argv0.split()[0] if argv0 else "?").name
-            times[pid] = (node, name, seconds)
+            times[pid] = (node, _process_name(argv), seconds)
         return times
 
     def alive_nodes(self) -> list[dict[str, Any]]:
@@ -250,3 +248,20 @@ class LocalCluster:
             signal_all(pids)
             time.sleep(0.5)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _process_name(argv: list[str]) -> str:
+    """An actor's or task's title ("ray::TaskShard"); for a Python program, its script or
+    module ("agent.py", "dashboard.py", "dragon"), so Ray's agents and the service's driver
+    are told apart; else the program's name ("gcs_server", "raylet")."""
+    first = argv[0] if argv else "?"
+    if first.startswith("ray::"):
+        return first
+    program = Path(first.split()[0] if first else "?").name
+    if program.startswith("python"):
+        for i, arg in enumerate(argv[1:], 1):
+            if arg == "-m" and i + 1 < len(argv):
+                return argv[i + 1]
+            if not arg.startswith("-"):
+                return Path(arg).name
+    return program
