@@ -70,6 +70,7 @@ CANCELED = str(CanceledError("the task was canceled by its owner"))
 CANCEL_GRACE = 5.0  # seconds a canceled task has to stop before its worker is killed
 TICK = 1.0  # seconds between looks at stalled queues
 NODES_EVERY = 2  # ticks between looks at the cluster's nodes (for binding tasks to them)
+REMOTES_KEPT = 1024  # kinds of ask x nodes whose ``execute`` options are kept built
 WATCH_POLL = 60.0  # seconds of one long poll on another shard for the end of a task used here
 
 # Failures of the machinery, not of the task: worth another attempt elsewhere.
@@ -457,6 +458,8 @@ class TaskShard:
         key = (res.cpus, gpu, res.memory_mb, node)
         remote = self._remotes.get(key)
         if remote is None:
+            if len(self._remotes) >= REMOTES_KEPT:  # nodes come and go on an autoscaling cluster
+                self._remotes.clear()
             options: dict[str, Any] = {"num_cpus": res.cpus}
             if gpu:
                 options["num_gpus"] = gpu
