@@ -1,19 +1,24 @@
-"""Beat and downbeat tracking from signal processing alone (no learned weights).
+"""Beat and downbeat tracking: signal processing for the beats, a small trained scorer
+for the bar phase.
 
 The pipeline follows the classic trackers (Böck's spectral flux and bar-pointer HMM,
-Ellis's tempo prior):
+Ellis's tempo prior, beat-synchronous features for the downbeats):
 
 1. features: a log-filtered spectral flux (onset strength), the same flux below 200 Hz
-   (kick drums, bass notes) and between 2 and 4 kHz (snares, rimshots), and a chromagram,
-   computed block by block with torch and torchaudio, so a GPU worker runs them on its
-   GPU and memory holds features, not audio;
+   (kick drums, bass notes) and in 8 groups of mel bands, and a chromagram, computed
+   block by block with torch and torchaudio, so a GPU worker runs them on its GPU and
+   memory holds features, not audio;
 2. tempo: autocorrelation of the onset strength weighted by a log-normal prior around
    120 BPM picks the metrical level; a clip without periodicity (noise, silence) stops here;
 3. beats: a Viterbi search over (beat period, position in the beat) states, whose
    period may drift from beat to beat, follows tempo changes; a slow pulse whose half
    beats are as strong as its beats is read at twice the rate;
-4. downbeats: the meter (3 or 4) and bar phase whose beats carry the most low-frequency
-   onsets and harmonic change, unless a 4/4 bar has the shape of a reggae one-drop.
+4. downbeats: each reading of the bar (meter 3 or 4, each phase) is described by the
+   onsets of each band group at each bar position and by where the chords change, and a
+   two-layer scorer picks one. Its weights (``bar_phase.json``, 1.5k numbers) are trained
+   by tools/train_bar_phase.py on generated development clips: hand-made rules could not
+   tell a reggae one-drop (nothing on 1, kick and rimshot on 3) from a funk or rock bar
+   read from its third beat.
 
 This module is the only user of torchaudio in Dragon, so replacing it touches one file.
 """
@@ -21,10 +26,13 @@ This module is the only user of torchaudio in Dragon, so replacing it touches on
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,15 +55,10 @@ PRIOR_BPM = 120.0  # centre of the log-normal tempo prior
 PRIOR_OCTAVES = 0.7  # and its width
 HALF_TIME_BPM = 100.0  # below this tempo, half beats as strong as the beats mean the pulse is twice as fast
 HALF_TIME_RATIO = 0.85  # mean onset strength between beats over that on them that shows it
-SNARE_HZ = (2000.0, 4000.0)  # where a snare or rimshot stands out from kick drums and bass
-# A one-drop's bar, per beat: low onsets (kick, bass) absent on 1 and strongest on 3; a snare
-# or rimshot on 3 with the kick, not on 2 and 4 as in a backbeat.
-ONE_DROP_LOW = np.array([-1.0, 0.0, 1.0, 0.0]) / 2
-ONE_DROP_SNARE = np.array([0.0, -1.0, 2.0, -1.0]) / 2
-# and beat 1 the emptiest of the bar in all bands (the "drop"), which a funk or rock bar
-# read from its beat 3 does not have
-ONE_DROP_EMPTY = np.array([-3.0, 1.0, 1.0, 1.0]) / 3
-DROP_WEIGHT = 1.5  # how far a one-drop fit counts against the loudest-low-onset reading
+BAND_GROUPS = 8  # groups of 10 mel bands whose onsets describe a bar position
+METERS = (4, 3)  # the bar readings scored, each at every phase
+CONTRAST_SCALE = 5.0  # the bar-to-bar chord contrast brought near the other inputs' range
+BAR_SCORER = "bar_phase.json"  # the bar scorer's weights, package data of dragon.media
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class Features:
     low: np.ndarray  # (frames,) onset strength below 200 Hz
     chroma: np.ndarray  # (frames, 12) energy per pitch class
     duration: float
-    snare: np.ndarray  # (frames,) onset strength between 2 and 4 kHz
+    bands: np.ndarray  # (frames, BAND_GROUPS) onset strength per group of mel bands, low to high
 
 
 def analyse(path: Path, device: str | None = None) -> Beats:
@@ -91,10 +94,10 @@ def analyse(path: Path, device: str | None = None) -> Beats:
 
 def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
     """Per-frame features of a mono signal given as consecutive blocks of samples."""
-    window, mel, low_bands, snare_bands, chroma_map = _kernels(device)
+    window, mel, low_bands, chroma_map = _kernels(device)
     pending = np.zeros(N_FFT // 2, dtype=np.float32)  # frames are centred on their time
     previous: torch.Tensor | None = None  # the last LAG log spectra, for the next block's flux
-    flux, low, snare, chroma = [], [], [], []
+    flux, low, bands, chroma = [], [], [], []
     samples = 0
 
     def consume(signal: np.ndarray) -> int:
@@ -122,7 +125,7 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
             rise = torch.cat((torch.zeros(LAG, rise.shape[1], device=device), rise))
         flux.append(rise.sum(1).cpu().numpy())
         low.append(rise[:, low_bands].sum(1).cpu().numpy())
-        snare.append(rise[:, snare_bands].sum(1).cpu().numpy())
+        bands.append(rise.reshape(rise.shape[0], BAND_GROUPS, -1).sum(2).cpu().numpy())
         chroma.append((spectrum @ chroma_map).cpu().numpy())
         previous = logged[-LAG:]
         return frames * HOP
@@ -134,16 +137,17 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
     consume(np.concatenate((pending, np.zeros(N_FFT // 2, dtype=np.float32))))
     if not flux:
         empty = np.zeros(0, np.float32)
-        return Features(empty, empty, np.zeros((0, 12), np.float32), samples / RATE, empty)
+        return Features(
+            empty, empty, np.zeros((0, 12), np.float32), samples / RATE, np.zeros((0, BAND_GROUPS), np.float32)
+        )
     return Features(
-        np.concatenate(flux), np.concatenate(low), np.concatenate(chroma), samples / RATE, np.concatenate(snare)
+        np.concatenate(flux), np.concatenate(low), np.concatenate(chroma), samples / RATE, np.concatenate(bands)
     )
 
 
 @functools.lru_cache(maxsize=4)
-def _kernels(device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Analysis window, mel filterbank, low-band and snare-band masks and chroma map, built
-    once per device."""
+def _kernels(device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Analysis window, mel filterbank, low-band mask and chroma map, built once per device."""
     bins = N_FFT // 2 + 1
     mel = torchaudio.functional.melscale_fbanks(bins, 30.0, RATE / 2, BANDS, RATE)
     centres = _band_centres(BANDS)
@@ -151,7 +155,6 @@ def _kernels(device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
         torch.hann_window(N_FFT, device=device),
         mel.to(device),
         torch.from_numpy(centres < 200.0).to(device),
-        torch.from_numpy((centres >= SNARE_HZ[0]) & (centres < SNARE_HZ[1])).to(device),
         torch.from_numpy(_chroma_matrix(bins)).to(device),
     )
 
@@ -304,59 +307,90 @@ def _refine(beats: np.ndarray, strength: np.ndarray, reach: int) -> np.ndarray:
 
 
 def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
-    """The beats that start bars: the meter (3 or 4) and phase whose beats carry the most
-    low-frequency onsets and harmonic change; or, in 4/4, the phase that reads the bar as
-    a reggae one-drop (kick and snare together on beat 3, nothing on beat 1), where that
-    reading scores higher. Loud low onsets alone would put the one-drop's beat 3 first."""
+    """The beats that start bars: the reading of the bar (meter and phase) that the bar
+    scorer rates highest (see :func:`bar_readings`)."""
     if beats.size == 0:
         return beats
-    frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
-    low = _peaks_at(features.low, frames)
-    bounds = np.concatenate((frames, [features.flux.size]))
-    chords = np.stack(
-        [features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)]
-    )
-    chords /= np.linalg.norm(chords, axis=1, keepdims=True) + 1e-9
-    change = np.concatenate(([0.0], 1 - (chords[1:] * chords[:-1]).sum(1)))
-    if change.size > 1:
-        change[0] = change[1:].max()  # the first beat starts something
-    evidence = _zscore(low) + _zscore(change)
-    best, choice = -np.inf, (4, 0)
-    for meter, prior in ((4, 0.0), (3, -0.1)):
-        for phase in range(min(meter, frames.size)):
-            mask = np.zeros(frames.size, dtype=bool)
-            mask[phase::meter] = True
-            rest = evidence[~mask].mean() if (~mask).any() else 0.0
-            score = evidence[mask].mean() - rest + prior
-            if score > best:
-                best, choice = score, (meter, phase)
-    if frames.size >= 8:
-        cues = (_zscore(low), _zscore(_peaks_at(features.snare, frames)), _zscore(_peaks_at(features.flux, frames)))
-        drop, phase = _one_drop(cues, _zscore(change))
-        if drop > best:
-            choice = (4, phase)
-    meter, phase = choice
+    scorer = _bar_scorer()
+    meter, phase, _ = max(bar_readings(beats, features), key=lambda r: scorer.score(r[0], r[2]))
     return beats[phase::meter]
 
 
-def _one_drop(cues: tuple[np.ndarray, np.ndarray, np.ndarray], change: np.ndarray) -> tuple[float, int]:
-    """The best 4/4 phase read as a one-drop, and its score on the scale of
-    ``find_downbeats``': how well the low, snare and all-band onsets per bar position (the
-    ``cues``) follow ``ONE_DROP_LOW``, ``ONE_DROP_SNARE`` and ``ONE_DROP_EMPTY`` (the
-    weakest fit, times ``DROP_WEIGHT``: a one-drop shows all three), plus the harmonic
-    change on beat 1."""
-    best, choice = -np.inf, 0
-    for phase in range(4):
-        position = (np.arange(change.size) - phase) % 4
-        fits = [
-            np.array([cue[position == q].mean() for q in range(4)]) @ template
-            for cue, template in zip(cues, (ONE_DROP_LOW, ONE_DROP_SNARE, ONE_DROP_EMPTY), strict=True)
-        ]
-        first = position == 0
-        score = DROP_WEIGHT * min(fits) + change[first].mean() - change[~first].mean()
-        if score > best:
-            best, choice = score, phase
-    return best, choice
+def bar_readings(beats: np.ndarray, features: Features) -> list[tuple[int, int, np.ndarray]]:
+    """(meter, phase, inputs) for every reading of the bar: in 4 and in 3, from each of
+    the first beats. The inputs: the mean onset strength of each band group at each bar
+    position (log, z-scored per group over the clip's beats, so loudness and mix do not
+    count), the chord change on beat 1 against the other beats, and how much each bar's
+    harmony differs from the previous bar's (chords change at bar lines, so a reading
+    that straddles them sees less contrast). tools/train_bar_phase.py trains on these."""
+    frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
+    onsets = np.stack([_zscore(np.log1p(_peaks_at(band, frames))) for band in features.bands.T], axis=1)
+    bounds = np.concatenate((frames, [features.flux.size]))
+    harmony = np.stack(
+        [features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)]
+    )
+    chords = harmony / (np.linalg.norm(harmony, axis=1, keepdims=True) + 1e-9)
+    change = np.concatenate(([0.0], 1 - (chords[1:] * chords[:-1]).sum(1)))
+    if change.size > 1:
+        change[0] = change[1:].max()  # the first beat starts something
+    change = _zscore(change)
+    readings = []
+    for meter in METERS:
+        for phase in range(meter):
+            position = (np.arange(frames.size) - phase) % meter
+            profile = [_mean(onsets[position == q]) for q in range(meter)]
+            first = position == 0
+            inputs = np.concatenate(
+                [
+                    *profile,
+                    [
+                        _mean(change[first]) - _mean(change[~first]),
+                        CONTRAST_SCALE * _bar_contrast(harmony, meter, phase),
+                    ],
+                ]
+            )
+            readings.append((meter, phase, inputs.astype(np.float32)))
+    return readings
+
+
+def _bar_contrast(harmony: np.ndarray, meter: int, phase: int) -> float:
+    """Mean cosine distance between the harmony of consecutive bars of this reading."""
+    starts = range(phase, harmony.shape[0] - meter + 1, meter)
+    if len(starts) < 3:
+        return 0.0
+    bars = np.stack([harmony[s : s + meter].sum(0) for s in starts])
+    bars /= np.linalg.norm(bars, axis=1, keepdims=True) + 1e-9
+    return float(np.mean(1 - (bars[1:] * bars[:-1]).sum(1)))
+
+
+def _mean(x: np.ndarray) -> np.ndarray:
+    """The mean over the first axis; zeros where a short clip has no beat at a position."""
+    return x.mean(0) if x.shape[0] else np.zeros(x.shape[1:])
+
+
+@dataclass(frozen=True)
+class BarScorer:
+    """Per meter, a layer of tanh units then a linear output: the score of a reading."""
+
+    layers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]]  # meter -> (w1, b1, w2, b2)
+
+    def score(self, meter: int, inputs: np.ndarray) -> float:
+        w1, b1, w2, b2 = self.layers[meter]
+        return float(np.tanh(inputs @ w1 + b1) @ w2 + b2)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BarScorer:
+        return cls(
+            {
+                int(meter): (np.array(m["w1"]), np.array(m["b1"]), np.array(m["w2"]), float(m["b2"]))
+                for meter, m in data["meters"].items()
+            }
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def _bar_scorer() -> BarScorer:
+    return BarScorer.from_json(json.loads(resources.files("dragon.media").joinpath(BAR_SCORER).read_text()))
 
 
 def _activity(flux: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The DSP beat tracker's pieces (dragon/media/beats.py) on tiny inputs whose answers are
-known by construction: the tempo estimate, the beat HMM's decoding, and the bar phase."""
+"""The beat tracker's pieces (dragon/media/beats.py) on tiny inputs whose answers are
+known by construction: the tempo estimate, the beat HMM's decoding, the bar readings'
+inputs, and the bar phase the trained scorer picks where the music leaves no doubt."""
 
 from __future__ import annotations
 
@@ -53,40 +54,62 @@ def test_the_hmm_follows_a_pulse_that_speeds_up_within_its_range() -> None:
     assert beats.viterbi(strength, 50.0).tolist() == onsets
 
 
-def _features(frames: int, low_every: int, low_phase: int, beat_frames: list[int]) -> beats.Features:
-    """Flat flux and chroma, no snare band; a low-frequency onset on the beats of one phase
-    of the bar."""
-    low = np.zeros(frames)
-    for i, f in enumerate(beat_frames):
-        if i % low_every == low_phase:
-            low[f] = 1.0
+def _bar_features(
+    beat_frames: list[int], onsets: dict[int, list[float]], chroma: np.ndarray | None = None
+) -> beats.Features:
+    """Features with onsets on the beats only: ``onsets`` maps a band group (0: kick drums
+    and bass, 4-5: snares and rimshots, 7: hats) to its heights on beats 0, 1, 2... of
+    each bar, repeating; the low band is group 0, the flux all groups; flat chroma unless
+    given."""
+    frames = beat_frames[-1] + 50
+    bands = np.zeros((frames, beats.BAND_GROUPS))
+    for group, heights in onsets.items():
+        for i, f in enumerate(beat_frames):
+            bands[f, group] = heights[i % len(heights)]
     return beats.Features(
-        flux=np.ones(frames), low=low, chroma=np.ones((frames, 12)), duration=frames / beats.FPS, snare=np.zeros(frames)
+        bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)) if chroma is None else chroma, frames / beats.FPS, bands
     )
+
+
+BEAT_FRAMES = list(range(10, 2000, 50))  # 40 beats at 120 BPM
+
+
+@pytest.mark.parametrize("meter, phase", [(4, 0), (4, 1), (4, 3), (3, 0), (3, 2)])
+def test_the_reading_that_starts_bars_on_the_low_onsets_sees_them_all_at_its_first_position(
+    meter: int, phase: int
+) -> None:
+    heights = [1.0 if i == phase else 0.0 for i in range(meter)]
+    readings = beats.bar_readings(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {0: heights}))
+    assert [(m, p) for m, p, _ in readings] == [(4, 0), (4, 1), (4, 2), (4, 3), (3, 0), (3, 1), (3, 2)]
+    first_position_low = {(m, p): inputs[0] for m, p, inputs in readings}  # group 0 at position 0
+    assert max(first_position_low, key=first_position_low.__getitem__) == (meter, phase)
+    for m, _, inputs in readings:
+        assert inputs.shape == (m * beats.BAND_GROUPS + 2,)
+
+
+def test_the_shipped_bar_scorer_takes_the_readings_inputs() -> None:
+    readings = beats.bar_readings(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {0: [1.0, 0.0]}))
+    scorer = beats._bar_scorer()
+    assert sorted(scorer.layers) == sorted(beats.METERS)
+    for meter, _, inputs in readings:
+        assert np.isfinite(scorer.score(meter, inputs))
 
 
 @pytest.mark.parametrize("meter, phase", [(4, 0), (4, 1), (4, 3), (3, 0), (3, 2)])
 def test_downbeats_are_the_beats_that_carry_the_low_onsets(meter: int, phase: int) -> None:
-    beat_frames = list(range(10, 2000, 50))
-    features = _features(2000, meter, phase, beat_frames)
-    found = beats.find_downbeats(np.array(beat_frames, dtype=float), features)
-    assert found.tolist() == beat_frames[phase::meter]
+    heights = [1.0 if i == phase else 0.0 for i in range(meter)]
+    found = beats.find_downbeats(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {0: heights}))
+    assert found.tolist() == BEAT_FRAMES[phase::meter]
 
 
 def test_downbeats_follow_the_chord_changes_when_the_bass_says_nothing() -> None:
-    beat_frames = list(range(10, 2000, 50))
-    features = _features(2000, 4, 0, beat_frames)
-    features.low[:] = 0.0
-    chroma = np.zeros((2000, 12))
-    for bar, start in enumerate(beat_frames[2::4]):  # a new chord every 4 beats from beat 2
+    chroma = np.zeros((BEAT_FRAMES[-1] + 50, 12))
+    for bar, start in enumerate(BEAT_FRAMES[2::4]):  # a new chord every 4 beats from beat 2
         chroma[start:, :] = 0.0
         chroma[start:, (bar * 5) % 12] = 1.0
-    chroma[: beat_frames[2], 7] = 1.0  # a pickup of two beats on another chord
-    found = beats.find_downbeats(
-        np.array(beat_frames, dtype=float),
-        beats.Features(features.flux, features.low, chroma, features.duration, features.snare),
-    )
-    assert found.tolist() == beat_frames[2::4]
+    chroma[: BEAT_FRAMES[2], 7] = 1.0  # a pickup of two beats on another chord
+    found = beats.find_downbeats(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {7: [1.0]}, chroma))
+    assert found.tolist() == BEAT_FRAMES[2::4]
 
 
 def test_the_onset_envelope_marks_rises_and_ignores_a_steady_level() -> None:
@@ -98,52 +121,13 @@ def test_the_onset_envelope_marks_rises_and_ignores_a_steady_level() -> None:
     assert envelope.max(initial=0.0, where=np.arange(1000) % 50 != 10) < 0.05
 
 
-def _bar_features(
-    beat_frames: list[int],
-    low_per_beat: list[float],
-    snare_per_beat: list[float],
-    mid_per_beat: tuple[float, ...] = (0.0,),
-) -> beats.Features:
-    """Flat chroma; per bar position, the heights of the low, snare and other (mid-band)
-    onsets on the beats; the flux, over all bands, is their sum."""
-    frames = beat_frames[-1] + 50
-    low, snare, mid = np.zeros(frames), np.zeros(frames), np.zeros(frames)
-    for i, f in enumerate(beat_frames):
-        low[f] = low_per_beat[i % len(low_per_beat)]
-        snare[f] = snare_per_beat[i % len(snare_per_beat)]
-        mid[f] = mid_per_beat[i % len(mid_per_beat)]
-    return beats.Features(low + snare + mid, low, np.ones((frames, 12)), frames / beats.FPS, snare)
-
-
-def test_a_one_drop_bar_starts_two_beats_before_its_kick_and_snare() -> None:
-    # Bars of 4 from the second beat: bass on beats 2 and 4 (0.5), kick and rimshot together
-    # on 3, nothing on 1.
-    # Loudest low onset first: 1.41 + 1.41 / 3 = 1.89; read as a one-drop from beat 1:
-    # 1.5 x min(low fit 1.41, snare fit 2.31, empty-beat-1 fit 1.33) = 2.0, which wins
-    # (all-band onsets per beat 0, 0.5, 2, 0.5; z-scores -1, -1/3, 5/3, -1/3).
-    beat_frames = list(range(10, 2000, 50))
-    features = _bar_features(beat_frames, [0.5, 0.0, 0.5, 1.0], [0.0, 0.0, 0.0, 1.0])
-    found = beats.find_downbeats(np.array(beat_frames, dtype=float), features)
-    assert found.tolist() == beat_frames[1::4]
-
-
-def test_a_bar_with_a_loud_first_beat_is_not_read_as_a_one_drop() -> None:
-    # The one-drop's low and snare onsets, but a chord struck on beat 1 (3.0 in the mid
-    # bands): all-band onsets per beat 3, 0.5, 2, 0.5 (z-scores 1.41, -0.94, 0.47, -0.94)
-    # fit an empty beat 1 at -1.89, so the one-drop reading scores 1.5 x -1.89 and the
-    # loudest low onset (the kick) starts the bar.
-    beat_frames = list(range(10, 2000, 50))
-    features = _bar_features(beat_frames, [0.5, 0.0, 0.5, 1.0], [0.0, 0.0, 0.0, 1.0], (0.0, 3.0, 0.0, 0.0))
-    found = beats.find_downbeats(np.array(beat_frames, dtype=float), features)
-    assert found.tolist() == beat_frames[3::4]
-
-
-def test_a_backbeat_bar_starts_on_its_kick_not_as_a_one_drop() -> None:
-    # Kick on 1 (and softer on 3), snare on 2 and 4: the snare is not with the kick.
-    beat_frames = list(range(10, 2000, 50))
-    features = _bar_features(beat_frames, [0.0, 1.0, 0.0, 0.5], [1.0, 0.0, 1.0, 0.0])
-    found = beats.find_downbeats(np.array(beat_frames, dtype=float), features)
-    assert found.tolist() == beat_frames[1::4]
+def test_a_backbeat_bar_starts_on_its_kick() -> None:
+    # From the second beat: kick on 1 (softer on 3), snare on 2 and 4, hats throughout.
+    found = beats.find_downbeats(
+        np.array(BEAT_FRAMES, dtype=float),
+        _bar_features(BEAT_FRAMES, {0: [0.0, 1.0, 0.0, 0.5], 4: [1.0, 0.0, 1.0, 0.0], 7: [1.0]}),
+    )
+    assert found.tolist() == BEAT_FRAMES[1::4]
 
 
 def _flux(onsets: dict[int, float], seconds: float = 20.0) -> beats.Features:
@@ -151,7 +135,9 @@ def _flux(onsets: dict[int, float], seconds: float = 20.0) -> beats.Features:
     flux = np.zeros(int(seconds * FPS))
     for frame, height in onsets.items():
         flux[frame] = height
-    return beats.Features(flux, flux.copy(), np.ones((flux.size, 12)), seconds, flux.copy())
+    return beats.Features(
+        flux, flux.copy(), np.ones((flux.size, 12)), seconds, np.repeat(flux[:, None], beats.BAND_GROUPS, axis=1)
+    )
 
 
 def test_a_slow_reading_with_half_beats_as_strong_as_its_beats_is_doubled() -> None:
