@@ -63,7 +63,10 @@ def test_a_retried_task_leaves_no_orphaned_output(api: Api, tmp_path: Path) -> N
 
 
 def test_worker_dying_on_every_attempt_ends_in_a_clear_error(api: Api) -> None:
-    [status] = api.create({"task_name": "test.gate", "crash": True}, block=True)
+    # Three worker processes started and killed: on a loaded machine that can take longer
+    # than one blocking call (8 s in the tests), so the test waits on as a client would.
+    [task] = api.create({"task_name": "test.gate", "crash": True}, block=True)
+    [status] = api.wait([task["key"]])
     assert status["status"] == "error"
     assert status["error"].startswith("WorkerCrashedError: ")
     assert "3 attempts" in status["error"]
