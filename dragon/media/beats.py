@@ -1,5 +1,5 @@
-"""Beat and downbeat tracking: signal processing for the beats, a small trained scorer
-for the bar phase.
+"""Beat and downbeat tracking: signal processing, and two small trained scorers that
+choose among the readings it offers.
 
 The pipeline follows the classic trackers (Böck's spectral flux and bar-pointer HMM,
 Ellis's tempo prior, beat-synchronous features for the downbeats):
@@ -12,13 +12,16 @@ Ellis's tempo prior, beat-synchronous features for the downbeats):
    120 BPM picks the metrical level; a clip without periodicity (noise, silence) stops here;
 3. beats: a Viterbi search over (beat period, position in the beat) states, whose
    period may drift from beat to beat, follows tempo changes; a slow pulse whose half
-   beats are as strong as its beats is read at twice the rate;
+   beats are as strong as its beats is read at twice the rate. Then the level scorer
+   chooses among the beats as tracked, half a beat later, twice as fast and half as fast,
+   from the onsets of each band group on the beats against between them, and the tempo;
 4. downbeats: each reading of the bar (meter 3 or 4, each phase) is described by the
-   onsets of each band group at each bar position and by where the chords change, and a
-   two-layer scorer picks one. Its weights (``bar_phase.json``, 1.5k numbers) are trained
-   by tools/train_bar_phase.py on generated development clips: hand-made rules could not
-   tell a reggae one-drop (nothing on 1, kick and rimshot on 3) from a funk or rock bar
-   read from its third beat.
+   onsets of each band group at each bar position and by where the chords change, and
+   the bar scorer picks one. Hand-made rules could not tell a reggae one-drop (nothing
+   on 1, kick and rimshot on 3) from a funk or rock bar read from its third beat.
+
+The scorers' weights (``beats_model.json``, 2k numbers) are trained by
+tools/train_beats.py on generated development clips; they run in numpy.
 
 This module is the only user of torchaudio in Dragon, so replacing it touches one file.
 """
@@ -58,7 +61,8 @@ HALF_TIME_RATIO = 0.85  # mean onset strength between beats over that on them th
 BAND_GROUPS = 8  # groups of 10 mel bands whose onsets describe a bar position
 METERS = (4, 3)  # the bar readings scored, each at every phase
 CONTRAST_SCALE = 5.0  # the bar-to-bar chord contrast brought near the other inputs' range
-BAR_SCORER = "bar_phase.json"  # the bar scorer's weights, package data of dragon.media
+LEVEL_MIN_BEATS = 8  # fewer tracked beats than this are kept as they are
+MODEL = "beats_model.json"  # the trained scorers' weights, package data of dragon.media
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def analyse(path: Path, device: str | None = None) -> Beats:
     if device is None:
         device = "cuda" if gpu_assigned() and torch.cuda.is_available() else "cpu"
     features = extract(audio.mono(path, RATE, MAX_SECONDS), device)
-    beats = track_beats(features)
+    beats = choose_level(track_beats(features), features)
     downbeats = find_downbeats(beats, features)
     return Beats(
         beats=[round(b / FPS, 3) for b in beats],
@@ -306,13 +310,49 @@ def _refine(beats: np.ndarray, strength: np.ndarray, reach: int) -> np.ndarray:
     return out
 
 
+def choose_level(beats: np.ndarray, features: Features) -> np.ndarray:
+    """The reading of the tracked beats (:func:`level_readings`) the level scorer rates
+    highest: the tracker's usual mistakes are a whole reading half a beat off (offbeat
+    hats and bass louder than the kick) or at twice or half the tempo (a one-drop's
+    sparse bar, a slow ballad). Too few beats to judge are kept as tracked."""
+    if beats.size < LEVEL_MIN_BEATS:
+        return beats
+    readings = level_readings(beats)
+    level = scorers().level
+    scores = [Scorers.score(level, inputs) for inputs in level_inputs(readings, features)]
+    return readings[int(np.argmax(scores))]
+
+
+def level_readings(beats: np.ndarray) -> list[np.ndarray]:
+    """The beats as tracked, half a beat later, twice as fast, and half as fast from the
+    first or from the second beat."""
+    halfway = (beats[1:] + beats[:-1]) / 2
+    later = np.concatenate((halfway, [beats[-1] + (beats[-1] - beats[-2]) / 2]))
+    return [beats, later, np.sort(np.concatenate((beats, halfway))), beats[0::2], beats[1::2]]
+
+
+def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndarray]:
+    """For each reading: per band group, and for the whole flux, the mean onset strength
+    on its beats minus halfway between them (log, z-scored over the clip: a kick on the
+    beat and hats between show which grid is the beat's); its tempo as log2(BPM / 120)
+    and that squared. tools/train_beats.py trains on these."""
+    cues = [_zscore(np.log1p(band)) for band in features.bands.T] + [_zscore(np.log1p(features.flux))]
+    out = []
+    for beats in readings:
+        on, between = beats[:-1], (beats[1:] + beats[:-1]) / 2
+        tempo = math.log2(60 * FPS / float(np.median(np.diff(beats))) / 120)
+        contrast = [_peaks_at(cue, on).mean() - _peaks_at(cue, between).mean() for cue in cues]
+        out.append(np.array([*contrast, tempo, tempo * tempo], dtype=np.float32))
+    return out
+
+
 def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
     """The beats that start bars: the reading of the bar (meter and phase) that the bar
     scorer rates highest (see :func:`bar_readings`)."""
     if beats.size == 0:
         return beats
-    scorer = _bar_scorer()
-    meter, phase, _ = max(bar_readings(beats, features), key=lambda r: scorer.score(r[0], r[2]))
+    bar = scorers().bar
+    meter, phase, _ = max(bar_readings(beats, features), key=lambda r: Scorers.score(bar[r[0]], r[2]))
     return beats[phase::meter]
 
 
@@ -322,7 +362,7 @@ def bar_readings(beats: np.ndarray, features: Features) -> list[tuple[int, int, 
     position (log, z-scored per group over the clip's beats, so loudness and mix do not
     count), the chord change on beat 1 against the other beats, and how much each bar's
     harmony differs from the previous bar's (chords change at bar lines, so a reading
-    that straddles them sees less contrast). tools/train_bar_phase.py trains on these."""
+    that straddles them sees less contrast). tools/train_beats.py trains on these."""
     frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
     onsets = np.stack([_zscore(np.log1p(_peaks_at(band, frames))) for band in features.bands.T], axis=1)
     bounds = np.concatenate((frames, [features.flux.size]))
@@ -368,29 +408,34 @@ def _mean(x: np.ndarray) -> np.ndarray:
     return x.mean(0) if x.shape[0] else np.zeros(x.shape[1:])
 
 
+Layers = tuple[np.ndarray, np.ndarray, np.ndarray, float]  # w1, b1, w2, b2
+
+
 @dataclass(frozen=True)
-class BarScorer:
-    """Per meter, a layer of tanh units then a linear output: the score of a reading."""
+class Scorers:
+    """The trained scorers, each a layer of tanh units then one linear output: ``level``
+    rates readings of the beats (:func:`choose_level`), ``bar`` (one per meter) readings
+    of the bar (:func:`find_downbeats`). Weights: ``MODEL``, from tools/train_beats.py."""
 
-    layers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]]  # meter -> (w1, b1, w2, b2)
+    level: Layers
+    bar: dict[int, Layers]
 
-    def score(self, meter: int, inputs: np.ndarray) -> float:
-        w1, b1, w2, b2 = self.layers[meter]
+    @staticmethod
+    def score(layers: Layers, inputs: np.ndarray) -> float:
+        w1, b1, w2, b2 = layers
         return float(np.tanh(inputs @ w1 + b1) @ w2 + b2)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> BarScorer:
-        return cls(
-            {
-                int(meter): (np.array(m["w1"]), np.array(m["b1"]), np.array(m["w2"]), float(m["b2"]))
-                for meter, m in data["meters"].items()
-            }
-        )
+    def from_json(cls, data: dict[str, Any]) -> Scorers:
+        def layers(m: dict[str, Any]) -> Layers:
+            return np.array(m["w1"]), np.array(m["b1"]), np.array(m["w2"]), float(m["b2"])
+
+        return cls(layers(data["level"]), {int(meter): layers(m) for meter, m in data["bar"].items()})
 
 
 @functools.lru_cache(maxsize=1)
-def _bar_scorer() -> BarScorer:
-    return BarScorer.from_json(json.loads(resources.files("dragon.media").joinpath(BAR_SCORER).read_text()))
+def scorers() -> Scorers:
+    return Scorers.from_json(json.loads(resources.files("dragon.media").joinpath(MODEL).read_text()))
 
 
 def _activity(flux: np.ndarray) -> np.ndarray:

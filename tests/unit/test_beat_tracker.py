@@ -87,12 +87,46 @@ def test_the_reading_that_starts_bars_on_the_low_onsets_sees_them_all_at_its_fir
         assert inputs.shape == (m * beats.BAND_GROUPS + 2,)
 
 
-def test_the_shipped_bar_scorer_takes_the_readings_inputs() -> None:
-    readings = beats.bar_readings(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {0: [1.0, 0.0]}))
-    scorer = beats._bar_scorer()
-    assert sorted(scorer.layers) == sorted(beats.METERS)
-    for meter, _, inputs in readings:
-        assert np.isfinite(scorer.score(meter, inputs))
+def test_the_shipped_scorers_take_the_readings_inputs() -> None:
+    frames = np.array(BEAT_FRAMES, dtype=float)
+    features = _bar_features(BEAT_FRAMES, {0: [1.0, 0.0]})
+    shipped = beats.scorers()
+    assert sorted(shipped.bar) == sorted(beats.METERS)
+    for meter, _, inputs in beats.bar_readings(frames, features):
+        assert np.isfinite(beats.Scorers.score(shipped.bar[meter], inputs))
+    for inputs in beats.level_inputs(beats.level_readings(frames), features):
+        assert np.isfinite(beats.Scorers.score(shipped.level, inputs))
+
+
+def test_the_readings_of_the_beats_are_shifted_doubled_and_halved() -> None:
+    readings = beats.level_readings(np.array([10.0, 60.0, 110.0, 160.0]))
+    assert [r.tolist() for r in readings] == [
+        [10, 60, 110, 160],
+        [35, 85, 135, 185],
+        [10, 35, 60, 85, 110, 135, 160],
+        [10, 110],
+        [60, 160],
+    ]
+
+
+def test_beats_tracked_on_the_offbeats_move_to_the_kicks() -> None:
+    # Kicks on the beats, hats and a bass note halfway between them; the tracker read the
+    # offbeats.
+    frames = BEAT_FRAMES[-1] + 50
+    bands = np.zeros((frames, beats.BAND_GROUPS))
+    bands[BEAT_FRAMES, 0] = 1.0
+    offbeats = [f + 25 for f in BEAT_FRAMES[:-1]]
+    bands[offbeats, 7] = 1.0
+    bands[offbeats, 1] = 0.5
+    features = beats.Features(bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)), frames / beats.FPS, bands)
+    chosen = beats.choose_level(np.array(offbeats, dtype=float), features)
+    assert chosen.tolist() == BEAT_FRAMES[1:]
+
+
+def test_too_few_beats_to_judge_are_kept_as_tracked() -> None:
+    few = np.array(BEAT_FRAMES[: beats.LEVEL_MIN_BEATS - 1], dtype=float)
+    features = _bar_features(BEAT_FRAMES, {0: [1.0]})
+    assert beats.choose_level(few, features).tolist() == few.tolist()
 
 
 @pytest.mark.parametrize("meter, phase", [(4, 0), (4, 1), (4, 3), (3, 0), (3, 2)])
