@@ -100,7 +100,7 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
     """Per-frame features of a mono signal given as consecutive blocks of samples."""
     window, mel, low_bands, chroma_map = _kernels(device)
     pending = np.zeros(N_FFT // 2, dtype=np.float32)  # frames are centred on their time
-    previous: torch.Tensor | None = None  # the last LAG log spectra, for the next block's flux
+    previous: torch.Tensor | None = None  # the last LAG log spectra (inf: none yet), for the next block's flux
     flux, low, bands, chroma = [], [], [], []
     samples = 0
 
@@ -123,15 +123,15 @@ def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
             .T
         )  # (frames, bins)
         logged = torch.log1p(100.0 * (spectrum @ mel))
-        stacked = logged if previous is None else torch.cat((previous, logged))
-        rise = torch.relu(stacked[LAG:] - stacked[:-LAG])
-        if previous is None:  # the first frames have nothing to compare with
-            rise = torch.cat((torch.zeros(LAG, rise.shape[1], device=device), rise))
+        if previous is None:  # the first frames have nothing to compare with: no rise
+            previous = torch.full((LAG, logged.shape[1]), torch.inf, device=device)
+        stacked = torch.cat((previous, logged))
+        rise = torch.relu(stacked[LAG:] - stacked[:-LAG])  # one row per frame, however short the block
         flux.append(rise.sum(1).cpu().numpy())
         low.append(rise[:, low_bands].sum(1).cpu().numpy())
-        bands.append(rise.reshape(rise.shape[0], BAND_GROUPS, -1).sum(2).cpu().numpy())
+        bands.append(rise.reshape(-1, BAND_GROUPS, BANDS // BAND_GROUPS).sum(2).cpu().numpy())
         chroma.append((spectrum @ chroma_map).cpu().numpy())
-        previous = logged[-LAG:]
+        previous = stacked[-LAG:]
         return frames * HOP
 
     for block in blocks:

@@ -187,3 +187,11 @@ def test_a_slow_pulse_with_soft_eighths_keeps_its_rate() -> None:
     onsets = {f: 1.0 for f in range(10, 2000, 70)} | {f: 0.3 for f in range(45, 2000, 70)}
     found = beats.track_beats(_flux(onsets))
     assert np.diff(found).tolist() == [70.0] * (found.size - 1)
+
+
+def test_blocks_of_a_frame_or_less_give_features_of_one_length() -> None:
+    # A decoder may hand over a few samples at a time (a truncated file's last packets):
+    # here a first frame, then a block that completes only one more.
+    features = beats.extract([np.zeros(512, np.float32), np.zeros(160, np.float32), np.ones(800, np.float32)])
+    assert features.flux.size == features.low.size == features.bands.shape[0] == features.chroma.shape[0]
+    assert features.bands.shape[1] == beats.BAND_GROUPS
