@@ -31,7 +31,6 @@ import platform
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dragon.media import audio, beats  # noqa: E402
-from tools.beat_clips import DEVELOPMENT, STYLES, generate  # noqa: E402
+from tools.beat_clips import DEVELOPMENT, STYLES, f_measure, generate  # noqa: E402
 
 HELD_OUT = range(900_000, 900_150)  # 15 clips per style; never used to train or tune
 MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media") / "audio_beats"
@@ -60,16 +59,6 @@ class Row:
     speed: float  # x real time on one core
     librosa_speed: float
     duration: float
-
-
-def f_measure(reference: np.ndarray, estimated: list[float] | np.ndarray) -> float:
-    import mir_eval
-
-    if reference.size == 0:  # no beats to find: right when none is reported
-        return 1.0 if len(estimated) == 0 else 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(mir_eval.beat.f_measure(reference, np.asarray(estimated, dtype=float)))
 
 
 def librosa_beats(path: Path) -> tuple[np.ndarray, float]:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 from fractions import Fraction
 
 import av
 import httpx
-import mir_eval
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.conftest import Api
 from tests.support.servers import Origin
+from tools.beat_clips import f_measure
 
 FORMATS = "audio_formats"
 BEATS = "audio_beats/synthetic"
@@ -142,13 +141,6 @@ def test_waveform_parameters_are_validated(api: Api, origin: Origin) -> None:
         {"task_name": "audio.waveform", "url": f"{origin.url}/x", "fill": "red", "format": "gif", "width": 0}
     )
     assert set(status["error"]["parameters"]) == {"fill", "format", "width"}
-
-
-def f_measure(reference: list[float], estimated: list[float]) -> float:
-    """mir_eval's beat F-measure: a hit is within 70 ms of a reference beat."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # it warns about beats before 5 s, which it keeps
-        return float(mir_eval.beat.f_measure(np.array(reference), np.array(estimated, dtype=float)))
 
 
 @pytest.mark.parametrize(

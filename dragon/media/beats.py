@@ -14,14 +14,15 @@ Ellis's tempo prior, beat-synchronous features for the downbeats):
    period may drift from beat to beat, follows tempo changes; a slow pulse whose half
    beats are as strong as its beats is read at twice the rate. Then the level scorer
    chooses among the beats as tracked, half a beat later, twice as fast and half as fast,
-   from the onsets of each band group on the beats against between them, and the tempo;
+   from where each band group's onsets fall (on the beats, halfway, at the quarters, on
+   alternate beats), how the onsets repeat, and the tempo;
 4. downbeats: each reading of the bar (meter 3 or 4, each phase) is described by the
    onsets of each band group at each bar position and by where the chords change, and
    the bar scorer picks one. Hand-made rules could not tell a reggae one-drop (nothing
    on 1, kick and rimshot on 3) from a funk or rock bar read from its third beat.
 
-The scorers' weights (``beats_model.json``, 2k numbers) are trained by
-tools/train_beats.py on generated development clips; they run in numpy.
+The scorers' weights (``beats_model.json``, 1.75k numbers) are trained by
+tools/train_beats.py on generated training clips; they run in numpy.
 
 This module is the only user of torchaudio in Dragon, so replacing it touches one file.
 """
@@ -164,10 +165,9 @@ def _kernels(device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
 
 
 def track_beats(features: Features) -> np.ndarray:
-    """Beat positions in frames; empty without periodicity. The onset strength counts
-    low-frequency onsets (kick drums, bass notes) twice: beats tend to fall on them."""
+    """Beat positions in frames; empty without periodicity."""
     flux = features.flux
-    strength = onset_envelope(_normalised(flux) + 0.5 * _normalised(features.low))
+    strength = onset_strength(features)
     active = np.flatnonzero(_activity(flux))
     if active.size < 2 * FPS * 60 / MAX_BPM:
         return np.zeros(0)
@@ -197,7 +197,7 @@ def _half_beat_ratio(beats: np.ndarray, strength: np.ndarray) -> float:
 def _peaks_at(x: np.ndarray, frames: np.ndarray, reach: int = 3) -> np.ndarray:
     """The largest value of ``x`` within ``reach`` frames of each of ``frames``."""
     at = np.round(frames).astype(np.int64).clip(0, x.size - 1)
-    return np.array([x[max(0, f - reach) : f + reach + 1].max() for f in at])
+    return x[(at[:, None] + np.arange(-reach, reach + 1)).clip(0, x.size - 1)].max(1)
 
 
 def _trim(beats: np.ndarray, strength: np.ndarray, floor: float = 0.15) -> np.ndarray:
@@ -209,6 +209,12 @@ def _trim(beats: np.ndarray, strength: np.ndarray, floor: float = 0.15) -> np.nd
     onsets = np.array([strength[max(0, f - 2) : f + 3].max() for f in frames])
     heard = np.flatnonzero(onsets >= floor * np.median(onsets))
     return beats[heard[0] : heard[-1] + 1] if heard.size else beats[:0]
+
+
+def onset_strength(features: Features) -> np.ndarray:
+    """The onset envelope the beats follow: low-frequency onsets (kick drums, bass notes)
+    count twice, since beats tend to fall on them."""
+    return onset_envelope(_normalised(features.flux) + 0.5 * _normalised(features.low))
 
 
 def onset_envelope(flux: np.ndarray) -> np.ndarray:
@@ -332,17 +338,47 @@ def level_readings(beats: np.ndarray) -> list[np.ndarray]:
 
 
 def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndarray]:
-    """For each reading: per band group, and for the whole flux, the mean onset strength
-    on its beats minus halfway between them (log, z-scored over the clip: a kick on the
-    beat and hats between show which grid is the beat's); its tempo as log2(BPM / 120)
-    and that squared. tools/train_beats.py trains on these."""
+    """For each reading, what tells a beat grid from its shifts and its multiples:
+
+    - per band group and for the whole flux (log, z-scored over the clip): the mean onset
+      strength on the beats minus halfway between them (a kick on the beat, hats between),
+      halfway minus the quarter points (is the half beat itself a pulse?), and how much the
+      beats differ from their neighbours, on the beat and halfway (kick and snare
+      alternate beat by beat, not half beat by half beat);
+    - the onset strength's autocorrelation at half a beat and at 1, 2, 3 and 4 beats;
+    - the tempo as log2(BPM / 120) and that squared.
+
+    tools/train_beats.py trains on these."""
     cues = [_zscore(np.log1p(band)) for band in features.bands.T] + [_zscore(np.log1p(features.flux))]
+    strength = onset_strength(features)
+    centred = strength - strength.mean()
+    variance = float(centred.var())
+
+    def autocorrelation(lag: float) -> float:
+        shift = max(1, round(lag))
+        if shift >= centred.size or variance <= 0:
+            return 0.0
+        return float((centred[:-shift] * centred[shift:]).mean() / variance)
+
     out = []
     for beats in readings:
-        on, between = beats[:-1], (beats[1:] + beats[:-1]) / 2
-        tempo = math.log2(60 * FPS / float(np.median(np.diff(beats))) / 120)
+        on, spacing = beats[:-1], np.diff(beats)
+        between = on + spacing / 2
+        period = float(np.median(spacing))
+        tempo = math.log2(60 * FPS / period / 120)
         contrast = [_peaks_at(cue, on).mean() - _peaks_at(cue, between).mean() for cue in cues]
-        out.append(np.array([*contrast, tempo, tempo * tempo], dtype=np.float32))
+        subdivision = [
+            _peaks_at(cue, between, 1).mean()
+            - (_peaks_at(cue, on + spacing / 4, 1).mean() + _peaks_at(cue, on + 3 * spacing / 4, 1).mean()) / 2
+            for cue in cues
+        ]
+        alternation = [
+            abs(_peaks_at(cue, at[0::2], 1).mean() - _peaks_at(cue, at[1::2], 1).mean())
+            for at in (on, between)
+            for cue in cues
+        ]
+        periodicity = [autocorrelation(period * k) for k in (0.5, 1, 2, 3, 4)]
+        out.append(np.array([*contrast, *subdivision, *alternation, *periodicity, tempo, tempo * tempo], np.float32))
     return out
 
 

@@ -109,6 +109,22 @@ def test_the_readings_of_the_beats_are_shifted_doubled_and_halved() -> None:
     ]
 
 
+def test_the_level_inputs_say_where_a_backbeats_onsets_fall_in_each_reading() -> None:
+    # Kick on beats 0, 2, 4..., snare on 1, 3, 5... at 120 BPM.
+    features = _bar_features(BEAT_FRAMES, {0: [1.0, 0.0], 4: [0.0, 1.0]})
+    readings = beats.level_readings(np.array(BEAT_FRAMES, dtype=float))
+    tracked, later, double, half, _ = beats.level_inputs(readings, features)
+    cues = beats.BAND_GROUPS + 1  # inputs come in blocks of one per band group and the flux
+    contrast, subdivision, alternation, periodicity = 0, cues, 2 * cues, 4 * cues
+    assert tracked[contrast] > 0 > later[contrast]  # kicks on the beats, not halfway
+    assert half[subdivision + 4] > 0  # read half as fast, the snares fall halfway
+    assert tracked[alternation] > 1 and tracked[alternation + 4] > 1  # kick and snare take turns
+    assert half[alternation] == pytest.approx(0.0)  # a kick on every beat of that reading
+    assert tracked[periodicity + 1] > 0.5 > 0.1 > tracked[periodicity]  # an onset every beat, none halfway
+    assert double[periodicity + 1] < 0.1 < double[periodicity + 2]
+    assert tracked[-2:].tolist() == [0.0, 0.0]  # log2(120 / 120) and its square
+
+
 def test_beats_tracked_on_the_offbeats_move_to_the_kicks() -> None:
     # Kicks on the beats, hats and a bass note halfway between them; the tracker read the
     # offbeats.
