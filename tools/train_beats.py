@@ -4,10 +4,10 @@
 
 The examples are generated training clips (tools/beat_clips, seeds from 0: never the
 development seeds the choices were judged on, the held-out seeds of benchmarks/beats.py
-nor the tests'), each decoded and tracked exactly as `audio.beats` does. Both scorers are, per kind of reading, a layer of 16 tanh
-units and one output, fitted to pick the right reading of a clip among its readings
-(softmax, cross-entropy), full batch with Adam, a fixed seed and one thread, so the same
-command writes the same weights:
+nor the tests'), each decoded and tracked exactly as `audio.beats` does. Both scorers
+are, per kind of reading, a layer of 16 tanh units and one output, fitted to pick the
+right reading of a clip among its readings (softmax, cross-entropy), full batch with
+Adam, a fixed seed and one thread, so the same command writes the same weights:
 
 1. the level scorer, over the readings of the tracked beats (`beats.level_readings`):
    a clip is an example when one of them is right (beat F-measure, mir_eval's, of at
@@ -16,7 +16,7 @@ command writes the same weights:
    level scorer chose: a clip is an example when those beats are right (90% of them
    within 70 ms of a labelled beat), the labelled bar its answer.
 
-About 10 minutes on 2 cores, nearly all of it generating and decoding the clips. The
+About 6 minutes on 2 cores, nearly all of it generating and decoding the clips. The
 inputs, the number of clips and units and the weight decay were chosen on development
 clips (docs/audio.md), before the held-out run of benchmarks/beats.py.
 """

@@ -17,11 +17,12 @@ Ellis's tempo prior, beat-synchronous features for the downbeats):
    from where each band group's onsets fall (on the beats, halfway, at the quarters, on
    alternate beats), how the onsets repeat, and the tempo;
 4. downbeats: each reading of the bar (meter 3 or 4, each phase) is described by the
-   onsets of each band group at each bar position and by where the chords change, and
-   the bar scorer picks one. Hand-made rules could not tell a reggae one-drop (nothing
-   on 1, kick and rimshot on 3) from a funk or rock bar read from its third beat.
+   onsets of each band group at each bar position (their mean and their loudest) and by
+   where the chords change, and the bar scorer picks one. Hand-made rules could not
+   tell a reggae one-drop (nothing on 1, kick and rimshot on 3) from a funk or rock bar
+   read from its third beat.
 
-The scorers' weights (``beats_model.json``, 1.75k numbers) are trained by
+The scorers' weights (``beats_model.json``, 2.6k numbers) are trained by
 tools/train_beats.py on generated training clips; they run in numpy.
 
 This module is the only user of torchaudio in Dragon, so replacing it touches one file.
@@ -396,9 +397,11 @@ def bar_readings(beats: np.ndarray, features: Features) -> list[tuple[int, int, 
     """(meter, phase, inputs) for every reading of the bar: in 4 and in 3, from each of
     the first beats. The inputs: the mean onset strength of each band group at each bar
     position (log, z-scored per group over the clip's beats, so loudness and mix do not
-    count), the chord change on beat 1 against the other beats, and how much each bar's
-    harmony differs from the previous bar's (chords change at bar lines, so a reading
-    that straddles them sees less contrast). tools/train_beats.py trains on these."""
+    count) and its loudest at that position (what comes once in a while, not in every
+    bar: a crash on 1, the end of a fill before it), the chord change on beat 1 against
+    the other beats, and how much each bar's harmony differs from the previous bar's
+    (chords change at bar lines, so a reading that straddles them sees less contrast).
+    tools/train_beats.py trains on these."""
     frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
     onsets = np.stack([_zscore(np.log1p(_peaks_at(band, frames))) for band in features.bands.T], axis=1)
     bounds = np.concatenate((frames, [features.flux.size]))
@@ -415,6 +418,7 @@ def bar_readings(beats: np.ndarray, features: Features) -> list[tuple[int, int, 
         for phase in range(meter):
             position = (np.arange(frames.size) - phase) % meter
             profile = [_mean(onsets[position == q]) for q in range(meter)]
+            profile += [_loudest(onsets[position == q]) for q in range(meter)]
             first = position == 0
             inputs = np.concatenate(
                 [
@@ -442,6 +446,11 @@ def _bar_contrast(harmony: np.ndarray, meter: int, phase: int) -> float:
 def _mean(x: np.ndarray) -> np.ndarray:
     """The mean over the first axis; zeros where a short clip has no beat at a position."""
     return x.mean(0) if x.shape[0] else np.zeros(x.shape[1:])
+
+
+def _loudest(x: np.ndarray) -> np.ndarray:
+    """The largest over the first axis; zeros where a short clip has no beat at a position."""
+    return x.max(0) if x.shape[0] else np.zeros(x.shape[1:])
 
 
 Layers = tuple[np.ndarray, np.ndarray, np.ndarray, float]  # w1, b1, w2, b2

@@ -84,7 +84,20 @@ def test_the_reading_that_starts_bars_on_the_low_onsets_sees_them_all_at_its_fir
     first_position_low = {(m, p): inputs[0] for m, p, inputs in readings}  # group 0 at position 0
     assert max(first_position_low, key=first_position_low.__getitem__) == (meter, phase)
     for m, _, inputs in readings:
-        assert inputs.shape == (m * beats.BAND_GROUPS + 2,)
+        assert inputs.shape == (2 * m * beats.BAND_GROUPS + 2,)  # mean and loudest, then harmony
+
+
+def test_the_bar_readings_see_what_comes_once_in_a_while_at_its_position() -> None:
+    # Hats on every beat, and a crash (group 7 louder) on the first beat of the third bar only.
+    features = _bar_features(BEAT_FRAMES, {7: [0.5]})
+    features.bands[BEAT_FRAMES[8], 7] = 3.0
+    groups = beats.BAND_GROUPS
+    for meter, phase, inputs in beats.bar_readings(np.array(BEAT_FRAMES, dtype=float), features):
+        means = inputs[: meter * groups].reshape(meter, groups)[:, 7]
+        loudest = inputs[meter * groups : 2 * meter * groups].reshape(meter, groups)[:, 7]
+        crash = (8 - phase) % meter  # the crash's position in this reading
+        assert int(np.argmax(loudest)) == crash
+        assert loudest[crash] > 5 * means[crash] > 0  # one bar's crash, diluted in the mean
 
 
 def test_the_shipped_scorers_take_the_readings_inputs() -> None:
