@@ -1,6 +1,6 @@
 """Train the two scorers of dragon/media/beats.py; writes dragon/media/beats_model.json.
 
-    pip install -e '.[bench]' && python -m tools.train_beats [--clips 1800] [--workers 2]
+    pip install -e '.[bench]' && python -m tools.train_beats [--clips 5400] [--workers 2]
 
 The examples are generated training clips (tools/beat_clips, seeds from 0: never the
 development seeds the choices were judged on, the held-out seeds of benchmarks/beats.py
@@ -16,7 +16,7 @@ Adam, a fixed seed and one thread, so the same command writes the same weights:
    level scorer chose: a clip is an example when those beats are right (90% of them
    within 70 ms of a labelled beat), the labelled bar its answer.
 
-About 6 minutes on 2 cores, nearly all of it generating and decoding the clips. The
+About 18 minutes on 2 cores, nearly all of it generating and decoding the clips. The
 inputs, the number of clips and units and the weight decay were chosen on development
 clips (docs/audio.md), before the held-out run of benchmarks/beats.py.
 """
@@ -141,7 +141,7 @@ def layers(net: torch.nn.Sequential) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=1800)
+    parser.add_argument("--clips", type=int, default=5400)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     seeds = range(TRAINING.start, TRAINING.start + args.clips)

@@ -13,7 +13,7 @@ Ellis's tempo prior, beat-synchronous features for the downbeats):
 3. beats: a Viterbi search over (beat period, position in the beat) states, whose
    period may drift from beat to beat, follows tempo changes; a slow pulse whose half
    beats are as strong as its beats is read at twice the rate. Then the level scorer
-   chooses among the beats as tracked, half a beat later, twice as fast and half as fast,
+   chooses among the beats as tracked, half or a quarter beat off, twice and half as fast,
    from where each band group's onsets fall (on the beats, halfway, at the quarters, on
    alternate beats), how the onsets repeat, and the tempo;
 4. downbeats: each reading of the bar (meter 3 or 4, each phase) is described by the
@@ -331,11 +331,21 @@ def choose_level(beats: np.ndarray, features: Features) -> np.ndarray:
 
 
 def level_readings(beats: np.ndarray) -> list[np.ndarray]:
-    """The beats as tracked, half a beat later, twice as fast, and half as fast from the
-    first or from the second beat."""
-    halfway = (beats[1:] + beats[:-1]) / 2
-    later = np.concatenate((halfway, [beats[-1] + (beats[-1] - beats[-2]) / 2]))
-    return [beats, later, np.sort(np.concatenate((beats, halfway))), beats[0::2], beats[1::2]]
+    """The beats as tracked, half a beat later, twice as fast, half as fast from the
+    first or from the second beat, and a quarter beat later or earlier (a funk bar read
+    on its syncopated sixteenths). The last beat's shifts use the beat before it."""
+    step = np.diff(beats)
+    step = np.concatenate((step, step[-1:]))
+    halfway = beats + step / 2
+    return [
+        beats,
+        halfway,
+        np.sort(np.concatenate((beats, halfway[:-1]))),
+        beats[0::2],
+        beats[1::2],
+        beats + step / 4,
+        beats + 3 * step / 4,
+    ]
 
 
 def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndarray]:

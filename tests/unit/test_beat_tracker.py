@@ -119,6 +119,8 @@ def test_the_readings_of_the_beats_are_shifted_doubled_and_halved() -> None:
         [10, 35, 60, 85, 110, 135, 160],
         [10, 110],
         [60, 160],
+        [22.5, 72.5, 122.5, 172.5],
+        [47.5, 97.5, 147.5, 197.5],
     ]
 
 
@@ -126,7 +128,7 @@ def test_the_level_inputs_say_where_a_backbeats_onsets_fall_in_each_reading() ->
     # Kick on beats 0, 2, 4..., snare on 1, 3, 5... at 120 BPM.
     features = _bar_features(BEAT_FRAMES, {0: [1.0, 0.0], 4: [0.0, 1.0]})
     readings = beats.level_readings(np.array(BEAT_FRAMES, dtype=float))
-    tracked, later, double, half, _ = beats.level_inputs(readings, features)
+    tracked, later, double, half, *_ = beats.level_inputs(readings, features)
     cues = beats.BAND_GROUPS + 1  # inputs come in blocks of one per band group and the flux
     contrast, subdivision, alternation, periodicity = 0, cues, 2 * cues, 4 * cues
     assert tracked[contrast] > 0 > later[contrast]  # kicks on the beats, not halfway
@@ -149,6 +151,20 @@ def test_beats_tracked_on_the_offbeats_move_to_the_kicks() -> None:
     bands[offbeats, 1] = 0.5
     features = beats.Features(bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)), frames / beats.FPS, bands)
     chosen = beats.choose_level(np.array(offbeats, dtype=float), features)
+    assert chosen.tolist() == BEAT_FRAMES[1:]
+
+
+@pytest.mark.parametrize("shift", [12.5, 37.5])
+def test_beats_tracked_a_quarter_beat_off_move_to_the_kicks(shift: float) -> None:
+    # Kick on every beat, snare on 2 and 4, hats on every sixteenth; the tracker read the
+    # beats a sixteenth late (12.5 frames) or early (37.5: a sixteenth before the next).
+    frames = BEAT_FRAMES[-1] + 50
+    bands = np.zeros((frames, beats.BAND_GROUPS))
+    bands[BEAT_FRAMES, 0] = 1.0
+    bands[BEAT_FRAMES[1::2], 4] = 1.0
+    bands[[f + k * 12 for f in BEAT_FRAMES[:-1] for k in range(4)], 7] = 0.6
+    features = beats.Features(bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)), frames / beats.FPS, bands)
+    chosen = beats.choose_level(np.array([f + shift for f in BEAT_FRAMES[:-1]]), features)
     assert chosen.tolist() == BEAT_FRAMES[1:]
 
 
