@@ -160,6 +160,7 @@ def test_beats_and_downbeats_match_the_labels(api: Api, media: Origin, clip: str
     assert f_measure(truth["downbeats"], result["downbeats"]) >= 0.9
     assert result["duration"] == round(truth["duration_s"])
     assert result["beats"] == sorted(result["beats"])
+    assert 0 <= result["beats"][0] and result["beats"][-1] <= truth["duration_s"]
 
 
 def test_waltz_bars_are_three_beats_long(api: Api, media: Origin) -> None:

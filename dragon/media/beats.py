@@ -321,13 +321,15 @@ def choose_level(beats: np.ndarray, features: Features) -> np.ndarray:
     """The reading of the tracked beats (:func:`level_readings`) the level scorer rates
     highest: the tracker's usual mistakes are a whole reading half a beat off (offbeat
     hats and bass louder than the kick) or at twice or half the tempo (a one-drop's
-    sparse bar, a slow ballad). Too few beats to judge are kept as tracked."""
+    sparse bar, a slow ballad). Too few beats to judge are kept as tracked. A shifted
+    reading's last beat may fall after the end of the signal: it is dropped."""
     if beats.size < LEVEL_MIN_BEATS:
         return beats
     readings = level_readings(beats)
     level = scorers().level
     scores = [Scorers.score(level, inputs) for inputs in level_inputs(readings, features)]
-    return readings[int(np.argmax(scores))]
+    chosen = readings[int(np.argmax(scores))]
+    return chosen[chosen <= features.flux.size - 1]
 
 
 def level_readings(beats: np.ndarray) -> list[np.ndarray]:

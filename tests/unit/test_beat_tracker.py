@@ -168,6 +168,20 @@ def test_beats_tracked_a_quarter_beat_off_move_to_the_kicks(shift: float) -> Non
     assert chosen.tolist() == BEAT_FRAMES[1:]
 
 
+def test_no_beat_of_a_shifted_reading_falls_after_the_end_of_the_signal() -> None:
+    # As above, but the signal ends 10 frames after the last offbeat the tracker read:
+    # the kick half a beat later would be 15 frames past its end.
+    offbeats = [f + 25 for f in BEAT_FRAMES[:-1]]
+    frames = offbeats[-1] + 10
+    bands = np.zeros((frames, beats.BAND_GROUPS))
+    bands[BEAT_FRAMES[:-1], 0] = 1.0
+    bands[offbeats, 7] = 1.0
+    bands[offbeats, 1] = 0.5
+    features = beats.Features(bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)), frames / beats.FPS, bands)
+    chosen = beats.choose_level(np.array(offbeats, dtype=float), features)
+    assert chosen.tolist() == BEAT_FRAMES[1:-1]
+
+
 def test_too_few_beats_to_judge_are_kept_as_tracked() -> None:
     few = np.array(BEAT_FRAMES[: beats.LEVEL_MIN_BEATS - 1], dtype=float)
     features = _bar_features(BEAT_FRAMES, {0: [1.0]})
@@ -179,6 +193,18 @@ def test_downbeats_are_the_beats_that_carry_the_low_onsets(meter: int, phase: in
     heights = [1.0 if i == phase else 0.0 for i in range(meter)]
     found = beats.find_downbeats(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {0: heights}))
     assert found.tolist() == BEAT_FRAMES[phase::meter]
+
+
+@pytest.mark.parametrize("rim", [4, 5, 6])
+@pytest.mark.parametrize("phase", [0, 1, 2, 3])
+def test_a_one_drops_bar_starts_two_beats_before_its_kick_and_rimshot(rim: int, phase: int) -> None:
+    # Reggae's one-drop: nothing on 1, kick and rimshot together on 3, the bass on 2 and
+    # 4 (in the kick's band group); the rimshot's band group varies with the kit.
+    drop = [1.0 if (i - phase) % 4 == 2 else 0.0 for i in range(4)]
+    bass = [0.6 if (i - phase) % 2 == 1 else 0.0 for i in range(4)]
+    onsets = {0: [max(k, b) for k, b in zip(drop, bass, strict=True)], rim: drop}
+    found = beats.find_downbeats(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, onsets))
+    assert found.tolist() == BEAT_FRAMES[phase::4]
 
 
 def test_downbeats_follow_the_chord_changes_when_the_bass_says_nothing() -> None:
