@@ -66,6 +66,13 @@ def _bar_features(
     for group, heights in onsets.items():
         for i, f in enumerate(beat_frames):
             bands[f, group] = heights[i % len(heights)]
+    return _band_features(bands, chroma)
+
+
+def _band_features(bands: np.ndarray, chroma: np.ndarray | None = None) -> beats.Features:
+    """Features of the onsets of each band group, frame by frame: the low band is group 0,
+    the flux all groups; flat chroma unless given."""
+    frames = bands.shape[0]
     return beats.Features(
         bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)) if chroma is None else chroma, frames / beats.FPS, bands
     )
@@ -149,7 +156,7 @@ def test_beats_tracked_on_the_offbeats_move_to_the_kicks() -> None:
     offbeats = [f + 25 for f in BEAT_FRAMES[:-1]]
     bands[offbeats, 7] = 1.0
     bands[offbeats, 1] = 0.5
-    features = beats.Features(bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)), frames / beats.FPS, bands)
+    features = _band_features(bands)
     chosen = beats.choose_level(np.array(offbeats, dtype=float), features)
     assert chosen.tolist() == BEAT_FRAMES[1:]
 
@@ -163,7 +170,7 @@ def test_beats_tracked_a_quarter_beat_off_move_to_the_kicks(shift: float) -> Non
     bands[BEAT_FRAMES, 0] = 1.0
     bands[BEAT_FRAMES[1::2], 4] = 1.0
     bands[[f + k * 12 for f in BEAT_FRAMES[:-1] for k in range(4)], 7] = 0.6
-    features = beats.Features(bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)), frames / beats.FPS, bands)
+    features = _band_features(bands)
     chosen = beats.choose_level(np.array([f + shift for f in BEAT_FRAMES[:-1]]), features)
     assert chosen.tolist() == BEAT_FRAMES[1:]
 
@@ -177,7 +184,7 @@ def test_no_beat_of_a_shifted_reading_falls_after_the_end_of_the_signal() -> Non
     bands[BEAT_FRAMES[:-1], 0] = 1.0
     bands[offbeats, 7] = 1.0
     bands[offbeats, 1] = 0.5
-    features = beats.Features(bands.sum(1), bands[:, 0].copy(), np.ones((frames, 12)), frames / beats.FPS, bands)
+    features = _band_features(bands)
     chosen = beats.choose_level(np.array(offbeats, dtype=float), features)
     assert chosen.tolist() == BEAT_FRAMES[1:-1]
 
