@@ -359,7 +359,10 @@ def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndar
       beats differ from their neighbours, on the beat and halfway (kick and snare
       alternate beat by beat, not half beat by half beat);
     - the onset strength's autocorrelation at half a beat and at 1, 2, 3 and 4 beats;
-    - the tempo as log2(BPM / 120) and that squared.
+    - the tempo as log2(BPM / 120) and that squared;
+    - per cue, for bars of 4 and of 3 beats: the strongest bar position's mean onset
+      strength on the beats minus the strongest halfway (a one-drop's kick comes once a
+      bar, on a beat; read on its offbeat chords, it falls halfway).
 
     tools/train_beats.py trains on these."""
     cues = [_zscore(np.log1p(band)) for band in features.bands.T] + [_zscore(np.log1p(features.flux))]
@@ -379,7 +382,9 @@ def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndar
         between = on + spacing / 2
         period = float(np.median(spacing))
         tempo = math.log2(60 * FPS / period / 120)
-        contrast = [_peaks_at(cue, on).mean() - _peaks_at(cue, between).mean() for cue in cues]
+        at_on = [_peaks_at(cue, on) for cue in cues]
+        at_between = [_peaks_at(cue, between) for cue in cues]
+        contrast = [o.mean() - b.mean() for o, b in zip(at_on, at_between, strict=True)]
         subdivision = [
             _peaks_at(cue, between, 1).mean()
             - (_peaks_at(cue, on + spacing / 4, 1).mean() + _peaks_at(cue, on + 3 * spacing / 4, 1).mean()) / 2
@@ -391,8 +396,19 @@ def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndar
             for cue in cues
         ]
         periodicity = [autocorrelation(period * k) for k in (0.5, 1, 2, 3, 4)]
-        out.append(np.array([*contrast, *subdivision, *alternation, *periodicity, tempo, tempo * tempo], np.float32))
+        bar_position = [
+            _strongest_position(o, meter) - _strongest_position(b, meter)
+            for meter in METERS
+            for o, b in zip(at_on, at_between, strict=True)
+        ]
+        inputs = [*contrast, *subdivision, *alternation, *periodicity, tempo, tempo * tempo, *bar_position]
+        out.append(np.array(inputs, np.float32))
     return out
+
+
+def _strongest_position(x: np.ndarray, meter: int) -> float:
+    """The largest mean of ``x`` over every ``meter``-th value, from each of the first."""
+    return max(float(x[k::meter].mean()) for k in range(min(meter, x.size)))
 
 
 def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:

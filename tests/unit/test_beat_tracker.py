@@ -137,14 +137,30 @@ def test_the_level_inputs_say_where_a_backbeats_onsets_fall_in_each_reading() ->
     readings = beats.level_readings(np.array(BEAT_FRAMES, dtype=float))
     tracked, later, double, half, *_ = beats.level_inputs(readings, features)
     cues = beats.BAND_GROUPS + 1  # inputs come in blocks of one per band group and the flux
-    contrast, subdivision, alternation, periodicity = 0, cues, 2 * cues, 4 * cues
+    contrast, subdivision, alternation, periodicity, tempo = 0, cues, 2 * cues, 4 * cues, 4 * cues + 5
     assert tracked[contrast] > 0 > later[contrast]  # kicks on the beats, not halfway
     assert half[subdivision + 4] > 0  # read half as fast, the snares fall halfway
     assert tracked[alternation] > 1 and tracked[alternation + 4] > 1  # kick and snare take turns
     assert half[alternation] == pytest.approx(0.0)  # a kick on every beat of that reading
     assert tracked[periodicity + 1] > 0.5 > 0.1 > tracked[periodicity]  # an onset every beat, none halfway
     assert double[periodicity + 1] < 0.1 < double[periodicity + 2]
-    assert tracked[-2:].tolist() == [0.0, 0.0]  # log2(120 / 120) and its square
+    assert tracked[tempo : tempo + 2].tolist() == [0.0, 0.0]  # log2(120 / 120) and its square
+
+
+def test_the_level_inputs_see_a_kick_that_comes_once_a_bar() -> None:
+    # A one-drop: kick on the third beat of each bar of 4, chords on every offbeat.
+    frames = BEAT_FRAMES[-1] + 50
+    bands = np.zeros((frames, beats.BAND_GROUPS))
+    bands[BEAT_FRAMES[2::4], 0] = 1.0
+    bands[[f + 25 for f in BEAT_FRAMES[:-1]], 5] = 1.0
+    features = _band_features(bands)
+    tracked, later, *_ = beats.level_inputs(beats.level_readings(np.array(BEAT_FRAMES, dtype=float)), features)
+    cues = beats.BAND_GROUPS + 1
+    in_fours = 4 * cues + 7  # then bars of 3, one input per cue each
+    assert tracked[in_fours] > 3 * tracked[0] > 0  # the kick is in every bar, not diluted over its 4 beats
+    assert tracked[in_fours] > 0 > later[in_fours]  # read on the offbeats, the kick falls halfway
+    assert tracked[in_fours + 5] < 0 < later[in_fours + 5]  # and the chords on the beats
+    assert tracked.shape == (4 * cues + 7 + len(beats.METERS) * cues,)
 
 
 def test_beats_tracked_on_the_offbeats_move_to_the_kicks() -> None:
