@@ -231,7 +231,12 @@ def chaos(
 
 
 def fuzz(url: str, secret: str, seconds: int) -> dict[str, Any]:
-    """schemathesis against /openapi.json: server errors and answers outside the document."""
+    """schemathesis against /openapi.json: server errors and answers outside the document.
+
+    A status stream answers until its tasks end, silent while they wait: a task's first
+    worker (a fresh process importing the media libraries) can take over schemathesis's
+    default 10 s read timeout on a loaded 2-core machine. A minute still fails a stream
+    that hangs."""
     runner = Path(sys.executable).parent / "schemathesis"
     checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
     done = subprocess.run(
@@ -251,6 +256,8 @@ def fuzz(url: str, secret: str, seconds: int) -> dict[str, Any]:
             "2",
             "--max-failures",
             "50",
+            "--request-timeout",
+            "60",
         ],
         capture_output=True,
         text=True,
