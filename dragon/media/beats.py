@@ -15,7 +15,7 @@ Ellis's tempo prior, beat-synchronous features for the downbeats):
    beats are as strong as its beats is read at twice the rate. Then the level scorer
    chooses among the beats as tracked, half or a quarter beat off, twice and half as fast,
    from where each band group's onsets fall (on the beats, halfway, at the quarters, on
-   alternate beats), how the onsets repeat, and the tempo;
+   alternate beats, at the strongest bar position), how the onsets repeat, and the tempo;
 4. downbeats: each reading of the bar (meter 3 or 4, each phase) is described by the
    onsets of each band group at each bar position (their mean and their loudest) and by
    where the chords change, and the bar scorer picks one. Hand-made rules could not
