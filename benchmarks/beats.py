@@ -10,7 +10,8 @@ Three reports, each separate:
   beat tracker (and the GuitarSet excerpt's human ones): beat F only.
 
 For each clip, Dragon's tracker reads the file (decode included, torch on one thread) and
-librosa.beat.beat_track gets the same samples, decoded beforehand; mir_eval's beat
+librosa.beat.beat_track gets the same samples, decoded beforehand, each with its
+numerical libraries on one thread; mir_eval's beat
 F-measure (±70 ms, no trimming) for both, Dragon's downbeat F-measure, and the speed of
 both in multiples of real time per CPU core: audio seconds over the CPU seconds the
 process spent, which other work on a shared machine does not inflate as it does the
@@ -36,6 +37,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    # One core for both trackers: a thread pool that librosa's numerical libraries leave
+    # spinning after each call would count against the next clip's CPU time.
+    os.environ.setdefault(_pool, "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
