@@ -190,15 +190,23 @@ def _half_beat_ratio(beats: np.ndarray, strength: np.ndarray) -> float:
     pulse read at its own rate, near 1 for one read at half its rate (every other beat)."""
     if beats.size < 2:
         return 0.0
-    on = _peaks_at(strength, beats).mean()
-    between = _peaks_at(strength, (beats[1:] + beats[:-1]) / 2).mean()
+    near = _nearby_max(strength, 3)
+    on = _at(near, beats).mean()
+    between = _at(near, (beats[1:] + beats[:-1]) / 2).mean()
     return float(between / on) if on > 0 else 0.0
 
 
-def _peaks_at(x: np.ndarray, frames: np.ndarray, reach: int = 3) -> np.ndarray:
-    """The largest value of ``x`` within ``reach`` frames of each of ``frames``."""
-    at = np.round(frames).astype(np.int64).clip(0, x.size - 1)
-    return x[(at[:, None] + np.arange(-reach, reach + 1)).clip(0, x.size - 1)].max(1)
+def _nearby_max(x: np.ndarray, reach: int) -> np.ndarray:
+    """The largest value of ``x`` within ``reach`` frames of each frame (the ends repeated
+    beyond the signal): a peak counts at a beat that the tracker placed a few frames off.
+    Computed once per signal, then read at many sets of frames with :func:`_at`."""
+    padded = np.pad(x, reach, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).max(1)
+
+
+def _at(x: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``x`` at the frames nearest to ``frames``, which may lie past either end."""
+    return x[np.round(frames).astype(np.int64).clip(0, x.size - 1)]
 
 
 def _trim(beats: np.ndarray, strength: np.ndarray, floor: float = 0.15) -> np.ndarray:
@@ -283,18 +291,20 @@ def viterbi(strength: np.ndarray, period: float, spread: float = 1.4, change: fl
     transition -= np.log(np.exp(transition).sum(1, keepdims=True))
     on = np.log(np.clip(strength, 1e-4, 1.0))
     off = np.log(np.clip((1 - strength) / 15, 1e-4, 1.0))
+    gain = on - off
+    columns = np.arange(periods.size)
     score = np.full(position.size, -math.log(position.size))
+    following = np.empty_like(score)  # the next frame's scores; the two buffers swap each frame
     back = np.empty((strength.size, periods.size), dtype=np.int16)
     for t in range(strength.size):
-        following = np.empty_like(score)
-        following[1:] = score[:-1]
         candidates = score[ends][:, None] + transition
         chosen = candidates.argmax(0)
         back[t] = chosen
-        following[starts] = candidates[chosen, np.arange(periods.size)]
+        following[1:] = score[:-1]
+        following[starts] = candidates[chosen, columns]
         following += off[t]
-        following[beat_states] += on[t] - off[t]
-        score = following
+        following[beat_states] += gain[t]
+        score, following = following, score
     state = int(np.argmax(score))
     beats = []
     for t in range(strength.size - 1, -1, -1):
@@ -366,6 +376,8 @@ def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndar
 
     tools/train_beats.py trains on these."""
     cues = [_zscore(np.log1p(band)) for band in features.bands.T] + [_zscore(np.log1p(features.flux))]
+    near = [_nearby_max(cue, 3) for cue in cues]  # the beats' own onsets
+    close = [_nearby_max(cue, 1) for cue in cues]  # narrower: the subdivisions lie closer together
     strength = onset_strength(features)
     centred = strength - strength.mean()
     variance = float(centred.var())
@@ -382,18 +394,15 @@ def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndar
         between = on + spacing / 2
         period = float(np.median(spacing))
         tempo = math.log2(60 * FPS / period / 120)
-        at_on = [_peaks_at(cue, on) for cue in cues]
-        at_between = [_peaks_at(cue, between) for cue in cues]
+        at_on = [_at(cue, on) for cue in near]
+        at_between = [_at(cue, between) for cue in near]
         contrast = [o.mean() - b.mean() for o, b in zip(at_on, at_between, strict=True)]
         subdivision = [
-            _peaks_at(cue, between, 1).mean()
-            - (_peaks_at(cue, on + spacing / 4, 1).mean() + _peaks_at(cue, on + 3 * spacing / 4, 1).mean()) / 2
-            for cue in cues
+            _at(cue, between).mean() - (_at(cue, on + spacing / 4).mean() + _at(cue, on + 3 * spacing / 4).mean()) / 2
+            for cue in close
         ]
         alternation = [
-            abs(_peaks_at(cue, at[0::2], 1).mean() - _peaks_at(cue, at[1::2], 1).mean())
-            for at in (on, between)
-            for cue in cues
+            abs(_at(cue, at[0::2]).mean() - _at(cue, at[1::2]).mean()) for at in (on, between) for cue in close
         ]
         periodicity = [autocorrelation(period * k) for k in (0.5, 1, 2, 3, 4)]
         bar_position = [
@@ -431,7 +440,7 @@ def bar_readings(beats: np.ndarray, features: Features) -> list[tuple[int, int, 
     (chords change at bar lines, so a reading that straddles them sees less contrast).
     tools/train_beats.py trains on these."""
     frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
-    onsets = np.stack([_zscore(np.log1p(_peaks_at(band, frames))) for band in features.bands.T], axis=1)
+    onsets = np.stack([_zscore(np.log1p(_at(_nearby_max(band, 3), frames))) for band in features.bands.T], axis=1)
     bounds = np.concatenate((frames, [features.flux.size]))
     harmony = np.stack(
         [features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)]
