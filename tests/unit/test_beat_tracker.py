@@ -147,6 +147,18 @@ def test_the_level_inputs_say_where_a_backbeats_onsets_fall_in_each_reading() ->
     assert tracked[tempo : tempo + 2].tolist() == [0.0, 0.0]  # log2(120 / 120) and its square
 
 
+def test_the_level_inputs_see_an_onset_up_to_three_frames_from_its_beat() -> None:
+    # The tracker places a beat within a few frames of its onset: the kicks still count
+    # there, and no longer once the beats lie 4 frames (40 ms) away.
+    features = _bar_features(BEAT_FRAMES, {0: [1.0]})
+    exact, near, far = (
+        beats.level_inputs([np.array(BEAT_FRAMES, dtype=float) + shift], features)[0] for shift in (0, 3, 4)
+    )
+    assert exact[0] > 1  # the kicks' band group, on the beats against halfway
+    assert near[0] == exact[0]
+    assert far[0] == pytest.approx(0.0)
+
+
 def test_the_level_inputs_see_a_kick_that_comes_once_a_bar() -> None:
     # A one-drop: kick on the third beat of each bar of 4, chords on every offbeat.
     frames = BEAT_FRAMES[-1] + 50
