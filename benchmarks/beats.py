@@ -11,11 +11,11 @@ Three reports, each separate:
 
 For each clip, Dragon's tracker reads the file (decode included, torch on one thread) and
 librosa.beat.beat_track gets the same samples, decoded beforehand, each with its
-numerical libraries on one thread; mir_eval's beat
-F-measure (±70 ms, no trimming) for both, Dragon's downbeat F-measure, and the speed of
-both in multiples of real time per CPU core: audio seconds over the CPU seconds the
-process spent, which other work on a shared machine does not inflate as it does the
-wall clock. librosa and mir_eval are benchmark-only dependencies (the ``bench`` extra):
+numerical libraries on one thread; mir_eval's beat F-measure (±70 ms, no trimming) for
+both, Dragon's downbeat F-measure, and the speed of both in multiples of real time per
+CPU core: audio seconds over the CPU seconds the process spent, which other work on a
+shared machine does not inflate as it does the wall clock. librosa and mir_eval are
+benchmark-only dependencies (the ``bench`` extra):
 
     pip install -e '.[bench]' && python benchmarks/beats.py [--development] [--limit N]
 
