@@ -4,6 +4,9 @@ inputs, and the bar phase the trained scorer picks where the music leaves no dou
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -301,3 +304,24 @@ def test_blocks_of_a_frame_or_less_give_features_of_one_length() -> None:
     features = beats.extract([np.zeros(512, np.float32), np.zeros(160, np.float32), np.ones(800, np.float32)])
     assert features.flux.size == features.low.size == features.bands.shape[0] == features.chroma.shape[0]
     assert features.bands.shape[1] == beats.BAND_GROUPS
+
+
+def test_half_an_hours_features_grow_the_process_by_little_more_than_their_size() -> None:
+    # In a fresh process (the peak of this one is whatever earlier tests left): 30 minutes
+    # in 4-second blocks. Their features take ~35 MB; features kept as each block's small
+    # arrays fragmented the heap, and the process grew by ~1 MB a block (~450 MB).
+    script = """
+import resource, numpy as np, torch
+torch.set_num_threads(1)
+from dragon.media import beats
+block = np.random.default_rng(0).standard_normal(65664).astype(np.float32) * 0.1
+beats.extract([block] * 2)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+features = beats.extract(block for _ in range(440))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, features.flux.size)
+"""
+    grown, frames = map(
+        int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    )
+    assert frames == 1 + 440 * 65664 // beats.HOP  # a frame per hop, centred
+    assert grown < 150  # MB
