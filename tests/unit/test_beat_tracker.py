@@ -309,7 +309,7 @@ def test_blocks_of_a_frame_or_less_give_features_of_one_length() -> None:
 def test_half_an_hours_features_grow_the_process_by_little_more_than_their_size() -> None:
     # In a fresh process (the peak of this one is whatever earlier tests left): 30 minutes
     # in 4-second blocks. Their features take ~35 MB; features kept as each block's small
-    # arrays fragmented the heap, and the process grew by ~1 MB a block (~450 MB).
+    # arrays fragmented the heap, and the process grew by ~0.7 MB a block (~300 MB).
     script = """
 import resource, numpy as np, torch
 torch.set_num_threads(1)
