@@ -5,9 +5,10 @@
 The examples are generated training clips (tools/beat_clips, seeds from 0: never the
 development seeds the choices were judged on, the held-out seeds of benchmarks/beats.py
 nor the tests'), each decoded and tracked exactly as `audio.beats` does. Both scorers
-are, per kind of reading, a layer of 16 tanh units and one output, fitted to pick the
-right reading of a clip among its readings (softmax, cross-entropy), full batch with
-Adam, a fixed seed and one thread, so the same command writes the same weights:
+are, per kind of reading, a layer of tanh units and one output (``LEVEL_FIT``,
+``BAR_FIT``), fitted to pick the right reading of a clip among its readings (softmax,
+cross-entropy), full batch with Adam, a fixed seed and one thread, so the same command
+writes the same weights:
 
 1. the level scorer, over the readings of the tracked beats (`beats.level_readings`):
    a clip is an example when one of them is right (beat F-measure, mir_eval's, of at
@@ -18,7 +19,9 @@ Adam, a fixed seed and one thread, so the same command writes the same weights:
 
 About 18 minutes on 2 cores, nearly all of it generating and decoding the clips. The
 inputs, the number of clips and units and the weight decay were chosen on development
-clips (docs/audio.md), before the held-out run of benchmarks/beats.py.
+clips (docs/audio.md), before the held-out run of benchmarks/beats.py: the bar scorer
+is the wider and closer fit, since its inputs describe ten styles' bar patterns (a
+one-drop's bar is told from the same bar a beat or two off by them alone).
 """
 
 from __future__ import annotations
@@ -39,9 +42,6 @@ from dragon.media import audio, beats
 from tools.beat_clips import TRAINING, f_measure, generate
 
 OUT = Path(__file__).resolve().parent.parent / "dragon" / "media" / beats.MODEL
-HIDDEN = 16
-WEIGHT_DECAY = 1e-2
-EPOCHS = 300
 TOLERANCE = 0.07  # seconds: a tracked beat within this of a labelled one is right (mir_eval's window)
 LEVEL_RIGHT = 0.8  # beat F of the best reading for a clip to teach the level scorer
 
@@ -89,7 +89,18 @@ def bar_example(
     return readings, [(m, p) for m, p, _ in readings].index(answer)
 
 
-def fit(groups: dict[Any, torch.Tensor], answers: torch.Tensor) -> dict[Any, torch.nn.Sequential]:
+@dataclass(frozen=True)
+class Fit:
+    hidden: int  # tanh units
+    weight_decay: float
+    epochs: int
+
+
+LEVEL_FIT = Fit(hidden=16, weight_decay=1e-2, epochs=300)
+BAR_FIT = Fit(hidden=32, weight_decay=3e-3, epochs=600)
+
+
+def fit(groups: dict[Any, torch.Tensor], answers: torch.Tensor, settings: Fit) -> dict[Any, torch.nn.Sequential]:
     """One network per group of readings; a clip's scores are its readings' in the order
     of ``groups``, then of the readings within each group. Each network's inputs are
     standardised (over the group's readings) in its first layer, so inputs of different
@@ -97,17 +108,19 @@ def fit(groups: dict[Any, torch.Tensor], answers: torch.Tensor) -> dict[Any, tor
     torch.manual_seed(0)
     scales = {key: standardisation(x) for key, x in groups.items()}
     nets = {
-        key: torch.nn.Sequential(torch.nn.Linear(x.shape[2], HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, 1))
+        key: torch.nn.Sequential(
+            torch.nn.Linear(x.shape[2], settings.hidden), torch.nn.Tanh(), torch.nn.Linear(settings.hidden, 1)
+        )
         for key, x in groups.items()
     }
     groups = {key: (x - scales[key][0]) / scales[key][1] for key, x in groups.items()}
     parameters = [p for net in nets.values() for p in net.parameters()]
-    optimiser = torch.optim.Adam(parameters, lr=0.01, weight_decay=WEIGHT_DECAY)
+    optimiser = torch.optim.Adam(parameters, lr=0.01, weight_decay=settings.weight_decay)
 
     def scores() -> torch.Tensor:
         return torch.cat([nets[key](x).squeeze(-1) for key, x in groups.items()], dim=1)
 
-    for _ in range(EPOCHS):
+    for _ in range(settings.epochs):
         optimiser.zero_grad()
         loss = torch.nn.functional.cross_entropy(scores(), answers)
         loss.backward()
@@ -154,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     level = fit(
         {"level": torch.tensor(np.stack([np.stack(c.level_inputs) for c in taught]))},
         torch.tensor([int(np.argmax(c.level_f)) for c in taught]),
+        LEVEL_FIT,
     )["level"]
 
     print("bar scorer")
@@ -168,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             for meter in beats.METERS
         },
         torch.tensor([answer for _, answer in examples]),
+        BAR_FIT,
     )
 
     model = {

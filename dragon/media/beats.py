@@ -22,7 +22,7 @@ Ellis's tempo prior, beat-synchronous features for the downbeats):
    tell a reggae one-drop (nothing on 1, kick and rimshot on 3) from a funk or rock bar
    read from its third beat.
 
-The scorers' weights (``beats_model.json``, 2.6k numbers) are trained by
+The scorers' weights (``beats_model.json``, 4.9k numbers) are trained by
 tools/train_beats.py on generated training clips; they run in numpy.
 
 This module is the only user of torchaudio in Dragon, so replacing it touches one file.
