@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import io
 import json
 import os
@@ -108,21 +109,17 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
         followers = [asyncio.create_task(follow(keys[i % len(keys)])) for i in range(streams)]
         await asyncio.wait_for(opened.wait(), timeout=120)
         latencies: list[float] = []
-        failures = 0
+        failures: collections.Counter[str] = collections.Counter()
         deadline = time.monotonic() + seconds
         hello = {"tasks": {"task_name": "hello", "name": "load"}, "block": True}
 
         async def create_loop() -> None:
-            nonlocal failures
             while time.monotonic() < deadline:
                 started = time.perf_counter()
-                try:
-                    async with http.post("/v2/create", json=hello) as response:
-                        ok = response.status == 200 and (await response.json())[0]["status"] == "success"
-                except aiohttp.ClientError:
-                    ok = False
+                failure = await _blocking_create(http, hello)
                 latencies.append(time.perf_counter() - started)
-                failures += not ok
+                if failure:
+                    failures[failure] += 1
 
         await asyncio.gather(*(create_loop() for _ in range(creators)))
         gate.touch()
@@ -133,11 +130,27 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
         "streams_held": open_count,
         "streams_ended_ok": sum(ended_ok),
         "creates": len(latencies),
-        "failures": failures,
+        "failures": sum(failures.values()),
+        "failure_kinds": dict(failures),
         "create_p50_ms": round(1000 * statistics.median(ordered), 1),
         "create_p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 1),
         "hello_per_s": round(len(latencies) / seconds, 1),
     }
+
+
+async def _blocking_create(http: aiohttp.ClientSession, body: dict[str, Any]) -> str | None:
+    """None when the task was created and succeeded; else what went wrong (the HTTP
+    status with the start of the body, the task's status and error, or the client's
+    exception), so a failed run says why."""
+    try:
+        async with http.post("/v2/create", json=body) as response:
+            text = await response.text()
+    except (TimeoutError, aiohttp.ClientError) as error:
+        return type(error).__name__
+    if response.status != 200:
+        return f"HTTP {response.status}: {text[:120]}"
+    status = json.loads(text)[0]
+    return None if status["status"] == "success" else f"{status['status']}: {str(status.get('error'))[:120]}"
 
 
 def rss(service: DragonProcess) -> dict[str, int]:
