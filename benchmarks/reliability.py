@@ -110,13 +110,14 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
         await asyncio.wait_for(opened.wait(), timeout=120)
         latencies: list[float] = []
         failures: collections.Counter[str] = collections.Counter()
+        running: list[str] = []  # tasks a create answered unended, at the server's block cap
         deadline = time.monotonic() + seconds
         hello = {"tasks": {"task_name": "hello", "name": "load"}, "block": True}
 
         async def create_loop() -> None:
             while time.monotonic() < deadline:
                 started = time.perf_counter()
-                failure = await _blocking_create(http, hello)
+                failure = await _blocking_create(http, hello, running)
                 latencies.append(time.perf_counter() - started)
                 if failure:
                     failures[failure] += 1
@@ -125,6 +126,8 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
         gate.touch()
         await asyncio.wait_for(asyncio.gather(*followers), timeout=120)
         gate.unlink(missing_ok=True)
+        for failure in await _ends(http, running):
+            failures[failure] += 1
     ordered = sorted(latencies)
     return {
         "streams_held": open_count,
@@ -132,16 +135,20 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
         "creates": len(latencies),
         "failures": sum(failures.values()),
         "failure_kinds": dict(failures),
+        "answered_running": len(running),
         "create_p50_ms": round(1000 * statistics.median(ordered), 1),
         "create_p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 1),
         "hello_per_s": round(len(latencies) / seconds, 1),
     }
 
 
-async def _blocking_create(http: aiohttp.ClientSession, body: dict[str, Any]) -> str | None:
-    """None when the task was created and succeeded; else what went wrong (the HTTP
-    status with the start of the body, the task's status and error, or the client's
-    exception), so a failed run says why."""
+async def _blocking_create(http: aiohttp.ClientSession, body: dict[str, Any], running: list[str]) -> str | None:
+    """None when the task was created and succeeded, or is still running when the
+    server's block cap passed (its key is added to ``running``: Dragon answers a block
+    with the status of that moment after ``DRAGON_BLOCK_TIMEOUT``, and on a busy machine
+    a stall of the cap's length answers every create in flight so); else what went wrong (the HTTP status with the
+    start of the body, the task's error, or the client's exception), so a failed run
+    says why."""
     try:
         async with http.post("/v2/create", json=body) as response:
             text = await response.text()
@@ -150,7 +157,25 @@ async def _blocking_create(http: aiohttp.ClientSession, body: dict[str, Any]) ->
     if response.status != 200:
         return f"HTTP {response.status}: {text[:120]}"
     status = json.loads(text)[0]
+    if status["status"] in ("queued", "executing"):
+        running.append(status["key"])
+        return None
     return None if status["status"] == "success" else f"{status['status']}: {str(status.get('error'))[:120]}"
+
+
+async def _ends(http: aiohttp.ClientSession, keys: list[str], rounds: int = 10) -> list[str]:
+    """What went wrong with each of ``keys`` that did not end in success (a task still
+    running after ``rounds`` blocking status calls counts as lost)."""
+    failures = []
+    for key in keys:
+        for _ in range(rounds):
+            async with http.post("/v2/status", json={"tasks": [key], "block": True}) as response:
+                [status] = await response.json()
+            if status["status"] in ("success", "error"):
+                break
+        if status["status"] != "success":
+            failures.append(f"after the block cap, {status['status']}: {str(status.get('error'))[:120]}")
+    return failures
 
 
 def rss(service: DragonProcess) -> dict[str, int]:
