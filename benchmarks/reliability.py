@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dragon.client import Client  # noqa: E402
+from dragon.status import ENDED  # noqa: E402
 from tests.support.servers import Origin  # noqa: E402
 from tests.support.service import DragonProcess  # noqa: E402
 
@@ -126,7 +127,7 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
         gate.touch()
         await asyncio.wait_for(asyncio.gather(*followers), timeout=120)
         gate.unlink(missing_ok=True)
-        for failure in await _ends(http, running):
+        for failure in await _failures_after_cap(http, running):
             failures[failure] += 1
     ordered = sorted(latencies)
     return {
@@ -143,12 +144,12 @@ async def _load(url: str, secret: str, streams: int, creators: int, seconds: flo
 
 
 async def _blocking_create(http: aiohttp.ClientSession, body: dict[str, Any], running: list[str]) -> str | None:
-    """None when the task was created and succeeded, or is still running when the
-    server's block cap passed (its key is added to ``running``: Dragon answers a block
-    with the status of that moment after ``DRAGON_BLOCK_TIMEOUT``, and on a busy machine
-    a stall of the cap's length answers every create in flight so); else what went wrong (the HTTP status with the
-    start of the body, the task's error, or the client's exception), so a failed run
-    says why."""
+    """None when the task was created and succeeded, or still runs when the server's
+    block cap passed (its key is added to ``running``: Dragon answers a block with the
+    status of that moment after ``DRAGON_BLOCK_TIMEOUT``, and a stall that long on a
+    busy machine answers every create in flight so); else what went wrong (the HTTP
+    status with the start of the body, the task's error, or the client's exception), so
+    a failed run says why."""
     try:
         async with http.post("/v2/create", json=body) as response:
             text = await response.text()
@@ -157,13 +158,13 @@ async def _blocking_create(http: aiohttp.ClientSession, body: dict[str, Any], ru
     if response.status != 200:
         return f"HTTP {response.status}: {text[:120]}"
     status = json.loads(text)[0]
-    if status["status"] in ("queued", "executing"):
+    if status["status"] not in ENDED:
         running.append(status["key"])
         return None
     return None if status["status"] == "success" else f"{status['status']}: {str(status.get('error'))[:120]}"
 
 
-async def _ends(http: aiohttp.ClientSession, keys: list[str], rounds: int = 10) -> list[str]:
+async def _failures_after_cap(http: aiohttp.ClientSession, keys: list[str], rounds: int = 10) -> list[str]:
     """What went wrong with each of ``keys`` that did not end in success (a task still
     running after ``rounds`` blocking status calls counts as lost)."""
     failures = []
@@ -171,7 +172,7 @@ async def _ends(http: aiohttp.ClientSession, keys: list[str], rounds: int = 10) 
         for _ in range(rounds):
             async with http.post("/v2/status", json={"tasks": [key], "block": True}) as response:
                 [status] = await response.json()
-            if status["status"] in ("success", "error"):
+            if status["status"] in ENDED:
                 break
         if status["status"] != "success":
             failures.append(f"after the block cap, {status['status']}: {str(status.get('error'))[:120]}")
