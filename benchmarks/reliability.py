@@ -161,22 +161,26 @@ async def _blocking_create(http: aiohttp.ClientSession, body: dict[str, Any], ru
     if status["status"] not in ENDED:
         running.append(status["key"])
         return None
-    return None if status["status"] == "success" else f"{status['status']}: {str(status.get('error'))[:120]}"
+    return None if status["status"] == "success" else _failure(status)
 
 
 async def _failures_after_cap(http: aiohttp.ClientSession, keys: list[str], rounds: int = 10) -> list[str]:
-    """What went wrong with each of ``keys`` that did not end in success (a task still
-    running after ``rounds`` blocking status calls counts as lost)."""
-    failures = []
-    for key in keys:
-        for _ in range(rounds):
-            async with http.post("/v2/status", json={"tasks": [key], "block": True}) as response:
-                [status] = await response.json()
-            if status["status"] in ENDED:
-                break
-        if status["status"] != "success":
-            failures.append(f"after the block cap, {status['status']}: {str(status.get('error'))[:120]}")
-    return failures
+    """What went wrong with each of ``keys`` that did not end in success, asked with
+    blocking status calls on all of them at once (a task still running after ``rounds``
+    of them counts as lost)."""
+    if not keys:
+        return []
+    for _ in range(rounds):
+        async with http.post("/v2/status", json={"tasks": keys, "block": True}) as response:
+            statuses = await response.json()
+        if all(status["status"] in ENDED for status in statuses):
+            break
+    return [f"after the block cap, {_failure(status)}" for status in statuses if status["status"] != "success"]
+
+
+def _failure(status: dict[str, Any]) -> str:
+    """A task status that is not a success, as a failure kind: its state and error."""
+    return f"{status['status']}: {str(status.get('error'))[:120]}"
 
 
 def rss(service: DragonProcess) -> dict[str, int]:
