@@ -137,6 +137,7 @@ def test_a_canceled_pooled_task_that_never_reports_has_its_member_restarted(pool
     wait_until(lambda: before not in pooled.members(), 30, "the member's restart")
     after = pooled.api.result({"task_name": "test.pooled"})
     assert after["pid"] != before
+    assert after["attempt"] == 1  # the next task waited for the restart: no attempt lost to it
     [ended] = pooled.api.status([status["key"]])
     assert ended["error"].startswith("CanceledError")
 

@@ -17,12 +17,13 @@ Members are children of the control actor (one tree of worker processes, see
 dragon/actors/control.py), started when a shard first has pooled work for their node,
 and stopped after ``pool_idle_seconds`` without a task, so that an autoscaler can remove
 an idle GPU node. A member that dies mid-task is restarted by Ray; the shard retries its
-tasks as for any lost worker. Task code does not change: a member runs
+tasks as for any lost worker, sending none to that member before it is back. Task code does not change: a member runs
 :func:`dragon.actors.worker.execute_records`, as the stateless ``execute`` does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import ray
+from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from dragon.actors.messages import Finished
@@ -49,6 +51,7 @@ ACTOR_PREFIX = "dragon-pool-"
 REFRESH = 5.0  # seconds a shard keeps its list of members before asking the control actor again
 START_WAIT = 30.0  # seconds a new member has to be placed; else its node gets none for RETRY_AFTER
 RETRY_AFTER = 60.0
+REVIVE_WAIT = 15.0  # seconds a member that lost a task has to be back before the retry runs elsewhere
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
@@ -200,32 +203,61 @@ class PoolView:
         self._members: list[tuple[str, ray.actor.ActorHandle]] = []
         self._asked = -REFRESH
         self._given: dict[ray.actor.ActorHandle, int] = {}  # this shard's tasks running in each member
+        self._lost: set[ray.actor.ActorHandle] = set()  # members that died under a task, maybe restarting
 
     async def pick(self, near: str | None) -> ray.actor.ActorHandle | None:
         """The member with the fewest of this shard's tasks, on node ``near`` if one is
         there; None when there is none (the task runs as a stateless Ray task)."""
         if self._settings.worker_pools == "off":
             return None
-        if time.monotonic() - self._asked >= REFRESH:
-            self._asked = time.monotonic()
-            try:
-                self._members = await control_actor(self._settings).pool_members.remote()
-            except Exception:
-                log.warning("could not list the pools' members", exc_info=True)
-                self._members = []
-        candidates = [h for node, h in self._members if node == near] or [h for _, h in self._members]
-        if not candidates:
-            return None
-        return min(candidates, key=lambda h: self._given.get(h, 0))
+        for _ in range(2):  # a second look when the member picked first is gone for good
+            if time.monotonic() - self._asked >= REFRESH:
+                self._asked = time.monotonic()
+                try:
+                    self._members = await control_actor(self._settings).pool_members.remote()
+                except Exception:
+                    log.warning("could not list the pools' members", exc_info=True)
+                    self._members = []
+            candidates = [h for node, h in self._members if node == near] or [h for _, h in self._members]
+            if not candidates:
+                return None
+            member = min(candidates, key=lambda h: self._given.get(h, 0))
+            if member not in self._lost:
+                return member
+            back = await _restarted(member)
+            if back is None:  # still restarting: this task runs as a stateless one
+                return None
+            self._lost.discard(member)
+            if back:
+                return member
+            self._members = [(node, h) for node, h in self._members if h != member]
+            self._asked = -REFRESH  # the control actor starts a member in its place
+        return None
 
     def given(self, handle: ray.actor.ActorHandle, delta: int) -> None:
         self._given[handle] = self._given.get(handle, 0) + delta
         if self._given[handle] <= 0:
             del self._given[handle]
 
-    def forget(self) -> None:
-        """A member failed: ask for the members again before the next pick."""
+    def forget(self, failed: ray.actor.ActorHandle) -> None:
+        """A member died under a task: ask for the members again before the next pick, and
+        give this one no task before it is back."""
         self._asked = -REFRESH
+        self._lost.add(failed)
+
+
+async def _restarted(member: ray.actor.ActorHandle) -> bool | None:
+    """True once a member that died is back (Ray restarts it), False if it is gone for
+    good (stopped when idle, perhaps as a task reached it), None if it is not back within
+    REVIVE_WAIT. A task sent while it restarts would fail at once (ActorUnavailableError),
+    wasting an attempt of the task: a call that Ray retries waits for the restart instead."""
+    try:
+        await asyncio.wait_for(member.ready.options(max_task_retries=-1).remote(), REVIVE_WAIT)
+        return True
+    except TimeoutError:
+        return None
+    except RayActorError:
+        return False
 
 
 def control_actor(settings: Settings) -> ray.actor.ActorHandle:

@@ -409,7 +409,7 @@ class TaskShard:
                 return outcomes
             except (rex.TaskCancelledError, *RETRYABLE) as exc:
                 if member is not None and isinstance(exc, rex.RayActorError | rex.ActorUnavailableError):
-                    self._pools.forget()
+                    self._pools.forget(member)
                 outcomes.update((r.key, Finished(error=CANCELED)) for r in left if r.key in self._canceled)
                 if isinstance(exc, rex.TaskCancelledError) and len(outcomes) < len(records):
                     raise
@@ -554,6 +554,7 @@ class TaskShard:
                 ray.cancel(ref, force=True)
             else:  # an actor's running task cannot be killed alone: the member restarts
                 ray.kill(member, no_restart=False)
+                self._pools.forget(member)
 
     # pipelines: tasks that wait for the outputs of others (dragon/pipelines.py)
 
