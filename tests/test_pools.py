@@ -137,9 +137,30 @@ def test_a_canceled_pooled_task_that_never_reports_has_its_member_restarted(pool
     wait_until(lambda: before not in pooled.members(), 30, "the member's restart")
     after = pooled.api.result({"task_name": "test.pooled"})
     assert after["pid"] != before
-    assert after["attempt"] == 1  # the next task waited for the restart: no attempt lost to it
     [ended] = pooled.api.status([status["key"]])
     assert ended["error"].startswith("CanceledError")
+
+
+def test_a_member_killed_for_good_by_hand_loses_no_task_and_is_replaced(pooled: Pooled) -> None:
+    import ray
+
+    ray.init(address=pooled.cluster.address, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        [status] = pooled.api.create({"task_name": "test.pooled", "seconds": 30})
+        pooled.api.wait_for(status["key"], "executing", timeout=60)
+        [before] = pooled.members()
+        [member] = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("dragon-pool-")]
+        ray.kill(ray.get_actor(member["name"], namespace=member["namespace"]), no_restart=True)
+    finally:
+        ray.shutdown()
+    [ended] = pooled.api.wait([status["key"]], timeout=90)
+    assert (ended["status"], ended["result"]["attempt"]) == ("success", 2), ended.get("error")
+
+    def in_a_new_member() -> int | None:
+        pid: int = pooled.api.result({"task_name": "test.pooled"})["pid"]
+        return pid if pid != before and pooled.members() == [pid] else None
+
+    wait_until(in_a_new_member, 30, "pooled tasks in a new member")
 
 
 def test_idle_members_are_stopped_and_started_again_on_demand(pooled: Pooled, tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorDiedError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from dragon.actors.messages import Finished
@@ -186,7 +186,10 @@ class Pools:
             for name, ref in refs.items():
                 try:
                     idle: float = ray.get(ref, timeout=10)
-                except Exception:  # dead, or restarting: asked again next time
+                except ActorDiedError:  # killed for good by someone else: started again on demand
+                    del self._members[name]
+                    continue
+                except Exception:  # restarting, or slow: asked again next time
                     continue
                 if idle >= self._settings.pool_idle_seconds:
                     ray.kill(placed[name].handle, no_restart=True)
@@ -204,13 +207,14 @@ class PoolView:
         self._asked = -REFRESH
         self._given: dict[ray.actor.ActorHandle, int] = {}  # this shard's tasks running in each member
         self._lost: set[ray.actor.ActorHandle] = set()  # members that died under a task, maybe restarting
+        self._gone: set[ray.actor.ActorHandle] = set()  # members found dead for good, until the book drops them
 
     async def pick(self, near: str | None) -> ray.actor.ActorHandle | None:
         """The member with the fewest of this shard's tasks, on node ``near`` if one is
         there; None when there is none (the task runs as a stateless Ray task)."""
         if self._settings.worker_pools == "off":
             return None
-        for _ in range(2):  # a second look when the member picked first is gone for good
+        for _ in range(2):  # a second look when the member picked first is not back
             if time.monotonic() - self._asked >= REFRESH:
                 self._asked = time.monotonic()
                 try:
@@ -218,20 +222,25 @@ class PoolView:
                 except Exception:
                     log.warning("could not list the pools' members", exc_info=True)
                     self._members = []
-            candidates = [h for node, h in self._members if node == near] or [h for _, h in self._members]
+            live = [(node, h) for node, h in self._members if h not in self._gone]
+            candidates = [h for node, h in live if node == near] or [h for _, h in live]
             if not candidates:
                 return None
             member = min(candidates, key=lambda h: self._given.get(h, 0))
             if member not in self._lost:
                 return member
             back = await _restarted(member)
-            if back is None:  # still restarting: this task runs as a stateless one
-                return None
-            self._lost.discard(member)
             if back:
+                self._lost.discard(member)
                 return member
+            # Not back yet: no task for it until the list is asked for again. Gone for good
+            # (stopped when idle, or killed by hand): the control actor starts a member in
+            # its place when asked now, or once its reaper has found it dead.
             self._members = [(node, h) for node, h in self._members if h != member]
-            self._asked = -REFRESH  # the control actor starts a member in its place
+            if back is False:
+                self._lost.discard(member)
+                self._gone.add(member)
+                self._asked = -REFRESH
         return None
 
     def given(self, handle: ray.actor.ActorHandle, delta: int) -> None:
