@@ -64,6 +64,8 @@ BAND_GROUPS = 8  # groups of 10 mel bands whose onsets describe a bar position
 METERS = (4, 3)  # the bar readings scored, each at every phase
 CONTRAST_SCALE = 5.0  # the bar-to-bar chord contrast brought near the other inputs' range
 LEVEL_MIN_BEATS = 8  # fewer tracked beats than this are kept as they are
+LEAD_IN_SOUND = 0.1  # loudness over the clip's median that a beat added before the first needs
+LEAD_IN_SLACK = 7  # frames before the file's start where such a beat is still placed (at its start)
 MODEL = "beats_model.json"  # the trained scorers' weights, package data of dragon.media
 
 
@@ -90,7 +92,9 @@ def analyse(path: Path, device: str | None = None) -> Beats:
         device = "cuda" if gpu_assigned() and torch.cuda.is_available() else "cpu"
     features = extract(audio.mono(path, RATE, MAX_SECONDS), device)
     beats = choose_level(track_beats(features), features)
-    downbeats = find_downbeats(beats, features)
+    meter, phase = bar_phase(beats, features)
+    beats, phase = lead_in(beats, meter, phase, features)
+    downbeats = beats[phase::meter] if beats.size else beats
     return Beats(
         beats=[round(b / FPS, 3) for b in beats],
         downbeats=[round(b / FPS, 3) for b in downbeats],
@@ -447,14 +451,32 @@ def _strongest_position(x: np.ndarray, meter: int) -> float:
     return max(float(x[k::meter].mean()) for k in range(min(meter, x.size)))
 
 
-def find_downbeats(beats: np.ndarray, features: Features) -> np.ndarray:
-    """The beats that start bars: the reading of the bar (meter and phase) that the bar
-    scorer rates highest (see :func:`bar_readings`)."""
+def bar_phase(beats: np.ndarray, features: Features) -> tuple[int, int]:
+    """The reading of the bar the bar scorer rates highest (see :func:`bar_readings`):
+    the beats per bar and the index of the first beat that starts one."""
     if beats.size == 0:
-        return beats
+        return METERS[0], 0
     bar = scorers().bar
     meter, phase, _ = max(bar_readings(beats, features), key=lambda r: Scorers.score(bar[r[0]], r[2]))
-    return beats[phase::meter]
+    return meter, phase
+
+
+def lead_in(beats: np.ndarray, meter: int, phase: int, features: Features) -> tuple[np.ndarray, int]:
+    """The chosen beats with one more a beat before the first, where something sounds,
+    and the bar phase counted from it: the tracker's first beat is often the music's
+    second. A file's first onset rises above nothing in the flux (no frame before it to
+    compare with), and the first beat of a quiet intro is trimmed with the silence before
+    it. The bar scorer has judged the beats without it (as it was trained); the new beat
+    starts a bar if it falls a bar before the first downbeat. Too few beats to judge are
+    kept as they are."""
+    if beats.size < LEVEL_MIN_BEATS:
+        return beats, phase
+    before = beats[0] - np.median(np.diff(beats[:5]))  # the first four beats' period
+    frame = round(max(before, 0.0))
+    loudness = features.chroma.sum(1)
+    if before < -LEAD_IN_SLACK or loudness[max(0, frame - 2) : frame + 3].max() < LEAD_IN_SOUND * np.median(loudness):
+        return beats, phase
+    return np.concatenate(([max(before, 0.0)], beats)), (phase + 1) % meter
 
 
 def bar_readings(beats: np.ndarray, features: Features) -> list[tuple[int, int, np.ndarray]]:
@@ -524,7 +546,7 @@ Layers = tuple[np.ndarray, np.ndarray, np.ndarray, float]  # w1, b1, w2, b2
 class Scorers:
     """The trained scorers, each a layer of tanh units then one linear output: ``level``
     rates readings of the beats (:func:`choose_level`), ``bar`` (one per meter) readings
-    of the bar (:func:`find_downbeats`). Weights: ``MODEL``, from tools/train_beats.py."""
+    of the bar (:func:`bar_phase`). Weights: ``MODEL``, from tools/train_beats.py."""
 
     level: Layers
     bar: dict[int, Layers]

@@ -229,8 +229,8 @@ def test_too_few_beats_to_judge_are_kept_as_tracked() -> None:
 @pytest.mark.parametrize("meter, phase", [(4, 0), (4, 1), (4, 3), (3, 0), (3, 2)])
 def test_downbeats_are_the_beats_that_carry_the_low_onsets(meter: int, phase: int) -> None:
     heights = [1.0 if i == phase else 0.0 for i in range(meter)]
-    found = beats.find_downbeats(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {0: heights}))
-    assert found.tolist() == BEAT_FRAMES[phase::meter]
+    found = beats.bar_phase(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {0: heights}))
+    assert found == (meter, phase)
 
 
 @pytest.mark.parametrize("rim", [4, 5, 6])
@@ -241,8 +241,8 @@ def test_a_one_drops_bar_starts_two_beats_before_its_kick_and_rimshot(rim: int, 
     drop = [1.0 if (i - phase) % 4 == 2 else 0.0 for i in range(4)]
     bass = [0.6 if (i - phase) % 2 == 1 else 0.0 for i in range(4)]
     onsets = {0: [max(k, b) for k, b in zip(drop, bass, strict=True)], rim: drop}
-    found = beats.find_downbeats(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, onsets))
-    assert found.tolist() == BEAT_FRAMES[phase::4]
+    found = beats.bar_phase(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, onsets))
+    assert found == (4, phase)
 
 
 def test_downbeats_follow_the_chord_changes_when_the_bass_says_nothing() -> None:
@@ -251,8 +251,8 @@ def test_downbeats_follow_the_chord_changes_when_the_bass_says_nothing() -> None
         chroma[start:, :] = 0.0
         chroma[start:, (bar * 5) % 12] = 1.0
     chroma[: BEAT_FRAMES[2], 7] = 1.0  # a pickup of two beats on another chord
-    found = beats.find_downbeats(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {7: [1.0]}, chroma))
-    assert found.tolist() == BEAT_FRAMES[2::4]
+    found = beats.bar_phase(np.array(BEAT_FRAMES, dtype=float), _bar_features(BEAT_FRAMES, {7: [1.0]}, chroma))
+    assert found == (4, 2)
 
 
 def test_the_onset_envelope_marks_rises_and_ignores_a_steady_level() -> None:
@@ -266,11 +266,11 @@ def test_the_onset_envelope_marks_rises_and_ignores_a_steady_level() -> None:
 
 def test_a_backbeat_bar_starts_on_its_kick() -> None:
     # From the second beat: kick on 1 (softer on 3), snare on 2 and 4, hats throughout.
-    found = beats.find_downbeats(
+    found = beats.bar_phase(
         np.array(BEAT_FRAMES, dtype=float),
         _bar_features(BEAT_FRAMES, {0: [0.0, 1.0, 0.0, 0.5], 4: [1.0, 0.0, 1.0, 0.0], 7: [1.0]}),
     )
-    assert found.tolist() == BEAT_FRAMES[1::4]
+    assert found == (4, 1)
 
 
 def _flux(onsets: dict[int, float], seconds: float = 20.0) -> beats.Features:
@@ -325,3 +325,35 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, fea
     )
     assert frames == 1 + 440 * 65664 // beats.HOP  # a frame per hop, centred
     assert grown < 150  # MB
+
+
+def _sounding_from(frame: int, frames: int = 2000) -> beats.Features:
+    """Features of a signal silent before ``frame`` and sounding after it (only the
+    loudness, the chroma's sum, matters to :func:`beats.lead_in`)."""
+    chroma = np.zeros((frames, 12))
+    chroma[frame:] = 1.0
+    zeros = np.zeros(frames)
+    return beats.Features(zeros, zeros, chroma, frames / FPS, np.zeros((frames, beats.BAND_GROUPS)))
+
+
+def test_a_beat_is_added_where_the_period_puts_one_before_the_first_and_starts_the_bar_it_falls_on() -> None:
+    tracked = np.array(BEAT_FRAMES[1:], dtype=float)  # the first, at frame 10, missed
+    added, phase = beats.lead_in(tracked, 4, 3, _sounding_from(0))
+    assert added.tolist() == BEAT_FRAMES and phase == 0  # a bar before the first downbeat
+    added, phase = beats.lead_in(tracked, 4, 1, _sounding_from(0))
+    assert added.tolist() == BEAT_FRAMES and phase == 2
+
+
+def test_a_beat_just_before_the_file_starts_is_placed_at_its_start() -> None:
+    tracked = np.array([f - 14 for f in BEAT_FRAMES[1:]], dtype=float)  # the period puts one at frame -4
+    added, _ = beats.lead_in(tracked, 4, 0, _sounding_from(0))
+    assert added.tolist() == [0.0, *tracked.tolist()]
+
+
+def test_no_beat_is_added_in_silence_nor_long_before_the_file_starts() -> None:
+    tracked = np.array(BEAT_FRAMES[1:], dtype=float)
+    assert beats.lead_in(tracked, 4, 3, _sounding_from(40))[0].tolist() == tracked.tolist()  # silent at 10
+    early = np.array([f - 20 for f in BEAT_FRAMES[1:]], dtype=float)  # one would fall at frame -10
+    assert beats.lead_in(early, 4, 3, _sounding_from(0))[0].tolist() == early.tolist()
+    few = tracked[: beats.LEVEL_MIN_BEATS - 1]
+    assert beats.lead_in(few, 4, 3, _sounding_from(0))[0].tolist() == few.tolist()
