@@ -126,9 +126,14 @@ class Api:
         [status] = self.create(task, block=True)
         return status
 
-    def result(self, task: dict[str, Any]) -> dict[str, Any]:
-        """One task that must succeed: its result."""
-        status = self.run(task)
+    def result(self, task: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """One task that must succeed: its result. With ``timeout``, waited for that long
+        (a blocking create answers after the service's block cap, 8 s here)."""
+        if timeout is None:
+            status = self.run(task)
+        else:
+            [queued] = self.create(task)
+            [status] = self.wait([queued["key"]], timeout)
         assert status["status"] == "success", status.get("error")
         return status["result"]
 
