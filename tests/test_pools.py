@@ -144,12 +144,14 @@ def test_a_canceled_pooled_task_that_never_reports_has_its_member_restarted(pool
 def test_a_member_killed_for_good_by_hand_loses_no_task_and_is_replaced(pooled: Pooled) -> None:
     import ray
 
+    from dragon.actors.pool import ACTOR_PREFIX
+
     ray.init(address=pooled.cluster.address, logging_level=logging.ERROR, log_to_driver=False)
     try:
         [status] = pooled.api.create({"task_name": "test.pooled", "seconds": 30})
         pooled.api.wait_for(status["key"], "executing", timeout=60)
         [before] = pooled.members()
-        [member] = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("dragon-pool-")]
+        [member] = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(ACTOR_PREFIX)]
         ray.kill(ray.get_actor(member["name"], namespace=member["namespace"]), no_restart=True)
     finally:
         ray.shutdown()

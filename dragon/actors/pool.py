@@ -17,8 +17,9 @@ Members are children of the control actor (one tree of worker processes, see
 dragon/actors/control.py), started when a shard first has pooled work for their node,
 and stopped after ``pool_idle_seconds`` without a task, so that an autoscaler can remove
 an idle GPU node. A member that dies mid-task is restarted by Ray; the shard retries its
-tasks as for any lost worker, sending none to that member before it is back. Task code does not change: a member runs
-:func:`dragon.actors.worker.execute_records`, as the stateless ``execute`` does.
+tasks as for any lost worker, sending none to that member before it is back. Task code
+does not change: a member runs :func:`dragon.actors.worker.execute_records`, as the
+stateless ``execute`` does.
 """
 
 from __future__ import annotations
@@ -222,6 +223,10 @@ class PoolView:
                 except Exception:
                     log.warning("could not list the pools' members", exc_info=True)
                     self._members = []
+                else:  # members the book no longer lists need no watching
+                    listed = {h for _, h in self._members}
+                    self._lost &= listed
+                    self._gone &= listed
             live = [(node, h) for node, h in self._members if h not in self._gone]
             candidates = [h for node, h in live if node == near] or [h for _, h in live]
             if not candidates:

@@ -94,7 +94,7 @@ def analyse(path: Path, device: str | None = None) -> Beats:
     beats = choose_level(track_beats(features), features)
     meter, phase = bar_phase(beats, features)
     beats, phase = lead_in(beats, meter, phase, features)
-    downbeats = beats[phase::meter] if beats.size else beats
+    downbeats = beats[phase::meter]
     return Beats(
         beats=[round(b / FPS, 3) for b in beats],
         downbeats=[round(b / FPS, 3) for b in downbeats],
@@ -462,7 +462,7 @@ def bar_phase(beats: np.ndarray, features: Features) -> tuple[int, int]:
 
 
 def lead_in(beats: np.ndarray, meter: int, phase: int, features: Features) -> tuple[np.ndarray, int]:
-    """The chosen beats with one more a beat before the first, where something sounds,
+    """The chosen beats with one more, a beat before the first where something sounds,
     and the bar phase counted from it: the tracker's first beat is often the music's
     second. A file's first onset rises above nothing in the flux (no frame before it to
     compare with), and the first beat of a quiet intro is trimmed with the silence before
