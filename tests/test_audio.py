@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.conftest import Api
 from tests.support.servers import Origin
-from tools.beat_clips import f_measure
+from tools.beat_clips import f_measure, generate
 
 FORMATS = "audio_formats"
 BEATS = "audio_beats/synthetic"
@@ -185,6 +185,16 @@ def test_clips_without_a_tempo_succeed(api: Api, media: Origin, clip: str, durat
     assert set(result["downbeats"]) <= set(result["beats"])
     if "noise" in clip:
         assert result["beats"] == [] and result["downbeats"] == []
+
+
+@pytest.mark.parametrize("seed", [500_000, 500_006])  # test seeds: a first beat that starts a bar, one that does not
+def test_the_beat_at_the_very_start_of_a_file_is_found(api: Api, origin: Origin, seed: int) -> None:
+    # The file's first onset has nothing before it to rise from; the tracker alone starts
+    # a beat late on these rock clips (0.43 s and 0.33 s).
+    clip = generate(seed, seconds=12, style="rock")
+    result = api.result({"task_name": "audio.beats", "url": origin.add(f"rock-{seed}.flac", clip.flac())})
+    assert clip.beats[0] == 0.0 and result["beats"][0] == pytest.approx(0.0, abs=0.07)
+    assert result["downbeats"][0] == pytest.approx(clip.downbeats[0], abs=0.07)
 
 
 def test_silence_has_no_beats(api: Api, origin: Origin) -> None:
