@@ -19,11 +19,17 @@ from dragon.errors import InvalidContentError
 from dragon.media import Source
 
 MAX_DURATION = 48 * 3600.0  # seconds; longer declared durations are refused
+WAV_PROBESIZE = 32768  # bytes FFmpeg's stream analysis may read of a WAV file (FFmpeg's default: 5 MB)
 
 
 def open_input(source: Source, demuxers: tuple[str, ...], what: str, needs: str) -> av.container.InputContainer:
     """Open ``source`` with only ``demuxers``; it must hold a ``needs`` ("audio" or "video") stream."""
     options = {"protocol_whitelist": "file", "format_whitelist": ",".join(demuxers)}
+    if _is_wav(source):
+        # A WAV header says all there is to know of its stream, yet FFmpeg's analysis reads
+        # on packet by packet through its first 5 seconds: 7-40 ms of CPU per open, most
+        # of the work of a short clip's task (docs/benchmarks.md).
+        options["probesize"] = str(WAV_PROBESIZE)
     if not isinstance(source, Path):
         source.seek(0)  # a file object may have been read by an earlier open
     try:
@@ -34,6 +40,20 @@ def open_input(source: Source, demuxers: tuple[str, ...], what: str, needs: str)
         container.close()
         raise InvalidContentError(f"the file has no {needs} stream")
     return container
+
+
+def _is_wav(source: Source) -> bool:
+    """Whether ``source`` starts as a RIFF WAVE file does (or its 64-bit forms, RF64 and BW64)."""
+    try:
+        if isinstance(source, Path):
+            with source.open("rb") as file:
+                head = file.read(12)
+        else:
+            source.seek(0)
+            head = source.read(12)
+    except OSError:
+        return False  # the open that follows says what is wrong
+    return head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE"
 
 
 def duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float:

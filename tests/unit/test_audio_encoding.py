@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -14,20 +13,7 @@ import pytest
 
 from dragon.media import audio, lame
 from dragon.media.threads import read_ahead
-
-
-def _write_source(path: Path, seconds: float, rate: int, channels: int) -> None:
-    """A chord with a noise floor: something for the psychoacoustic model to work on."""
-    t = np.arange(int(seconds * rate)) / rate
-    rng = np.random.default_rng(3)
-    left = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t) + 0.05 * rng.standard_normal(t.size)
-    planes = np.stack([left, np.roll(left, 300)])[:channels].astype(np.float32)
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_f32le", rate=rate, layout="stereo" if channels == 2 else "mono")
-        frame = av.AudioFrame.from_ndarray(planes, format="fltp", layout=stream.layout.name)
-        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+from tests.support.sounds import write_wav
 
 
 def _decoded(path: Path) -> np.ndarray:
@@ -56,7 +42,7 @@ def test_the_system_lame_is_installed() -> None:
 @pytest.mark.parametrize("rate, channels", [(44100, 2), (22050, 1)])
 def test_mp3_decodes_to_the_same_samples_as_ffmpegs_encoder(tmp_path: Path, rate: int, channels: int) -> None:
     source = tmp_path / "source.wav"
-    _write_source(source, 3.0, rate, channels)
+    write_wav(source, 3.0, rate, channels)
     ours, reference = tmp_path / "ours.mp3", tmp_path / "reference.mp3"
     audio.convert(source, ours, "mp3", True, lambda done: None)
     _ffmpeg_encoder(source, reference, rate, channels)
