@@ -12,8 +12,10 @@ Three reports, each separate:
 For each clip, Dragon's tracker reads the file (decode included, torch on one thread) and
 librosa.beat.beat_track gets the same samples, decoded beforehand, each with its
 numerical libraries on one thread; mir_eval's beat F-measure (±70 ms, no trimming) for
-both, Dragon's downbeat F-measure, and the speed of both in multiples of real time per
-CPU core: audio seconds over the CPU seconds the process spent, which other work on a
+both, and beside it mir_eval's AMLt (any metrical level: beats twice or half as fast as
+the labels, or on their offbeats, count as right), which tells beats off the music from
+beats at another level than the labels chose; Dragon's downbeat F-measure; and the speed
+of both in multiples of real time per CPU core: audio seconds over the CPU seconds the process spent, which other work on a
 shared machine does not inflate as it does the wall clock. librosa and mir_eval are
 benchmark-only dependencies (the ``bench`` extra):
 
