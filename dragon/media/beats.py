@@ -231,13 +231,14 @@ def _nearby_max(x: np.ndarray, reach: int) -> np.ndarray:
     """The largest value of ``x`` within ``reach`` frames of each frame (the ends repeated
     beyond the signal): a peak counts at a beat that the tracker placed a few frames off.
     Computed once per signal, then read at many sets of frames with :func:`_at`."""
-    padded = np.pad(x, reach, mode="edge")
-    return np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).max(1)
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(reach, reach)], mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1, axis=-1).max(-1)
 
 
 def _at(x: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """``x`` at the frames nearest to ``frames``, which may lie past either end."""
-    return x[np.round(frames).astype(np.int64).clip(0, x.size - 1)]
+    """``x`` (frames last) at the frames nearest to ``frames``, which may lie past either end."""
+    # take keeps each row contiguous, so a row's mean sums as the lone row's would
+    return np.take(x, np.round(frames).astype(np.int64).clip(0, x.shape[-1] - 1), axis=-1)
 
 
 def _trim(beats: np.ndarray, strength: np.ndarray, floor: float = 0.15) -> np.ndarray:
@@ -406,9 +407,10 @@ def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndar
       bar, on a beat; read on its offbeat chords, it falls halfway).
 
     tools/train_beats.py trains on these."""
-    cues = [_zscore(np.log1p(band)) for band in features.bands.T] + [_zscore(np.log1p(features.flux))]
-    near = [_nearby_max(cue, 3) for cue in cues]  # the beats' own onsets
-    close = [_nearby_max(cue, 1) for cue in cues]  # narrower: the subdivisions lie closer together
+    # One row per cue, so each input is computed for every cue at once.
+    cues = np.stack([_zscore(np.log1p(band)) for band in features.bands.T] + [_zscore(np.log1p(features.flux))])
+    near = _nearby_max(cues, 3)  # the beats' own onsets
+    close = _nearby_max(cues, 1)  # narrower: the subdivisions lie closer together
     strength = onset_strength(features)
     centred = strength - strength.mean()
     variance = float(centred.var())
@@ -425,30 +427,23 @@ def level_inputs(readings: list[np.ndarray], features: Features) -> list[np.ndar
         between = on + spacing / 2
         period = float(np.median(spacing))
         tempo = math.log2(60 * FPS / period / 120)
-        at_on = [_at(cue, on) for cue in near]
-        at_between = [_at(cue, between) for cue in near]
-        contrast = [o.mean() - b.mean() for o, b in zip(at_on, at_between, strict=True)]
-        subdivision = [
-            _at(cue, between).mean() - (_at(cue, on + spacing / 4).mean() + _at(cue, on + 3 * spacing / 4).mean()) / 2
-            for cue in close
-        ]
-        alternation = [
-            abs(_at(cue, at[0::2]).mean() - _at(cue, at[1::2]).mean()) for at in (on, between) for cue in close
-        ]
+        at_on, at_between = _at(near, on), _at(near, between)
+        contrast = at_on.mean(1) - at_between.mean(1)
+        subdivision = (
+            _at(close, between).mean(1)
+            - (_at(close, on + spacing / 4).mean(1) + _at(close, on + 3 * spacing / 4).mean(1)) / 2
+        )
+        alternation = [np.abs(_at(close, at[0::2]).mean(1) - _at(close, at[1::2]).mean(1)) for at in (on, between)]
         periodicity = [autocorrelation(period * k) for k in (0.5, 1, 2, 3, 4)]
-        bar_position = [
-            _strongest_position(o, meter) - _strongest_position(b, meter)
-            for meter in METERS
-            for o, b in zip(at_on, at_between, strict=True)
-        ]
-        inputs = [*contrast, *subdivision, *alternation, *periodicity, tempo, tempo * tempo, *bar_position]
-        out.append(np.array(inputs, np.float32))
+        bar_position = [_strongest_position(at_on, meter) - _strongest_position(at_between, meter) for meter in METERS]
+        inputs = [contrast, subdivision, *alternation, periodicity, [tempo, tempo * tempo], *bar_position]
+        out.append(np.concatenate(inputs).astype(np.float32))
     return out
 
 
-def _strongest_position(x: np.ndarray, meter: int) -> float:
-    """The largest mean of ``x`` over every ``meter``-th value, from each of the first."""
-    return max(float(x[k::meter].mean()) for k in range(min(meter, x.size)))
+def _strongest_position(x: np.ndarray, meter: int) -> np.ndarray:
+    """Per row of ``x``, the largest mean over every ``meter``-th value, from each of the first."""
+    return np.max([x[:, k::meter].mean(1) for k in range(min(meter, x.shape[1]))], axis=0)
 
 
 def bar_phase(beats: np.ndarray, features: Features) -> tuple[int, int]:
@@ -489,7 +484,9 @@ def bar_readings(beats: np.ndarray, features: Features) -> list[tuple[int, int, 
     (chords change at bar lines, so a reading that straddles them sees less contrast).
     tools/train_beats.py trains on these."""
     frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
-    onsets = np.stack([_zscore(np.log1p(_at(_nearby_max(band, 3), frames))) for band in features.bands.T], axis=1)
+    window = (frames[:, None] + np.arange(-3, 4)).clip(0, features.flux.size - 1)  # a few frames off still count
+    peaks = features.bands[window].max(1)
+    onsets = np.stack([_zscore(np.log1p(group)) for group in peaks.T], axis=1)
     bounds = np.concatenate((frames, [features.flux.size]))
     harmony = np.stack(
         [features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)]
