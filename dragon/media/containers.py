@@ -19,7 +19,7 @@ from dragon.errors import InvalidContentError
 from dragon.media import Source
 
 MAX_DURATION = 48 * 3600.0  # seconds; longer declared durations are refused
-WAV_PROBESIZE = 32768  # bytes FFmpeg's stream analysis may read of a WAV file (FFmpeg's default: 5 MB)
+WAV_PROBESIZE = 8192  # bytes FFmpeg's stream analysis may read of a WAV file (FFmpeg's default: 5 MB)
 
 
 def open_input(source: Source, demuxers: tuple[str, ...], what: str, needs: str) -> av.container.InputContainer:
