@@ -17,7 +17,7 @@ writes the same weights:
    level scorer chose: a clip is an example when those beats are right (90% of them
    within 70 ms of a labelled beat), the labelled bar its answer.
 
-About 18 minutes on 2 cores, nearly all of it generating and decoding the clips. The
+18-45 minutes on 2 cores (the latest run: 45), nearly all of it generating and decoding the clips. The
 inputs, the number of clips and units and the weight decay were chosen on development
 clips (docs/audio.md), before the held-out run of benchmarks/beats.py: the bar scorer
 is the wider and closer fit, since its inputs describe ten styles' bar patterns (a
