@@ -17,11 +17,11 @@ writes the same weights:
    level scorer chose: a clip is an example when those beats are right (90% of them
    within 70 ms of a labelled beat), the labelled bar its answer.
 
-18-45 minutes on 2 cores (the latest run: 45), nearly all of it generating and decoding the clips. The
-inputs, the number of clips and units and the weight decay were chosen on development
-clips (docs/audio.md), before the held-out run of benchmarks/beats.py: the bar scorer
-is the wider and closer fit, since its inputs describe ten styles' bar patterns (a
-one-drop's bar is told from the same bar a beat or two off by them alone).
+18-45 minutes on 2 cores (the latest run: 45), nearly all of it generating and decoding
+the clips. The inputs, the number of clips and units and the weight decay were chosen on
+development clips (docs/audio.md), before the held-out run of benchmarks/beats.py: the
+bar scorer is the wider and closer fit, since its inputs describe ten styles' bar
+patterns (a one-drop's bar is told from the same bar a beat or two off by them alone).
 """
 
 from __future__ import annotations

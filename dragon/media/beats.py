@@ -484,9 +484,8 @@ def bar_readings(beats: np.ndarray, features: Features) -> list[tuple[int, int, 
     (chords change at bar lines, so a reading that straddles them sees less contrast).
     tools/train_beats.py trains on these."""
     frames = np.round(beats).astype(np.int64).clip(0, features.flux.size - 1)
-    window = (frames[:, None] + np.arange(-3, 4)).clip(0, features.flux.size - 1)  # a few frames off still count
-    peaks = features.bands[window].max(1)
-    onsets = np.stack([_zscore(np.log1p(group)) for group in peaks.T], axis=1)
+    peaks = _at(_nearby_max(features.bands.T, 3), frames)  # one row per band group
+    onsets = np.stack([_zscore(np.log1p(group)) for group in peaks], axis=1)
     bounds = np.concatenate((frames, [features.flux.size]))
     harmony = np.stack(
         [features.chroma[bounds[i] : max(bounds[i + 1], bounds[i] + 1)].mean(0) for i in range(frames.size)]
