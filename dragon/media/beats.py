@@ -66,6 +66,7 @@ CONTRAST_SCALE = 5.0  # the bar-to-bar chord contrast brought near the other inp
 LEVEL_MIN_BEATS = 8  # fewer tracked beats than this are kept as they are
 LEAD_IN_SOUND = 0.1  # loudness over the clip's median that a beat added before the first needs
 LEAD_IN_SLACK = 7  # frames before the file's start where such a beat is still placed (at its start)
+ONSET_DELAY = 0.007  # s: a beat's flux peak comes this long before its onset (median on development clips)
 MODEL = "beats_model.json"  # the trained scorers' weights, package data of dragon.media
 
 
@@ -94,12 +95,18 @@ def analyse(path: Path, device: str | None = None) -> Beats:
     beats = choose_level(track_beats(features), features)
     meter, phase = bar_phase(beats, features)
     beats, phase = lead_in(beats, meter, phase, features)
-    downbeats = beats[phase::meter]
     return Beats(
-        beats=[round(b / FPS, 3) for b in beats],
-        downbeats=[round(b / FPS, 3) for b in downbeats],
+        beats=_seconds(beats, features.duration),
+        downbeats=_seconds(beats[phase::meter], features.duration),
         duration=features.duration,
     )
+
+
+def _seconds(frames: np.ndarray, duration: float) -> list[float]:
+    """Frames as times in seconds, later by ``ONSET_DELAY``: a centred window's log
+    spectrum rises as an onset enters it, before the window reaches it, so the flux
+    peaks (and beats fall) a little early."""
+    return [round(min(f / FPS + ONSET_DELAY, duration), 3) for f in frames]
 
 
 def extract(blocks: Iterable[np.ndarray], device: str = "cpu") -> Features:
