@@ -14,7 +14,8 @@ librosa.beat.beat_track gets the same samples, decoded beforehand, each with its
 numerical libraries on one thread; mir_eval's beat F-measure (±70 ms, no trimming) for
 both, and beside it mir_eval's AMLt (any metrical level: beats twice or half as fast as
 the labels, or on their offbeats, count as right), which tells beats off the music from
-beats at another level than the labels chose; Dragon's downbeat F-measure; and the speed
+beats at another level than the labels chose; Dragon's downbeat F-measure; the median
+offset of Dragon's beats from the labels they hit (negative: early); and the speed
 of both in multiples of real time per CPU core: audio seconds over the CPU seconds the process spent, which other work on a
 shared machine does not inflate as it does the wall clock. librosa and mir_eval are
 benchmark-only dependencies (the ``bench`` extra):
@@ -49,7 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dragon.media import audio, beats  # noqa: E402
-from tools.beat_clips import DEVELOPMENT, STYLES, f_measure, generate  # noqa: E402
+from tools.beat_clips import DEVELOPMENT, STYLES, f_measure, generate, offsets  # noqa: E402
 
 HELD_OUT = range(900_000, 900_150)  # 15 clips per style; never used to train or tune
 MEDIA = Path(os.environ.get("DRAGON_TEST_MEDIA") or ROOT.parent / "shared" / "media") / "audio_beats"
@@ -69,6 +70,7 @@ class Row:
     speed: float  # x real time on one core
     librosa_speed: float
     duration: float
+    offsets: np.ndarray  # s: Dragon's beats that hit a label, minus that label
 
 
 def librosa_beats(path: Path) -> tuple[np.ndarray, float]:
@@ -99,6 +101,7 @@ def measure(group: str, name: str, path: Path, reference: np.ndarray, downbeats:
         found.duration / max(elapsed, 1e-6),
         found.duration / max(their_time, 1e-6),
         found.duration,
+        offsets(reference, found.beats),
     )
 
 
@@ -160,11 +163,17 @@ def speed(rows: list[Row], field: str) -> float:
     return sum(r.duration for r in rows) / sum(r.duration / getattr(r, field) for r in rows)
 
 
+def median_offset(rows: list[Row]) -> float:
+    """In ms, over every hit of ``rows``: how early (negative) or late Dragon's beats fall."""
+    hits = np.concatenate([r.offsets for r in rows])
+    return 1000 * float(np.median(hits)) if hits.size else float("nan")
+
+
 def report(title: str, rows: list[Row], by_style: bool) -> None:
     print(f"\n{title}: {len(rows)} clips, {sum(r.duration for r in rows) / 60:.1f} min")
     print(
         f"{'':44} {'beat F':>7} {'down F':>7} {'librosa':>8} {'AMLt':>6} {'librosa':>8} "
-        f"{'x real time (slowest)':>22} {'librosa':>8}"
+        f"{'x real time (slowest)':>22} {'librosa':>8} {'offset ms':>9}"
     )
     groups = sorted({r.group for r in rows}, key=lambda g: STYLES.index(g) if g in STYLES else 99) if by_style else []
     lines = [(g, [r for r in rows if r.group == g]) for g in groups] if by_style else [(r.name, [r]) for r in rows]
@@ -176,7 +185,7 @@ def report(title: str, rows: list[Row], by_style: bool) -> None:
             f"{label[:44]:44} {np.mean([r.beat_f for r in chosen]):7.3f} {down} "
             f"{np.mean([r.librosa_f for r in chosen]):8.3f} {np.mean([r.any_level for r in chosen]):6.3f} "
             f"{np.mean([r.librosa_any_level for r in chosen]):8.3f} {speed(chosen, 'speed'):12.0f} ({slowest:7.0f}) "
-            f"{speed(chosen, 'librosa_speed'):8.0f}"
+            f"{speed(chosen, 'librosa_speed'):8.0f} {median_offset(chosen):9.1f}"
         )
 
 

@@ -70,6 +70,16 @@ def f_measure(reference: np.ndarray | list[float], estimated: np.ndarray | list[
         return float(mir_eval.beat.f_measure(np.asarray(reference, dtype=float), np.asarray(estimated, dtype=float)))
 
 
+def offsets(reference: np.ndarray | list[float], estimated: np.ndarray | list[float]) -> np.ndarray:
+    """Each found beat's time minus its nearest labelled beat's, for the beats the
+    F-measure counts as hits (within 70 ms): negative where the beats come early."""
+    ref, est = np.asarray(reference, dtype=float), np.asarray(estimated, dtype=float)
+    if ref.size == 0 or est.size == 0:
+        return np.zeros(0)
+    near = est - ref[np.abs(est[:, None] - ref[None, :]).argmin(1)]
+    return near[np.abs(near) <= 0.07]
+
+
 def style_of(seed: int) -> str:
     """Styles take turns by seed, so any run of seeds is balanced."""
     return STYLES[seed % len(STYLES)]
