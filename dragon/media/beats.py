@@ -317,43 +317,64 @@ def viterbi(strength: np.ndarray, period: float, spread: float = 1.4, change: fl
     ``period / spread .. period * spread``, which keeps the metrical level of the tempo
     estimate. The first sixteenth of a beat "emits" the onset strength, the rest its
     complement (after Krebs, Böck and Widmer, 2015).
+
+    Between beats a state only counts frames, so the search keeps just each period's best
+    score for a beat at each frame: the score of any other state is that of the beat it
+    counts from plus the emissions since (differences of cumulative sums). A beat's score
+    depends on beats at least the shortest period earlier, so that many frames are
+    searched at once: the frame-by-frame search over every state found the same beats,
+    spending its time on numpy's cost per call rather than on arithmetic.
     """
     low, high = max(2.0, period / spread), period * spread
     periods = np.unique(np.round(np.geomspace(low, high, 40)).astype(np.int64))
-    starts = np.concatenate(([0], np.cumsum(periods)[:-1]))
-    ends = starts + periods - 1
-    position = np.concatenate([np.arange(p) for p in periods])
-    owner = np.repeat(np.arange(periods.size), periods)
-    beat_states = np.flatnonzero(position < np.maximum(1, periods[owner] / 16))
+    count, longest, block = periods.size, int(periods[-1]), int(periods[0])
+    onset_positions = np.ceil(np.maximum(1, periods / 16)).astype(np.int64)  # positions < p/16 emit onsets
     ratio = periods[None, :] / periods[:, None]
     transition = -change * np.abs(ratio - 1)
     transition -= np.log(np.exp(transition).sum(1, keepdims=True))
+    incoming = np.ascontiguousarray(transition.T)  # [period, previous period]
     on = np.log(np.clip(strength, 1e-4, 1.0))
     off = np.log(np.clip((1 - strength) / 15, 1e-4, 1.0))
     gain = on - off
-    columns = np.arange(periods.size)
-    score = np.full(position.size, -math.log(position.size))
-    following = np.empty_like(score)  # the next frame's scores; the two buffers swap each frame
-    back = np.empty((strength.size, periods.size), dtype=np.int16)
-    for t in range(strength.size):
-        candidates = score[ends][:, None] + transition
-        chosen = candidates.argmax(0)
-        back[t] = chosen
-        following[1:] = score[:-1]
-        following[starts] = candidates[chosen, columns]
-        following += off[t]
-        following[beat_states] += gain[t]
-        score, following = following, score
-    state = int(np.argmax(score))
-    beats = []
-    for t in range(strength.size - 1, -1, -1):
-        if position[state] == 0:
-            beats.append(t)
-            state = int(ends[back[t, owner[state]]])
-        else:
-            state -= 1
-    beats.reverse()
-    return _refine(np.array(beats, dtype=np.int64), strength, periods[owner[beat_states]].max() // 16 + 2)
+    frames = strength.size
+    # Frames are indexed from `longest` silent frames before the first: a start in any
+    # state (uniformly likely) is a beat in those frames, counting through them.
+    summed_off = np.concatenate((np.zeros(longest + 1), np.cumsum(off)))
+    summed_gain = np.concatenate((np.zeros(longest + 1), np.cumsum(gain)))
+
+    def counted(beat_at: np.ndarray, now: np.ndarray, since: np.ndarray) -> np.ndarray:
+        """Emissions after a beat at index ``beat_at`` up to ``now``, ``since`` frames on."""
+        return (
+            summed_off[now + 1]
+            - summed_off[beat_at + 1]
+            + summed_gain[beat_at + np.minimum(since, onset_positions - 1) + 1]
+            - summed_gain[beat_at + 1]
+        )
+
+    ring = longest  # the beat scores kept: a block reads those up to a period back, then writes its own
+    beat = np.full((ring, count), -math.log(int(periods.sum())))
+    back = np.empty((frames, count), dtype=np.int16)
+    columns = np.arange(count)
+    for first in range(0, frames, block):
+        now = np.arange(first, min(first + block, frames))[:, None] + longest
+        ending = now - periods  # each period's beat whose last frame is just before now
+        ended = beat[ending % ring, columns] + counted(ending, now - 1, periods - 1)
+        candidates = ended[:, None, :] + incoming
+        back[first : first + now.shape[0]] = candidates.argmax(2)
+        beat[now[:, 0] % ring] = candidates.max(2) + on[now[:, 0] - longest, None]
+    # the best final state: a beat `since` frames before the last frame, within its period
+    since = np.arange(longest)[:, None]
+    last = frames - 1 + longest
+    beat_at = last - since
+    final = np.where(since < periods, beat[beat_at % ring, columns] + counted(beat_at, last, since), -np.inf)
+    chosen, since_beat = np.unravel_index(int(np.argmax(final.T)), final.T.shape)  # ties as (period, position)
+    found = []
+    t = frames - 1 - int(since_beat)
+    while t >= 0:
+        found.append(t)
+        chosen = int(back[t, chosen])
+        t -= int(periods[chosen])
+    return _refine(np.array(found[::-1], dtype=np.int64), strength, longest // 16 + 2)
 
 
 def _refine(beats: np.ndarray, strength: np.ndarray, reach: int) -> np.ndarray:

@@ -42,6 +42,20 @@ def test_the_hmm_puts_a_beat_on_every_pulse() -> None:
     assert found.tolist() == list(range(10, 20 * FPS, 50))
 
 
+@pytest.mark.parametrize("period", [8, 25, 140])
+def test_the_hmm_follows_a_pulse_at_any_rate(period: int) -> None:
+    # 750, 240 and 43 BPM: the search steps as many frames at once as its shortest period.
+    # The first pulse may go without a beat (its first sixteenth sounds nothing after the
+    # onset, which costs a slow beat more than starting in the middle of one).
+    found = beats.viterbi(pulses(period, first=10), float(period))
+    assert [int(f) for f in found if f > 10] == list(range(10 + period, 20 * FPS, period))
+
+
+def test_the_hmm_finds_the_beats_of_a_clip_shorter_than_its_longest_period() -> None:
+    found = beats.viterbi(pulses(50, seconds=1.2, first=20), 50.0)
+    assert found.tolist() == [20, 70]
+
+
 def test_the_hmm_keeps_counting_through_a_rest() -> None:
     strength = pulses(50, first=10)
     strength[510:760] = 0.0  # five beats without an onset (frames 510 to 710)
@@ -55,6 +69,45 @@ def test_the_hmm_follows_a_pulse_that_speeds_up_within_its_range() -> None:
     strength = np.zeros(20 * FPS)
     strength[onsets] = 1.0
     assert beats.viterbi(strength, 50.0).tolist() == onsets
+
+
+def _viterbi_state_by_state(strength: np.ndarray, period: float) -> np.ndarray:
+    """The beat HMM of :func:`beats.viterbi` searched the plain way, frame by frame over
+    every (period, frames since the beat) state: the reference its faster search must match."""
+    periods = np.unique(np.round(np.geomspace(max(2.0, period / 1.4), period * 1.4, 40)).astype(np.int64))
+    states = [(p, k) for p in range(periods.size) for k in range(periods[p])]
+    ratio = periods[None, :] / periods[:, None]
+    transition = -300.0 * np.abs(ratio - 1)
+    transition -= np.log(np.exp(transition).sum(1, keepdims=True))
+    on = np.log(np.clip(strength, 1e-4, 1.0))
+    off = np.log(np.clip((1 - strength) / 15, 1e-4, 1.0))
+    score = {state: 0.0 for state in states}
+    back: list[dict[tuple[int, int], tuple[int, int]]] = []
+    for t in range(strength.size):
+        came = {(p, k): (p, k - 1) for p, k in states if k > 0}
+        for p in range(periods.size):
+            came[p, 0] = max(
+                ((q, periods[q] - 1) for q in range(periods.size)), key=lambda s: score[s] + transition[s[0], p]
+            )
+        emit = {(p, k): on[t] if k < max(1, periods[p] / 16) else off[t] for p, k in states}
+        score = {s: (score[came[s]] + (transition[came[s][0], s[0]] if s[1] == 0 else 0.0)) + emit[s] for s in states}
+        back.append(came)
+    state = max(states, key=lambda s: score[s])
+    found = []
+    for t in range(strength.size - 1, -1, -1):
+        if state[1] == 0:
+            found.append(t)
+        state = back[t][state]
+    return beats._refine(np.array(found[::-1]), strength, int(periods[-1]) // 16 + 2)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_hmm_search_finds_the_most_likely_path_of_all_states(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    period = float(rng.uniform(6, 16))
+    strength = rng.uniform(0, 0.3, 240)  # no two paths exactly as likely
+    strength[rng.integers(0, 240, 30)] = rng.uniform(0.5, 1.0, 30)
+    assert beats.viterbi(strength, period).tolist() == _viterbi_state_by_state(strength, period).tolist()
 
 
 def _bar_features(
