@@ -39,10 +39,9 @@ import numpy as np
 import torch
 
 from dragon.media import audio, beats
-from tools.beat_clips import TRAINING, f_measure, generate
+from tools.beat_clips import TOLERANCE, TRAINING, f_measure, generate
 
 OUT = Path(__file__).resolve().parent.parent / "dragon" / "media" / beats.MODEL
-TOLERANCE = 0.07  # seconds: a tracked beat within this of a labelled one is right (mir_eval's window)
 LEVEL_RIGHT = 0.8  # beat F of the best reading for a clip to teach the level scorer
 
 

@@ -26,6 +26,7 @@ from tools.beat_clips.music import STYLES
 TRAINING = range(0, 100_000)  # for fitting the trained scorers (tools/train_beats.py)
 DEVELOPMENT = range(100_000, 200_000)  # choices while developing (checkpoints, decoding settings)
 TESTS = range(500_000, 600_000)  # the unit and HTTP tests
+TOLERANCE = 0.07  # s: a found beat this near a labelled one is a hit (mir_eval's F-measure window)
 NO_BEATS = "none"  # the style of clips without a beat: noise, hum, drones, silence
 
 
@@ -77,7 +78,7 @@ def offsets(reference: np.ndarray | list[float], estimated: np.ndarray | list[fl
     if ref.size == 0 or est.size == 0:
         return np.zeros(0)
     near = est - ref[np.abs(est[:, None] - ref[None, :]).argmin(1)]
-    return near[np.abs(near) <= 0.07]
+    return near[np.abs(near) <= TOLERANCE]
 
 
 def style_of(seed: int) -> str:
