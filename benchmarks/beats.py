@@ -22,6 +22,14 @@ benchmark-only dependencies (the ``bench`` extra):
 
     pip install -e '.[bench]' && python benchmarks/beats.py [--development] [--limit N]
 
+``--madmom PYTHON`` adds madmom's downbeat tracker (RNN and DBN, bars of 3 or 4), the
+trained tracker issue 21 measures against, run by PYTHON, an interpreter of a separate
+environment that benchmarks/madmom_env.sh builds: its beat and downbeat F-measure and its
+speed on the same clips, decoded by Dragon's decoder to the 44.1 kHz its models expect.
+It runs in its own process beside Dragon and librosa, on the other core; each tracker's
+speed is its own process's CPU time. On the real clips its beats are scored against the
+labels of madmom's other model, its beat tracker.
+
 ``--development`` runs the same report on development seeds instead, the ones to look at
 while changing the tracker.
 """
@@ -32,10 +40,12 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +81,53 @@ class Row:
     librosa_speed: float
     duration: float
     offsets: np.ndarray  # s: Dragon's beats that hit a label, minus that label
+    madmom_f: float | None = None
+    madmom_downbeat_f: float | None = None
+    madmom_speed: float | None = None
+
+
+class Madmom:
+    """madmom's downbeat tracker in a process of its own (benchmarks/madmom_tracker.py):
+    a clip is handed over before Dragon and librosa measure it and its answer read after,
+    so madmom works on the other core meanwhile."""
+
+    RATE = 44100
+
+    def __init__(self, python: str) -> None:
+        self.process = subprocess.Popen(
+            [python, str(ROOT / "benchmarks" / "madmom_tracker.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},  # numpy deprecations, once per clip
+        )
+        json.loads(self.process.stdout.readline())  # the models are loaded
+        self.folder = tempfile.TemporaryDirectory()
+        self.count = 0
+
+    def submit(self, path: Path) -> None:
+        samples = np.concatenate(list(audio.mono(path, self.RATE)) or [np.zeros(1, np.float32)])
+        self.count += 1
+        wav = Path(self.folder.name) / f"{self.count}.wav"
+        with wave.open(str(wav), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(self.RATE)
+            out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        self.process.stdin.write(f"{wav}\n")
+        self.process.stdin.flush()
+
+    def result(self, row: Row, reference: np.ndarray, downbeats: np.ndarray | None) -> Row:
+        answer = json.loads(self.process.stdout.readline())
+        row.madmom_f = f_measure(reference, np.array(answer["beats"]))
+        row.madmom_downbeat_f = f_measure(downbeats, np.array(answer["downbeats"])) if downbeats is not None else None
+        row.madmom_speed = row.duration / max(answer["cpu"], 1e-6)
+        return row
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+        self.folder.cleanup()
 
 
 def librosa_beats(path: Path) -> tuple[np.ndarray, float]:
@@ -84,13 +141,17 @@ def librosa_beats(path: Path) -> tuple[np.ndarray, float]:
     return librosa.frames_to_time(frames, sr=LIBROSA_RATE), time.process_time() - started
 
 
-def measure(group: str, name: str, path: Path, reference: np.ndarray, downbeats: np.ndarray | None) -> Row:
+def measure(
+    group: str, name: str, path: Path, reference: np.ndarray, downbeats: np.ndarray | None, madmom: Madmom | None
+) -> Row:
+    if madmom is not None:
+        madmom.submit(path)
     started = time.process_time()
     found = beats.analyse(path)
     elapsed = time.process_time() - started
     theirs, their_time = librosa_beats(path)
     down = f_measure(downbeats, found.downbeats) if downbeats is not None else None
-    return Row(
+    row = Row(
         group,
         name,
         f_measure(reference, found.beats),
@@ -103,6 +164,7 @@ def measure(group: str, name: str, path: Path, reference: np.ndarray, downbeats:
         found.duration,
         offsets(reference, found.beats),
     )
+    return madmom.result(row, reference, downbeats) if madmom is not None else row
 
 
 def any_level(reference: np.ndarray, estimated: np.ndarray | list[float]) -> float:
@@ -120,13 +182,13 @@ def any_level(reference: np.ndarray, estimated: np.ndarray | list[float]) -> flo
         return float(mir_eval.beat.continuity(np.asarray(reference, float), np.asarray(estimated, float))[3])
 
 
-def generated(seeds: range, folder: Path) -> list[Row]:
+def generated(seeds: range, folder: Path, madmom: Madmom | None) -> list[Row]:
     rows = []
     for seed in seeds:
         clip = generate(seed)
         path = folder / f"{seed}.flac"
         path.write_bytes(clip.flac())
-        rows.append(measure(clip.style, f"{seed} {clip.notes}", path, clip.beats, clip.downbeats))
+        rows.append(measure(clip.style, f"{seed} {clip.notes}", path, clip.beats, clip.downbeats, madmom))
     return rows
 
 
@@ -174,6 +236,7 @@ def report(title: str, rows: list[Row], by_style: bool) -> None:
     print(
         f"{'':44} {'beat F':>7} {'down F':>7} {'librosa':>8} {'AMLt':>6} {'librosa':>8} "
         f"{'x real time (slowest)':>22} {'librosa':>8} {'offset ms':>9}"
+        + (f" {'madmom F':>8} {'down F':>7} {'x real time':>11}" if rows[0].madmom_f is not None else "")
     )
     groups = sorted({r.group for r in rows}, key=lambda g: STYLES.index(g) if g in STYLES else 99) if by_style else []
     lines = [(g, [r for r in rows if r.group == g]) for g in groups] if by_style else [(r.name, [r]) for r in rows]
@@ -186,7 +249,14 @@ def report(title: str, rows: list[Row], by_style: bool) -> None:
             f"{np.mean([r.librosa_f for r in chosen]):8.3f} {np.mean([r.any_level for r in chosen]):6.3f} "
             f"{np.mean([r.librosa_any_level for r in chosen]):8.3f} {speed(chosen, 'speed'):12.0f} ({slowest:7.0f}) "
             f"{speed(chosen, 'librosa_speed'):8.0f} {median_offset(chosen):9.1f}"
+            + (madmom_columns(chosen) if chosen[0].madmom_f is not None else "")
         )
+
+
+def madmom_columns(rows: list[Row]) -> str:
+    downs = [r.madmom_downbeat_f for r in rows if r.madmom_downbeat_f is not None]
+    down = f"{np.mean(downs):7.3f}" if downs else f"{'-':>7}"
+    return f" {np.mean([r.madmom_f for r in rows]):8.3f} {down} {speed(rows, 'madmom_speed'):11.0f}"
 
 
 def main() -> None:
@@ -194,6 +264,7 @@ def main() -> None:
     parser.add_argument("--development", action="store_true", help="development seeds instead of the held-out ones")
     parser.add_argument("--limit", type=int, help="only the first N generated clips")
     parser.add_argument("--verbose", action="store_true", help="a line per generated clip")
+    parser.add_argument("--madmom", metavar="PYTHON", help="madmom's tracker beside them, run by this interpreter")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = DEVELOPMENT if args.development else HELD_OUT
@@ -203,9 +274,12 @@ def main() -> None:
     )
     shared = shared_clips()
     beats.analyse(shared[0][1])  # warm-up: loading libraries is not per-task work
+    madmom = Madmom(args.madmom) if args.madmom else None
     with tempfile.TemporaryDirectory() as folder:
-        ours = generated(seeds, Path(folder))
-    others = [measure(group, path.name, path, *read_labels(labels)) for group, path, labels in shared]
+        ours = generated(seeds, Path(folder), madmom)
+    others = [measure(group, path.name, path, *read_labels(labels), madmom) for group, path, labels in shared]
+    if madmom is not None:
+        madmom.close()
     title = "development" if args.development else "held-out"
     if args.verbose:
         report(f"{title} generated clips, one by one", ours, by_style=False)
@@ -232,6 +306,15 @@ def main() -> None:
         f"{speed(every, 'speed'):.0f}x real time on one core over all clips (librosa {speed(every, 'librosa_speed'):.0f}x), "
         f"slowest clip {min(r.speed for r in every):.0f}x (>= 100x)"
     )
+    if madmom is not None:
+        theirs = {s: np.mean([r.madmom_downbeat_f for r in ours if r.group == s]) for s in styles}
+        print(
+            f"madmom's downbeat tracker on the same clips: beat F {np.mean([r.madmom_f for r in ours]):.3f}, "
+            f"downbeat F {np.mean([r.madmom_downbeat_f for r in ours]):.3f}, worst style downbeat F "
+            f"{min(theirs.values()):.3f} {min(theirs, key=theirs.get)}; real beat F "
+            f"{np.mean([r.madmom_f for r in others if r.group == 'real']):.3f}; "
+            f"{speed(every, 'madmom_speed'):.0f}x real time on one core over all clips"
+        )
 
 
 if __name__ == "__main__":
