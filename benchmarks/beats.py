@@ -45,7 +45,6 @@ import sys
 import tempfile
 import time
 import warnings
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,14 +105,9 @@ class Madmom:
         self.count = 0
 
     def submit(self, path: Path) -> None:
-        samples = np.concatenate(list(audio.mono(path, self.RATE)) or [np.zeros(1, np.float32)])
         self.count += 1
         wav = Path(self.folder.name) / f"{self.count}.wav"
-        with wave.open(str(wav), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(self.RATE)
-            out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        audio.write_wav(wav, decoded(path, self.RATE), self.RATE)
         self.process.stdin.write(f"{wav}\n")
         self.process.stdin.flush()
 
@@ -130,12 +124,18 @@ class Madmom:
         self.folder.cleanup()
 
 
+def decoded(path: Path, rate: int) -> np.ndarray:
+    """The samples Dragon's decoder gives, mono at ``rate``, for the other trackers (which
+    cannot read every container here); one silent sample for a file without any."""
+    return np.concatenate(list(audio.mono(path, rate)) or [np.zeros(1, np.float32)])
+
+
 def librosa_beats(path: Path) -> tuple[np.ndarray, float]:
-    """librosa's beats on the samples Dragon's decoder gives (librosa.load cannot read
-    every container here), and the CPU seconds its tracker took (decode not included)."""
+    """librosa's beats on the samples Dragon's decoder gives, and the CPU seconds its
+    tracker took (decode not included)."""
     import librosa
 
-    y = np.concatenate(list(audio.mono(path, LIBROSA_RATE)) or [np.zeros(1, np.float32)])
+    y = decoded(path, LIBROSA_RATE)
     started = time.process_time()
     _, frames = librosa.beat.beat_track(y=y, sr=LIBROSA_RATE)
     return librosa.frames_to_time(frames, sr=LIBROSA_RATE), time.process_time() - started

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -292,6 +293,16 @@ def _batches(
             consumed += batch.samples
         if done:
             return
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    """``samples`` (float, -1 to 1) as a 16-bit mono WAV file: the format every reader
+    takes, espeak-ng's output and madmom's input alike."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 def mono(path: Path, rate: int, limit: float = MAX_DURATION) -> Iterator[np.ndarray]:

@@ -12,13 +12,12 @@ import functools
 import re
 import shutil
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
 
 from dragon.errors import InvalidContentError, TextToSpeechError
-from dragon.media.audio import mono
+from dragon.media.audio import mono, write_wav
 
 ESPEAK = "espeak-ng"
 MAX_CHARACTERS = 5000
@@ -70,11 +69,7 @@ def synthesize(text: str, voice: str | None, out: Path, *, rate: int = 48000) ->
         samples = np.concatenate([*mono(raw, rate), np.zeros(0, np.float32)])
     finally:
         raw.unlink(missing_ok=True)
-    with wave.open(str(out), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(out, samples, rate)
     return samples.size / rate
 
 
